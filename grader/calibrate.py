@@ -1,0 +1,74 @@
+"""`grader calibrate`: run the reference solution and record what the checks compare against.
+
+Writes reference/<id>/expected.json (architectures and compile settings, harvested exactly as a
+student's are) and reference/<id>/thresholds.json (accuracy thresholds: the reference's mean
+over runs minus a tolerance). Both are small, reviewed and committed.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from typing import Any
+
+from .checks.keras_checks import best_accuracy
+from .pipeline import Options, execute_and_harvest
+from .scoring import write_atomic
+from .spec import Assignment
+
+DEFAULT_TOLERANCE = 0.03
+
+
+class CalibrationError(Exception):
+    pass
+
+
+def calibrate(assignment: Assignment, options: Options, runs: int = 1,
+              tolerance: float = DEFAULT_TOLERANCE, command: str | None = None) -> dict[str, Any]:
+    expected: dict[str, Any] = {"objects": {}}
+    accuracies: dict[str, list[float]] = {}
+    subset: dict[str, Any] = {}
+    for run in range(runs):
+        harvest = execute_and_harvest(assignment.reference, assignment, options,
+                                      kernel_seed=run)
+        if harvest.record.cell_errors:
+            first = harvest.record.cell_errors[0]
+            raise CalibrationError(f"the reference notebook raised in cell {first.cell + 1}: "
+                                   f"{first.ename}: {first.evalue}")
+        subset = harvest.data.summary
+        for name, obj in harvest.objects.items():
+            if obj.status != "found":
+                raise CalibrationError(f"the reference does not define `{name}` ({obj.status})")
+            if run == 0:
+                expected["objects"][name] = {"variants": [_variant(obj.model, "reference")]}
+            labels = harvest.data.holdout_labels
+            if labels is not None and obj.predictions:
+                best = best_accuracy(obj.predictions, labels)
+                if best:
+                    accuracies.setdefault(name, []).append(round(best[1], 4))
+    thresholds = {"command": command or " ".join(["grader", *sys.argv[1:]]),
+                  "tolerance": tolerance, "subset": subset, "objects": {}}
+    for name, values in accuracies.items():
+        mean = statistics.fmean(values)
+        spread = statistics.pstdev(values) if len(values) > 1 else 0.0
+        thresholds["objects"][name] = {"accuracy": {
+            "threshold": round(mean - max(tolerance, 2 * spread), 4),
+            "reference_mean": round(mean, 4), "reference_std": round(spread, 4),
+            "runs": values, "seeds": list(range(runs)),
+        }}
+    write_atomic(assignment.expected_path, json.dumps(expected, indent=1) + "\n")
+    write_atomic(assignment.thresholds_path, json.dumps(thresholds, indent=1) + "\n")
+    return thresholds
+
+
+def _variant(model: dict[str, Any], label: str) -> dict[str, Any]:
+    """Only what the checks compare: a reviewable file, free of run-specific names."""
+    keep = ("class", "output_shape", "params", "activation", "config")
+    return {
+        "label": label,
+        "total_params": model["total_params"],
+        "layers": [{k: layer[k] for k in keep if k in layer} | {"weights": [
+            {"shape": w["shape"]} for w in layer.get("weights", [])]} for layer in model["layers"]],
+        "compile": {k: model["compile"].get(k) for k in ("loss", "from_logits", "optimizer")},
+    }

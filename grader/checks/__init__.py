@@ -1,0 +1,36 @@
+"""Step 5: checks. Each check kind turns harvested artifacts into points and a message."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ..scoring import CheckResult
+from ..spec import CheckSpec
+from .context import GradingContext
+from . import keras_checks
+
+CheckFn = Callable[[CheckSpec, GradingContext], CheckResult]
+
+REGISTRY: dict[str, CheckFn] = {
+    "layers": keras_checks.layers,
+    "activations": keras_checks.activations,
+    "output_shapes": keras_checks.output_shapes,
+    "param_count": keras_checks.param_count,
+    "loss": keras_checks.loss,
+    "optimizer": keras_checks.optimizer,
+    "accuracy": keras_checks.accuracy,
+}
+
+
+def run(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
+    fn = REGISTRY.get(spec.kind)
+    if fn is None:
+        return CheckResult.error(spec, f"this grader has no check of kind {spec.kind!r}")
+    try:
+        return fn(spec, ctx)
+    except Exception as exc:  # a grader bug must cost the student nothing silently
+        return CheckResult.error(spec, f"the grader failed on this check ({type(exc).__name__}: "
+                                       f"{exc}); ask your TA to review it")
+
+
+__all__ = ["GradingContext", "REGISTRY", "run"]

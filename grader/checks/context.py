@@ -1,0 +1,49 @@
+"""What every check may read: harvested objects, the reference's expectations, private labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..execution.runner import ExecutionRecord
+from ..harvest.artifacts import HarvestedObject
+
+
+@dataclass
+class GradingContext:
+    objects: dict[str, HarvestedObject]
+    expected: dict[str, Any]  # reference/<id>/expected.json
+    thresholds: dict[str, Any]  # reference/<id>/thresholds.json
+    execution: ExecutionRecord
+    holdout_labels: np.ndarray | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def expected_object(self, name: str) -> dict[str, Any]:
+        return (self.expected.get("objects") or {}).get(name) or {}
+
+    def threshold(self, name: str, metric: str) -> dict[str, Any]:
+        return ((self.thresholds.get("objects") or {}).get(name) or {}).get(metric) or {}
+
+    def why_missing(self, name: str) -> str:
+        """A student-readable reason an object is unavailable, with the first cell error."""
+        obj = self.objects.get(name)
+        status = obj.status if obj else "not_harvested"
+        if status == "missing":
+            reason = f"no variable `{name}`: the notebook never defined it"
+        elif status == "wrong_type":
+            reason = f"`{name}` is a {obj.type}, not a Keras model"
+        elif status == "error":
+            reason = f"`{name}` could not be inspected: {obj.message}"
+        else:
+            reason = obj.message if obj and obj.message else f"`{name}` could not be harvested"
+            if self.execution.message:
+                reason = f"{reason} ({self.execution.message})"
+            return reason
+        errors = self.execution.cell_errors
+        if errors:
+            first = errors[0]
+            reason += (f" (cell {first.cell + 1} raised {first.ename}"
+                       f"{': ' + first.evalue[:120] if first.evalue else ''})")
+        return reason

@@ -1,0 +1,261 @@
+"""Checks on a harvested Keras model: architecture, compile settings, accuracy on private images."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..scoring import CheckResult
+from ..spec import CheckSpec
+from .architecture import Layer, align, distance, normalise
+from .context import GradingContext
+
+CROSS_ENTROPY = {"categorical_crossentropy", "sparse_categorical_crossentropy"}
+_SCALING_WORDS = {"unit": "pixels scaled to [0, 1]", "raw": "raw pixels 0–255",
+                  "standardized": "standardised pixels"}
+
+
+class _Unavailable(Exception):
+    pass
+
+
+def _found(spec: CheckSpec, ctx: GradingContext):
+    obj = ctx.objects.get(spec.object or "")
+    if obj is None or obj.status != "found" or not obj.model:
+        raise _Unavailable(ctx.why_missing(spec.object or ""))
+    return obj
+
+
+def _comparison(spec: CheckSpec, ctx: GradingContext) -> dict[str, Any]:
+    """The reference variant closest to the student's model, aligned layer by layer (cached)."""
+    key = ("comparison", spec.object)
+    if key in ctx.notes:
+        return ctx.notes[key]
+    obj = _found(spec, ctx)
+    variants = ctx.expected_object(spec.object).get("variants") or []
+    if not variants:
+        raise RuntimeError(f"no reference architecture for `{spec.object}` (run grader calibrate)")
+    found = normalise(obj.model["layers"])
+    best = None
+    for variant in variants:
+        expected = normalise(variant["layers"])
+        d = distance(expected, found)
+        if best is None or d < best[0]:
+            best = (d, variant, expected)
+    _, variant, expected = best
+    result = {"variant": variant, "expected": expected, "found": found,
+              "pairs": align(expected, found), "model": obj.model,
+              "label": variant.get("label", "")}
+    ctx.notes[key] = result
+    return result
+
+
+def _guarded(fn):
+    def wrapper(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
+        try:
+            return fn(spec, ctx)
+        except _Unavailable as exc:
+            return CheckResult.scored(spec, 0.0, str(exc))
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+def _variant_note(cmp: dict[str, Any], ctx: GradingContext, name: str) -> str:
+    if len(ctx.expected_object(name).get("variants") or []) > 1 and cmp["label"]:
+        return f" [compared with the accepted variant: {cmp['label']}]"
+    return ""
+
+
+def _where(index: int) -> str:
+    return f"layer {index + 1}"
+
+
+@_guarded
+def layers(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
+    """Each expected layer present, in order, with the right type and size; extras cost points."""
+    cmp = _comparison(spec, ctx)
+    expected, found = cmp["expected"], cmp["found"]
+    matched, problems, extras = 0, [], 0
+    for i, j in cmp["pairs"]:
+        if i is not None and j is not None:
+            if expected[i].structure == found[j].structure:
+                matched += 1
+            else:
+                problems.append(f"{_where(j)}: expected {expected[i].label()}, found {found[j].label()}")
+        elif i is not None:
+            problems.append(f"missing {expected[i].label()} (expected as layer {i + 1})")
+        else:
+            extras += 1
+            problems.append(f"{_where(j)}: unexpected extra {found[j].label()}")
+    fraction = max(0, matched - extras) / max(1, len(expected))
+    summary = " → ".join(l.label() for l in found) or "no layers"
+    if not problems:
+        message = f"all {len(expected)} layers match: {summary}"
+    else:
+        message = "; ".join(problems) + f". Found: {summary}"
+    return CheckResult.scored(spec, fraction, message + _variant_note(cmp, ctx, spec.object),
+                              variant=cmp["label"])
+
+
+@_guarded
+def activations(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
+    cmp = _comparison(spec, ctx)
+    expected, found = cmp["expected"], cmp["found"]
+    wanted = [(i, j) for i, j in cmp["pairs"] if i is not None and expected[i].kind in _weighted()]
+    problems, right = [], 0
+    for i, j in wanted:
+        want = expected[i].activation or "linear"
+        if j is None:
+            problems.append(f"missing {expected[i].label()}, so its {want} activation is missing")
+            continue
+        have = found[j].activation or "linear"
+        if have == want:
+            right += 1
+        else:
+            problems.append(f"{_where(j)} ({found[j].label(False)}): expected {want}, found {have}")
+    message = "; ".join(problems) if problems else \
+        "activations match: " + ", ".join((expected[i].activation or "linear") for i, _ in wanted)
+    return CheckResult.scored(spec, right / max(1, len(wanted)), message)
+
+
+def _weighted() -> set[str]:
+    from .architecture import WEIGHTED
+    return WEIGHTED
+
+
+def _shape_text(shape) -> str:
+    return "(None, " + ", ".join(map(str, shape)) + ")" if shape is not None else "unknown"
+
+
+@_guarded
+def output_shapes(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
+    cmp = _comparison(spec, ctx)
+    expected, found = cmp["expected"], cmp["found"]
+    right, problems = 0, []
+    for i, j in cmp["pairs"]:
+        if i is None:
+            continue
+        if j is None:
+            problems.append(f"no layer gives {expected[i].label(False)}'s output "
+                            f"{_shape_text(expected[i].output_shape)}")
+        elif expected[i].output_shape == found[j].output_shape:
+            right += 1
+        else:
+            problems.append(f"{_where(j)} ({found[j].label(False)}): expected output "
+                            f"{_shape_text(expected[i].output_shape)}, found "
+                            f"{_shape_text(found[j].output_shape)}")
+    message = "; ".join(problems) if problems else \
+        "output shapes match: " + " → ".join(_shape_text(l.output_shape) for l in found)
+    return CheckResult.scored(spec, right / max(1, len(expected)), message)
+
+
+@_guarded
+def param_count(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
+    cmp = _comparison(spec, ctx)
+    want = int(cmp["variant"]["total_params"])
+    model = cmp["model"]
+    have = int(model.get("total_params") or 0)
+    # The kernel reports the count; the weights' own shapes must agree with it.
+    from_weights = sum(int(np.prod(w["shape"])) for layer in model["layers"]
+                       for w in layer.get("weights", []))
+    if from_weights != have:
+        return CheckResult.scored(spec, 0.0, f"the model reports {have:,} parameters but its "
+                                  f"weights hold {from_weights:,}; expected {want:,}")
+    if have == want:
+        return CheckResult.scored(spec, 1.0, f"{have:,} parameters, as expected"
+                                  + _variant_note(cmp, ctx, spec.object))
+    return CheckResult.scored(spec, 0.0, f"expected {want:,} parameters, found {have:,}")
+
+
+def _loss_key(name: str | None) -> str | None:
+    if not name:
+        return None
+    snake = "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+    return snake.replace("cross_entropy", "crossentropy")
+
+
+@_guarded
+def loss(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
+    """Cross-entropy that suits the output; a successful fit() shows it suits the labels too."""
+    obj = _found(spec, ctx)
+    info = obj.model.get("compile") or {}
+    if not info.get("compiled") or not info.get("loss"):
+        return CheckResult.scored(spec, 0.0, "the model was never compiled with a loss")
+    name = _loss_key(info["loss"])
+    found = normalise(obj.model["layers"])
+    last_act = next((l.activation for l in reversed(found) if l.kind in _weighted()), None)
+    if name not in CROSS_ENTROPY:
+        return CheckResult.scored(spec, 0.0, f"loss {info['loss']!r} does not suit a 10-class "
+                                  "classifier: use categorical_crossentropy (one-hot labels) or "
+                                  "sparse_categorical_crossentropy (integer labels)")
+    logits = bool(info.get("from_logits"))
+    if (last_act == "softmax") == logits:
+        what = "logits" if last_act != "softmax" else "softmax probabilities"
+        return CheckResult.scored(spec, 0.5, f"{name} with from_logits={logits} but the model "
+                                  f"outputs {what}")
+    if info.get("train_steps", 0) <= 0:
+        return CheckResult.scored(spec, 0.5, f"{name} suits the output, but fit() never ran with "
+                                  "it, so it is not shown to match the label encoding")
+    return CheckResult.scored(spec, 1.0, f"{name}; fit() ran {info['train_steps']} steps with it, "
+                              "so it matches the label encoding")
+
+
+@_guarded
+def optimizer(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
+    obj = _found(spec, ctx)
+    info = obj.model.get("compile") or {}
+    variants = ctx.expected_object(spec.object).get("variants") or [{}]
+    want = spec.options.get("expected") or (variants[0].get("compile") or {}).get("optimizer")
+    have = info.get("optimizer")
+    if not info.get("compiled") or not have:
+        return CheckResult.scored(spec, 0.0, f"the model was never compiled (expected {want})")
+    lr = info.get("learning_rate")
+    lr_text = f", learning rate {lr:g}" if isinstance(lr, (int, float)) else ""
+    if have == want:
+        return CheckResult.scored(spec, 1.0, f"{have}{lr_text}")
+    return CheckResult.scored(spec, 0.0, f"expected {want}, found {have}{lr_text}")
+
+
+def best_accuracy(predictions: dict[str, np.ndarray], labels: np.ndarray) -> tuple[str, float] | None:
+    """Accuracy under the input scaling that suits the model best, or None if no output fits."""
+    n_classes = int(labels.max()) + 1
+    scored = {scaling: float(np.mean(np.argmax(pred, axis=1) == labels))
+              for scaling, pred in predictions.items() if pred.shape[1] == n_classes}
+    if not scored:
+        return None
+    scaling = max(scored, key=scored.get)
+    return scaling, scored[scaling]
+
+
+@_guarded
+def accuracy(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
+    """Measured by the grader on private images whose labels never enter the kernel."""
+    obj = _found(spec, ctx)
+    labels = ctx.holdout_labels
+    if labels is None:
+        return CheckResult.error(spec, "the grader has no private images for this assignment")
+    threshold = ctx.threshold(spec.object, "accuracy").get("threshold") or spec.options.get("threshold")
+    if threshold is None:
+        raise RuntimeError("no calibrated accuracy threshold (run grader calibrate)")
+    if not obj.predictions:
+        return CheckResult.scored(spec, 0.0, "the grader could not get predictions from the model: "
+                                  + (obj.predict_error or "unknown reason"))
+    n_classes = int(labels.max()) + 1
+    best = best_accuracy(obj.predictions, labels)
+    if best is None:
+        width = next(iter(obj.predictions.values())).shape[1]
+        return CheckResult.scored(spec, 0.0, f"the model outputs {width} values per image; "
+                                  f"expected one per class ({n_classes})")
+    scaling, acc = best
+    # Partial credit runs from halfway between chance and the threshold: a model that has not
+    # learned (untrained, shuffled labels) scores zero, not a few points for luck.
+    floor = (1.0 / n_classes + threshold) / 2
+    fraction = (acc - floor) / (threshold - floor) if threshold > floor else float(acc >= threshold)
+    message = (f"measured {acc:.3f} on {len(labels):,} private images "
+               f"({_SCALING_WORDS.get(scaling, scaling)}); expected at least {threshold:.3f}")
+    if acc < threshold:
+        message += f" (partial credit between {floor:.3f} and {threshold:.3f})"
+    return CheckResult.scored(spec, fraction, message, accuracy=round(acc, 4), scaling=scaling,
+                              threshold=threshold)

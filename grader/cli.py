@@ -1,0 +1,143 @@
+"""Command line: `grader list | check | data | calibrate`.
+
+Exit status: 0 when grading ran (whatever the score); 1 with --fail-under when the score is
+below it; 2 for a usage error (unknown assignment, no such file, data not available).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from . import __version__, notebook, spec
+from .pipeline import Options, grade
+from .scoring import write_atomic
+
+EXIT_OK, EXIT_BELOW, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+def _add_grading_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--assignment", "-a", help="assignment id (default: the notebook's "
+                   "metadata.grader.assignment)")
+    p.add_argument("--data-dir", type=Path, help="folder holding fashion-mnist/ and/or mnist/")
+    p.add_argument("--full", action="store_true", help="run on the whole dataset, not the subset")
+    p.add_argument("--timeout", type=float, help="whole-notebook time limit in seconds")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="grader", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"grader {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="assignments, their checks and points")
+
+    check = sub.add_parser("check", help="grade one notebook")
+    check.add_argument("notebook", type=Path)
+    _add_grading_options(check)
+    check.add_argument("--out", type=Path, default=Path("grader-report"),
+                       help="report folder (default: grader-report/)")
+    check.add_argument("--json", action="store_true", help="print result JSON instead of the table")
+    check.add_argument("--fail-under", type=float, metavar="POINTS",
+                       help="exit 1 when the score is below POINTS")
+
+    data = sub.add_parser("data", help="show which datasets are available and where")
+    data.add_argument("--data-dir", type=Path)
+
+    cal = sub.add_parser("calibrate", help="record the reference's architecture and thresholds")
+    cal.add_argument("--assignment", "-a", required=True)
+    cal.add_argument("--data-dir", type=Path)
+    cal.add_argument("--runs", type=int, default=3, help="runs with different kernel seeds")
+    return parser
+
+
+def cmd_list(args: argparse.Namespace, console: Console) -> int:
+    for aid in spec.available():
+        a = spec.load(aid)
+        console.print(f"[bold]{a.id}[/]  {a.title}  ({a.max_score:g} points)", highlight=False)
+        for c in a.checks:
+            console.print(f"  {c.id:<24} {c.points:>5g}  {c.title}", highlight=False)
+    return EXIT_OK
+
+
+def _resolve_assignment(args: argparse.Namespace) -> spec.Assignment:
+    if args.assignment:
+        return spec.load(args.assignment)
+    loaded = notebook.load(args.notebook)
+    if loaded.assignment_hint:
+        return spec.load(loaded.assignment_hint)
+    raise UsageError("no assignment given: pass --assignment ID (the notebook carries no "
+                     "metadata.grader.assignment)")
+
+
+def cmd_check(args: argparse.Namespace, console: Console) -> int:
+    if not args.notebook.is_file():
+        raise UsageError(f"no such file: {args.notebook}")
+    assignment = _resolve_assignment(args)
+    options = Options(data_dir=args.data_dir, full=args.full, timeout=args.timeout)
+    result = grade(args.notebook, assignment, options)
+    text = result.to_json()
+    write_atomic(args.out / "result.json", text + "\n")
+    if args.json:
+        sys.stdout.write(text + "\n")
+    else:
+        from .reports import terminal
+
+        terminal.render(result, console)
+        console.print(f"report written to {args.out / 'result.json'}", highlight=False)
+    if args.fail_under is not None and result.score < args.fail_under:
+        return EXIT_BELOW
+    return EXIT_OK
+
+
+def cmd_data(args: argparse.Namespace, console: Console) -> int:
+    from . import data
+
+    for line in data.describe(args.data_dir):
+        console.print(line, highlight=False)
+    return EXIT_OK
+
+
+def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
+    from .calibrate import calibrate
+
+    assignment = spec.load(args.assignment)
+    thresholds = calibrate(assignment, Options(data_dir=args.data_dir), runs=args.runs)
+    for name, metrics in thresholds["objects"].items():
+        acc = metrics["accuracy"]
+        console.print(f"{name}: reference accuracy {acc['reference_mean']:.4f} "
+                      f"(± {acc['reference_std']:.4f}, runs {acc['runs']}) → threshold "
+                      f"{acc['threshold']:.4f}", highlight=False)
+    console.print(f"wrote {assignment.expected_path} and {assignment.thresholds_path}")
+    return EXIT_OK
+
+
+COMMANDS = {"list": cmd_list, "check": cmd_check, "data": cmd_data, "calibrate": cmd_calibrate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=False)
+    err = Console(stderr=True)
+    try:
+        return COMMANDS[args.command](args, console)
+    except (UsageError, spec.SpecError) as exc:
+        err.print(f"grader: error: {exc}", highlight=False)
+        return EXIT_USAGE
+    except Exception as exc:
+        from .data import DatasetError
+
+        if isinstance(exc, DatasetError):
+            err.print(f"grader: error: {exc}", highlight=False)
+            return EXIT_USAGE
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Step 2: execute a notebook in a fresh, limited kernel (see runner.py and kernel_boot.py)."""

@@ -1,0 +1,92 @@
+"""Entry point of the student's kernel process: apply limits, serve data, seed, then start ipykernel.
+
+Runs as `python -m grader.execution.kernel_boot CONFIG.json -f CONNECTION_FILE`. Nothing here
+imports TensorFlow: numpy-only notebooks must start fast.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import json
+import os
+import resource
+import sys
+from pathlib import Path
+
+
+def apply_limits(memory_mb: int, max_file_mb: int) -> None:
+    mem = memory_mb * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+    size = max_file_mb * 2**20
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+class _SeedOnImport(importlib.abc.MetaPathFinder):
+    """Seeds Keras/TensorFlow right after they are imported, so grading twice gives the same numbers."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.pending = {"keras", "tensorflow"}
+
+    def find_spec(self, fullname, path, target=None):  # noqa: ANN001 - importlib protocol
+        if fullname not in self.pending:
+            return None
+        self.pending.discard(fullname)
+        sys.meta_path.remove(self)
+        try:
+            import importlib.util
+
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is None or spec.loader is None:
+            return spec
+        original_exec = spec.loader.exec_module
+        seed = self.seed
+
+        def exec_and_seed(module):  # noqa: ANN001
+            original_exec(module)
+            try:
+                if module.__name__ == "keras":
+                    module.utils.set_random_seed(seed)
+                else:
+                    module.random.set_seed(seed)
+            except Exception:  # a seeding failure must not break the student's import
+                pass
+
+        spec.loader.exec_module = exec_and_seed
+        return spec
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    try:
+        import numpy
+
+        numpy.random.seed(seed)
+    except ImportError:
+        pass
+    sys.meta_path.insert(0, _SeedOnImport(seed))
+
+
+def main(argv: list[str]) -> None:
+    config = json.loads(Path(argv[0]).read_text())
+    apply_limits(config["memory_mb"], config.get("max_file_mb", 512))
+    seed_everything(config.get("seed", 0))
+    served = config.get("datasets") or {}
+    if served:
+        from grader.data import kernel_hook
+
+        kernel_hook.install({name: Path(p) for name, p in served.items()})
+    # Drop our own arguments: ipykernel parses sys.argv.
+    sys.argv = [sys.argv[0], *argv[1:]]
+    from ipykernel import kernelapp
+
+    kernelapp.launch_new_instance()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,241 @@
+"""Run a notebook's code cells in a fresh kernel with per-cell and whole-notebook time limits.
+
+Errors in one cell do not stop the rest (`allow_errors`); each is recorded with its cell and line.
+After the student's cells, the grader's harvest code runs in the same kernel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import DeadKernelError
+
+from .scratch import Scratch
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_LINE = re.compile(r"^\s*(?:-+>|Cell In\[\d+\], line)\s*(\d+)", re.M)
+# Environment variables the kernel may inherit; everything else (tokens, keys) is dropped.
+_ENV_KEEP = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SYSTEMROOT")
+# Outputs kept per cell: enough to read an error, not enough to exhaust the grader's memory.
+MAX_OUTPUT_CHARS = 20_000
+
+
+@dataclass
+class CellError:
+    cell: int  # index among all cells, 0-based
+    execution_count: int | None
+    ename: str
+    evalue: str
+    line: int | None
+    traceback: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+@dataclass
+class KernelConfig:
+    """What kernel_boot applies inside the kernel process."""
+
+    memory_mb: int
+    seed: int = 0
+    max_file_mb: int = 512
+    datasets: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ExecutionRecord:
+    status: str = "completed"  # completed | timeout | kernel_died | start_failed
+    message: str = ""
+    cell_errors: list[CellError] = field(default_factory=list)
+    kernel_start_seconds: float = 0.0
+    execute_seconds: float = 0.0
+    harvest_seconds: float = 0.0
+    harvested: bool = False
+
+
+class _GraderKernelManager(AsyncKernelManager):
+    """Starts ipykernel through kernel_boot, which applies limits before any student code runs."""
+
+    boot_config: str = ""
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        return [sys.executable, "-m", "grader.execution.kernel_boot", self.boot_config,
+                "-f", os.path.realpath(self.connection_file), *(extra_arguments or [])]
+
+
+def kernel_env(scratch: Scratch) -> dict[str, str]:
+    env = {k: os.environ[k] for k in _ENV_KEEP if k in os.environ}
+    env.update(
+        HOME=str(scratch.home),
+        KERAS_HOME=str(scratch.home / ".keras"),
+        IPYTHONDIR=str(scratch.home / ".ipython"),
+        JUPYTER_CONFIG_DIR=str(scratch.home / ".jupyter"),
+        MPLCONFIGDIR=str(scratch.home / ".matplotlib"),
+        MPLBACKEND="Agg",
+        PYTHONPATH=str(PROJECT_ROOT),
+        PYTHONHASHSEED="0",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        TF_ENABLE_ONEDNN_OPTS="0",  # oneDNN's kernels vary with load; plain ones repeat exactly
+        OMP_NUM_THREADS="2",
+        TF_NUM_INTRAOP_THREADS="2",
+        TF_NUM_INTEROP_THREADS="1",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def execute(nb: nbformat.NotebookNode, scratch: Scratch, *, cell_timeout: float,
+            notebook_timeout: float, kernel: KernelConfig, harvest_code: str,
+            harvest_timeout: float = 300.0) -> ExecutionRecord:
+    """Execute `nb` in place (outputs are added to it) and run `harvest_code` afterwards."""
+    return asyncio.run(_execute(nb, scratch, cell_timeout, notebook_timeout, kernel,
+                                harvest_code, harvest_timeout))
+
+
+async def _execute(nb, scratch, cell_timeout, notebook_timeout, kernel, harvest_code,
+                   harvest_timeout) -> ExecutionRecord:
+    record = ExecutionRecord()
+    config_path = scratch.private / "kernel.json"
+    config_path.write_text(json.dumps(kernel.__dict__))
+    km = _GraderKernelManager(kernel_name="python3", transport="ipc",
+                              ip=str(scratch.private / "kernel-ipc"))
+    km.boot_config = str(config_path)
+    kernel_log = (scratch.private / "kernel.log").open("wb")
+    replies: dict[int, dict[str, Any]] = {}
+
+    def on_cell_executed(cell, cell_index, execute_reply):  # noqa: ANN001 - nbclient hook
+        replies[cell_index] = execute_reply.get("content", {})
+
+    client = NotebookClient(
+        nb, km=km, timeout=int(cell_timeout), allow_errors=True, interrupt_on_timeout=True,
+        error_on_timeout={"ename": "CellTimeoutError",
+                          "evalue": f"the cell ran longer than its {cell_timeout:.0f} s limit",
+                          "traceback": []},
+        startup_timeout=120, kernel_name="python3", record_timing=False,
+        resources={"metadata": {"path": str(scratch.work)}},
+        on_cell_executed=on_cell_executed,
+    )
+    started = time.monotonic()
+    try:
+        async with client.async_setup_kernel(env=kernel_env(scratch), cwd=str(scratch.work),
+                                             stdout=kernel_log, stderr=kernel_log):
+            record.kernel_start_seconds = time.monotonic() - started
+            t0 = time.monotonic()
+            alive = await _run_student_cells(client, nb, record, cell_timeout, notebook_timeout)
+            record.execute_seconds = time.monotonic() - t0
+            if alive:
+                t1 = time.monotonic()
+                record.harvested = await _run_harvest(client, nb, harvest_code, harvest_timeout, record)
+                record.harvest_seconds = time.monotonic() - t1
+    except Exception as exc:  # kernel failed to start or vanished during shutdown
+        if record.kernel_start_seconds == 0.0:
+            record.status = "start_failed"
+            record.message = f"the kernel could not start: {_first_line(exc)}"
+    finally:
+        await _kill(km)
+        kernel_log.close()
+    _collect_errors(nb, replies, record)
+    return record
+
+
+async def _run_student_cells(client, nb, record, cell_timeout, notebook_timeout) -> bool:
+    """Returns False when the kernel can no longer be used."""
+    deadline = time.monotonic() + notebook_timeout
+    for index, cell in enumerate(list(nb.cells)):
+        if cell.cell_type != "code" or not cell.source.strip():
+            continue
+        remaining = deadline - time.monotonic()
+        if remaining <= 1:
+            record.status = "timeout"
+            record.message = (f"the notebook ran past its {notebook_timeout:.0f} s limit; "
+                              f"cells from cell {index + 1} on were not run")
+            return True
+        client.timeout = int(max(1, min(cell_timeout, remaining)))
+        try:
+            # The margin lets nbclient interrupt a slow cell itself; past it the kernel is stuck.
+            await asyncio.wait_for(client.async_execute_cell(cell, index), client.timeout + 30)
+        except DeadKernelError:
+            record.status = "kernel_died"
+            record.message = (f"the kernel died while running cell {index + 1} "
+                              "(it exited, was killed, or ran out of memory)")
+            return False
+        except asyncio.TimeoutError:
+            record.status = "timeout"
+            record.message = f"cell {index + 1} did not stop when interrupted; the kernel was stopped"
+            return False
+        _trim_outputs(cell)
+    return True
+
+
+async def _run_harvest(client, nb, code, timeout, record) -> bool:
+    cell = nbformat.v4.new_code_cell(code)
+    nb.cells.append(cell)
+    index = len(nb.cells) - 1
+    client.timeout = int(timeout)
+    try:
+        await asyncio.wait_for(client.async_execute_cell(cell, index), timeout + 30)
+    except DeadKernelError:
+        record.message = (record.message + "; " if record.message else "") + \
+            "the kernel died while the grader inspected its variables"
+        return False
+    except asyncio.TimeoutError:
+        return False
+    finally:
+        nb.cells.pop()
+    return True
+
+
+async def _kill(km: AsyncKernelManager) -> None:
+    try:
+        if km.has_kernel:
+            await km.shutdown_kernel(now=True)
+    except Exception:
+        pass
+
+
+def _trim_outputs(cell) -> None:  # noqa: ANN001
+    kept = 0
+    outputs = []
+    for out in cell.get("outputs", []):
+        size = len(json.dumps(out, default=str))
+        if kept + size > MAX_OUTPUT_CHARS and out.get("output_type") != "error":
+            continue
+        kept += size
+        outputs.append(out)
+    cell["outputs"] = outputs
+
+
+def _collect_errors(nb, replies, record: ExecutionRecord) -> None:
+    for index, content in sorted(replies.items()):
+        if index >= len(nb.cells) or content.get("status") != "error":
+            continue
+        tb = _ANSI.sub("", "\n".join(content.get("traceback") or []))
+        match = None
+        for match in _LINE.finditer(tb):
+            pass  # the last frame in the cell is where the error surfaced
+        record.cell_errors.append(CellError(
+            cell=index,
+            execution_count=nb.cells[index].get("execution_count"),
+            ename=str(content.get("ename", "Error"))[:200],
+            evalue=str(content.get("evalue", ""))[:1000],
+            line=int(match.group(1)) if match else None,
+            traceback=tb[-4000:],
+        ))
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else type(exc).__name__

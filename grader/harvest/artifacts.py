@@ -1,0 +1,101 @@
+"""Read what the kernel harvested. Everything here is untrusted input: bounded, typed, pickle-free."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MAX_MANIFEST_BYTES = 5 * 2**20
+MAX_PREDICTION_BYTES = 64 * 2**20
+_STATUSES = {"found", "missing", "wrong_type", "error"}
+
+
+@dataclass
+class HarvestedObject:
+    name: str
+    status: str  # found | missing | wrong_type | error | not_harvested
+    message: str = ""
+    type: str | None = None
+    model: dict[str, Any] | None = None
+    input_layout: list[int] | None = None
+    predictions: dict[str, np.ndarray] = field(default_factory=dict)
+    predict_error: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The `models` entry of result.json."""
+        out: dict[str, Any] = {"status": self.status}
+        if self.message:
+            out["message"] = self.message
+        if self.type:
+            out["type"] = self.type
+        if self.model:
+            out.update(self.model)
+        if self.input_layout:
+            out["input_layout"] = self.input_layout
+        return out
+
+
+def read(out_dir: Path, names: list[str], expected_rows: int | None) -> dict[str, HarvestedObject]:
+    manifest_path = out_dir / "manifest.json"
+    objects = {}
+    raw: dict[str, Any] = {}
+    problem = "the grader could not inspect the kernel (it died or timed out before the end)"
+    if manifest_path.is_file() and manifest_path.stat().st_size <= MAX_MANIFEST_BYTES:
+        try:
+            loaded = json.loads(manifest_path.read_text())
+            raw = loaded.get("objects", {}) if isinstance(loaded, dict) else {}
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            problem = "the grader's harvest file was unreadable"
+    for name in names:
+        entry = raw.get(name) if isinstance(raw, dict) else None
+        if not isinstance(entry, dict) or entry.get("status") not in _STATUSES:
+            objects[name] = HarvestedObject(name, "not_harvested", problem)
+            continue
+        objects[name] = _parse(name, entry, out_dir, expected_rows)
+    return objects
+
+
+def _parse(name: str, entry: dict[str, Any], out_dir: Path, rows: int | None) -> HarvestedObject:
+    obj = HarvestedObject(name, entry["status"], str(entry.get("message", ""))[:1000],
+                          type=_str(entry.get("type")))
+    if obj.status != "found":
+        return obj
+    model = entry.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("layers"), list):
+        return HarvestedObject(name, "error", "the harvested model description was malformed")
+    obj.model = model
+    layout = entry.get("input_layout")
+    obj.input_layout = layout if isinstance(layout, list) else None
+    obj.predict_error = _str(entry.get("predict_error"))
+    pred_name = entry.get("predictions")
+    if isinstance(pred_name, str) and "/" not in pred_name and rows:
+        obj.predictions = _load_predictions(out_dir / pred_name, rows)
+        if not obj.predictions and not obj.predict_error:
+            errors = entry.get("predict_errors") or {}
+            obj.predict_error = "; ".join(f"{k}: {v}" for k, v in errors.items())[:500] or \
+                "the model's predictions could not be read"
+    return obj
+
+
+def _load_predictions(path: Path, rows: int) -> dict[str, np.ndarray]:
+    if not path.is_file() or path.stat().st_size > MAX_PREDICTION_BYTES:
+        return {}
+    out = {}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            for key in data.files:
+                arr = data[key]
+                if (arr.dtype.kind == "f" and arr.ndim == 2 and arr.shape[0] == rows
+                        and 1 <= arr.shape[1] <= 1000):
+                    out[key] = np.nan_to_num(arr.astype("float64"), nan=0.0)
+    except (OSError, ValueError):
+        return {}
+    return out
+
+
+def _str(value: Any) -> str | None:
+    return str(value)[:500] if value is not None else None

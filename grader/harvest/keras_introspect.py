@@ -1,0 +1,180 @@
+"""Describe a Keras model as plain data: runs inside the student's kernel (Keras 3).
+
+Works for Sequential, functional and subclassed models: output shapes come from tracing one
+eager forward pass, since a subclassed model's summary only says "multiple".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+_CONFIG_KEYS = ("units", "filters", "kernel_size", "strides", "padding", "pool_size", "rate",
+                "use_bias", "target_shape", "axis", "momentum")
+
+
+def activation_name(fn: Any) -> str | None:
+    if fn is None:
+        return None
+    name = getattr(fn, "__name__", None) or type(fn).__name__
+    name = name.lower()
+    return name[:-3] if name.endswith("_v2") else name
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def _shape(tensor: Any) -> list[int | None]:
+    return [None if d is None else int(d) for d in tuple(tensor.shape)]
+
+
+def flat_layers(model: Any) -> list[Any]:
+    """Layers in order, with nested models (a Sequential inside a model) expanded."""
+    import keras
+
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model) and layer.layers:
+            out.extend(flat_layers(layer))
+        else:
+            out.append(layer)
+    return out
+
+
+def trace_output_shapes(model: Any, sample: np.ndarray) -> dict[int, list[list[int | None]]]:
+    """Run one eager forward pass, recording every layer call's output shape (by layer id)."""
+    seen: dict[int, list[list[int | None]]] = {}
+    layers = flat_layers(model)
+    originals = {}
+    for layer in layers:
+        original = layer.call
+        originals[id(layer)] = (layer, original)
+
+        def recording(*args, __layer=layer, __original=original, **kwargs):
+            result = __original(*args, **kwargs)
+            first = result[0] if isinstance(result, (list, tuple)) else result
+            if hasattr(first, "shape"):
+                shape = _shape(first)
+                seen.setdefault(id(__layer), []).append([None, *shape[1:]] if shape else shape)
+            return result
+
+        layer.call = recording
+    try:
+        model(sample, training=False)
+    finally:
+        for layer, original in originals.values():
+            try:
+                del layer.call  # drop the instance attribute, exposing the class's call again
+            except AttributeError:
+                layer.call = original
+    return seen
+
+
+def describe_layer(layer: Any, traced: list[list[int | None]] | None) -> dict[str, Any]:
+    config = {}
+    try:
+        raw = layer.get_config()
+        config = {k: _plain(raw[k]) for k in _CONFIG_KEYS if k in raw}
+    except Exception:
+        pass
+    shapes = traced or []
+    if not shapes:
+        try:
+            shapes = [_shape(layer.output)]
+        except Exception:
+            shapes = []
+    if len(shapes) > 1 and all(s[1:] == shapes[-1][1:] for s in shapes):
+        shapes = shapes[-1:]  # Keras 3's symbolic build pass repeats the first call
+    weights = [(w.path if hasattr(w, "path") else w.name, _shape(w)) for w in layer.weights]
+    trainable = sum(int(np.prod(w.shape)) for w in layer.trainable_weights)
+    total = sum(int(np.prod(w.shape)) for w in layer.weights)
+    return {
+        "class": type(layer).__name__,
+        "name": layer.name,
+        "output_shape": shapes[-1] if shapes else None,
+        "output_shapes": shapes,
+        "params": total,
+        "trainable_params": trainable,
+        "non_trainable_params": total - trainable,
+        "activation": activation_name(getattr(layer, "activation", None)),
+        "config": config,
+        "weights": [{"name": str(n), "shape": s} for n, s in weights],
+    }
+
+
+def describe_compile(model: Any) -> dict[str, Any]:
+    loss = getattr(model, "loss", None)
+    optimizer = getattr(model, "optimizer", None)
+    info: dict[str, Any] = {"compiled": bool(getattr(model, "compiled", False)),
+                            "loss": None, "from_logits": None, "optimizer": None,
+                            "learning_rate": None, "train_steps": 0}
+    if loss is not None:
+        if isinstance(loss, str):
+            info["loss"] = loss
+        else:
+            name = getattr(loss, "name", None) or getattr(loss, "__name__", None)
+            fn = getattr(loss, "fn", None)
+            info["loss"] = getattr(fn, "__name__", None) or name or type(loss).__name__
+            try:
+                info["from_logits"] = bool(loss.get_config().get("from_logits"))
+            except Exception:
+                pass
+    if optimizer is not None:
+        info["optimizer"] = type(optimizer).__name__
+        try:
+            info["learning_rate"] = float(np.asarray(optimizer.learning_rate))
+        except Exception:
+            pass
+        try:
+            info["train_steps"] = int(np.asarray(optimizer.iterations))
+        except Exception:
+            pass
+    return info
+
+
+def describe_model(model: Any, sample: np.ndarray | None) -> dict[str, Any]:
+    import keras
+
+    kind = ("Sequential" if isinstance(model, keras.Sequential)
+            else "functional" if getattr(model, "_is_graph_network", False)
+            or type(model) is keras.Model or type(model).__name__ == "Functional"
+            else "subclassed")
+    traced: dict[int, list] = {}
+    trace_error = None
+    if sample is not None:
+        try:
+            traced = trace_output_shapes(model, sample)
+        except Exception as exc:
+            trace_error = f"{type(exc).__name__}: {exc}"[:500]
+    layers = [describe_layer(layer, traced.get(id(layer))) for layer in flat_layers(model)]
+    try:
+        total = int(model.count_params())
+    except Exception:
+        total = sum(layer["params"] for layer in layers)
+    weights_total = sum(int(np.prod(w.shape)) for w in model.weights)
+    return {
+        "class": type(model).__name__,
+        "kind": kind,
+        "built": bool(getattr(model, "built", False)),
+        "input_shape": _input_shape(model),
+        "layers": layers,
+        "total_params": total,
+        "weights_params": weights_total,
+        "trace_error": trace_error,
+        "compile": describe_compile(model),
+    }
+
+
+def _input_shape(model: Any) -> list[int | None] | None:
+    try:
+        return _shape(model.inputs[0])
+    except Exception:
+        return None

@@ -1,0 +1,146 @@
+"""The whole pipeline for one notebook: validate → execute → harvest → check → score."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__, checks, notebook
+from .checks.context import GradingContext
+from .execution import runner, scratch as scratch_mod
+from .harvest import artifacts
+from .scoring import CheckResult, GradeResult, total
+from .spec import Assignment
+
+
+@dataclass
+class Options:
+    data_dir: Path | None = None
+    full: bool = False
+    timeout: float | None = None  # overrides the spec's whole-notebook timeout
+
+
+@dataclass
+class PreparedData:
+    """The assignment's data split: the student's part as a file, the holdout kept here."""
+
+    student_npz: dict[str, str]
+    holdout_images: np.ndarray | None
+    holdout_labels: np.ndarray | None
+    summary: dict[str, Any]
+
+
+def prepare_data(assignment: Assignment, options: Options, folder: Path) -> PreparedData:
+    spec = assignment.data
+    if spec is None:
+        return PreparedData({}, None, None, {})
+    from . import data
+
+    dataset = data.load(spec.dataset, options.data_dir)
+    split = data.make_split(dataset, seed=spec.seed, train_per_class=spec.train_per_class,
+                            test_per_class=spec.test_per_class,
+                            holdout_per_class=spec.holdout_per_class, full=options.full)
+    path = folder / f"{spec.dataset}.npz"
+    split.write_student_npz(path)
+    summary = {"dataset": spec.dataset, "mode": "full" if options.full else "subset",
+               "seed": spec.seed, "train": int(len(split.train[1])),
+               "test": int(len(split.test[1])), "holdout": int(len(split.holdout[1])),
+               "source": str(dataset.location.where)}
+    return PreparedData({spec.dataset: str(path)}, split.holdout[0], split.holdout[1], summary)
+
+
+def harvest_code(assignment: Assignment, out_dir: Path, images: Path | None) -> str:
+    request = {"out": str(out_dir), "images": str(images) if images else None,
+               "objects": [{"name": o.name, "kind": o.kind, "input_shape": o.input_shape}
+                           for o in assignment.objects]}
+    return ("__import__('grader.harvest.in_kernel', fromlist=['harvest']).harvest("
+            f"get_ipython().user_ns, {json.dumps(json.dumps(request))})")
+
+
+@dataclass
+class Harvest:
+    """Everything the trusted side holds once the kernel is gone."""
+
+    loaded: notebook.LoadedNotebook
+    record: runner.ExecutionRecord
+    objects: dict[str, artifacts.HarvestedObject]
+    data: PreparedData
+    started: float
+
+
+def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
+                        kernel_seed: int = 0) -> Harvest:
+    started = time.monotonic()
+    loaded = notebook.load(path)
+    if loaded.error:
+        record = runner.ExecutionRecord(status="invalid_notebook", message=loaded.error)
+        return Harvest(loaded, record, {}, PreparedData({}, None, None, {}), started)
+    work = scratch_mod.create(path)
+    try:
+        prepared = prepare_data(assignment, options, work.private)
+        images_path = None
+        if prepared.holdout_images is not None:
+            images_path = work.private / "holdout_images.npy"
+            np.save(images_path, prepared.holdout_images, allow_pickle=False)
+        harvest_dir = work.private / f"harvest-{secrets.token_hex(8)}"
+        limits = assignment.limits
+        kernel = runner.KernelConfig(memory_mb=limits.memory_mb, seed=kernel_seed,
+                                     datasets=prepared.student_npz)
+        record = runner.execute(
+            loaded.node, work, cell_timeout=limits.cell_timeout,
+            notebook_timeout=options.timeout or limits.notebook_timeout, kernel=kernel,
+            harvest_code=harvest_code(assignment, harvest_dir, images_path))
+        rows = None if prepared.holdout_labels is None else len(prepared.holdout_labels)
+        objects = artifacts.read(harvest_dir, [o.name for o in assignment.objects], rows)
+    finally:
+        work.cleanup()
+    return Harvest(loaded, record, objects, prepared, started)
+
+
+def grade(path: Path, assignment: Assignment, options: Options | None = None) -> GradeResult:
+    harvest = execute_and_harvest(path, assignment, options or Options())
+    t_grade = time.monotonic()
+    record = harvest.record
+    if record.status == "invalid_notebook":
+        results = _all_error(assignment, record.message)
+    else:
+        ctx = GradingContext(harvest.objects, assignment.expected(), assignment.thresholds(),
+                             record, harvest.data.holdout_labels)
+        results = [checks.run(spec, ctx) for spec in assignment.checks]
+    now = time.monotonic()
+    timings = {"kernel_start": record.kernel_start_seconds, "execute": record.execute_seconds,
+               "harvest": record.harvest_seconds, "grade": now - t_grade,
+               "total": now - harvest.started}
+    models = {name: obj.summary() for name, obj in harvest.objects.items()}
+    return _result(assignment, harvest.loaded, record, results, models, harvest.data.summary,
+                   timings)
+
+
+def _all_error(assignment: Assignment, message: str) -> list[CheckResult]:
+    return [CheckResult.error(spec, message) for spec in assignment.checks]
+
+
+def _result(assignment, loaded, record, results, models, data_summary, timings) -> GradeResult:
+    return GradeResult(
+        assignment=assignment.id,
+        assignment_title=assignment.title,
+        assignment_version=assignment.version_key(),
+        notebook=str(loaded.path),
+        notebook_sha256=loaded.sha256,
+        score=total(results),
+        max_score=assignment.max_score,
+        checks=results,
+        models=models,
+        execution={"status": record.status, "message": record.message,
+                   "harvested": record.harvested},
+        cell_errors=[e.as_dict() for e in record.cell_errors],
+        data=data_summary,
+        timings={k: round(v, 3) for k, v in timings.items()},
+        grader_version=__version__,
+    )

@@ -1,0 +1,1 @@
+"""Renderers of a GradeResult: terminal table now; HTML, Markdown and Gradescope formats later."""

@@ -1,0 +1,85 @@
+"""Step 6: the result model every report renders, and result.json (schema_version 1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+STATUSES = ("passed", "partial", "failed", "error", "manual")
+
+
+@dataclass
+class CheckResult:
+    id: str
+    title: str
+    points: float
+    max_points: float
+    status: str
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def scored(cls, spec, fraction: float, message: str, **details: Any) -> "CheckResult":
+        """Points from a fraction in [0, 1]; status follows from it."""
+        fraction = min(1.0, max(0.0, fraction))
+        points = round(spec.points * fraction, 2)
+        status = "passed" if fraction >= 1.0 else "failed" if points == 0 else "partial"
+        return cls(spec.id, spec.title, points, spec.points, status, message, details)
+
+    @classmethod
+    def error(cls, spec, message: str) -> "CheckResult":
+        return cls(spec.id, spec.title, 0.0, spec.points, "error", message)
+
+
+@dataclass
+class GradeResult:
+    assignment: str
+    assignment_title: str
+    assignment_version: str
+    notebook: str
+    notebook_sha256: str
+    score: float
+    max_score: float
+    checks: list[CheckResult]
+    models: dict[str, Any]
+    execution: dict[str, Any]
+    cell_errors: list[dict[str, Any]]
+    data: dict[str, Any]
+    timings: dict[str, float]
+    grader_version: str
+    sandbox: str = "none"
+    schema_version: int = SCHEMA_VERSION
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), indent=2, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def total(checks: list[CheckResult]) -> float:
+    return round(sum(c.points for c in checks), 2)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Readers never see half a file, and a killed grader leaves the old file intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
