@@ -27,11 +27,11 @@ class CalibrationError(Exception):
 def calibrate(assignment: Assignment, options: Options, runs: int = 1,
               tolerance: float = DEFAULT_TOLERANCE, command: str | None = None) -> dict[str, Any]:
     expected: dict[str, Any] = {"objects": {}}
-    accuracies: dict[str, list[float]] = {}
+    accuracies: dict[tuple[str, str], list[float]] = {}
     subset: dict[str, Any] = {}
     for run in range(runs):
         harvest = execute_and_harvest(assignment.reference, assignment, options,
-                                      kernel_seed=run)
+                                      kernel_seed=run, training_seed=run)
         if harvest.record.cell_errors:
             first = harvest.record.cell_errors[0]
             raise CalibrationError(f"the reference notebook raised in cell {first.cell + 1}: "
@@ -43,20 +43,27 @@ def calibrate(assignment: Assignment, options: Options, runs: int = 1,
             if run == 0:
                 expected["objects"][name] = {"variants": [_variant(obj.model, "reference")]}
             labels = harvest.data.holdout_labels
-            if labels is not None and obj.predictions:
-                best = best_accuracy(obj.predictions, labels)
-                if best:
-                    accuracies.setdefault(name, []).append(round(best[1], 4))
+            if labels is None:
+                continue
+            best = best_accuracy(obj.predictions, labels) if obj.predictions else None
+            if best:
+                accuracies.setdefault((name, "accuracy"), []).append(round(best[1], 4))
+            if obj.timed and obj.timed.get("status") == "trained":
+                timed = best_accuracy({"unit": obj.timed["predictions"]}, labels)
+                accuracies.setdefault((name, "timed_accuracy"), []).append(round(timed[1], 4))
+            elif obj.timed:
+                raise CalibrationError(f"timed training of the reference `{name}` failed: "
+                                       f"{obj.timed.get('message')}")
     thresholds = {"command": command or " ".join(["grader", *sys.argv[1:]]),
                   "tolerance": tolerance, "subset": subset, "objects": {}}
-    for name, values in accuracies.items():
+    for (name, metric), values in accuracies.items():
         mean = statistics.fmean(values)
         spread = statistics.pstdev(values) if len(values) > 1 else 0.0
-        thresholds["objects"][name] = {"accuracy": {
+        thresholds["objects"].setdefault(name, {})[metric] = {
             "threshold": round(mean - max(tolerance, 2 * spread), 4),
             "reference_mean": round(mean, 4), "reference_std": round(spread, 4),
             "runs": values, "seeds": list(range(runs)),
-        }}
+        }
     write_atomic(assignment.expected_path, json.dumps(expected, indent=1) + "\n")
     write_atomic(assignment.thresholds_path, json.dumps(thresholds, indent=1) + "\n")
     return thresholds

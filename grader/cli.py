@@ -110,10 +110,10 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
     assignment = spec.load(args.assignment)
     thresholds = calibrate(assignment, Options(data_dir=args.data_dir), runs=args.runs)
     for name, metrics in thresholds["objects"].items():
-        acc = metrics["accuracy"]
-        console.print(f"{name}: reference accuracy {acc['reference_mean']:.4f} "
-                      f"(± {acc['reference_std']:.4f}, runs {acc['runs']}) → threshold "
-                      f"{acc['threshold']:.4f}", highlight=False)
+        for metric, acc in metrics.items():
+            console.print(f"{name} {metric}: reference {acc['reference_mean']:.4f} "
+                          f"(± {acc['reference_std']:.4f}, runs {acc['runs']}) → threshold "
+                          f"{acc['threshold']:.4f}", highlight=False)
     console.print(f"wrote {assignment.expected_path} and {assignment.thresholds_path}")
     return EXIT_OK
 

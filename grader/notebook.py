@@ -58,7 +58,7 @@ def load(path: Path) -> LoadedNotebook:
     try:
         node = nbformat.reads(text, as_version=4)
     except Exception as exc:  # nbformat raises many types for malformed input
-        return LoadedNotebook(path, sha, None, f"the notebook cannot be read: {_one_line(exc)}")
+        return LoadedNotebook(path, sha, None, f"the notebook is not valid nbformat 4: {_one_line(exc)}")
     try:
         nbformat.validate(node)
     except nbformat.ValidationError as exc:

@@ -75,7 +75,7 @@ class Harvest:
 
 
 def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
-                        kernel_seed: int = 0) -> Harvest:
+                        kernel_seed: int = 0, training_seed: int | None = None) -> Harvest:
     started = time.monotonic()
     loaded = notebook.load(path)
     if loaded.error:
@@ -98,9 +98,42 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
             harvest_code=harvest_code(assignment, harvest_dir, images_path))
         rows = None if prepared.holdout_labels is None else len(prepared.holdout_labels)
         objects = artifacts.read(harvest_dir, [o.name for o in assignment.objects], rows)
+        if assignment.training and images_path is not None and prepared.student_npz:
+            seed = assignment.training.seed if training_seed is None else training_seed
+            for obj in objects.values():
+                obj.timed = timed_training(obj, assignment, prepared, images_path, seed)
     finally:
         work.cleanup()
     return Harvest(loaded, record, objects, prepared, started)
+
+
+def timed_training(obj: artifacts.HarvestedObject, assignment: Assignment,
+                   prepared: PreparedData, images: Path, seed: int) -> dict[str, Any] | None:
+    """The grader's own training of the student's architecture; None when there is no model."""
+    if obj.status != "found" or not obj.model:
+        return None
+    budget = assignment.training
+    params = int(obj.model.get("total_params") or 0)
+    if params > budget.max_params:
+        return {"status": "declined", "message": f"the model has {params:,} parameters; the grader "
+                f"does not retrain models over {budget.max_params:,}"}
+    if obj.model.get("kind") == "subclassed" or not obj.config_json:
+        return {"status": "error", "message": "the architecture cannot be rebuilt outside your "
+                "notebook (a subclassed model or a custom layer)"}
+    if not obj.input_layout:
+        return {"status": "error", "message": "the model accepts no 28x28 image layout"}
+    from .training import outside
+
+    n_classes = int(prepared.holdout_labels.max()) + 1
+    started = time.monotonic()
+    result = outside.train(obj.config_json, obj.model.get("compile") or {}, obj.input_layout,
+                           Path(next(iter(prepared.student_npz.values()))), images,
+                           epochs=budget.epochs, batch_size=budget.batch_size,
+                           max_seconds=budget.max_seconds, n_classes=n_classes, seed=seed,
+                           memory_mb=assignment.limits.memory_mb)
+    result["seconds"] = round(time.monotonic() - started, 3)
+    result["seed"] = seed
+    return result
 
 
 def grade(path: Path, assignment: Assignment, options: Options | None = None) -> GradeResult:
@@ -115,7 +148,10 @@ def grade(path: Path, assignment: Assignment, options: Options | None = None) ->
         results = [checks.run(spec, ctx) for spec in assignment.checks]
     now = time.monotonic()
     timings = {"kernel_start": record.kernel_start_seconds, "execute": record.execute_seconds,
-               "harvest": record.harvest_seconds, "grade": now - t_grade,
+               "harvest": record.harvest_seconds,
+               "timed_training": sum((o.timed or {}).get("seconds", 0.0)
+                                     for o in harvest.objects.values()),
+               "grade": now - t_grade,
                "total": now - harvest.started}
     models = {name: obj.summary() for name, obj in harvest.objects.items()}
     return _result(assignment, harvest.loaded, record, results, models, harvest.data.summary,

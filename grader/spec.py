@@ -33,6 +33,17 @@ class DataSpec:
 
 
 @dataclass(frozen=True)
+class TrainingSpec:
+    """The grader's own training of each architecture: same budget and seed for everyone."""
+
+    epochs: int = 5
+    batch_size: int = 128
+    max_seconds: float = 120.0
+    seed: int = 0
+    max_params: int = 20_000_000  # above this the grader declines to retrain
+
+
+@dataclass(frozen=True)
 class ObjectSpec:
     """A variable the grader harvests from the student's kernel."""
 
@@ -61,6 +72,7 @@ class Assignment:
     reference: Path
     limits: ExecutionLimits
     data: DataSpec | None
+    training: TrainingSpec | None
     objects: tuple[ObjectSpec, ...]
     checks: tuple[CheckSpec, ...]
     spec_sha256: str
@@ -142,6 +154,7 @@ def _parse(raw: dict[str, Any], folder: Path, sha: str) -> Assignment:
         reference=REFERENCE_DIR / aid / raw["reference"],
         limits=ExecutionLimits(**raw.get("execution", {})),
         data=DataSpec(**data) if data else None,
+        training=TrainingSpec(**raw["training"]) if "training" in raw else None,
         objects=tuple(
             ObjectSpec(o["name"], o["kind"], tuple(o["input_shape"]) if "input_shape" in o else None)
             for o in raw.get("objects", [])

@@ -19,6 +19,7 @@ REGISTRY: dict[str, CheckFn] = {
     "loss": keras_checks.loss,
     "optimizer": keras_checks.optimizer,
     "accuracy": keras_checks.accuracy,
+    "timed_training": keras_checks.timed_training,
 }
 
 

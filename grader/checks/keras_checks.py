@@ -249,13 +249,44 @@ def accuracy(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
         return CheckResult.scored(spec, 0.0, f"the model outputs {width} values per image; "
                                   f"expected one per class ({n_classes})")
     scaling, acc = best
+    what = f"on {len(labels):,} private images ({_SCALING_WORDS.get(scaling, scaling)})"
+    return _against_threshold(spec, acc, threshold, n_classes, what, scaling=scaling)
+
+
+def _against_threshold(spec: CheckSpec, acc: float, threshold: float, n_classes: int, what: str,
+                       **details: Any) -> CheckResult:
     # Partial credit runs from halfway between chance and the threshold: a model that has not
     # learned (untrained, shuffled labels) scores zero, not a few points for luck.
     floor = (1.0 / n_classes + threshold) / 2
     fraction = (acc - floor) / (threshold - floor) if threshold > floor else float(acc >= threshold)
-    message = (f"measured {acc:.3f} on {len(labels):,} private images "
-               f"({_SCALING_WORDS.get(scaling, scaling)}); expected at least {threshold:.3f}")
+    message = f"measured {acc:.3f} {what}; expected at least {threshold:.3f}"
     if acc < threshold:
         message += f" (partial credit between {floor:.3f} and {threshold:.3f})"
-    return CheckResult.scored(spec, fraction, message, accuracy=round(acc, 4), scaling=scaling,
-                              threshold=threshold)
+    return CheckResult.scored(spec, fraction, message, accuracy=round(acc, 4),
+                              threshold=threshold, **details)
+
+
+@_guarded
+def timed_training(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
+    """The grader trains the student's architecture from scratch: does the design learn?"""
+    obj = _found(spec, ctx)
+    labels = ctx.holdout_labels
+    run = obj.timed
+    if labels is None or run is None:
+        return CheckResult.error(spec, "the grader did not run its own training for this model")
+    if run.get("status") != "trained":
+        return CheckResult.scored(spec, 0.0, f"the grader could not train this design: "
+                                  f"{run.get('message', 'unknown reason')}")
+    threshold = ctx.threshold(spec.object, "timed_accuracy").get("threshold")
+    if threshold is None:
+        raise RuntimeError("no calibrated timed-training threshold (run grader calibrate)")
+    pred = run["predictions"]
+    n_classes = int(labels.max()) + 1
+    if pred.shape != (len(labels), n_classes):
+        return CheckResult.scored(spec, 0.0, f"the model outputs {pred.shape[1]} values per "
+                                  f"image; expected one per class ({n_classes})")
+    acc = float(np.mean(np.argmax(pred, axis=1) == labels))
+    per_epoch = run.get("seconds_per_epoch") or [0]
+    what = (f"after {run.get('epochs_run')} epochs of the grader's training "
+            f"({sum(per_epoch) / len(per_epoch):.1f} s/epoch)")
+    return _against_threshold(spec, acc, threshold, n_classes, what)

@@ -11,6 +11,7 @@ import numpy as np
 
 MAX_MANIFEST_BYTES = 5 * 2**20
 MAX_PREDICTION_BYTES = 64 * 2**20
+MAX_CONFIG_BYTES = 4 * 2**20
 _STATUSES = {"found", "missing", "wrong_type", "error"}
 
 
@@ -24,6 +25,8 @@ class HarvestedObject:
     input_layout: list[int] | None = None
     predictions: dict[str, np.ndarray] = field(default_factory=dict)
     predict_error: str | None = None
+    config_json: str | None = None  # Keras JSON config, for rebuilding outside the kernel
+    timed: dict[str, Any] | None = None  # the grader's own training (training/)
 
     def summary(self) -> dict[str, Any]:
         """The `models` entry of result.json."""
@@ -36,6 +39,8 @@ class HarvestedObject:
             out.update(self.model)
         if self.input_layout:
             out["input_layout"] = self.input_layout
+        if self.timed:
+            out["timed_training"] = {k: v for k, v in self.timed.items() if k != "predictions"}
         return out
 
 
@@ -71,6 +76,11 @@ def _parse(name: str, entry: dict[str, Any], out_dir: Path, rows: int | None) ->
     layout = entry.get("input_layout")
     obj.input_layout = layout if isinstance(layout, list) else None
     obj.predict_error = _str(entry.get("predict_error"))
+    config_name = entry.get("config_file")
+    if isinstance(config_name, str) and "/" not in config_name:
+        path = out_dir / config_name
+        if path.is_file() and path.stat().st_size <= MAX_CONFIG_BYTES:
+            obj.config_json = path.read_text(errors="replace")
     pred_name = entry.get("predictions")
     if isinstance(pred_name, str) and "/" not in pred_name and rows:
         obj.predictions = _load_predictions(out_dir / pred_name, rows)

@@ -75,6 +75,12 @@ def _harvest_keras(model, obj, images, out: Path) -> dict[str, Any]:
     entry: dict[str, Any] = {"status": "found", "type": _type_name(model),
                              "input_layout": list(layout) if layout else None}
     entry["model"] = keras_introspect.describe_model(model, sample)
+    if entry["model"]["kind"] != "subclassed":
+        try:  # lets the grader rebuild the architecture outside this kernel for timed training
+            (out / f"{obj['name']}.config.json").write_text(model.to_json())
+            entry["config_file"] = f"{obj['name']}.config.json"
+        except Exception as exc:
+            entry["config_error"] = f"{type(exc).__name__}: {exc}"[:300]
     if layout is None:
         entry["predict_error"] = "the model accepts none of the image layouts " + \
             ", ".join(str((None, *s)) for s in IMAGE_LAYOUTS)

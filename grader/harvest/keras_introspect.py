@@ -127,6 +127,8 @@ def describe_compile(model: Any) -> dict[str, Any]:
                 info["from_logits"] = bool(loss.get_config().get("from_logits"))
             except Exception:
                 pass
+    info["loss_config"] = _serialized("losses", loss)
+    info["optimizer_config"] = _serialized("optimizers", optimizer)
     if optimizer is not None:
         info["optimizer"] = type(optimizer).__name__
         try:
@@ -138,6 +140,22 @@ def describe_compile(model: Any) -> dict[str, Any]:
         except Exception:
             pass
     return info
+
+
+def _serialized(module: str, obj: Any) -> Any:
+    """Keras's own serialisation, if it is plain JSON; the grader's trainer rebuilds from it."""
+    import json
+
+    import keras
+
+    if obj is None or isinstance(obj, str):
+        return obj
+    try:
+        value = getattr(keras, module).serialize(obj)
+        json.dumps(value)
+        return value
+    except Exception:
+        return None
 
 
 def describe_model(model: Any, sample: np.ndarray | None) -> dict[str, Any]:

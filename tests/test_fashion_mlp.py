@@ -1,0 +1,149 @@
+"""End to end on the fashion-mlp homework (seed 004, Parts 2–3), with real TensorFlow training.
+
+Each case executes a real notebook in a kernel on the assignment's Fashion-MNIST subset.
+"""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+import notebook_factory as nf
+from grader import pipeline, spec
+from grader.cli import main as cli_main
+
+pytestmark = pytest.mark.slow
+
+ASSIGNMENT = "fashion-mlp"
+
+
+@pytest.fixture(scope="module")
+def assignment():
+    return spec.load(ASSIGNMENT)
+
+
+@pytest.fixture(scope="module")
+def grade(tmp_path_factory, assignment, data_dir):
+    cache = {}
+
+    def run(name: str, nb=None):
+        if name not in cache:
+            folder = tmp_path_factory.mktemp(name)
+            path = nf.write(nb if nb is not None else getattr(nf, name)(), folder / f"{name}.ipynb")
+            cache[name] = pipeline.grade(path, assignment, pipeline.Options(data_dir=data_dir))
+        return cache[name]
+    return run
+
+
+def checks_by_id(result):
+    return {c.id: c for c in result.checks}
+
+
+def test_reference_scores_full_marks(grade, assignment):
+    result = grade("reference", nf.reference_notebook(ASSIGNMENT))
+    failing = [(c.id, c.message) for c in result.checks if c.status != "passed"]
+    assert failing == []
+    assert result.score == result.max_score == assignment.max_score
+    model = result.models["model"]
+    assert model["total_params"] == 109_386  # seed 004, 3.2.2
+    assert [l["class"] for l in model["layers"]] == ["Dense", "Dense", "Dense"]
+    assert result.data["mode"] == "subset" and result.data["train"] == 6000
+    assert result.execution["status"] == "completed" and result.cell_errors == []
+
+
+def test_starter_scores_zero_and_says_why(grade, assignment):
+    starter = nbformat.read(assignment.starter, as_version=4)
+    result = grade("starter", starter)
+    assert result.score == 0
+    for check in result.checks:
+        assert check.status == "failed"
+        assert "no variable `model`" in check.message
+        assert "NotImplementedError" in check.message
+    assert any(e["ename"] == "NotImplementedError" for e in result.cell_errors)
+
+
+def test_lecture_mlp_loses_architecture_points_naming_the_layers(grade):
+    result = grade("mlp_300_100_10")
+    checks = checks_by_id(result)
+    layers = checks["model-layers"]
+    assert layers.status == "partial" and layers.points == pytest.approx(1.0)
+    assert "layer 1: expected Dense(128, relu), found Dense(300, relu)" in layers.message
+    assert "layer 2: expected Dense(64, relu), found Dense(100, relu)" in layers.message
+    params = checks["model-params"]
+    assert params.points == 0 and "266,610" in params.message and "109,386" in params.message
+    assert checks["model-activations"].status == "passed"  # relu, relu, softmax all the same
+    assert result.models["model"]["total_params"] == 266_610  # seed 001
+
+
+def test_a_raising_cell_still_gets_what_it_built_graded(grade):
+    result = grade("raising_cell_after_model")
+    assert any(e["ename"] == "ZeroDivisionError" for e in result.cell_errors)
+    error = next(e for e in result.cell_errors if e["ename"] == "ZeroDivisionError")
+    assert error["line"] is not None
+    checks = checks_by_id(result)
+    for cid in ("model-layers", "model-activations", "model-shapes", "model-params"):
+        assert checks[cid].status == "passed", checks[cid].message
+
+
+def test_missing_model_variable_is_named(grade):
+    result = grade("no_model_variable")
+    assert result.score == 0
+    assert result.models["model"]["status"] == "missing"
+    assert all("no variable `model`" in c.message for c in result.checks)
+
+
+def test_activation_layers_are_equivalent_to_activation_arguments(grade):
+    checks = checks_by_id(grade("activation_layers_form"))
+    for cid in ("model-layers", "model-activations", "model-shapes", "model-params"):
+        assert checks[cid].status == "passed", checks[cid].message
+
+
+def test_sgd_with_sparse_labels(grade):
+    checks = checks_by_id(grade("sgd_sparse_labels"))
+    assert checks["model-loss"].status == "passed"
+    assert "sparse_categorical_crossentropy" in checks["model-loss"].message
+    optimizer = checks["model-optimizer"]
+    assert optimizer.status == "failed" and "expected Adam, found SGD" in optimizer.message
+
+
+def test_untrained_model_fails_accuracy_with_numbers(grade):
+    checks = checks_by_id(grade("untrained_model"))
+    acc = checks["model-accuracy"]
+    assert acc.status == "failed" and acc.points == 0
+    assert "measured 0." in acc.message and "expected at least" in acc.message
+    assert acc.details["accuracy"] < 0.3
+    assert "fit() never ran" in checks["model-loss"].message
+    # The design itself is right: the grader's own training shows it learns.
+    assert checks["model-timed-training"].status == "passed"
+
+
+def test_wrong_final_activation(grade):
+    checks = checks_by_id(grade("wrong_final_activation"))
+    assert "layer 3 (Dense(10)): expected softmax, found relu" in checks["model-activations"].message
+    assert checks["model-accuracy"].status != "passed"
+    assert "measured" in checks["model-accuracy"].message
+
+
+def test_cli_check_writes_result_json_and_uses_exit_codes(tmp_path, data_dir, assignment):
+    ref = nf.write(nf.reference_notebook(ASSIGNMENT), tmp_path / "ref.ipynb")
+    out = tmp_path / "report"
+    # The assignment comes from the notebook's metadata; the score is below an impossible bar.
+    code = cli_main(["check", str(ref), "--out", str(out), "--data-dir", str(data_dir),
+                     "--fail-under", str(assignment.max_score + 1)])
+    assert code == 1
+    result = json.loads((out / "result.json").read_text())
+    assert result["score"] == result["max_score"] == assignment.max_score
+    assert set(result) >= {"assignment", "notebook", "score", "max_score", "checks", "models",
+                           "timings", "grader_version"}
+    assert set(result["timings"]) >= {"execute", "grade", "total"}
+    for check in result["checks"]:
+        assert set(check) >= {"id", "title", "points", "max_points", "status", "message"}
+
+
+def test_cli_usage_errors_exit_2(tmp_path, capsys):
+    assert cli_main(["check", str(tmp_path / "nope.ipynb"), "-a", ASSIGNMENT]) == 2
+    ref = nf.write(nf.reference_notebook(ASSIGNMENT), tmp_path / "ref.ipynb")
+    assert cli_main(["check", str(ref), "-a", "no-such-homework"]) == 2
+    assert "unknown assignment" in capsys.readouterr().err
