@@ -96,7 +96,24 @@ def layers(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     else:
         message = "; ".join(problems) + f". Found: {summary}"
     return CheckResult.scored(spec, fraction, message + _variant_note(cmp, ctx, spec.object),
-                              variant=cmp["label"])
+                              variant=cmp["label"], comparison=_comparison_rows(cmp))
+
+
+def _comparison_rows(cmp: dict[str, Any]) -> list[dict[str, Any]]:
+    """Expected vs found, layer by layer, for reports."""
+    rows = []
+    for i, j in cmp["pairs"]:
+        e = cmp["expected"][i] if i is not None else None
+        f = cmp["found"][j] if j is not None else None
+        rows.append({
+            "expected": e.label() if e else None,
+            "found": f.label() if f else None,
+            "expected_shape": _shape_text(e.output_shape) if e else None,
+            "found_shape": _shape_text(f.output_shape) if f else None,
+            "found_params": f.params if f else None,
+            "match": bool(e and f and e.structure == f.structure and e.activation == f.activation),
+        })
+    return rows
 
 
 @_guarded
