@@ -27,6 +27,8 @@ class HarvestedObject:
     predict_error: str | None = None
     config_json: str | None = None  # Keras JSON config, for rebuilding outside the kernel
     timed: dict[str, Any] | None = None  # the grader's own training (training/)
+    data: dict[str, Any] = field(default_factory=dict)  # kind-specific JSON (harvest/kinds/)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # kind-specific numeric arrays
 
     def summary(self) -> dict[str, Any]:
         """The `models` entry of result.json."""
@@ -69,6 +71,12 @@ def _parse(name: str, entry: dict[str, Any], out_dir: Path, rows: int | None) ->
                           type=_str(entry.get("type")))
     if obj.status != "found":
         return obj
+    if "model" not in entry:  # another kind of object: its check module validates the rest
+        obj.data = {k: v for k, v in entry.items() if k not in ("status", "type", "arrays")}
+        arrays_name = entry.get("arrays")
+        if isinstance(arrays_name, str) and "/" not in arrays_name:
+            obj.arrays = load_numeric_arrays(out_dir / arrays_name)
+        return obj
     model = entry.get("model")
     if not isinstance(model, dict) or not isinstance(model.get("layers"), list):
         return HarvestedObject(name, "error", "the harvested model description was malformed")
@@ -102,6 +110,22 @@ def _load_predictions(path: Path, rows: int) -> dict[str, np.ndarray]:
                 if (arr.dtype.kind == "f" and arr.ndim == 2 and arr.shape[0] == rows
                         and 1 <= arr.shape[1] <= 1000):
                     out[key] = np.nan_to_num(arr.astype("float64"), nan=0.0)
+    except (OSError, ValueError):
+        return {}
+    return out
+
+
+def load_numeric_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Numeric arrays only, no pickle, bounded size; anything else is dropped."""
+    if not path.is_file() or path.stat().st_size > MAX_PREDICTION_BYTES:
+        return {}
+    out = {}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            for key in data.files:
+                arr = data[key]
+                if arr.dtype.kind in "fiub":
+                    out[key] = arr
     except (OSError, ValueError):
         return {}
     return out

@@ -57,7 +57,12 @@ def _harvest_one(namespace, obj, images, out: Path) -> dict[str, Any]:
     value = namespace[name]
     if obj["kind"] == "keras":
         return _harvest_keras(value, obj, images, out)
-    return {"status": "error", "message": f"unknown object kind {obj['kind']!r}"}
+    # Other kinds live in grader/harvest/kinds/<kind>.py, each with
+    # harvest(value, obj, namespace, out) -> entry; arrays go to "<name>.arrays.npz".
+    import importlib
+
+    module = importlib.import_module(f"grader.harvest.kinds.{obj['kind']}")
+    return module.harvest(value, obj, namespace, out)
 
 
 def _is_keras_model(value: Any) -> bool:
