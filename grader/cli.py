@@ -13,6 +13,7 @@ from pathlib import Path
 from rich.console import Console
 
 from . import __version__, notebook, spec
+from .execution.sandbox import SandboxUnavailable
 from .pipeline import Options, grade
 from .scoring import write_atomic
 
@@ -29,6 +30,8 @@ def _add_grading_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", type=Path, help="folder holding fashion-mnist/ and/or mnist/")
     p.add_argument("--full", action="store_true", help="run on the whole dataset, not the subset")
     p.add_argument("--timeout", type=float, help="whole-notebook time limit in seconds")
+    p.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
+                   help="run the kernel in bubblewrap (auto: when available)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,8 +83,12 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     if not args.notebook.is_file():
         raise UsageError(f"no such file: {args.notebook}")
     assignment = _resolve_assignment(args)
-    options = Options(data_dir=args.data_dir, full=args.full, timeout=args.timeout)
+    options = Options(data_dir=args.data_dir, full=args.full, timeout=args.timeout,
+                      sandbox=args.sandbox)
     result = grade(args.notebook, assignment, options)
+    if result.sandbox == "none":
+        Console(stderr=True).print("[bold red]WARNING: no sandbox[/]: the notebook ran with "
+                                   "process limits only (install bubblewrap, or see README)")
     text = result.to_json()
     write_atomic(args.out / "result.json", text + "\n")
     if args.json:
@@ -127,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     err = Console(stderr=True)
     try:
         return COMMANDS[args.command](args, console)
-    except (UsageError, spec.SpecError) as exc:
+    except (UsageError, spec.SpecError, SandboxUnavailable) as exc:
         err.print(f"grader: error: {exc}", highlight=False)
         return EXIT_USAGE
     except Exception as exc:

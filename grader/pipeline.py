@@ -13,9 +13,10 @@ import numpy as np
 
 from . import __version__, checks, notebook
 from .checks.context import GradingContext
-from .execution import runner, scratch as scratch_mod
+from .execution import runner, sandbox as sandbox_mod, scratch as scratch_mod
 from .harvest import artifacts
 from .scoring import CheckResult, GradeResult, total
+from .paths import REFERENCE_DIR
 from .spec import Assignment
 
 
@@ -24,6 +25,8 @@ class Options:
     data_dir: Path | None = None
     full: bool = False
     timeout: float | None = None  # overrides the spec's whole-notebook timeout
+    sandbox: str = "auto"  # auto | bwrap | none
+    hidden: tuple[Path, ...] = ()  # more paths the kernel must not see (e.g. a batch's reports)
 
 
 @dataclass
@@ -34,6 +37,7 @@ class PreparedData:
     holdout_images: np.ndarray | None
     holdout_labels: np.ndarray | None
     summary: dict[str, Any]
+    sources: tuple[Path, ...] = ()  # where the full dataset (with holdout labels) lives
 
 
 def prepare_data(assignment: Assignment, options: Options, folder: Path) -> PreparedData:
@@ -52,7 +56,21 @@ def prepare_data(assignment: Assignment, options: Options, folder: Path) -> Prep
                "seed": spec.seed, "train": int(len(split.train[1])),
                "test": int(len(split.test[1])), "holdout": int(len(split.holdout[1])),
                "source": str(dataset.location.where)}
-    return PreparedData({spec.dataset: str(path)}, split.holdout[0], split.holdout[1], summary)
+    return PreparedData({spec.dataset: str(path)}, split.holdout[0], split.holdout[1], summary,
+                        (Path(dataset.location.where),))
+
+
+def sandbox_mounts(options: Options, prepared: PreparedData, harvest_dir: Path,
+                   images: Path | None) -> sandbox_mod.Mounts:
+    """What the sandboxed kernel may write, may read, and must not see."""
+    hidden = [REFERENCE_DIR, Path("/usr/share/datasets"), Path.home() / ".keras",
+              *prepared.sources, *options.hidden]
+    if options.data_dir:
+        hidden.append(options.data_dir.resolve())
+    readable = [Path(p) for p in prepared.student_npz.values()]
+    if images is not None:
+        readable.append(images)
+    return sandbox_mod.Mounts(writable=[harvest_dir], readable=readable, hidden=hidden)
 
 
 def harvest_code(assignment: Assignment, out_dir: Path, images: Path | None) -> str:
@@ -72,15 +90,17 @@ class Harvest:
     objects: dict[str, artifacts.HarvestedObject]
     data: PreparedData
     started: float
+    sandbox: str = "none"
 
 
 def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
                         kernel_seed: int = 0, training_seed: int | None = None) -> Harvest:
     started = time.monotonic()
+    mode = sandbox_mod.resolve(options.sandbox)
     loaded = notebook.load(path)
     if loaded.error:
         record = runner.ExecutionRecord(status="invalid_notebook", message=loaded.error)
-        return Harvest(loaded, record, {}, PreparedData({}, None, None, {}), started)
+        return Harvest(loaded, record, {}, PreparedData({}, None, None, {}), started, mode)
     work = scratch_mod.create(path)
     try:
         prepared = prepare_data(assignment, options, work.private)
@@ -89,13 +109,16 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
             images_path = work.private / "holdout_images.npy"
             np.save(images_path, prepared.holdout_images, allow_pickle=False)
         harvest_dir = work.private / f"harvest-{secrets.token_hex(8)}"
+        harvest_dir.mkdir()
+        mounts = sandbox_mounts(options, prepared, harvest_dir, images_path) \
+            if mode == "bwrap" else None
         limits = assignment.limits
         kernel = runner.KernelConfig(memory_mb=limits.memory_mb, seed=kernel_seed,
                                      datasets=prepared.student_npz)
         record = runner.execute(
             loaded.node, work, cell_timeout=limits.cell_timeout,
             notebook_timeout=options.timeout or limits.notebook_timeout, kernel=kernel,
-            harvest_code=harvest_code(assignment, harvest_dir, images_path))
+            harvest_code=harvest_code(assignment, harvest_dir, images_path), mounts=mounts)
         rows = None if prepared.holdout_labels is None else len(prepared.holdout_labels)
         objects = artifacts.read(harvest_dir, [o.name for o in assignment.objects], rows)
         if assignment.training and images_path is not None and prepared.student_npz:
@@ -104,7 +127,7 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
                 obj.timed = timed_training(obj, assignment, prepared, images_path, seed)
     finally:
         work.cleanup()
-    return Harvest(loaded, record, objects, prepared, started)
+    return Harvest(loaded, record, objects, prepared, started, mode)
 
 
 def timed_training(obj: artifacts.HarvestedObject, assignment: Assignment,
@@ -144,7 +167,7 @@ def grade(path: Path, assignment: Assignment, options: Options | None = None) ->
         results = _all_error(assignment, record.message)
     else:
         ctx = GradingContext(harvest.objects, assignment.expected(), assignment.thresholds(),
-                             record, harvest.data.holdout_labels)
+                             record, harvest.data.holdout_labels, notebook=harvest.loaded.node)
         results = [checks.run(spec, ctx) for spec in assignment.checks]
     now = time.monotonic()
     timings = {"kernel_start": record.kernel_start_seconds, "execute": record.execute_seconds,
@@ -154,8 +177,10 @@ def grade(path: Path, assignment: Assignment, options: Options | None = None) ->
                "grade": now - t_grade,
                "total": now - harvest.started}
     models = {name: obj.summary() for name, obj in harvest.objects.items()}
-    return _result(assignment, harvest.loaded, record, results, models, harvest.data.summary,
-                   timings)
+    result = _result(assignment, harvest.loaded, record, results, models, harvest.data.summary,
+                     timings)
+    result.sandbox = harvest.sandbox
+    return result
 
 
 def _all_error(assignment: Assignment, message: str) -> list[CheckResult]:

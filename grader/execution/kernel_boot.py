@@ -81,6 +81,11 @@ def main(argv: list[str]) -> None:
         from grader.data import kernel_hook
 
         kernel_hook.install({name: Path(p) for name, p in served.items()})
+    # In bubblewrap's pid namespace our parent is its init, not the grader: ipykernel would take
+    # that for the grader's death and quit. bwrap --die-with-parent covers that case instead.
+    parent = os.environ.get("JPY_PARENT_PID", "")
+    if parent and str(os.getppid()) != parent:
+        os.environ.pop("JPY_PARENT_PID")
     # Drop our own arguments: ipykernel parses sys.argv.
     sys.argv = [sys.argv[0], *argv[1:]]
     from ipykernel import kernelapp

@@ -21,6 +21,7 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
+from . import sandbox as sandbox_mod
 from .scratch import Scratch
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -70,10 +71,15 @@ class _GraderKernelManager(AsyncKernelManager):
     """Starts ipykernel through kernel_boot, which applies limits before any student code runs."""
 
     boot_config: str = ""
+    mounts: sandbox_mod.Mounts | None = None  # None: no sandbox, process limits only
+    workdir: str = ""
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
-        return [sys.executable, "-m", "grader.execution.kernel_boot", self.boot_config,
-                "-f", os.path.realpath(self.connection_file), *(extra_arguments or [])]
+        cmd = [sys.executable, "-m", "grader.execution.kernel_boot", self.boot_config,
+               "-f", os.path.realpath(self.connection_file), *(extra_arguments or [])]
+        if self.mounts is None:
+            return cmd
+        return sandbox_mod.wrap(cmd, self.mounts, Path(self.workdir))
 
 
 def kernel_env(scratch: Scratch) -> dict[str, str]:
@@ -99,20 +105,35 @@ def kernel_env(scratch: Scratch) -> dict[str, str]:
 
 def execute(nb: nbformat.NotebookNode, scratch: Scratch, *, cell_timeout: float,
             notebook_timeout: float, kernel: KernelConfig, harvest_code: str,
-            harvest_timeout: float = 300.0) -> ExecutionRecord:
-    """Execute `nb` in place (outputs are added to it) and run `harvest_code` afterwards."""
+            harvest_timeout: float = 300.0,
+            mounts: sandbox_mod.Mounts | None = None) -> ExecutionRecord:
+    """Execute `nb` in place (outputs are added to it) and run `harvest_code` afterwards.
+
+    With `mounts`, the kernel runs inside bubblewrap: `mounts` lists what it may write and read
+    beyond the read-only system, and what it must not see.
+    """
     return asyncio.run(_execute(nb, scratch, cell_timeout, notebook_timeout, kernel,
-                                harvest_code, harvest_timeout))
+                                harvest_code, harvest_timeout, mounts))
 
 
 async def _execute(nb, scratch, cell_timeout, notebook_timeout, kernel, harvest_code,
-                   harvest_timeout) -> ExecutionRecord:
+                   harvest_timeout, mounts) -> ExecutionRecord:
     record = ExecutionRecord()
     config_path = scratch.private / "kernel.json"
     config_path.write_text(json.dumps(kernel.__dict__))
-    km = _GraderKernelManager(kernel_name="python3", transport="ipc",
-                              ip=str(scratch.private / "kernel-ipc"))
+    ipc = scratch.private / "ipc"
+    ipc.mkdir(exist_ok=True)
+    # Unix sockets, not TCP: nothing else on the machine can reach the kernel, and it works
+    # inside a network namespace with no network at all.
+    km = _GraderKernelManager(kernel_name="python3", transport="ipc", ip=str(ipc / "kernel"),
+                              connection_file=str(ipc / "connection.json"))
+    km.kernel_spec.interrupt_mode = "message"  # a signal to bwrap would not reach ipykernel
     km.boot_config = str(config_path)
+    km.workdir = str(scratch.work)
+    if mounts is not None:
+        km.mounts = sandbox_mod.Mounts(
+            writable=[scratch.work, scratch.home, ipc, *mounts.writable],
+            readable=[config_path, *mounts.readable], hidden=mounts.hidden)
     kernel_log = (scratch.private / "kernel.log").open("wb")
     replies: dict[int, dict[str, Any]] = {}
 
@@ -147,6 +168,7 @@ async def _execute(nb, scratch, cell_timeout, notebook_timeout, kernel, harvest_
     finally:
         await _kill(km)
         kernel_log.close()
+        client.km = km  # nbclient's exit hook asserts a manager exists, even after a failed start
     _collect_errors(nb, replies, record)
     return record
 
