@@ -41,7 +41,8 @@ def calibrate(assignment: Assignment, options: Options, runs: int = 1,
             if obj.status != "found":
                 raise CalibrationError(f"the reference does not define `{name}` ({obj.status})")
             if run == 0:
-                expected["objects"][name] = {"variants": [_variant(obj.model, "reference")]}
+                expected["objects"][name] = {
+                    "variants": [_variant(obj.model, assignment.reference_label)]}
             labels = harvest.data.holdout_labels
             if labels is None:
                 continue
@@ -54,6 +55,12 @@ def calibrate(assignment: Assignment, options: Options, runs: int = 1,
             elif obj.timed:
                 raise CalibrationError(f"timed training of the reference `{name}` failed: "
                                        f"{obj.timed.get('message')}")
+    for label, notebook in assignment.reference_variants:
+        # Accepted alternatives: only their architecture is recorded, not thresholds.
+        harvest = execute_and_harvest(notebook, assignment, options)
+        for name, obj in harvest.objects.items():
+            if obj.status == "found":
+                expected["objects"][name]["variants"].append(_variant(obj.model, label))
     thresholds = {"command": command or " ".join(["grader", *sys.argv[1:]]),
                   "tolerance": tolerance, "subset": subset, "objects": {}}
     for (name, metric), values in accuracies.items():

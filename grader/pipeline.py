@@ -73,10 +73,17 @@ def sandbox_mounts(options: Options, prepared: PreparedData, harvest_dir: Path,
     return sandbox_mod.Mounts(writable=[harvest_dir], readable=readable, hidden=hidden)
 
 
-def harvest_code(assignment: Assignment, out_dir: Path, images: Path | None) -> str:
+def harvest_code(assignment: Assignment, out_dir: Path, images: Path | None,
+                 train_npz: str | None = None, training_seed: int = 0) -> str:
     request = {"out": str(out_dir), "images": str(images) if images else None,
-               "objects": [{"name": o.name, "kind": o.kind, "input_shape": o.input_shape}
-                           for o in assignment.objects]}
+               "objects": [{"name": o.name, "kind": o.kind, "input_shape": o.input_shape,
+                            **o.options} for o in assignment.objects]}
+    budget = assignment.training
+    if budget and train_npz:
+        # Only for models that cannot be rebuilt outside the kernel (subclassed ones).
+        request["training"] = {"train_npz": train_npz, "epochs": budget.epochs,
+                               "batch_size": budget.batch_size, "seed": training_seed,
+                               "max_seconds": budget.max_seconds, "max_params": budget.max_params}
     return ("__import__('grader.harvest.in_kernel', fromlist=['harvest']).harvest("
             f"get_ipython().user_ns, {json.dumps(json.dumps(request))})")
 
@@ -118,13 +125,19 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
         record = runner.execute(
             loaded.node, work, cell_timeout=limits.cell_timeout,
             notebook_timeout=options.timeout or limits.notebook_timeout, kernel=kernel,
-            harvest_code=harvest_code(assignment, harvest_dir, images_path), mounts=mounts)
+            harvest_code=harvest_code(
+                assignment, harvest_dir, images_path,
+                next(iter(prepared.student_npz.values()), None),
+                assignment.training.seed if training_seed is None or not assignment.training
+                else training_seed),
+            mounts=mounts)
         rows = None if prepared.holdout_labels is None else len(prepared.holdout_labels)
         objects = artifacts.read(harvest_dir, [o.name for o in assignment.objects], rows)
         if assignment.training and images_path is not None and prepared.student_npz:
             seed = assignment.training.seed if training_seed is None else training_seed
             for obj in objects.values():
-                obj.timed = timed_training(obj, assignment, prepared, images_path, seed)
+                if obj.timed is None:  # not already trained inside the kernel
+                    obj.timed = timed_training(obj, assignment, prepared, images_path, seed)
     finally:
         work.cleanup()
     return Harvest(loaded, record, objects, prepared, started, mode)
@@ -168,6 +181,8 @@ def grade(path: Path, assignment: Assignment, options: Options | None = None) ->
     else:
         ctx = GradingContext(harvest.objects, assignment.expected(), assignment.thresholds(),
                              record, harvest.data.holdout_labels, notebook=harvest.loaded.node)
+        ctx.notes["manual_questions"] = [str(c.options.get("question", c.id))
+                                         for c in assignment.checks if c.kind == "manual"]
         results = [checks.run(spec, ctx) for spec in assignment.checks]
     now = time.monotonic()
     timings = {"kernel_start": record.kernel_start_seconds, "execute": record.execute_seconds,

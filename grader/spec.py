@@ -48,8 +48,9 @@ class ObjectSpec:
     """A variable the grader harvests from the student's kernel."""
 
     name: str
-    kind: str  # "keras"
+    kind: str  # "keras", or a module in grader/harvest/kinds/
     input_shape: tuple[int, ...] | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # e.g. probe_dropout = true
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,9 @@ class Assignment:
     objects: tuple[ObjectSpec, ...]
     checks: tuple[CheckSpec, ...]
     spec_sha256: str
+    # Other accepted solutions (label, notebook): their architectures are accepted too.
+    reference_label: str = "reference"
+    reference_variants: tuple[tuple[str, Path], ...] = ()
 
     @property
     def max_score(self) -> float:
@@ -156,8 +160,15 @@ def _parse(raw: dict[str, Any], folder: Path, sha: str) -> Assignment:
         data=DataSpec(**data) if data else None,
         training=TrainingSpec(**raw["training"]) if "training" in raw else None,
         objects=tuple(
-            ObjectSpec(o["name"], o["kind"], tuple(o["input_shape"]) if "input_shape" in o else None)
+            ObjectSpec(o["name"], o["kind"],
+                       tuple(o["input_shape"]) if "input_shape" in o else None,
+                       {k: v for k, v in o.items() if k not in ("name", "kind", "input_shape")})
             for o in raw.get("objects", [])
+        ),
+        reference_label=raw.get("reference_label", "reference"),
+        reference_variants=tuple(
+            (v["label"], REFERENCE_DIR / aid / v["notebook"])
+            for v in raw.get("reference_variants", [])
         ),
         checks=checks,
         spec_sha256=sha,

@@ -7,7 +7,7 @@ from typing import Callable
 from ..scoring import CheckResult
 from ..spec import CheckSpec
 from .context import GradingContext
-from . import keras_checks
+from . import keras_checks, manual
 
 CheckFn = Callable[[CheckSpec, GradingContext], CheckResult]
 
@@ -20,6 +20,8 @@ REGISTRY: dict[str, CheckFn] = {
     "optimizer": keras_checks.optimizer,
     "accuracy": keras_checks.accuracy,
     "timed_training": keras_checks.timed_training,
+    "dropout_behaviour": keras_checks.dropout_behaviour,
+    "manual": manual.manual,
 }
 
 

@@ -29,17 +29,18 @@ def _found(spec: CheckSpec, ctx: GradingContext):
 
 def _comparison(spec: CheckSpec, ctx: GradingContext) -> dict[str, Any]:
     """The reference variant closest to the student's model, aligned layer by layer (cached)."""
-    key = ("comparison", spec.object)
+    key = ("comparison", spec.object, tuple(spec.options.get("ignore", [])))
     if key in ctx.notes:
         return ctx.notes[key]
     obj = _found(spec, ctx)
     variants = ctx.expected_object(spec.object).get("variants") or []
     if not variants:
         raise RuntimeError(f"no reference architecture for `{spec.object}` (run grader calibrate)")
-    found = normalise(obj.model["layers"])
+    ignore = set(spec.options.get("ignore", []))  # e.g. Dropout, when dropout is graded by behaviour
+    found = [l for l in normalise(obj.model["layers"]) if l.kind not in ignore]
     best = None
     for variant in variants:
-        expected = normalise(variant["layers"])
+        expected = [l for l in normalise(variant["layers"]) if l.kind not in ignore]
         d = distance(expected, found)
         if best is None or d < best[0]:
             best = (d, variant, expected)
@@ -77,6 +78,10 @@ def layers(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     """Each expected layer present, in order, with the right type and size; extras cost points."""
     cmp = _comparison(spec, ctx)
     expected, found = cmp["expected"], cmp["found"]
+    # `only`: grade just these expected layers (1-based), e.g. "the first convolution, 5 points".
+    only = {int(n) - 1 for n in spec.options.get("only", [])}
+    if only:
+        return _some_layers(spec, cmp, only)
     matched, problems, extras = 0, [], 0
     for i, j in cmp["pairs"]:
         if i is not None and j is not None:
@@ -97,6 +102,26 @@ def layers(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
         message = "; ".join(problems) + f". Found: {summary}"
     return CheckResult.scored(spec, fraction, message + _variant_note(cmp, ctx, spec.object),
                               variant=cmp["label"], comparison=_comparison_rows(cmp))
+
+
+def _some_layers(spec: CheckSpec, cmp: dict[str, Any], only: set[int]) -> CheckResult:
+    expected, found = cmp["expected"], cmp["found"]
+    partner = {i: j for i, j in cmp["pairs"] if i is not None}
+    right, problems = 0, []
+    for i in sorted(only):
+        if i >= len(expected):
+            raise RuntimeError(f"the spec names expected layer {i + 1}, but there are {len(expected)}")
+        j = partner.get(i)
+        if j is None:
+            problems.append(f"missing {expected[i].label()}")
+        elif expected[i].structure == found[j].structure:
+            right += 1
+        else:
+            problems.append(f"{_where(j)}: expected {expected[i].label()}, found {found[j].label()}")
+    message = "; ".join(problems) if problems else \
+        ", ".join(found[partner[i]].label() for i in sorted(only)) + " as expected"
+    return CheckResult.scored(spec, right / len(only), message + (
+        f" [accepted variant: {cmp['label']}]" if cmp["label"] else ""), variant=cmp["label"])
 
 
 def _comparison_rows(cmp: dict[str, Any]) -> list[dict[str, Any]]:
@@ -307,3 +332,28 @@ def timed_training(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     what = (f"after {run.get('epochs_run')} epochs of the grader's training "
             f"({sum(per_epoch) / len(per_epoch):.1f} s/epoch)")
     return _against_threshold(spec, acc, threshold, n_classes, what)
+
+
+@_guarded
+def dropout_behaviour(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
+    """Dropout tested by behaviour: two training passes differ, two inference passes agree."""
+    obj = _found(spec, ctx)
+    probe = obj.data.get("behaviour")
+    if not isinstance(probe, dict):
+        return CheckResult.error(spec, "the grader could not probe the model's behaviour")
+    if probe.get("error"):
+        return CheckResult.scored(spec, 0.0, f"calling the model with training=True/False failed: "
+                                  f"{probe['error']}")
+    differ = probe.get("training_passes_differ") is True
+    agree = probe.get("inference_passes_agree") is True
+    if differ and agree:
+        return CheckResult.scored(spec, 1.0, "dropout is active in training (two passes differ) "
+                                  "and off in inference (two passes agree)")
+    problems = []
+    if not differ:
+        problems.append("two forward passes with training=True gave identical outputs: no dropout "
+                        "is active during training")
+    if not agree:
+        problems.append("two forward passes with training=False differ: dropout (or other "
+                        "randomness) is still active at inference")
+    return CheckResult.scored(spec, 0.5 if differ != agree and agree else 0.0, "; ".join(problems))

@@ -81,6 +81,10 @@ def _parse(name: str, entry: dict[str, Any], out_dir: Path, rows: int | None) ->
     if not isinstance(model, dict) or not isinstance(model.get("layers"), list):
         return HarvestedObject(name, "error", "the harvested model description was malformed")
     obj.model = model
+    if isinstance(entry.get("behaviour"), dict):
+        obj.data["behaviour"] = entry["behaviour"]
+    if isinstance(entry.get("timed"), dict):
+        obj.timed = _timed_from_kernel(entry["timed"], out_dir, rows)
     layout = entry.get("input_layout")
     obj.input_layout = layout if isinstance(layout, list) else None
     obj.predict_error = _str(entry.get("predict_error"))
@@ -113,6 +117,19 @@ def _load_predictions(path: Path, rows: int) -> dict[str, np.ndarray]:
     except (OSError, ValueError):
         return {}
     return out
+
+
+def _timed_from_kernel(timed: dict[str, Any], out_dir: Path, rows: int | None) -> dict[str, Any]:
+    keep = {k: timed[k] for k in ("status", "message", "epochs_run", "seconds_per_epoch",
+                                  "stopped_by_time", "loss", "train_accuracy", "where") if k in timed}
+    name = timed.get("predictions_file")
+    if keep.get("status") == "trained":
+        arrays = load_numeric_arrays(out_dir / name) if isinstance(name, str) and "/" not in name else {}
+        pred = arrays.get("predictions")
+        if pred is None or pred.ndim != 2 or (rows and pred.shape[0] != rows):
+            return {"status": "error", "message": "the in-kernel training returned no usable predictions"}
+        keep["predictions"] = np.nan_to_num(pred.astype("float64"))
+    return keep
 
 
 def load_numeric_arrays(path: Path) -> dict[str, np.ndarray]:

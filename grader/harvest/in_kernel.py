@@ -35,6 +35,7 @@ def harvest(namespace: dict[str, Any], request_json: str) -> None:
         images = np.load(request["images"], allow_pickle=False)
     manifest: dict[str, Any] = {"objects": {}}
     for obj in request["objects"]:
+        obj = {**obj, "training": request.get("training")}
         try:
             entry = _harvest_one(namespace, obj, images, out)
         except BaseException as exc:  # noqa: BLE001 - includes SystemExit from student code
@@ -91,7 +92,60 @@ def _harvest_keras(model, obj, images, out: Path) -> dict[str, Any]:
             ", ".join(str((None, *s)) for s in IMAGE_LAYOUTS)
     elif images is not None:
         entry.update(_predict(model, images, layout, out / f"{obj['name']}.predictions.npz"))
+        # After predicting: training=True passes may update BatchNormalization statistics.
+        if obj.get("probe_dropout"):
+            entry["behaviour"] = _probe_dropout(model, images[:64], layout)
+        if entry["model"]["kind"] == "subclassed" and obj.get("training"):
+            entry["timed"] = _train_in_kernel(model, entry["model"], images, layout, obj, out)
     return entry
+
+
+def _probe_dropout(model, images, layout) -> dict[str, Any]:
+    """Dropout shows in behaviour: training passes differ, inference passes agree."""
+    x = SCALINGS["unit"](images).reshape((len(images), *layout))
+    try:
+        train = [np.asarray(model(x, training=True)) for _ in range(2)]
+        infer = [np.asarray(model(x, training=False)) for _ in range(2)]
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"training_passes_differ": not np.allclose(train[0], train[1]),
+            "inference_passes_agree": bool(np.allclose(infer[0], infer[1]))}
+
+
+def _train_in_kernel(model, description, images, layout, obj, out: Path) -> dict[str, Any]:
+    """Timed training of a fresh copy of a subclassed model, which only the kernel can rebuild."""
+    budget = obj["training"]
+    if description["total_params"] > budget["max_params"]:
+        return {"status": "declined", "message": f"the model has {description['total_params']:,} "
+                f"parameters; the grader does not retrain models over {budget['max_params']:,}"}
+    compile_info = description["compile"]
+    if not compile_info.get("loss") or not compile_info.get("optimizer_config"):
+        return {"status": "error", "message": "the model was never compiled, so the grader does "
+                "not know which loss and optimizer to train it with"}
+    import keras
+
+    from ..training.timed_fit import timed_fit
+
+    keras.utils.set_random_seed(budget["seed"])
+    try:
+        fresh = type(model).from_config(model.get_config())
+    except Exception:
+        try:
+            fresh = type(model)()
+        except Exception as exc:
+            return {"status": "error", "message": f"could not create a fresh {type(model).__name__} "
+                    f"(from_config and a no-argument constructor failed: {exc})"[:400]}
+    loss = compile_info.get("loss_config") or compile_info["loss"]
+    with np.load(budget["train_npz"], allow_pickle=False) as data:
+        x_train, y_train = data["x_train"], data["y_train"]
+    result = timed_fit(fresh, x_train=x_train, y_train=y_train, images=images, layout=layout,
+                       loss=keras.losses.deserialize(loss) if isinstance(loss, dict) else loss,
+                       optimizer=keras.optimizers.deserialize(compile_info["optimizer_config"]),
+                       epochs=budget["epochs"], batch_size=budget["batch_size"],
+                       max_seconds=budget["max_seconds"], n_classes=10, seed=budget["seed"])
+    np.savez(out / f"{obj['name']}.timed.npz", predictions=result.pop("predictions"))
+    result.update(status="trained", where="kernel", predictions_file=f"{obj['name']}.timed.npz")
+    return result
 
 
 def _find_layout(model, hint) -> tuple[int, ...] | None:
