@@ -12,12 +12,14 @@ import statistics
 import sys
 from typing import Any
 
+from .checks.autoencoder_checks import code_size, reconstruction_errors
 from .checks.keras_checks import best_accuracy
 from .pipeline import Options, execute_and_harvest
 from .scoring import write_atomic
 from .spec import Assignment
 
-DEFAULT_TOLERANCE = 0.03
+DEFAULT_TOLERANCE = 0.03  # accuracy: the threshold is the reference's mean minus this
+RECONSTRUCTION_TOLERANCE = 0.25  # reconstruction error: up to 25 % above the reference's
 
 
 class CalibrationError(Exception):
@@ -49,6 +51,8 @@ def calibrate(assignment: Assignment, options: Options, runs: int = 1,
             best = best_accuracy(obj.predictions, labels) if obj.predictions else None
             if best:
                 accuracies.setdefault((name, "accuracy"), []).append(round(best[1], 4))
+            if obj.predictions and harvest.data.holdout_images is not None:
+                _record_reconstruction(accuracies, name, obj, harvest.data.holdout_images)
             if obj.timed and obj.timed.get("status") == "trained":
                 timed = best_accuracy({"unit": obj.timed["predictions"]}, labels)
                 accuracies.setdefault((name, "timed_accuracy"), []).append(round(timed[1], 4))
@@ -56,24 +60,37 @@ def calibrate(assignment: Assignment, options: Options, runs: int = 1,
                 raise CalibrationError(f"timed training of the reference `{name}` failed: "
                                        f"{obj.timed.get('message')}")
     for label, notebook in assignment.reference_variants:
-        # Accepted alternatives: only their architecture is recorded, not thresholds.
+        # Accepted alternatives: their architecture, and reconstruction error for their own k.
         harvest = execute_and_harvest(notebook, assignment, options)
         for name, obj in harvest.objects.items():
             if obj.status == "found":
                 expected["objects"][name]["variants"].append(_variant(obj.model, label))
+                if obj.predictions and harvest.data.holdout_images is not None:
+                    _record_reconstruction(accuracies, name, obj, harvest.data.holdout_images)
     thresholds = {"command": command or " ".join(["grader", *sys.argv[1:]]),
                   "tolerance": tolerance, "subset": subset, "objects": {}}
     for (name, metric), values in accuracies.items():
         mean = statistics.fmean(values)
         spread = statistics.pstdev(values) if len(values) > 1 else 0.0
+        if metric.startswith("reconstruction"):  # an error: lower is better, tolerance relative
+            limit = round(mean * (1 + RECONSTRUCTION_TOLERANCE) + 2 * spread, 5)
+        else:
+            limit = round(mean - max(tolerance, 2 * spread), 4)
         thresholds["objects"].setdefault(name, {})[metric] = {
-            "threshold": round(mean - max(tolerance, 2 * spread), 4),
+            "threshold": limit,
             "reference_mean": round(mean, 4), "reference_std": round(spread, 4),
             "runs": values, "seeds": list(range(runs)),
         }
     write_atomic(assignment.expected_path, json.dumps(expected, indent=1) + "\n")
     write_atomic(assignment.thresholds_path, json.dumps(thresholds, indent=1) + "\n")
     return thresholds
+
+
+def _record_reconstruction(store, name, obj, images) -> None:
+    errors = reconstruction_errors(obj.predictions, images)
+    k = code_size(obj.model)
+    if errors and k:
+        store.setdefault((name, f"reconstruction_k{k}"), []).append(round(min(errors.values()), 6))
 
 
 def _variant(model: dict[str, Any], label: str) -> dict[str, Any]:

@@ -180,7 +180,8 @@ def grade(path: Path, assignment: Assignment, options: Options | None = None) ->
         results = _all_error(assignment, record.message)
     else:
         ctx = GradingContext(harvest.objects, assignment.expected(), assignment.thresholds(),
-                             record, harvest.data.holdout_labels, notebook=harvest.loaded.node)
+                             record, harvest.data.holdout_labels,
+                             holdout_images=harvest.data.holdout_images, notebook=harvest.loaded.node)
         ctx.notes["manual_questions"] = [str(c.options.get("question", c.id))
                                          for c in assignment.checks if c.kind == "manual"]
         results = [checks.run(spec, ctx) for spec in assignment.checks]

@@ -7,7 +7,7 @@ from typing import Callable
 from ..scoring import CheckResult
 from ..spec import CheckSpec
 from .context import GradingContext
-from . import keras_checks, manual
+from . import autoencoder_checks, keras_checks, manual
 
 CheckFn = Callable[[CheckSpec, GradingContext], CheckResult]
 
@@ -22,6 +22,7 @@ REGISTRY: dict[str, CheckFn] = {
     "timed_training": keras_checks.timed_training,
     "dropout_behaviour": keras_checks.dropout_behaviour,
     "manual": manual.manual,
+    "reconstruction": autoencoder_checks.reconstruction,
 }
 
 

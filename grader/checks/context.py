@@ -18,6 +18,7 @@ class GradingContext:
     thresholds: dict[str, Any]  # reference/<id>/thresholds.json
     execution: ExecutionRecord
     holdout_labels: np.ndarray | None = None
+    holdout_images: np.ndarray | None = None
     notebook: Any = None  # the submitted nbformat.NotebookNode, for checks that read its source
     notes: dict[str, Any] = field(default_factory=dict)
 

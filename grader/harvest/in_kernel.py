@@ -57,7 +57,7 @@ def _harvest_one(namespace, obj, images, out: Path) -> dict[str, Any]:
         return {"status": "missing"}
     value = namespace[name]
     if obj["kind"] == "keras":
-        return _harvest_keras(value, obj, images, out)
+        return _harvest_keras(value, obj, images, out, namespace)
     # Other kinds live in grader/harvest/kinds/<kind>.py, each with
     # harvest(value, obj, namespace, out) -> entry; arrays go to "<name>.arrays.npz".
     import importlib
@@ -71,11 +71,13 @@ def _is_keras_model(value: Any) -> bool:
     return keras is not None and isinstance(value, keras.Model)
 
 
-def _harvest_keras(model, obj, images, out: Path) -> dict[str, Any]:
+def _harvest_keras(model, obj, images, out: Path, namespace=None) -> dict[str, Any]:
     if not _is_keras_model(model):
         return {"status": "wrong_type", "type": _type_name(model)}
     from . import keras_introspect
 
+    if obj.get("encoder"):
+        return _harvest_on_codes(model, obj, images, out, namespace or {})
     layout = _find_layout(model, obj.get("input_shape"))
     sample = None if layout is None else np.zeros((2, *layout), dtype="float32")
     entry: dict[str, Any] = {"status": "found", "type": _type_name(model),
@@ -146,6 +148,40 @@ def _train_in_kernel(model, description, images, layout, obj, out: Path) -> dict
     np.savez(out / f"{obj['name']}.timed.npz", predictions=result.pop("predictions"))
     result.update(status="trained", where="kernel", predictions_file=f"{obj['name']}.timed.npz")
     return result
+
+
+def _harvest_on_codes(model, obj, images, out: Path, namespace) -> dict[str, Any]:
+    """A classifier trained on an encoder's codes: the grader's images are encoded with the
+    student's own encoder (its first layer, as the homework computes them), then classified."""
+    from . import keras_introspect
+
+    encoder = namespace.get(obj["encoder"])
+    if not _is_keras_model(encoder):
+        return {"status": "error", "message": f"`{obj['encoder']}` (whose first layer encodes the "
+                "inputs) is missing or not a Keras model"}
+    first = encoder.layers[0]
+    codes = {scaling: np.asarray(first(transform(images).reshape((len(images), -1))))
+             for scaling, transform in SCALINGS.items()} if images is not None else {}
+    width = int(first.weights[0].shape[-1]) if first.weights else None
+    sample = np.zeros((2, width), dtype="float32") if width else None
+    entry: dict[str, Any] = {"status": "found", "type": _type_name(model),
+                             "input_layout": [width] if width else None, "code_size": width,
+                             "model": keras_introspect.describe_model(model, sample)}
+    arrays, errors = {}, {}
+    for scaling, x in codes.items():
+        try:
+            pred = np.asarray(model.predict(x.astype("float32"), batch_size=256, verbose=0))
+            arrays[scaling] = pred.reshape((len(x), -1)).astype("float32")
+        except Exception as exc:
+            errors[scaling] = f"{type(exc).__name__}: {exc}"[:300]
+    path = out / f"{obj['name']}.predictions.npz"
+    if arrays:
+        np.savez(path, **arrays)
+    entry.update(predictions=path.name if arrays else None, predict_errors=errors)
+    if errors and not arrays:
+        entry["predict_error"] = f"the classifier does not accept codes of size {width}: " + \
+            next(iter(errors.values()))
+    return entry
 
 
 def _find_layout(model, hint) -> tuple[int, ...] | None:
