@@ -73,11 +73,17 @@ def sandbox_mounts(options: Options, prepared: PreparedData, harvest_dir: Path,
     return sandbox_mod.Mounts(writable=[harvest_dir], readable=readable, hidden=hidden)
 
 
+def timed_objects(assignment: Assignment) -> set[str]:
+    """Objects the grader trains itself: those a timed_training check grades."""
+    return {c.object for c in assignment.checks if c.kind == "timed_training" and c.object}
+
+
 def harvest_code(assignment: Assignment, out_dir: Path, images: Path | None,
                  train_npz: str | None = None, training_seed: int = 0) -> str:
+    wanted = timed_objects(assignment)
     request = {"out": str(out_dir), "images": str(images) if images else None,
                "objects": [{"name": o.name, "kind": o.kind, "input_shape": o.input_shape,
-                            **o.options} for o in assignment.objects]}
+                            "timed": o.name in wanted, **o.options} for o in assignment.objects]}
     budget = assignment.training
     if budget and train_npz:
         # Only for models that cannot be rebuilt outside the kernel (subclassed ones).
@@ -135,8 +141,9 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
         objects = artifacts.read(harvest_dir, [o.name for o in assignment.objects], rows)
         if assignment.training and images_path is not None and prepared.student_npz:
             seed = assignment.training.seed if training_seed is None else training_seed
+            wanted = timed_objects(assignment)
             for obj in objects.values():
-                if obj.timed is None:  # not already trained inside the kernel
+                if obj.timed is None and obj.name in wanted:  # not already trained in the kernel
                     obj.timed = timed_training(obj, assignment, prepared, images_path, seed)
     finally:
         work.cleanup()

@@ -21,6 +21,7 @@ REGISTRY: dict[str, CheckFn] = {
     "accuracy": keras_checks.accuracy,
     "timed_training": keras_checks.timed_training,
     "dropout_behaviour": keras_checks.dropout_behaviour,
+    "contains_layers": keras_checks.contains_layers,
     "manual": manual.manual,
     "reconstruction": autoencoder_checks.reconstruction,
 }

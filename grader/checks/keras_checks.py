@@ -357,3 +357,25 @@ def dropout_behaviour(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
         problems.append("two forward passes with training=False differ: dropout (or other "
                         "randomness) is still active at inference")
     return CheckResult.scored(spec, 0.5 if differ != agree and agree else 0.0, "; ".join(problems))
+
+
+@_guarded
+def contains_layers(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
+    """A free architecture that must include some layer types, e.g. Conv2D and a pooling layer.
+
+    Option `required`: a list whose items are a class name or a list of alternatives.
+    """
+    obj = _found(spec, ctx)
+    present = {str(layer.get("class")) for layer in obj.model["layers"]}
+    missing = []
+    for item in spec.options.get("required", []):
+        choices = [item] if isinstance(item, str) else list(item)
+        if not present & set(choices):
+            missing.append(" or ".join(choices))
+    required = len(spec.options.get("required", [])) or 1
+    if missing:
+        return CheckResult.scored(spec, 1 - len(missing) / required,
+                                  f"missing {', '.join(missing)}; found "
+                                  + ", ".join(sorted(present)))
+    return CheckResult.scored(spec, 1.0, "has " + ", ".join(
+        i if isinstance(i, str) else "/".join(i) for i in spec.options.get("required", [])))

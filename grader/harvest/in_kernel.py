@@ -97,7 +97,7 @@ def _harvest_keras(model, obj, images, out: Path, namespace=None) -> dict[str, A
         # After predicting: training=True passes may update BatchNormalization statistics.
         if obj.get("probe_dropout"):
             entry["behaviour"] = _probe_dropout(model, images[:64], layout)
-        if entry["model"]["kind"] == "subclassed" and obj.get("training"):
+        if entry["model"]["kind"] == "subclassed" and obj.get("training") and obj.get("timed"):
             entry["timed"] = _train_in_kernel(model, entry["model"], images, layout, obj, out)
     return entry
 
