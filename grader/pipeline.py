@@ -123,6 +123,8 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
             np.save(images_path, prepared.holdout_images, allow_pickle=False)
         harvest_dir = work.private / f"harvest-{secrets.token_hex(8)}"
         harvest_dir.mkdir()
+        seed = training_seed if training_seed is not None else \
+            assignment.training.seed if assignment.training else 0
         mounts = sandbox_mounts(options, prepared, harvest_dir, images_path) \
             if mode == "bwrap" else None
         limits = assignment.limits
@@ -131,16 +133,12 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
         record = runner.execute(
             loaded.node, work, cell_timeout=limits.cell_timeout,
             notebook_timeout=options.timeout or limits.notebook_timeout, kernel=kernel,
-            harvest_code=harvest_code(
-                assignment, harvest_dir, images_path,
-                next(iter(prepared.student_npz.values()), None),
-                assignment.training.seed if training_seed is None or not assignment.training
-                else training_seed),
+            harvest_code=harvest_code(assignment, harvest_dir, images_path,
+                                      next(iter(prepared.student_npz.values()), None), seed),
             mounts=mounts)
         rows = None if prepared.holdout_labels is None else len(prepared.holdout_labels)
         objects = artifacts.read(harvest_dir, [o.name for o in assignment.objects], rows)
         if assignment.training and images_path is not None and prepared.student_npz:
-            seed = assignment.training.seed if training_seed is None else training_seed
             wanted = timed_objects(assignment)
             for obj in objects.values():
                 if obj.timed is None and obj.name in wanted:  # not already trained in the kernel

@@ -10,6 +10,8 @@ import asyncio
 import json
 import os
 import re
+import secrets
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -29,6 +31,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _LINE = re.compile(r"^\s*(?:-+>|Cell In\[\d+\], line)\s*(\d+)", re.M)
 # Environment variables the kernel may inherit; everything else (tokens, keys) is dropped.
 _ENV_KEEP = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SYSTEMROOT")
+# Marks every process of one kernel, so none outlives grading (see kill_tagged_processes).
+KERNEL_TOKEN_VAR = "GRADER_KERNEL_TOKEN"
 # Outputs kept per cell: enough to read an error, not enough to exhaust the grader's memory.
 MAX_OUTPUT_CHARS = 20_000
 
@@ -53,6 +57,7 @@ class KernelConfig:
     memory_mb: int
     seed: int = 0
     max_file_mb: int = 512
+    max_processes: int = 64  # beyond what the user already runs
     datasets: dict[str, str] = field(default_factory=dict)
 
 
@@ -65,6 +70,35 @@ class ExecutionRecord:
     execute_seconds: float = 0.0
     harvest_seconds: float = 0.0
     harvested: bool = False
+
+
+class _BoundedClient(NotebookClient):
+    """Keeps at most MAX_OUTPUT_CHARS of output per cell while the cell runs: a notebook that
+    prints gigabytes must not exhaust the grader's memory."""
+
+    def output(self, outs, msg, display_id, cell_index):  # noqa: ANN001 - nbclient's signature
+        kept = self._kept.get(cell_index, 0) if hasattr(self, "_kept") else 0
+        if kept > MAX_OUTPUT_CHARS and msg["msg_type"] != "error":
+            if not self._noted.get(cell_index):
+                self._noted[cell_index] = True
+                outs.append(nbformat.v4.new_output(
+                    "stream", name="stderr", text="[grader: further output of this cell dropped]\n"))
+            return None
+        out = super().output(outs, msg, display_id, cell_index)
+        if out is not None:
+            size = len(json.dumps(out, default=str))
+            if size > MAX_OUTPUT_CHARS:  # a single huge message: keep its head only
+                if out.get("output_type") == "stream":
+                    out["text"] = out["text"][:MAX_OUTPUT_CHARS // 2] + "\n[grader: output cut]\n"
+                else:
+                    outs.remove(out)
+            self._kept[cell_index] = kept + min(size, MAX_OUTPUT_CHARS)
+        return out
+
+    def __init__(self, *args, **kwargs):  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self._kept: dict[int, int] = {}
+        self._noted: dict[int, bool] = {}
 
 
 class _GraderKernelManager(AsyncKernelManager):
@@ -140,7 +174,7 @@ async def _execute(nb, scratch, cell_timeout, notebook_timeout, kernel, harvest_
     def on_cell_executed(cell, cell_index, execute_reply):  # noqa: ANN001 - nbclient hook
         replies[cell_index] = execute_reply.get("content", {})
 
-    client = NotebookClient(
+    client = _BoundedClient(
         nb, km=km, timeout=int(cell_timeout), allow_errors=True, interrupt_on_timeout=True,
         error_on_timeout={"ename": "CellTimeoutError",
                           "evalue": f"the cell ran longer than its {cell_timeout:.0f} s limit",
@@ -150,8 +184,11 @@ async def _execute(nb, scratch, cell_timeout, notebook_timeout, kernel, harvest_
         on_cell_executed=on_cell_executed,
     )
     started = time.monotonic()
+    token = secrets.token_hex(12)
+    env = kernel_env(scratch)
+    env[KERNEL_TOKEN_VAR] = token
     try:
-        async with client.async_setup_kernel(env=kernel_env(scratch), cwd=str(scratch.work),
+        async with client.async_setup_kernel(env=env, cwd=str(scratch.work),
                                              stdout=kernel_log, stderr=kernel_log):
             record.kernel_start_seconds = time.monotonic() - started
             t0 = time.monotonic()
@@ -166,7 +203,7 @@ async def _execute(nb, scratch, cell_timeout, notebook_timeout, kernel, harvest_
             record.status = "start_failed"
             record.message = f"the kernel could not start: {_first_line(exc)}"
     finally:
-        await _kill(km)
+        await _kill(km, token)
         kernel_log.close()
         client.km = km  # nbclient's exit hook asserts a manager exists, even after a failed start
     _collect_errors(nb, replies, record)
@@ -220,12 +257,38 @@ async def _run_harvest(client, nb, code, timeout, record) -> bool:
     return True
 
 
-async def _kill(km: AsyncKernelManager) -> None:
+async def _kill(km: AsyncKernelManager, token: str) -> None:
+    pgid = getattr(km.provisioner, "pgid", None) if km.provisioner else None
     try:
         if km.has_kernel:
             await km.shutdown_kernel(now=True)
     except Exception:
         pass
+    # jupyter_client signals the group only while its own child lives; the student may have
+    # killed that child, or started processes in sessions of their own. Sweep both.
+    if pgid:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except OSError:
+            pass
+    kill_tagged_processes(token)
+
+
+def kill_tagged_processes(token: str) -> int:
+    """SIGKILL every process whose environment carries this kernel's token; returns the count."""
+    needle = f"{KERNEL_TOKEN_VAR}={token}".encode()
+    killed = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                if needle in fh.read().split(b"\0"):
+                    os.kill(int(entry), signal.SIGKILL)
+                    killed += 1
+        except OSError:
+            continue
+    return killed
 
 
 def _trim_outputs(cell) -> None:  # noqa: ANN001
