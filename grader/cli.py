@@ -107,7 +107,7 @@ def cmd_data(args: argparse.Namespace, console: Console) -> int:
     from . import data
 
     for line in data.describe(args.data_dir):
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, soft_wrap=True)
     return EXIT_OK
 
 

@@ -6,13 +6,14 @@ imports TensorFlow: numpy-only notebooks must start fast.
 
 from __future__ import annotations
 
-import importlib.abc
 import json
 import os
 import resource
 import signal
 import sys
 from pathlib import Path
+
+from grader.execution.import_hooks import after_import
 
 
 def _user_process_count() -> int:
@@ -39,41 +40,14 @@ def apply_limits(memory_mb: int, max_file_mb: int, max_processes: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-class _SeedOnImport(importlib.abc.MetaPathFinder):
-    """Seeds Keras/TensorFlow right after they are imported, so grading twice gives the same numbers."""
+def _seed_framework(seed: int):
+    def seed_it(module) -> None:  # noqa: ANN001
+        if module.__name__ == "keras":
+            module.utils.set_random_seed(seed)
+        else:
+            module.random.set_seed(seed)
 
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
-        self.pending = {"keras", "tensorflow"}
-
-    def find_spec(self, fullname, path, target=None):  # noqa: ANN001 - importlib protocol
-        if fullname not in self.pending:
-            return None
-        self.pending.discard(fullname)
-        sys.meta_path.remove(self)
-        try:
-            import importlib.util
-
-            spec = importlib.util.find_spec(fullname)
-        finally:
-            sys.meta_path.insert(0, self)
-        if spec is None or spec.loader is None:
-            return spec
-        original_exec = spec.loader.exec_module
-        seed = self.seed
-
-        def exec_and_seed(module):  # noqa: ANN001
-            original_exec(module)
-            try:
-                if module.__name__ == "keras":
-                    module.utils.set_random_seed(seed)
-                else:
-                    module.random.set_seed(seed)
-            except Exception:  # a seeding failure must not break the student's import
-                pass
-
-        spec.loader.exec_module = exec_and_seed
-        return spec
+    return seed_it
 
 
 def seed_everything(seed: int) -> None:
@@ -86,7 +60,7 @@ def seed_everything(seed: int) -> None:
         numpy.random.seed(seed)
     except ImportError:
         pass
-    sys.meta_path.insert(0, _SeedOnImport(seed))
+    after_import(lambda name: name in ("keras", "tensorflow"), _seed_framework(seed))
 
 
 def main(argv: list[str]) -> None:

@@ -1,0 +1,65 @@
+"""The student's subset and the grader's private holdout, fixed by a seed.
+
+Subset mode: `train_per_class` training and `test_per_class` test images per class. The holdout
+is `holdout_per_class` images per class from the *training* split, disjoint from what the
+notebook gets. Full mode gives the notebook everything except the holdout, so the holdout stays
+private either way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .sources import Dataset
+
+Pair = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Split:
+    train: Pair
+    test: Pair
+    holdout: Pair
+
+    def write_student_npz(self, path: Path) -> None:
+        """What the notebook's load_data() returns; the holdout never goes in it."""
+        np.savez(path, x_train=self.train[0], y_train=self.train[1],
+                 x_test=self.test[0], y_test=self.test[1])
+
+
+class SplitError(ValueError):
+    pass
+
+
+def _per_class(labels: np.ndarray, rng: np.random.Generator, counts: list[int]) -> list[np.ndarray]:
+    """For each count, that many indices per class, disjoint across counts, kept in file order."""
+    picked: list[list[np.ndarray]] = [[] for _ in counts]
+    for cls in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == cls))
+        if sum(counts) > len(members):
+            raise SplitError(f"class {cls} has {len(members)} images; the split asks for "
+                             f"{sum(counts)}")
+        start = 0
+        for slot, count in enumerate(counts):
+            picked[slot].append(members[start:start + count])
+            start += count
+    return [np.sort(np.concatenate(parts)) for parts in picked]
+
+
+def make_split(dataset: Dataset, *, seed: int, train_per_class: int, test_per_class: int,
+               holdout_per_class: int, full: bool = False) -> Split:
+    rng = np.random.default_rng(seed)
+    x_train, y_train = dataset.train
+    x_test, y_test = dataset.test
+    holdout_idx, train_idx = _per_class(y_train, rng, [holdout_per_class, train_per_class])
+    if full:
+        train_idx = np.setdiff1d(np.arange(len(y_train)), holdout_idx)
+        test_idx = np.arange(len(y_test))
+    else:
+        (test_idx,) = _per_class(y_test, rng, [test_per_class])
+    return Split(train=(x_train[train_idx], y_train[train_idx]),
+                 test=(x_test[test_idx], y_test[test_idx]),
+                 holdout=(x_train[holdout_idx], y_train[holdout_idx]))

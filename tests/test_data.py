@@ -1,0 +1,134 @@
+"""Datasets offline: found where the README says, decoded exactly, split fairly, served to Keras."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grader import data
+from grader.cli import main as cli_main
+from grader.data import sources
+
+
+@pytest.fixture(scope="module")
+def fashion(data_dir):
+    return data.load("fashion-mnist", data_dir)
+
+
+def test_fashion_mnist_decodes_as_sources_md_says(fashion):
+    # ../shared/data/SOURCES.md: train (60000, 28, 28) uint8, pixel mean 72.94,
+    # first train labels 9 0 0 3 0 2 7 2 5 5; 6,000 images per class.
+    x, y = fashion.train
+    assert x.shape == (60000, 28, 28) and x.dtype == np.uint8
+    assert round(float(x.mean()), 2) == 72.94
+    assert y[:10].tolist() == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]
+    assert np.bincount(y).tolist() == [6000] * 10
+    assert fashion.test[0].shape == (10000, 28, 28)
+    assert fashion.location.origin == "data-dir"
+
+
+def test_mnist_decodes_as_sources_md_says(data_dir):
+    mnist = data.load("mnist", data_dir)
+    # SOURCES.md: test class counts 980 1135 1032 …; first test labels 7 2 1 0 4 1 4 9 5 9.
+    assert np.bincount(mnist.test[1]).tolist()[:3] == [980, 1135, 1032]
+    assert mnist.test[1][:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+    assert mnist.train[1][:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+
+
+@pytest.mark.skipif(not (sources.DEBIAN_DIR / "fashion-mnist").is_dir(),
+                    reason="Debian's dataset-fashion-mnist is not installed")
+def test_debian_package_gives_identical_pixels(fashion, tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # an empty Keras cache
+    debian = data.load("fashion-mnist")
+    assert debian.location.origin == "debian"
+    assert np.array_equal(debian.train[0], fashion.train[0])
+    assert np.array_equal(debian.test[1], fashion.test[1])
+
+
+def test_keras_cache_mnist_npz_is_found(data_dir, tmp_path, monkeypatch):
+    mnist = data.load("mnist", data_dir)
+    (tmp_path / "datasets").mkdir()
+    np.savez(tmp_path / "datasets" / "mnist.npz", x_train=mnist.train[0], y_train=mnist.train[1],
+             x_test=mnist.test[0], y_test=mnist.test[1])
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    location = data.locate("mnist")
+    assert location.layout == "npz" and location.origin == "keras-cache"
+    assert np.array_equal(data.load("mnist").test[0], mnist.test[0])
+
+
+def test_missing_dataset_says_how_to_provide_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setenv("GRADER_OFFLINE", "1")
+    monkeypatch.setattr(sources, "DEBIAN_DIR", tmp_path / "none")
+    with pytest.raises(data.DatasetError, match="--data-dir"):
+        data.load("mnist", tmp_path)
+    assert cli_main(["data", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "mnist: not found" in out and "apt-get install dataset-fashion-mnist" in out
+
+
+def test_subset_is_stratified_fixed_and_disjoint_from_the_holdout(fashion):
+    args = dict(seed=2026, train_per_class=600, test_per_class=100, holdout_per_class=200)
+    a, b = data.make_split(fashion, **args), data.make_split(fashion, **args)
+    assert np.bincount(a.train[1]).tolist() == [600] * 10
+    assert np.bincount(a.test[1]).tolist() == [100] * 10
+    assert np.bincount(a.holdout[1]).tolist() == [200] * 10
+    assert np.array_equal(a.train[0], b.train[0]) and np.array_equal(a.holdout[0], b.holdout[0])
+    other = data.make_split(fashion, **{**args, "seed": 1})
+    assert not np.array_equal(other.train[0], a.train[0])
+    # No holdout image reaches the notebook (compare pixels, duplicates in the data aside).
+    train_rows = {img.tobytes() for img in a.train[0]}
+    overlap = sum(img.tobytes() in train_rows for img in a.holdout[0])
+    assert overlap <= 2
+
+
+def test_full_mode_gives_everything_but_the_holdout(fashion):
+    args = dict(seed=2026, train_per_class=600, test_per_class=100, holdout_per_class=200)
+    full = data.make_split(fashion, full=True, **args)
+    subset = data.make_split(fashion, **args)
+    assert len(full.train[1]) == 58000 and len(full.test[1]) == 10000
+    assert np.array_equal(full.holdout[0], subset.holdout[0])
+
+
+def test_student_file_holds_no_holdout(fashion, tmp_path):
+    split = data.make_split(fashion, seed=3, train_per_class=5, test_per_class=2,
+                            holdout_per_class=4)
+    split.write_student_npz(tmp_path / "s.npz")
+    with np.load(tmp_path / "s.npz", allow_pickle=False) as f:
+        assert sorted(f.files) == ["x_test", "x_train", "y_test", "y_train"]
+
+
+@pytest.mark.slow
+def test_every_keras_import_path_gets_the_subset_offline(fashion, data_dir, tmp_path):
+    """keras, tf.keras and keras.src, for Fashion-MNIST and MNIST (which Keras hash-checks)."""
+    served = {}
+    for name, dataset in (("fashion-mnist", fashion), ("mnist", data.load("mnist", data_dir))):
+        split = data.make_split(dataset, seed=0, train_per_class=3, test_per_class=1,
+                                holdout_per_class=1)
+        served[name] = tmp_path / f"{name}.npz"
+        split.write_student_npz(served[name])
+    script = textwrap.dedent(f"""
+        from pathlib import Path
+        from grader.data import kernel_hook
+        kernel_hook.install({{"fashion-mnist": Path({str(served['fashion-mnist'])!r}),
+                              "mnist": Path({str(served['mnist'])!r})}})
+        from tensorflow.keras.datasets import fashion_mnist
+        import tensorflow as tf, keras
+        from keras.src.datasets import mnist as src_mnist
+        sizes = [fashion_mnist.load_data()[0][0].shape[0],
+                 tf.keras.datasets.fashion_mnist.load_data()[0][0].shape[0],
+                 keras.datasets.mnist.load_data(path="mnist.npz")[0][0].shape[0],
+                 tf.keras.datasets.mnist.load_data()[1][0].shape[0],
+                 src_mnist.load_data()[0][1].shape[0]]
+        print("SIZES", sizes)
+    """)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert "SIZES [30, 30, 30, 10, 30]" in out.stdout, out.stderr[-2000:]
