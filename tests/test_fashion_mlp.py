@@ -147,3 +147,33 @@ def test_cli_usage_errors_exit_2(tmp_path, capsys):
     ref = nf.write(nf.reference_notebook(ASSIGNMENT), tmp_path / "ref.ipynb")
     assert cli_main(["check", str(ref), "-a", "no-such-homework"]) == 2
     assert "unknown assignment" in capsys.readouterr().err
+
+
+def test_shuffled_labels_fail_accuracy_with_numbers(grade):
+    checks = checks_by_id(grade("shuffled_labels"))
+    acc = checks["model-accuracy"]
+    assert acc.points == 0 and acc.details["accuracy"] < 0.3
+    assert "measured 0." in acc.message and "expected at least" in acc.message
+
+
+def test_grading_twice_gives_identical_scores(grade, assignment, data_dir, tmp_path):
+    first = grade("reference", nf.reference_notebook(ASSIGNMENT))
+    path = nf.write(nf.reference_notebook(ASSIGNMENT), tmp_path / "again.ipynb")
+    second = pipeline.grade(path, assignment, pipeline.Options(data_dir=data_dir))
+    assert [(c.id, c.points, c.details.get("accuracy")) for c in second.checks] == \
+        [(c.id, c.points, c.details.get("accuracy")) for c in first.checks]
+    assert second.models["model"]["timed_training"]["loss"] == \
+        first.models["model"]["timed_training"]["loss"]
+
+
+def test_full_mode_serves_the_whole_training_split_minus_the_holdout(tmp_path, data_dir,
+                                                                     assignment):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "from tensorflow.keras.datasets import fashion_mnist\n"
+        "(xdev, ydev), (xtest, ytest) = fashion_mnist.load_data()\n"
+        "assert xdev.shape == (58000, 28, 28) and xtest.shape == (10000, 28, 28), xdev.shape")])
+    path = nf.write(nb, tmp_path / "full.ipynb")
+    result = pipeline.grade(path, assignment, pipeline.Options(data_dir=data_dir, full=True))
+    assert result.cell_errors == []
+    assert result.data["mode"] == "full" and result.data["train"] == 58000
+    assert result.data["holdout"] == 2000

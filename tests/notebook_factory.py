@@ -1,0 +1,113 @@
+"""Student notebooks for tests: the committed reference solutions and variants of them.
+
+A variant replaces the reference's cells by tag (`metadata.tags`: load, prep, model, train, …),
+so each differs from the reference in exactly what its name says.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import nbformat
+
+from grader import spec
+
+
+def reference_notebook(assignment_id: str) -> nbformat.NotebookNode:
+    return nbformat.read(spec.load(assignment_id).reference, as_version=4)
+
+
+def write(nb: nbformat.NotebookNode, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+def replace_cells(nb: nbformat.NotebookNode, **sources: str | None) -> nbformat.NotebookNode:
+    """A copy with the cells tagged with each keyword replaced (None deletes the cell)."""
+    nb = copy.deepcopy(nb)
+    found = set()
+    cells = []
+    for cell in nb.cells:
+        tags = set(cell.get("metadata", {}).get("tags", ()))
+        tag = next((t for t in tags if t in sources), None)
+        if tag is None:
+            cells.append(cell)
+            continue
+        found.add(tag)
+        if sources[tag] is not None:
+            cell.source = sources[tag]
+            cells.append(cell)
+    missing = set(sources) - found
+    assert not missing, f"no cell tagged {sorted(missing)}"
+    nb.cells = cells
+    return nb
+
+
+def add_cell_after(nb: nbformat.NotebookNode, tag: str, source: str) -> nbformat.NotebookNode:
+    nb = copy.deepcopy(nb)
+    index = next(i for i, c in enumerate(nb.cells) if tag in c.get("metadata", {}).get("tags", ()))
+    nb.cells.insert(index + 1, nbformat.v4.new_code_cell(source))
+    return nb
+
+
+# fashion-mlp (seed 004, Parts 2–3) -------------------------------------------------------------
+
+def _mlp(*units_and_activations: tuple[int, str]) -> str:
+    layers = "".join(f"    layers.Dense({u}, activation=\"{a}\"),\n" for u, a in units_and_activations)
+    return ("from tensorflow import keras\nfrom tensorflow.keras import layers\n\n"
+            f"model = keras.Sequential([\n    keras.Input(shape=(784,)),\n{layers}])\n")
+
+
+def reference() -> nbformat.NotebookNode:
+    return reference_notebook("fashion-mlp")
+
+
+def mlp_300_100_10() -> nbformat.NotebookNode:
+    """The lecture's MLP (seed 001): 266,610 parameters."""
+    return replace_cells(reference(), model=_mlp((300, "relu"), (100, "relu"), (10, "softmax")))
+
+
+def raising_cell_after_model() -> nbformat.NotebookNode:
+    return add_cell_after(reference(), "model", "ratio = 1 / 0")
+
+
+def no_model_variable() -> nbformat.NotebookNode:
+    nb = replace_cells(reference(), model=_mlp((128, "relu"), (64, "relu"), (10, "softmax"))
+                       .replace("model = ", "net = "), output=None, curves=None, evaluate=None)
+    return replace_cells(nb, train=("net.compile(optimizer=\"adam\", loss=\"categorical_crossentropy\")\n"
+                                    "net.fit(X_train, y_train, batch_size=128, epochs=2, verbose=0)"))
+
+
+def untrained_model() -> nbformat.NotebookNode:
+    """Built and compiled, fit() never called."""
+    return replace_cells(reference(), curves=None, train=(
+        "model.compile(optimizer=\"adam\", loss=\"categorical_crossentropy\", metrics=[\"accuracy\"])"))
+
+
+def wrong_final_activation() -> nbformat.NotebookNode:
+    return replace_cells(reference(), model=_mlp((128, "relu"), (64, "relu"), (10, "relu")))
+
+
+def activation_layers_form() -> nbformat.NotebookNode:
+    """The seed's own form: Dense(128, input_shape=...) followed by Activation layers."""
+    return replace_cells(reference(), model=(
+        "from tensorflow.keras import Sequential\n"
+        "from tensorflow.keras.layers import Dense, Activation\n\n"
+        "model = Sequential([\n    Dense(128, input_shape=(784,)),\n    Activation('relu'),\n"
+        "    Dense(64),\n    Activation('relu'),\n    Dense(10),\n    Activation('softmax'),\n])"))
+
+
+def sgd_sparse_labels() -> nbformat.NotebookNode:
+    return replace_cells(reference(), encode="y_dev, y_test = ydev, ytest", train=(
+        "model.compile(optimizer=\"sgd\", loss=\"sparse_categorical_crossentropy\", "
+        "metrics=[\"accuracy\"])\n"
+        "history = model.fit(X_train, y_train, batch_size=128, epochs=20, verbose=0,\n"
+        "                    validation_data=(X_val, y_val))"))
+
+
+def shuffled_labels() -> nbformat.NotebookNode:
+    """Trained on labels shuffled against the images: nothing to learn."""
+    return add_cell_after(reference(), "split",
+                          "y_train = y_train[np.random.default_rng(7).permutation(len(y_train))]")
