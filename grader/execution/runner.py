@@ -32,7 +32,8 @@ _LINE = re.compile(r"^\s*(?:-+>|Cell In\[\d+\], line)\s*(\d+)", re.M)
 # Environment variables the kernel may inherit; everything else (tokens, keys) is dropped.
 _ENV_KEEP = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SYSTEMROOT")
 # Marks every process of one kernel, so none outlives grading (see kill_tagged_processes).
-KERNEL_TOKEN_VAR = "GRADER_KERNEL_TOKEN"
+# Marks every process of one kernel, so all are killed at the end (not a secret: a random id).
+KERNEL_TOKEN_VAR = "GRADER_KERNEL_ID"
 # Outputs kept per cell: enough to read an error, not enough to exhaust the grader's memory.
 MAX_OUTPUT_CHARS = 20_000
 

@@ -9,6 +9,7 @@ Every failure becomes a status in the manifest: this code must never raise into 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -34,16 +35,23 @@ def harvest(namespace: dict[str, Any], request_json: str) -> None:
     if request.get("images"):
         images = np.load(request["images"], allow_pickle=False)
     manifest: dict[str, Any] = {"objects": {}}
+
+    def checkpoint(name: str, entry: dict[str, Any]) -> None:
+        # Written before the heavy steps: a kernel that dies predicting still leaves its architecture.
+        manifest["objects"][name] = entry
+        tmp = out / "manifest.json.part"
+        tmp.write_text(json.dumps(manifest, default=str))
+        os.replace(tmp, out / "manifest.json")
+
     for obj in request["objects"]:
-        obj = {**obj, "training": request.get("training")}
+        obj = {**obj, "training": request.get("training"), "checkpoint": checkpoint}
         try:
             entry = _harvest_one(namespace, obj, images, out)
         except BaseException as exc:  # noqa: BLE001 - includes SystemExit from student code
             entry = {"status": "error",
                      "message": f"{type(exc).__name__}: {exc}"[:500],
                      "traceback": traceback.format_exc()[-2000:]}
-        manifest["objects"][obj["name"]] = entry
-    (out / "manifest.json").write_text(json.dumps(manifest, default=str))
+        checkpoint(obj["name"], entry)
 
 
 def _type_name(value: Any) -> str:
@@ -93,6 +101,8 @@ def _harvest_keras(model, obj, images, out: Path, namespace=None) -> dict[str, A
         entry["predict_error"] = "the model accepts none of the image layouts " + \
             ", ".join(str((None, *s)) for s in IMAGE_LAYOUTS)
     elif images is not None:
+        obj["checkpoint"](obj["name"], {**entry, "predict_error": "the kernel died while the "
+                                        "model predicted the grader's images (out of memory?)"})
         entry.update(_predict(model, images, layout, out / f"{obj['name']}.predictions.npz"))
         # After predicting: training=True passes may update BatchNormalization statistics.
         if obj.get("probe_dropout"):
