@@ -1,4 +1,4 @@
-"""Command line: `grader list | check | data | calibrate`.
+"""Command line: `grader list | check | report | data | calibrate`.
 
 Exit status: 0 when grading ran (whatever the score); 1 with --fail-under when the score is
 below it; 2 for a usage error (unknown assignment, no such file, data not available).
@@ -7,6 +7,7 @@ below it; 2 for a usage error (unknown assignment, no such file, data not availa
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -50,6 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--fail-under", type=float, metavar="POINTS",
                        help="exit 1 when the score is below POINTS")
 
+    report = sub.add_parser("report", help="render a saved result.json in another format")
+    report.add_argument("result", type=Path, help="a result.json written by `grader check`")
+    report.add_argument("--format", "-f", dest="fmt", required=True,
+                        choices=("html", "md", "gradescope", "classroom", "json"),
+                        help="html: report.html; md: job summary / PR comment; gradescope: "
+                             "results.json; classroom: base64 `result` for GitHub Classroom")
+    report.add_argument("--out", type=Path, help="write here instead of standard output")
+
     data = sub.add_parser("data", help="show which datasets are available and where")
     data.add_argument("--data-dir", type=Path)
 
@@ -89,17 +98,40 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     if result.sandbox == "none":
         Console(stderr=True).print("[bold red]WARNING: no sandbox[/]: the notebook ran with "
                                    "process limits only (install bubblewrap, or see README)")
+    from .reports import write_all
+
+    written = write_all(result.as_dict(), args.out)
     text = result.to_json()
-    write_atomic(args.out / "result.json", text + "\n")
     if args.json:
         sys.stdout.write(text + "\n")
     else:
         from .reports import terminal
 
         terminal.render(result, console)
-        console.print(f"report written to {args.out / 'result.json'}", highlight=False)
+        console.print("reports written: " + ", ".join(str(p) for p in written.values()),
+                      highlight=False, soft_wrap=True)
     if args.fail_under is not None and result.score < args.fail_under:
         return EXIT_BELOW
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from .reports import render
+
+    try:
+        result = json.loads(args.result.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"no such file: {args.result}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{args.result} is not a readable result.json ({exc})") from None
+    if not isinstance(result, dict) or not isinstance(result.get("checks"), list):
+        raise UsageError(f"{args.result} is not a grader result.json (no checks)")
+    text = render(result, args.fmt)
+    if args.out:
+        write_atomic(args.out, text)
+        Console(stderr=True).print(f"wrote {args.out}", highlight=False)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return EXIT_OK
 
 
@@ -125,7 +157,8 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"list": cmd_list, "check": cmd_check, "data": cmd_data, "calibrate": cmd_calibrate}
+COMMANDS = {"list": cmd_list, "check": cmd_check, "report": cmd_report, "data": cmd_data,
+            "calibrate": cmd_calibrate}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,7 +32,10 @@ def run(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     if fn is None:
         return CheckResult.error(spec, f"this grader has no check of kind {spec.kind!r}")
     try:
-        return fn(spec, ctx)
+        result = fn(spec, ctx)
+        if spec.object:  # reports group checks under the model they grade
+            result.details.setdefault("object", spec.object)
+        return result
     except Exception as exc:  # a grader bug must cost the student nothing silently
         return CheckResult.error(spec, f"the grader failed on this check ({type(exc).__name__}: "
                                        f"{exc}); ask your TA to review it")

@@ -1,1 +1,54 @@
-"""Renderers of a GradeResult: terminal table now; HTML, Markdown and Gradescope formats later."""
+"""Renderers of a result (the dict of result.json): terminal table, HTML, Markdown, Gradescope,
+GitHub Classroom. Each takes the plain dict, so a saved result.json renders without re-grading."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..scoring import write_atomic
+
+FORMATS = {"json", "html", "md", "gradescope", "classroom"}
+# File names in the report folder; results.json is the name Gradescope looks for.
+FILENAMES = {"json": "result.json", "html": "report.html", "md": "report.md",
+             "gradescope": "results.json", "classroom": "classroom-result.b64"}
+DEFAULT_FORMATS = ("json", "html", "md")
+
+
+def _json_default(value: Any) -> Any:
+    return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
+def render(result: dict[str, Any], fmt: str) -> str:
+    # Imported here: each renderer pulls in jinja2 templates only when used.
+    if fmt == "json":
+        return json.dumps(result, indent=2, default=_json_default) + "\n"
+    if fmt == "html":
+        from .html import render_html
+        return render_html(result)
+    if fmt == "md":
+        from .markdown import render_markdown
+        return render_markdown(result)
+    if fmt == "gradescope":
+        from .gradescope import to_gradescope
+        return json.dumps(to_gradescope(result), indent=2, default=_json_default) + "\n"
+    if fmt == "classroom":
+        from .classroom import to_classroom
+        return to_classroom(result)
+    raise ValueError(f"unknown report format {fmt!r}; choose from {', '.join(sorted(FORMATS))}")
+
+
+def write_all(result: dict[str, Any], out_dir: Path,
+              formats: Iterable[str] = DEFAULT_FORMATS) -> dict[str, Path]:
+    """Write each format to its file in out_dir (atomically); returns format -> path."""
+    formats = list(formats)
+    unknown = set(formats) - FORMATS
+    if unknown:
+        raise ValueError(f"unknown report format(s): {', '.join(sorted(unknown))}")
+    written = {}
+    for fmt in formats:
+        path = Path(out_dir) / FILENAMES[fmt]
+        write_atomic(path, render(result, fmt))
+        written[fmt] = path
+    return written

@@ -1,0 +1,246 @@
+"""report.html: one self-contained page (inline CSS and SVG, no scripts, no network).
+
+Everything from the result is escaped by Jinja's autoescape: messages, layer names, answers and
+tracebacks come from the student's notebook and are untrusted. The view helpers here (clean text,
+which model a check belongs to, training curves) are shared with the Markdown report.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from jinja2 import ChainableUndefined, Environment, PackageLoader, select_autoescape
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+MAX_TEXT = 20_000  # per traceback / answer: a notebook can print megabytes
+
+STATUS_ICON = {"passed": "✅", "partial": "🟡", "failed": "❌", "error": "💥", "manual": "📝"}
+# The page uses symbols every common font has (headless browsers and printers lack emoji fonts).
+HTML_ICON = {"passed": "✓", "partial": "◐", "failed": "✗", "error": "⚠", "manual": "✎"}
+
+
+def clean(text: Any, limit: int = MAX_TEXT) -> str:
+    """Plain text: no terminal colour codes or control characters, bounded length."""
+    out = _CONTROL.sub("", _ANSI.sub("", str(text if text is not None else "")))
+    return out if len(out) <= limit else out[:limit] + f"\n… ({len(out) - limit:,} more characters)"
+
+
+def fmt_points(value: Any) -> str:
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError):
+        return "?"
+
+
+def fmt_shape(shape: Any) -> str:
+    """[None, 128] -> (None, 128), as Keras prints it."""
+    if isinstance(shape, (list, tuple)):
+        return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+    return "" if shape is None else str(shape)
+
+
+def _numbers(values: Any) -> list[float]:
+    if not isinstance(values, list):
+        return []
+    try:
+        return [float(v) for v in values]
+    except (TypeError, ValueError):
+        return []
+
+
+def curve_of(src: Any) -> dict[str, list[float]] | None:
+    """Per-epoch curves from a check's details or a model's `timed_training` summary."""
+    if not isinstance(src, dict):
+        return None
+    acc = src.get("train_accuracy", src.get("accuracy_curve"))
+    if acc is None and isinstance(src.get("accuracy"), list):
+        acc = src["accuracy"]
+    curve = {"loss": _numbers(src.get("loss")), "accuracy": _numbers(acc),
+             "val_loss": _numbers(src.get("val_loss")),
+             "val_accuracy": _numbers(src.get("val_accuracy")),
+             "seconds": _numbers(src.get("seconds_per_epoch"))}
+    return curve if curve["loss"] or curve["accuracy"] else None
+
+
+def gauge_of(check: dict[str, Any]) -> dict[str, Any] | None:
+    """A measured value against its threshold: holdout accuracy (higher is better) or MSE."""
+    d = check.get("details") or {}
+    if not isinstance(d, dict) or not isinstance(d.get("threshold"), (int, float)):
+        return None
+    for key, label, higher in (("accuracy", "holdout accuracy", True),
+                               ("mse", "reconstruction error", False)):
+        if isinstance(d.get(key), (int, float)):
+            return {"label": label, "value": float(d[key]), "threshold": float(d["threshold"]),
+                    "higher_better": higher}
+    return None
+
+
+def object_of(check: dict[str, Any], models: dict[str, Any]) -> str | None:
+    """Which model a check is about: its details say so, or there is only one model."""
+    d = check.get("details") or {}
+    name = d.get("object") if isinstance(d, dict) else None
+    if isinstance(name, str) and name in models:
+        return name
+    with_layers = [n for n, m in models.items() if isinstance(m, dict) and m.get("layers")]
+    return with_layers[0] if len(with_layers) == 1 else None
+
+
+def comparison_rows(check: dict[str, Any]) -> list[dict[str, Any]]:
+    """The `layers` check's expected-vs-found rows, each with what kind of difference it shows."""
+    d = check.get("details") or {}
+    rows = d.get("comparison") if isinstance(d, dict) else None
+    out = []
+    for n, row in enumerate(rows if isinstance(rows, list) else [], 1):
+        if not isinstance(row, dict):
+            continue
+        e, f = row.get("expected"), row.get("found")
+        kind = "extra" if e is None else "missing" if f is None else \
+            "match" if row.get("match") else "differs"
+        out.append({**row, "n": n, "kind": kind,
+                    "label_differs": kind == "differs" and e != f,
+                    "shape_differs": kind == "differs"
+                    and row.get("expected_shape") != row.get("found_shape")})
+    return out
+
+
+def model_views(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per model: its summary, the architecture comparisons, training curve and gauges."""
+    models = result.get("models") or {}
+    views: dict[str | None, dict[str, Any]] = {
+        name: _empty_view(name, m) for name, m in models.items()}
+    for name, view in views.items():
+        timed = view["summary"].get("timed_training")
+        if isinstance(timed, dict):
+            view["timed"] = timed
+            view["curve"] = curve_of(timed)
+    for check in result.get("checks") or []:
+        rows = comparison_rows(check)
+        gauge = gauge_of(check)
+        curve = curve_of(check.get("details"))
+        if not (rows or gauge or curve):
+            continue
+        name = object_of(check, models)
+        view = views.setdefault(name, _empty_view(name, {}))
+        if rows:
+            view["comparisons"].append({"check": check, "rows": rows})
+        if gauge:
+            view["gauges"].append({"check": check, **gauge})
+            # The grader's own training run: its holdout accuracy goes on the curve's chart.
+            if curve or _TIMED.search(str(check.get("message", ""))):
+                view["timed_gauge"] = gauge
+        if curve:
+            view["curve"] = curve
+    return list(views.values())
+
+
+_TIMED = re.compile(r"of the grader's training")
+
+
+def _empty_view(name: str | None, summary: Any) -> dict[str, Any]:
+    return {"name": name, "summary": summary if isinstance(summary, dict) else {},
+            "comparisons": [], "gauges": [], "curve": None, "timed": None, "timed_gauge": None}
+
+
+# ---- SVG geometry (numbers only; the template draws and escapes) ----
+
+def _scale(lo: float, hi: float, a: float, b: float):
+    span = (hi - lo) or 1.0
+    return lambda v: round(a + (v - lo) * (b - a) / span, 1)
+
+
+def _nice_step(raw: float) -> float:
+    """1, 2, 2.5 or 5 times a power of ten: axis ticks people can read."""
+    if raw <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+
+
+def line_chart(title: str, series: list[tuple[str, list[float], str]], *, unit_range: bool = False,
+               threshold: float | None = None, marker: float | None = None) -> dict[str, Any] | None:
+    """Curves over epochs; accuracy charts may show a threshold line and the holdout point."""
+    # A diverged run logs nan/inf: those epochs get no point rather than breaking the scale.
+    series = [(n, [x if math.isfinite(x) else None for x in v], c) for n, v, c in series if v]
+    if not any(x is not None for _, v, _ in series for x in v):
+        return None
+    w, h, left, right, top, bottom = 360, 200, 44, 12, 24, 30
+    values = [x for _, v, _ in series for x in v if x is not None] + \
+        [x for x in (threshold, marker) if x is not None]
+    if unit_range:
+        lo, hi = max(0.0, math.floor((min(values) - 0.02) * 10) / 10), 1.0
+    else:
+        lo, hi = 0.0, max(values) or 1.0
+    step = _nice_step((hi - lo) / 4)
+    hi = lo + step * math.ceil(round((hi - lo) / step, 6))
+    ticks = [lo + step * i for i in range(int(round((hi - lo) / step)) + 1)]
+    epochs = max(len(v) for _, v, _ in series)
+    x = _scale(1, max(2, epochs), left, w - right)
+    y = _scale(lo, hi, h - bottom, top)
+    chart = {
+        "title": title, "width": w, "height": h, "left": left, "right": w - right, "top": top,
+        "bottom": h - bottom,
+        "yticks": [(y(t), f"{round(t, 6):g}") for t in ticks],
+        "xticks": [(x(e), str(e)) for e in range(1, epochs + 1)],
+        "series": [{"name": n, "color": c,
+                    "points": " ".join(f"{x(i + 1)},{y(val)}" for i, val in enumerate(v)
+                                       if val is not None),
+                    "dots": [(x(i + 1), y(val), f"epoch {i + 1}: {val:.4f}")
+                             for i, val in enumerate(v) if val is not None]}
+                   for n, v, c in series],
+        "threshold": None, "marker": None,
+    }
+    if threshold is not None:
+        chart["threshold"] = {"y": y(threshold), "label": f"threshold {threshold:.3f}"}
+    if marker is not None:
+        chart["marker"] = {"x": x(epochs), "y": y(marker), "label": f"holdout {marker:.3f}"}
+    return chart
+
+
+def gauge_chart(g: dict[str, Any]) -> dict[str, Any]:
+    """A bar for the measured value with a tick at the threshold."""
+    w = 400  # viewBox units; the SVG stretches to its column
+    hi = 1.0 if g["higher_better"] else max(g["value"], g["threshold"]) * 1.25 or 1.0
+    x = _scale(0.0, hi, 0, w)
+    ok = g["value"] >= g["threshold"] if g["higher_better"] else g["value"] <= g["threshold"]
+    return {"width": w, "bar": max(0.0, x(min(g["value"], hi))),
+            "tx": min(w - 1.5, max(1.5, x(min(g["threshold"], hi)))), "ok": ok,
+            "text": f"{g['label']} {g['value']:.4f} "
+                    f"({'≥' if g['higher_better'] else '≤'} {g['threshold']:.4f} expected)"}
+
+
+def charts_for(view: dict[str, Any]) -> list[dict[str, Any]]:
+    curve = view.get("curve")
+    if not curve:
+        return []
+    timed = view.get("timed_gauge")
+    charts = [
+        line_chart("loss per epoch", [("training loss", curve["loss"], "#c0392b"),
+                                      ("validation loss", curve["val_loss"], "#e67e22")]),
+        line_chart("accuracy per epoch", [("training accuracy", curve["accuracy"], "#2471a3"),
+                                          ("validation accuracy", curve["val_accuracy"], "#17a589")],
+                   unit_range=True, threshold=timed["threshold"] if timed else None,
+                   marker=timed["value"] if timed else None),
+    ]
+    return [c for c in charts if c]
+
+
+def _environment() -> Environment:
+    env = Environment(loader=PackageLoader("grader.reports", "templates"),
+                      autoescape=select_autoescape(["html", "j2"], default=True),
+                      # A result from an older grader may lack a field: render it empty.
+                      undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(points=fmt_points, clean=clean, shape=fmt_shape)
+    env.globals.update(icon=HTML_ICON, charts_for=charts_for, gauge_chart=gauge_chart)
+    return env
+
+
+def render_html(result: dict[str, Any]) -> str:
+    checks = result.get("checks") or []
+    return _environment().get_template("report.html.j2").render(
+        r=result, checks=checks, models=model_views(result),
+        manual=[c for c in checks if c.get("status") == "manual"],
+        counts={s: sum(1 for c in checks if c.get("status") == s) for s in STATUS_ICON},
+        percent=100 * float(result.get("score") or 0) / float(result.get("max_score") or 1))
