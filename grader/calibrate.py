@@ -31,6 +31,8 @@ def calibrate(assignment: Assignment, options: Options, runs: int = 1,
     expected: dict[str, Any] = {"objects": {}}
     accuracies: dict[tuple[str, str], list[float]] = {}
     subset: dict[str, Any] = {}
+    # Classifiers of an encoder's codes: their accuracy is also recorded per code size k.
+    encoded = {o.name for o in assignment.objects if o.options.get("encoder")}
     for run in range(runs):
         harvest = execute_and_harvest(assignment.reference, assignment, options,
                                       kernel_seed=run, training_seed=run)
@@ -51,6 +53,8 @@ def calibrate(assignment: Assignment, options: Options, runs: int = 1,
             best = best_accuracy(obj.predictions, labels) if obj.predictions else None
             if best:
                 accuracies.setdefault((name, "accuracy"), []).append(round(best[1], 4))
+                if name in encoded:
+                    _record_code_accuracy(accuracies, name, obj, labels)
             if obj.predictions and harvest.data.holdout_images is not None:
                 _record_reconstruction(accuracies, name, obj, harvest.data.holdout_images)
             if obj.timed and obj.timed.get("status") == "trained":
@@ -67,6 +71,8 @@ def calibrate(assignment: Assignment, options: Options, runs: int = 1,
                 expected["objects"][name]["variants"].append(_variant(obj.model, label))
                 if obj.predictions and harvest.data.holdout_images is not None:
                     _record_reconstruction(accuracies, name, obj, harvest.data.holdout_images)
+                if name in encoded and harvest.data.holdout_labels is not None:
+                    _record_code_accuracy(accuracies, name, obj, harvest.data.holdout_labels)
     thresholds = {"command": command or " ".join(["grader", *sys.argv[1:]]),
                   "tolerance": tolerance, "subset": subset, "objects": {}}
     for (name, metric), values in accuracies.items():
@@ -91,6 +97,13 @@ def _record_reconstruction(store, name, obj, images) -> None:
     k = code_size(obj.model)
     if errors and k:
         store.setdefault((name, f"reconstruction_k{k}"), []).append(round(min(errors.values()), 6))
+
+
+def _record_code_accuracy(store, name, obj, labels) -> None:
+    best = best_accuracy(obj.predictions, labels) if obj.predictions else None
+    k = (obj.input_layout or [None])[0]
+    if best and k:
+        store.setdefault((name, f"accuracy_k{k}"), []).append(round(best[1], 4))
 
 
 def _variant(model: dict[str, Any], label: str) -> dict[str, Any]:

@@ -111,3 +111,44 @@ def shuffled_labels() -> nbformat.NotebookNode:
     """Trained on labels shuffled against the images: nothing to learn."""
     return add_cell_after(reference(), "split",
                           "y_train = y_train[np.random.default_rng(7).permutation(len(y_train))]")
+
+
+# autoassociator (seed 000, Homework 7) ---------------------------------------------------------
+
+def _autoassociator() -> nbformat.NotebookNode:
+    return reference_notebook("autoassociator")
+
+
+def _dense_classifier(inputs: str) -> str:
+    return ("classifier = models.Sequential()\n"
+            f"classifier.add(keras.Input(shape=({inputs},)))\n"
+            "classifier.add(layers.Dense(64, activation=\"relu\"))\n"
+            "classifier.add(layers.Dense(nout, activation=\"softmax\"))\n"
+            "classifier.compile(optimizer=\"adam\", loss=\"sparse_categorical_crossentropy\",\n"
+            "                   metrics=[\"accuracy\"])")
+
+
+def autoassociator_k10() -> nbformat.NotebookNode:
+    """The reference with 10 hidden units instead of 25 (the slides try 100, 25, 10 and 5)."""
+    return replace_cells(_autoassociator(), k="k = 10  # hidden units")
+
+
+def autoassociator_wrong_classifier_input_and_dense_network() -> nbformat.NotebookNode:
+    """Q1b: the classifier is built for 100 inputs (the slides' first k) while `aanetwork` has
+    k = 25, so its fit() raises; Q2: a dense network with neither Conv2D nor pooling."""
+    return replace_cells(
+        _autoassociator(), classifier=_dense_classifier("100"),
+        network=("network = models.Sequential([\n    keras.Input(shape=(sz, sz, 1)),\n"
+                 "    layers.Flatten(),\n    layers.Dense(128, activation=\"relu\"),\n"
+                 "    layers.Dense(nout, activation=\"softmax\"),\n])"))
+
+
+def autoassociator_untrained_and_pixel_classifier() -> nbformat.NotebookNode:
+    """Q1a: `aanetwork` built and compiled but never trained; Q1b: the classifier trained on the
+    raw pixels of the other half (784 inputs) instead of the hidden-layer codes. Q2 is built but
+    not trained, to keep the notebook short."""
+    return replace_cells(
+        _autoassociator(), aa_train="# (never trained)", classifier=_dense_classifier("npix"),
+        classifier_train="classifier.fit(X_rest, y_rest, epochs=10, batch_size=32, verbose=0)",
+        network_train=None)
+

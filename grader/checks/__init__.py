@@ -24,6 +24,7 @@ REGISTRY: dict[str, CheckFn] = {
     "contains_layers": keras_checks.contains_layers,
     "manual": manual.manual,
     "reconstruction": autoencoder_checks.reconstruction,
+    "code_accuracy": autoencoder_checks.code_accuracy,
 }
 
 
