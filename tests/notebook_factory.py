@@ -113,6 +113,63 @@ def shuffled_labels() -> nbformat.NotebookNode:
                           "y_train = y_train[np.random.default_rng(7).permutation(len(y_train))]")
 
 
+# lenet5 (seed 004, Part 4) ---------------------------------------------------------------------
+
+def _lenet5(var: str, *, after: str = "", flatten: bool = False, conv2_padding: str = "valid",
+            after_dense: bool = True) -> str:
+    """LeNet-5 source; `after`: a layer put after each hidden layer (Dropout, BatchNormalization)."""
+    extra = f"    {after},\n" if after else ""
+    return (
+        "from tensorflow import keras\nfrom tensorflow.keras import layers\n\n"
+        f"{var} = keras.Sequential([\n    keras.Input(shape=(28, 28, 1)),\n"
+        "    layers.Conv2D(6, kernel_size=(5, 5), padding=\"same\", activation=\"relu\"),\n"
+        f"{extra}    layers.MaxPooling2D(pool_size=(2, 2)),\n"
+        f"    layers.Conv2D(16, kernel_size=(5, 5), padding=\"{conv2_padding}\", activation=\"relu\"),\n"
+        f"{extra}    layers.MaxPooling2D(pool_size=(2, 2)),\n"
+        "    layers.Conv2D(120, kernel_size=(5, 5), activation=\"relu\"),\n"
+        f"{extra}" + ("    layers.Flatten(),\n" if flatten else "") +
+        "    layers.Dense(84, activation=\"relu\"),\n"
+        + (extra if after_dense else "") +
+        "    layers.Dense(10, activation=\"softmax\"),\n])\n")
+
+
+_LENET5_FLAT_LABELS = "y_train_shaped, y_val_shaped, y_test_shaped = y_train, y_val, y_test"
+
+
+def lenet5_flatten_and_unevaluated_batch_norm() -> nbformat.NotebookNode:
+    """`cnn` and `cnn_dropout` with a Flatten before the Dense layers (output (None, 10), plain
+    one-hot labels), trained as the reference; `cnn_batch_norm` built and compiled but never
+    trained, while its evaluation cell prints the dropout model's test accuracy under a
+    batch-norm heading (the seed's own mistake, In [45], made worse)."""
+    return replace_cells(
+        reference_notebook("lenet5"),
+        shape_labels=_LENET5_FLAT_LABELS,
+        cnn=_lenet5("cnn", flatten=True),
+        dropout=_lenet5("cnn_dropout", after="layers.Dropout(0.5)", flatten=True),
+        batch_norm_train=("cnn_batch_norm.compile(\"adam\", \"categorical_crossentropy\", "
+                          "metrics=[\"accuracy\"])\nbatch_norm_history = dropout_history"),
+        batch_norm_evaluate=(
+            "print(\"Batch normalization\")\n"
+            "score = cnn_dropout.evaluate(X_test, y_test_shaped, verbose=1)\n"
+            "print(\"Test loss:\\t{:.3f}\".format(score[0]))\n"
+            "print(\"Test accuracy:\\t{:.3f}\".format(score[1]))"))
+
+
+def lenet5_wrong_layers() -> nbformat.NotebookNode:
+    """`cnn`: the second convolution with 'same' padding (a Flatten makes it trainable);
+    `cnn_dropout`: Dropout(0.25) instead of 0.5; `cnn_batch_norm`: no BatchNormalization after
+    Dense(84). The two variants are only built (no compile, no fit), to keep the notebook short."""
+    return replace_cells(
+        reference_notebook("lenet5"),
+        shape_labels=_LENET5_FLAT_LABELS,
+        cnn=_lenet5("cnn", flatten=True, conv2_padding="same"),
+        dropout=_lenet5("cnn_dropout", after="layers.Dropout(0.25)"),
+        batch_norm=_lenet5("cnn_batch_norm", after="layers.BatchNormalization()",
+                           after_dense=False),
+        dropout_train=None, dropout_curves=None, dropout_evaluate=None,
+        batch_norm_train=None, batch_norm_curves=None, batch_norm_evaluate=None)
+
+
 # autoassociator (seed 000, Homework 7) ---------------------------------------------------------
 
 def _autoassociator() -> nbformat.NotebookNode:
