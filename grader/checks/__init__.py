@@ -8,6 +8,7 @@ from ..scoring import CheckResult
 from ..spec import CheckSpec
 from .context import GradingContext
 from . import autoencoder_checks, keras_checks, manual
+from . import backprop_checks
 
 CheckFn = Callable[[CheckSpec, GradingContext], CheckResult]
 
@@ -25,6 +26,10 @@ REGISTRY: dict[str, CheckFn] = {
     "manual": manual.manual,
     "reconstruction": autoencoder_checks.reconstruction,
     "code_accuracy": autoencoder_checks.code_accuracy,
+    "forward_pass": backprop_checks.forward_pass,
+    "backward_pass": backprop_checks.backward_pass,
+    "gradient_check": backprop_checks.gradient_check,
+    "numpy_only": backprop_checks.numpy_only,
 }
 
 

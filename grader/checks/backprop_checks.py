@@ -1,0 +1,360 @@
+"""Checks on a numpy forward/backward pass (seed 004, Part 1).
+
+The kernel (grader/harvest/kinds/numpy_functions.py) called the student's functions on inputs
+drawn from a seed; everything it reported is untrusted. Only the seed and the student's outputs
+are read back: the inputs are regenerated from the seed here and the expected values come from
+the grader's own implementation (numpy_reference.py).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ..scoring import CheckResult
+from ..spec import CheckSpec
+from .context import GradingContext
+from .numpy_reference import (FD_CASE, FD_EPS, FORWARD_OUTPUTS, PARAMS, SHAPES, Case, backward,
+                              forward, make_cases, numerical_gradients, perturbations)
+
+LABELS = {"L": "L", "W1": "dL/dW1", "b1": "dL/db1", "W2": "dL/dW2", "b2": "dL/db2"}
+# Part 1 allows numpy only (seed 004): frameworks that compute gradients, and the grader itself.
+FORBIDDEN = ("tensorflow", "torch", "jax", "keras", "autograd", "theano", "mxnet", "paddle",
+             "grader")
+B2_HINT = ("b2 is added inside the dot product, Z2 = H·(W2 + b2); it belongs after it: "
+           "Z2 = H·W2 + b2 (the homework's own check, with b2 = 0, cannot show this)")
+
+
+class _Unavailable(Exception):
+    pass
+
+
+@dataclass
+class _Run:
+    """What the kernel reported, validated, beside the inputs regenerated from its seed."""
+
+    cases: list[Case]
+    forward: list[dict[str, np.ndarray] | str]  # outputs, or why there are none
+    backward: list[dict[str, np.ndarray] | str]
+    fd: tuple[np.ndarray, np.ndarray] | str
+    modules: list[str]
+    grader_checks_loaded: bool
+
+    def works(self) -> bool:
+        return any(isinstance(b, dict) for b in self.backward)
+
+
+def _guarded(fn: Callable[[CheckSpec, GradingContext], CheckResult]):
+    def wrapper(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
+        try:
+            return fn(spec, ctx)
+        except _Unavailable as exc:
+            return CheckResult.scored(spec, 0.0, str(exc))
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+def _load(spec: CheckSpec, ctx: GradingContext) -> _Run:
+    name = spec.object or ""
+    key = ("numpy-run", name)
+    if key in ctx.notes:
+        return ctx.notes[key]
+    obj = ctx.objects.get(name)
+    if obj is None or obj.status != "found":
+        if obj is not None and obj.status == "wrong_type":
+            raise _Unavailable(f"`{name}` is a {obj.type}, not a function")
+        raise _Unavailable(ctx.why_missing(name))
+    data = obj.data
+    seed = data.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**64:
+        raise _Unavailable("the grader's harvest reported no usable seed")
+    trusted = ctx.notes.get("run_seed")  # set when the pipeline chose the seed itself
+    if trusted is not None and seed != trusted:
+        raise _Unavailable("the functions were not run on the grader's inputs")
+    cases = make_cases(seed)
+    records = data.get("cases")
+    if not isinstance(records, list) or len(records) != len(cases):
+        raise _Unavailable("the grader's harvest report was malformed")
+    fwd, bwd = [], []
+    for i, rec in enumerate(records):
+        rec = rec if isinstance(rec, dict) else {}
+        fwd.append(_outputs(obj.arrays, i, FORWARD_OUTPUTS, rec.get("forward_error")))
+        bwd.append(_outputs(obj.arrays, i, ("L", *PARAMS), rec.get("backward_error")))
+    modules = data.get("modules")
+    run = _Run(cases, fwd, bwd, _fd(obj.arrays, data.get("fd_error")),
+               [str(m)[:100] for m in modules[:5000]] if isinstance(modules, list) else [],
+               data.get("grader_checks_loaded") is True)
+    ctx.notes[key] = run
+    return run
+
+
+def _outputs(arrays: dict[str, np.ndarray], i: int, keys: tuple[str, ...],
+             error: Any) -> dict[str, np.ndarray] | str:
+    if error is not None:
+        return _explain(str(error)[:300])
+    found = {k: arrays.get(f"c{i}_{k}") for k in keys}
+    if any(v is None for v in found.values()):
+        return "the grader could not read its outputs"
+    return {k: v.astype(np.float64) for k, v in found.items()}
+
+
+def _explain(error: str) -> str:
+    if error.startswith("NotImplementedError"):
+        return error + " (the starter's `raise NotImplementedError()` is still there)"
+    return error
+
+
+def _fd(arrays: dict[str, np.ndarray], error: Any) -> tuple[np.ndarray, np.ndarray] | str:
+    if error is not None:
+        return str(error)[:300]
+    plus, minus = arrays.get("fd_plus"), arrays.get("fd_minus")
+    n = len(perturbations())
+    if plus is None or minus is None or plus.shape != (n,) or minus.shape != (n,):
+        return "the grader could not read the losses at perturbed weights"
+    if not (np.all(np.isfinite(plus)) and np.all(np.isfinite(minus))):
+        return "L was not a finite number at slightly perturbed weights"
+    return plus.astype(np.float64), minus.astype(np.float64)
+
+
+def _align(got: np.ndarray, want: np.ndarray, transposed_ok: bool) -> tuple[np.ndarray | None, str]:
+    """The student's array in the reference's shape, or None and why not. Singleton axes do
+    not matter (the seed's b1 is (1, 3) and its b2 (1,)); W1's gradient may come transposed
+    (2, 3), as the homework itself printed it."""
+    g, w = np.squeeze(got), np.squeeze(want)
+    if g.shape == w.shape:
+        return g, ""
+    if transposed_ok and g.ndim == 2 and g.shape == w.T.shape:
+        return g.T, "transposed"
+    return None, f"has shape {tuple(got.shape)}, expected {tuple(want.shape)}"
+
+
+def _mismatch(got: np.ndarray, want: np.ndarray, rtol: float, atol: float,
+              transposed_ok: bool = False) -> str | None:
+    g, why = _align(got, want, transposed_ok)
+    if g is None:
+        return why
+    if not np.all(np.isfinite(g)):
+        return "contains NaN or inf"
+    if np.allclose(g, np.squeeze(want), rtol=rtol, atol=atol):
+        return None
+    w = np.squeeze(want)
+    if g.size > 6:
+        return f"differs by up to {float(np.max(np.abs(g - w))):.3g}"
+    return f"is {_fmt(g)}, expected {_fmt(w)}"
+
+
+def _fmt(a: np.ndarray) -> str:
+    a = np.asarray(a)
+    if a.size == 1:
+        return f"{float(a.reshape(-1)[0]):.6g}"
+    return np.array2string(a, precision=5, separator=", ").replace("\n", "")
+
+
+def _where(failing: list[int], cases: list[Case]) -> str:
+    if len(failing) == len(cases):
+        return "on every input set"
+    if failing == [i for i, c in enumerate(cases) if c.b2_nonzero]:
+        return "when b2 ≠ 0"
+    return "on: " + "; ".join(cases[i].name for i in failing)
+
+
+def _tolerances(spec: CheckSpec) -> tuple[float, float]:
+    return float(spec.options.get("rtol", 1e-5)), float(spec.options.get("atol", 1e-8))
+
+
+@dataclass
+class _Comparison:
+    right: int = 0
+    failing: dict[str, list[int]] = field(default_factory=dict)  # key → failing case indexes
+    example: dict[str, str] = field(default_factory=dict)  # key → the first failure, in words
+    transposed: bool = False
+
+    def messages(self, results: list[Any], cases: list[Case], fn_name: str,
+                 label: Callable[[str], str]) -> list[str]:
+        """Errors first, then the wrong values grouped by the input sets they fail on."""
+        by_error: dict[str, list[int]] = {}
+        for i, r in enumerate(results):
+            if isinstance(r, str):
+                by_error.setdefault(r, []).append(i)
+        parts = [f"{fn_name} failed {_where(idx, cases)}: {err}" for err, idx in by_error.items()]
+        groups: dict[tuple[int, ...], list[str]] = {}
+        for k, idx in self.failing.items():
+            groups.setdefault(tuple(idx), []).append(k)
+        for idx, keys in groups.items():
+            names = [label(k) for k in keys]
+            text = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+            verb = "differs" if len(names) == 1 else "differ"
+            parts.append(f"{text} {verb} from the reference {_where(list(idx), cases)} "
+                         f"(e.g. {self.example[keys[0]]})")
+        return parts
+
+
+def _compare(results: list[dict[str, np.ndarray] | str], expected: Callable[[Case], dict],
+             cases: list[Case], keys: tuple[str, ...], rtol: float, atol: float,
+             label: Callable[[str], str], transposed_ok: bool = False) -> _Comparison:
+    out = _Comparison()
+    for i, (case, got) in enumerate(zip(cases, results)):
+        if isinstance(got, str):
+            continue
+        ref = expected(case)
+        for k in keys:
+            problem = _mismatch(got[k], ref[k], rtol, atol, transposed_ok and k == "W1")
+            if problem is None:
+                out.right += 1
+                out.transposed |= k == "W1" and np.squeeze(got[k]).shape != SHAPES["W1"]
+            else:
+                out.failing.setdefault(k, []).append(i)
+                out.example.setdefault(k, f"{case.name}: {label(k)} {problem}")
+    return out
+
+
+def _matches_b2_bug(results: list[dict[str, np.ndarray] | str], cases: list[Case], key: str,
+                    bug: Callable[[Case], np.ndarray], rtol: float, atol: float) -> bool:
+    """On every b2 ≠ 0 input the student's value is what b2 inside the dot product gives."""
+    hits = [isinstance(r, dict) and _mismatch(r[key], bug(c), rtol, atol) is None
+            for r, c in zip(results, cases) if c.b2_nonzero]
+    return bool(hits) and all(hits)
+
+
+@_guarded
+def forward_pass(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
+    """Y, Z2, H, Z1 on every input set, against the grader's forward pass."""
+    run = _load(spec, ctx)
+    rtol, atol = _tolerances(spec)
+    cmp = _compare(run.forward, lambda c: forward(c.X, c.weights), run.cases, FORWARD_OUTPUTS,
+                   rtol, atol, label=str)
+    parts = cmp.messages(run.forward, run.cases, "forward_propagation", str)
+    if "Z2" in cmp.failing and _matches_b2_bug(
+            run.forward, run.cases, "Z2",
+            lambda c: forward(c.X, c.weights, b2_inside=True)["Z2"], rtol, atol):
+        parts.append(B2_HINT)
+    message = "; ".join(parts) if parts else \
+        f"Y, Z2, H and Z1 match the reference on all {len(run.cases)} input sets"
+    return CheckResult.scored(spec, cmp.right / (len(FORWARD_OUTPUTS) * len(run.cases)), message,
+                              failing={k: [run.cases[i].name for i in v] for k, v in cmp.failing.items()})
+
+
+def _constant(results: list[dict[str, np.ndarray] | str]) -> bool:
+    """The same L and gradients for different inputs: numbers typed in, not computed."""
+    ok = [r for r in results if isinstance(r, dict)]
+    return len(ok) >= 2 and all(all(np.array_equal(ok[0][k], r[k]) for k in ok[0]) for r in ok[1:])
+
+
+@_guarded
+def backward_pass(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
+    """L and each gradient on every input set, against the grader's backward pass."""
+    run = _load(spec, ctx)
+    rtol, atol = _tolerances(spec)
+    if _constant(run.backward):
+        return CheckResult.scored(spec, 0.0, "back_propagation returns the same L and gradients "
+                                  "whatever X, Y_T and the weights are: are the homework's printed "
+                                  "numbers typed in instead of computed?")
+    items = ("L", *PARAMS)
+    label = LABELS.__getitem__
+    cmp = _compare(run.backward, lambda c: backward(c.X, c.Y_T, c.weights), run.cases, items,
+                   rtol, atol, label, bool(spec.options.get("accept_transposed_w1", True)))
+    parts = cmp.messages(run.backward, run.cases, "back_propagation", label)
+    if "L" in cmp.failing and _matches_b2_bug(
+            run.backward, run.cases, "L",
+            lambda c: backward(c.X, c.Y_T, c.weights, b2_inside=True)["L"], rtol, atol):
+        parts.append(B2_HINT)
+    message = "; ".join(parts) if parts else \
+        f"L and all four gradients match the reference on all {len(run.cases)} input sets"
+    if cmp.transposed and "W1" not in cmp.failing:
+        message += " (dL/dW1 came transposed, shape (2, 3), as the homework printed it: accepted)"
+    return CheckResult.scored(spec, cmp.right / (len(items) * len(run.cases)), message,
+                              failing={label(k): [run.cases[i].name for i in v]
+                                       for k, v in cmp.failing.items()})
+
+
+@_guarded
+def gradient_check(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
+    """Are the student's gradients the derivatives of the student's own L? Central differences
+    of their L at W ± eps (computed in the kernel), compared here with their gradients."""
+    run = _load(spec, ctx)
+    case = run.cases[FD_CASE]
+    analytic = run.backward[FD_CASE]
+    if isinstance(analytic, str):
+        return CheckResult.scored(spec, 0.0, f"back_propagation failed on {case.name}: {analytic}")
+    if isinstance(run.fd, str):
+        return CheckResult.scored(spec, 0.0, f"no finite-difference check: {run.fd}")
+    numeric = numerical_gradients(*run.fd)
+    rtol, atol = float(spec.options.get("rtol", 1e-3)), float(spec.options.get("atol", 1e-6))
+    transposed_ok = bool(spec.options.get("accept_transposed_w1", True))
+    problems, right = [], 0
+    for p in PARAMS:
+        got, why = _align(analytic[p], numeric[p], transposed_ok and p == "W1")
+        if got is None:
+            problems.append(f"{LABELS[p]} {why}")
+        elif np.all(np.isfinite(got)) and np.allclose(got, numeric[p], rtol=rtol, atol=atol):
+            right += 1
+        else:
+            problems.append(f"{LABELS[p]} is not the derivative of your own L: finite differences "
+                            f"give {_fmt(numeric[p])}, your {LABELS[p]} is {_fmt(got)}")
+    where = f" ({case.name}; ε = {FD_EPS:g})"
+    message = "; ".join(problems) + where if problems else \
+        "all four gradients agree with finite differences of your own L" + where
+    return CheckResult.scored(spec, right / len(PARAMS), message)
+
+
+@_guarded
+def numpy_only(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
+    """No framework that computes gradients: read from the notebook's source (trusted) and from
+    the kernel's loaded modules (catches `__import__` tricks; only ever costs points)."""
+    run = _load(spec, ctx)
+    forbidden = {str(m) for m in spec.options.get("forbidden", FORBIDDEN)}
+    hits = [f"{mod} (cell {cell}: `{line[:80]}`)" for cell, mod, line in notebook_imports(ctx.notebook)
+            if mod in forbidden]
+    loaded = sorted(m for m in run.modules if m in forbidden - {"grader"})  # the harvest is grader
+    if run.grader_checks_loaded and "grader" in forbidden:
+        loaded.append("grader.checks (the grader's own reference)")
+    if hits or loaded:
+        found = "; ".join(hits) if hits else "loaded in the kernel: " + ", ".join(loaded)
+        return CheckResult.scored(spec, 0.0, f"Part 1 allows numpy only; the notebook imports {found}")
+    if not run.works():
+        return CheckResult.scored(spec, 0.0, "numpy only, but there is no working back_propagation "
+                                  "to credit yet")
+    return CheckResult.scored(spec, 1.0, "numpy only: no " + ", ".join(sorted(forbidden - {"grader"})))
+
+
+_IMPORT_LINE = re.compile(r"^\s*(?:from|import)\s+([A-Za-z_][\w]*)", re.M)
+
+
+def notebook_imports(nb: Any) -> list[tuple[int, str, str]]:
+    """(1-based cell, top-level module, source line) for each import in the code cells."""
+    found: list[tuple[int, str, str]] = []
+    for number, cell in enumerate(getattr(nb, "cells", None) or [], start=1):
+        if cell.get("cell_type") != "code":
+            continue
+        source = str(cell.get("source", ""))
+        # IPython lines (%magic, !shell) are not Python; blank them to keep line numbers.
+        lines = ["" if l.lstrip().startswith(("%", "!")) else l for l in source.splitlines()]
+        try:
+            tree = ast.parse("\n".join(lines))
+        except SyntaxError:
+            found += [(number, m.group(1), m.group(0).strip()) for m in _IMPORT_LINE.finditer(source)]
+            continue
+        in_cell: list[tuple[int, str, str]] = []
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
+                    and isinstance(node.args[0].value, str) and _is_import_call(node.func):
+                names = [node.args[0].value]
+            in_cell += [(node.lineno, name.split(".")[0], lines[node.lineno - 1].strip())
+                        for name in names]
+        found += [(number, name, line) for _, name, line in sorted(in_cell)]
+    return found
+
+
+def _is_import_call(func: ast.expr) -> bool:
+    return (isinstance(func, ast.Name) and func.id == "__import__") or \
+        (isinstance(func, ast.Attribute) and func.attr == "import_module")

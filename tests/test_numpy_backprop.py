@@ -1,0 +1,354 @@
+"""numpy-backprop (seed 004, Part 1): a forward and backward pass in numpy only.
+
+Three layers of tests: the grader's reference implementation against the homework's printed
+numbers; the checks on harvests made in this process (fast, no kernel); whole notebooks
+through the pipeline (a numpy-only kernel starts in about a second).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from grader import checks, pipeline, spec
+from grader.checks import backprop_checks, numpy_reference as ref
+from grader.checks.context import GradingContext
+from grader.execution.runner import ExecutionRecord
+from grader.harvest import artifacts, in_kernel
+from grader.harvest.kinds.numpy_functions import perturbed
+
+ASSIGNMENT = "numpy-backprop"
+
+# Seed 004, In [7] and In [8]: "print(L)" and "pp.pprint(gradients)" for np.random.seed(0).
+# The homework's solution printed dL/dW1 transposed (2, 3) and kept singleton axes on b1, b2.
+SEED_L = 0.1332476222330792
+SEED_GRADIENTS = {
+    "W1": [[0.00244596, -0.00030765, -0.00034768],
+           [0.00262019, -0.00024188, -0.000372]],
+    "W2": [0.02216011, 0.02433097, 0.01797174],
+    "b1": [[0.00492577, -0.00058023, -0.00065977]],
+    "b2": [0.02924923],
+}
+
+SIGMOID = "import numpy as np\n\ndef sigmoid(z):\n    return 1/(1 + np.exp(-z))\n"
+
+# Seed 004, In [5] and In [6], verbatim: b2 is added inside the dot product.
+SEED_FORWARD = """
+def forward_propagation(X, weights):
+    Z1 = np.dot(X, weights['W1'].T) + weights['b1']
+    H = sigmoid(Z1)
+
+    Z2 = np.dot(H, weights['W2'].T + weights['b2'])
+    Y = sigmoid(Z2)
+
+    return Y, Z2, H, Z1
+"""
+SEED_BACKWARD = """
+def back_propagation(X, Y_T, weights):
+    N_points = X.shape[0]
+
+    # forward propagation
+    Y, Z2, H, Z1 = forward_propagation(X, weights)
+    L = (1/(2*N_points)) * np.sum(np.square(Y - Y_T)) #RMSE Loss
+
+    # back propagation
+    dLdY = 1/N_points * (Y - Y_T)
+    dLdZ2 = np.multiply(dLdY, (sigmoid(Z2)*(1-sigmoid(Z2))))
+
+    dLdW2 = np.dot(H.T, dLdZ2)
+    dLdb2 = np.sum(dLdZ2, axis=0, keepdims=True)
+
+    dLdH = np.dot(dLdZ2[:,None], weights['W2'][None,:])
+    dLdZ1 = np.multiply(dLdH, (sigmoid(Z1)*(1 - sigmoid(Z1))))
+
+    dLdW1 = np.dot(X.T, dLdZ1)
+    dLdb1 = np.sum(dLdZ1, axis=0, keepdims=True)
+
+    gradients = {
+        'W1': dLdW1,
+        'b1': dLdb1,
+        'W2': dLdW2,
+        'b2': dLdb2,
+    }
+
+    return gradients, L
+"""
+# The seed's code with its one bug fixed: its layouts (W1 transposed, keepdims) are accepted.
+FIXED_SEED_FORWARD = SEED_FORWARD.replace("weights['W2'].T + weights['b2'])",
+                                          "weights['W2'].T) + weights['b2']")
+HARDCODED_BACKWARD = f"""
+def back_propagation(X, Y_T, weights):
+    gradients = {{k: np.array(v) for k, v in {SEED_GRADIENTS!r}.items()}}
+    return gradients, {SEED_L!r}
+"""
+# Consistent with nothing: dL/db2 forgets sigmoid'(Z2), everything else is right.
+WRONG_DB2_BACKWARD = SEED_BACKWARD.replace(
+    "dLdb2 = np.sum(dLdZ2, axis=0, keepdims=True)", "dLdb2 = np.sum(dLdY)")
+
+
+# ---- the reference implementation ---------------------------------------------------------------
+
+def test_reference_reproduces_the_homeworks_printed_numbers():
+    case = ref.make_cases(12345)[0]  # the homework's inputs, whatever the run's seed
+    assert case.weights["b2"] == 0 and case.X.shape == (1000, 2)
+    got = ref.backward(case.X, case.Y_T, case.weights)
+    assert got["L"] == pytest.approx(SEED_L, rel=1e-12)  # 0.1332476222330792
+    for key, printed in SEED_GRADIENTS.items():
+        want = np.squeeze(np.array(printed))
+        have = got[key].T if key == "W1" else got[key]
+        np.testing.assert_allclose(have, want, atol=5e-9)  # printed to 8 decimals
+    assert got["W1"].shape == (3, 2) and got["b1"].shape == (3,) and np.ndim(got["b2"]) == 0
+
+
+def test_reference_gradients_are_derivatives_of_its_loss():
+    case = ref.make_cases(7)[ref.FD_CASE]
+    assert case.b2_nonzero
+    grads = ref.backward(case.X, case.Y_T, case.weights)
+    losses = {}
+    for sign in (1.0, -1.0):
+        losses[sign] = np.array([
+            ref.backward(case.X, case.Y_T, perturbed(case.fresh_weights(), p, idx, sign * ref.FD_EPS))["L"]
+            for p, idx in ref.perturbations()])
+    numeric = ref.numerical_gradients(losses[1.0], losses[-1.0])
+    for p in ref.PARAMS:
+        np.testing.assert_allclose(grads[p], numeric[p], rtol=1e-5, atol=1e-9)
+
+
+def test_b2_inside_the_dot_product_is_right_only_when_b2_is_zero():
+    cases = ref.make_cases(3)
+    for case in cases:
+        good = ref.backward(case.X, case.Y_T, case.weights)
+        bad = ref.backward(case.X, case.Y_T, case.weights, b2_inside=True)
+        same = all(np.allclose(good[k], bad[k]) for k in good)
+        assert same == (not case.b2_nonzero), case.name
+    assert [c.b2_nonzero for c in cases] == [False, False, True, True]
+
+
+def test_inputs_follow_the_seed_and_only_the_seed():
+    a, b, c = ref.make_cases(1), ref.make_cases(1), ref.make_cases(2)
+    for x, y in zip(a, b):
+        assert x.name == y.name and np.array_equal(x.X, y.X) and x.weights["b2"] == y.weights["b2"]
+    assert np.array_equal(a[0].X, c[0].X)  # the homework's inputs never change
+    assert not np.array_equal(a[2].X, c[2].X)
+    assert a[3].X.shape == (1, 2)  # one example
+
+
+# ---- checks on harvests made in this process ----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def assignment():
+    return spec.load(ASSIGNMENT)
+
+
+def grade_source(tmp_path: Path, assignment, source: str | None, *, notebook_source: str | None = None,
+                 modules: list[str] | None = None, run_seed: int = 2024, call_timeout: float | None = None,
+                 notes: dict | None = None):
+    """Run the real harvest on functions defined here, then the checks; {check id: result}."""
+    namespace: dict = {}
+    if source is not None:
+        exec(compile(source, "<student>", "exec"), namespace)  # noqa: S102 - test fixtures
+    objects = []
+    for o in assignment.objects:
+        obj = {"name": o.name, "kind": o.kind, "input_shape": None, "timed": False, **o.options,
+               "run_seed": run_seed}
+        if call_timeout is not None:
+            obj["call_timeout"] = call_timeout
+        objects.append(obj)
+    out = tmp_path / "harvest"
+    in_kernel.harvest(namespace, json.dumps({"out": str(out), "images": None, "objects": objects}))
+    harvested = artifacts.read(out, [o.name for o in assignment.objects], None)
+    for obj in harvested.values():  # this process has loaded everything; a kernel would not have
+        if obj.status == "found":
+            obj.data["modules"] = modules if modules is not None else ["numpy"]
+            obj.data["grader_checks_loaded"] = False
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        notebook_source if notebook_source is not None else source or "")])
+    ctx = GradingContext(harvested, {}, {}, ExecutionRecord(), notebook=nb)
+    ctx.notes.update(notes or {})
+    return {s.id: checks.run(s, ctx) for s in assignment.checks}
+
+
+def _reference_functions() -> str:
+    nb = nbformat.read(spec.load(ASSIGNMENT).reference, as_version=4)
+    tagged = {t: c.source for c in nb.cells for t in c.metadata.get("tags", [])}
+    return SIGMOID + tagged["forward"] + "\n" + tagged["backward"]
+
+
+def test_reference_functions_score_full_marks(tmp_path, assignment):
+    results = grade_source(tmp_path, assignment, _reference_functions())
+    assert {k: r.status for k, r in results.items()} == dict.fromkeys(results, "passed")
+    assert sum(r.points for r in results.values()) == assignment.max_score == 10
+
+
+def test_the_seeds_layouts_are_accepted(tmp_path, assignment):
+    """dL/dW1 as (2, 3), b1 as (1, 3), b2 as (1,): how the homework itself printed them."""
+    results = grade_source(tmp_path, assignment, SIGMOID + FIXED_SEED_FORWARD + SEED_BACKWARD)
+    assert all(r.status == "passed" for r in results.values()), {k: r.message for k, r in results.items()}
+    assert "transposed" in results["backward"].message
+
+
+def test_b2_inside_the_dot_product_loses_points_naming_the_gradient(tmp_path, assignment):
+    results = grade_source(tmp_path, assignment, SIGMOID + SEED_FORWARD + SEED_BACKWARD)
+    forward, backward, fd = results["forward"], results["backward"], results["gradient-check"]
+    # Right on the two input sets with b2 = 0 (the homework's own among them), wrong on the others.
+    assert backward.status == "partial" and backward.points == pytest.approx(2.5)
+    assert "dL/db2" in backward.message and "when b2 ≠ 0" in backward.message
+    assert "inside the dot product" in backward.message
+    assert forward.status == "partial" and "Y and Z2 differ from the reference when b2 ≠ 0" in forward.message
+    assert "H differs" not in forward.message and "Z1 differs" not in forward.message
+    # Against the student's own loss: dL/dW2 is consistent, dL/db2 (and W1, b1 through W2 + b2) not.
+    assert fd.status == "partial" and fd.points == pytest.approx(0.5)
+    assert "dL/db2 is not the derivative of your own L" in fd.message
+    assert "dL/dW2 is not" not in fd.message
+    assert results["numpy-only"].status == "passed"
+
+
+def test_hardcoded_printed_numbers_earn_no_backward_points(tmp_path, assignment):
+    results = grade_source(tmp_path, assignment, SIGMOID + FIXED_SEED_FORWARD + HARDCODED_BACKWARD)
+    assert results["backward"].points == 0
+    assert "typed in instead of computed" in results["backward"].message
+    assert results["gradient-check"].points == 0  # a constant L has zero derivatives
+    assert "dL/db2 is not the derivative" in results["gradient-check"].message
+
+
+def test_gradient_check_names_the_inconsistent_gradient(tmp_path, assignment):
+    results = grade_source(tmp_path, assignment, SIGMOID + FIXED_SEED_FORWARD + WRONG_DB2_BACKWARD)
+    fd = results["gradient-check"]
+    assert fd.points == pytest.approx(1.5) and "dL/db2 is not the derivative" in fd.message
+    for other in ("dL/dW1", "dL/db1", "dL/dW2"):
+        assert f"{other} is not" not in fd.message
+    assert "dL/db2 differs from the reference on every input set" in results["backward"].message
+    assert results["backward"].points == pytest.approx(4.0)
+
+
+def test_numpy_only_reads_imports_from_the_source(tmp_path, assignment):
+    source = _reference_functions()
+    results = grade_source(tmp_path, assignment, source,
+                           notebook_source="%matplotlib inline\nimport tensorflow as tf\n" + source)
+    assert results["numpy-only"].points == 0 and "tensorflow" in results["numpy-only"].message
+    assert results["backward"].status == "passed"  # the rest is graded on its merits
+    found = backprop_checks.notebook_imports(nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("!pip install torch\nfrom torch import nn\nimport numpy as np"),
+        nbformat.v4.new_code_cell("jax = __import__('jax')\nimport importlib\n"
+                                  "ag = importlib.import_module('autograd.numpy')"),
+        nbformat.v4.new_code_cell("import tensorflow as tf\nthis is not python"),
+    ]))
+    assert [(c, m) for c, m, _ in found] == [(1, "torch"), (1, "numpy"), (2, "jax"),
+                                              (2, "importlib"), (2, "autograd"), (3, "tensorflow")]
+
+
+def test_numpy_only_also_reads_the_kernels_modules(tmp_path, assignment):
+    results = grade_source(tmp_path, assignment, _reference_functions(),
+                           modules=["numpy", "torch", "grader"])
+    assert results["numpy-only"].points == 0 and "loaded in the kernel: torch" in results["numpy-only"].message
+    clean = grade_source(tmp_path / "2", assignment, _reference_functions(), modules=["numpy", "grader"])
+    assert clean["numpy-only"].status == "passed"  # the harvest itself is `grader`
+
+
+def test_a_seed_other_than_the_graders_is_refused(tmp_path, assignment):
+    results = grade_source(tmp_path, assignment, _reference_functions(), notes={"run_seed": 99})
+    assert all(r.points == 0 and "not run on the grader's inputs" in r.message for r in results.values())
+
+
+def test_tampered_outputs_do_not_pass(tmp_path, assignment):
+    grade_source(tmp_path, assignment, _reference_functions())
+    path = tmp_path / "harvest" / "back_propagation.arrays.npz"
+    with np.load(path) as data:
+        arrays = {k: np.ones_like(v) for k, v in data.items()}
+    np.savez(path, **arrays)
+    objects = artifacts.read(tmp_path / "harvest", ["back_propagation"], None)
+    objects["back_propagation"].data["modules"] = ["numpy"]
+    ctx = GradingContext(objects, {}, {}, ExecutionRecord())
+    results = {s.id: checks.run(s, ctx) for s in assignment.checks}
+    assert results["forward"].points == 0 and results["backward"].points == 0
+
+
+def test_hanging_exiting_and_missing_functions_are_contained(tmp_path, assignment):
+    hang = SIGMOID + ("def forward_propagation(X, weights):\n    raise SystemExit(3)\n"
+                      "def back_propagation(X, Y_T, weights):\n    while True:\n        pass\n")
+    results = grade_source(tmp_path, assignment, hang, call_timeout=0.2)
+    assert "forward_propagation failed on every input set: SystemExit: 3" in results["forward"].message
+    assert "did not return within 0.2 s" in results["backward"].message
+    assert sum(r.points for r in results.values()) == 0
+    missing = grade_source(tmp_path / "m", assignment, SIGMOID)
+    assert all("no variable `back_propagation`" in r.message for r in missing.values())
+    wrong = grade_source(tmp_path / "w", assignment, "back_propagation = 42")
+    assert all("is a builtins.int, not a function" in r.message for r in wrong.values())
+    no_forward = grade_source(tmp_path / "f", assignment, SIGMOID + "forward_propagation = None\n" +
+                              SEED_BACKWARD.replace("forward_propagation(X, weights)",
+                                                    "_fwd(X, weights)") + FIXED_SEED_FORWARD.replace(
+                                  "def forward_propagation", "def _fwd"))
+    assert "no function `forward_propagation`" in no_forward["forward"].message
+    assert no_forward["backward"].status == "passed"
+
+
+# ---- whole notebooks through the pipeline ----------------------------------------------------------
+
+def _variant(tmp_path: Path, name: str, extra_first: str | None = None, **cells: str) -> Path:
+    """The reference notebook with the tagged cells replaced (and a cell put first)."""
+    nb = copy.deepcopy(nbformat.read(spec.load(ASSIGNMENT).reference, as_version=4))
+    for cell in nb.cells:
+        for tag in cell.metadata.get("tags", []):
+            if tag in cells:
+                cell.source = cells[tag]
+    if extra_first:
+        nb.cells.insert(1, nbformat.v4.new_code_cell(extra_first))
+    path = tmp_path / f"{name}.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def _grade(path: Path, assignment):
+    return pipeline.grade(path, assignment, pipeline.Options(sandbox="none"))
+
+
+def _by_id(result):
+    return {c.id: c for c in result.checks}
+
+
+def test_pipeline_reference_scores_full_marks(assignment):
+    result = _grade(assignment.reference, assignment)
+    assert [(c.id, c.message) for c in result.checks if c.status != "passed"] == []
+    assert result.score == result.max_score == 10
+    assert result.execution["status"] == "completed" and result.cell_errors == []
+    assert result.models["back_propagation"]["status"] == "found"
+
+
+def test_pipeline_starter_scores_zero_and_says_why(assignment):
+    result = _grade(assignment.starter, assignment)
+    assert result.score == 0
+    for check in result.checks:
+        assert check.status == "failed" and check.message
+    for key in ("forward", "backward", "gradient-check"):
+        assert "NotImplementedError" in _by_id(result)[key].message
+    assert "no working back_propagation" in _by_id(result)["numpy-only"].message
+    assert any(e["ename"] == "NotImplementedError" for e in result.cell_errors)
+
+
+def test_pipeline_seed_solution_loses_the_b2_points(tmp_path, assignment):
+    result = _grade(_variant(tmp_path, "seed", forward=SEED_FORWARD, backward=SEED_BACKWARD), assignment)
+    checks_ = _by_id(result)
+    assert 0 < result.score < 10
+    assert "dL/db2" in checks_["backward"].message and "b2 ≠ 0" in checks_["backward"].message
+    assert "dL/db2 is not the derivative of your own L" in checks_["gradient-check"].message
+    assert result.cell_errors == []  # the homework's own run (b2 = 0) looks fine
+
+
+def test_pipeline_hardcoded_numbers_lose_points(tmp_path, assignment):
+    result = _grade(_variant(tmp_path, "hardcoded", backward=HARDCODED_BACKWARD), assignment)
+    checks_ = _by_id(result)
+    assert checks_["backward"].points == 0 and checks_["gradient-check"].points == 0
+    assert result.score <= 3  # the forward pass (2) and numpy-only (1) are real
+
+
+def test_pipeline_tensorflow_import_loses_the_numpy_point(tmp_path, assignment):
+    path = _variant(tmp_path, "tf", extra_first="import tensorflow as tf")
+    result = _grade(path, assignment)
+    checks_ = _by_id(result)
+    assert checks_["numpy-only"].points == 0 and "tensorflow" in checks_["numpy-only"].message
+    assert result.score == 9
