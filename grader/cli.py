@@ -1,4 +1,4 @@
-"""Command line: `grader list | check | report | data | calibrate`.
+"""Command line: `grader list | check | grade | report | data | calibrate`.
 
 Exit status: 0 when grading ran (whatever the score); 1 with --fail-under when the score is
 below it; 2 for a usage error (unknown assignment, no such file, data not available).
@@ -50,6 +50,33 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print result JSON instead of the table")
     check.add_argument("--fail-under", type=float, metavar="POINTS",
                        help="exit 1 when the score is below POINTS")
+
+    grade_p = sub.add_parser("grade", help="grade a folder of submissions into a gradebook",
+                             description="Grade every notebook in a folder (or one folder per "
+                             "student) in parallel; writes OUT/<student>/result.json and "
+                             "report.html, OUT/grades.csv and OUT/summary.html. Resumable: "
+                             "students already graded with the same notebook are skipped.",
+                             epilog="A student is a notebook in SUBMISSIONS (id: its file name) "
+                             "or a folder in it (id: the folder's name; notebooks at any depth). "
+                             "A folder with several notebooks: the one whose "
+                             "metadata.grader.assignment names the assignment; among several "
+                             "such, the one named like the starter notebook; otherwise that "
+                             "student gets an error result (status ambiguous) and the batch "
+                             "goes on.")
+    grade_p.add_argument("submissions", type=Path,
+                         help="folder of notebooks, or of one folder per student")
+    _add_grading_options(grade_p)
+    grade_p.add_argument("--out", "-o", type=Path, default=Path("grades"),
+                         help="output folder (default: grades/)")
+    grade_p.add_argument("--jobs", "-j", type=int, default=None,
+                         help="notebooks graded at once (default: half the cores)")
+    grade_p.add_argument("--force", action="store_true",
+                         help="regrade students already graded with the same notebook")
+    grade_p.add_argument("--manual", type=Path, metavar="CSV",
+                         help="TA points for manual checks: columns student,check,points[,comment]")
+    grade_p.add_argument("--worker-timeout", type=float, metavar="SECONDS",
+                         help="stop one student's grading after this long (default: from the "
+                              "assignment's time limits)")
 
     report = sub.add_parser("report", help="render a saved result.json in another format")
     report.add_argument("result", type=Path, help="a result.json written by `grader check`")
@@ -117,6 +144,54 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from .reports import render
+def cmd_grade(args: argparse.Namespace, console: Console) -> int:
+    from . import batch
+    from .batch.discovery import assignment_hints
+
+    if not args.submissions.is_dir():
+        raise UsageError(f"not a folder: {args.submissions} (grader grade takes a folder of "
+                         "notebooks or of student folders; grader check grades one notebook)")
+    if args.assignment:
+        assignment = spec.load(args.assignment)
+    else:
+        hints = assignment_hints(args.submissions, exclude=args.out)
+        if len(hints) != 1:
+            found = ", ".join(f"{k} ({v})" for k, v in sorted(hints.items())) or "none"
+            raise UsageError("no assignment given: pass --assignment ID (assignments named in "
+                             f"the notebooks' metadata: {found})")
+        assignment = spec.load(next(iter(hints)))
+        console.print(f"assignment {assignment.id} (from the notebooks' metadata)",
+                      highlight=False)
+    jobs = args.jobs if args.jobs is not None else batch.default_jobs()
+    if jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    options = batch.BatchOptions(
+        out=args.out, jobs=jobs, force=args.force, manual=args.manual,
+        worker_timeout=args.worker_timeout,
+        grading=Options(data_dir=args.data_dir, full=args.full, timeout=args.timeout,
+                        sandbox=args.sandbox))
+    try:
+        report = batch.run(args.submissions, assignment, options, console)
+    except batch.BatchError as exc:
+        raise UsageError(str(exc)) from None
+    if report.outcomes and any(o.action == "graded" for o in report.outcomes):
+        from .execution import sandbox
+
+        if sandbox.resolve(args.sandbox) == "none":
+            Console(stderr=True).print("[bold red]WARNING: no sandbox[/]: the notebooks ran with "
+                                       "process limits only (install bubblewrap, or see README)")
+    failed = sum(1 for o in report.outcomes if o.status in batch.NOT_GRADED)
+    console.print(f"{len(report.outcomes)} students: {report.count('graded')} graded, "
+                  f"{report.count('skipped')} skipped (already graded), {failed} without a "
+                  f"graded notebook. Wrote {report.gradebook} and {report.summary}",
+                  highlight=False, soft_wrap=True)
+    if report.interrupted:
+        Console(stderr=True).print("interrupted: results written so far are kept; run the same "
+                                   "command again to grade the rest", highlight=False)
+        return 130
+    return EXIT_OK
+
+
 
     try:
         result = json.loads(args.result.read_text(encoding="utf-8"))
@@ -157,8 +232,8 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"list": cmd_list, "check": cmd_check, "report": cmd_report, "data": cmd_data,
-            "calibrate": cmd_calibrate}
+COMMANDS = {"list": cmd_list, "check": cmd_check, "grade": cmd_grade, "report": cmd_report,
+            "data": cmd_data, "calibrate": cmd_calibrate}
 
 
 def main(argv: list[str] | None = None) -> int:

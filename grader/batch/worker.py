@@ -1,0 +1,78 @@
+"""One student's grading in a process of its own: `python -m grader.batch.worker REQUEST.json`.
+
+The batch starts one of these per student (see grader/batch/__init__.py for why processes and
+not a pool). The request names the notebook, the assignment and the grading options; the worker
+writes the result JSON to `request["result"]` and exits 0. Anything else (a crash, a signal, the
+OOM killer) leaves no result file, and the batch records an error result for that student.
+
+Every process a worker starts (the kernel, the timed-training process) gets a HOME inside the
+worker's private TMPDIR, which the batch sets; `kill_by_home_prefix` finds them all by that, even
+those that left the worker's process group or session. The worker dies with the batch
+(PR_SET_PDEATHSIG), and on SIGTERM it kills those processes before exiting.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+from .procs import kill_by_home_prefix
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Linux: SIGTERM this worker when the batch process dies (even by SIGKILL)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the batch died before prctl took effect
+        _terminate(signal.SIGTERM, None)
+
+
+_PRIVATE_TMP: str | None = None  # this worker's own TMPDIR, set by the batch
+
+
+def _terminate(signum, frame) -> None:  # noqa: ANN001 - signal handler
+    if _PRIVATE_TMP:  # never a shared /tmp: that would reach other workers' kernels
+        kill_by_home_prefix(_PRIVATE_TMP)
+        shutil.rmtree(_PRIVATE_TMP, ignore_errors=True)  # the scratch copy, the holdout images
+    os._exit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    request = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    global _PRIVATE_TMP
+    private = request.get("private_tmp")
+    if private and Path(tempfile.gettempdir()).resolve() == Path(private).resolve():
+        _PRIVATE_TMP = private
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the batch, which stops us
+    if request.get("parent_pid"):
+        _die_with_parent(int(request["parent_pid"]))
+
+    from .. import spec
+    from ..pipeline import Options, grade
+    from ..scoring import write_atomic
+
+    assignment = spec.load(request["assignment"])
+    options = Options(data_dir=Path(request["data_dir"]) if request.get("data_dir") else None,
+                      full=bool(request.get("full")), timeout=request.get("timeout"),
+                      sandbox=request.get("sandbox", "auto"),
+                      hidden=tuple(Path(p) for p in request.get("hidden", ())))
+    result = grade(Path(request["notebook"]), assignment, options)
+    write_atomic(Path(request["result"]), result.to_json())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

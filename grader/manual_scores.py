@@ -1,0 +1,230 @@
+"""TA points for manual checks (written answers), merged into results and the gradebook.
+
+The file is a CSV with a header row: `student,check,points[,comment]` (column names are matched
+case-insensitively; other columns are ignored, so a TA's own notes can stay in the sheet).
+
+    student,check,points,comment
+    alice,q2-1-answer,3,clear and correct
+    bob,q2-1-answer,1.5,misses the second part
+
+Rules, all checked before anything is graded (a bad file is a usage error, exit 2):
+
+- `student` must be one of the batch's students, `check` one of the assignment's checks whose
+  kind is `manual`; automatic checks cannot be overridden here.
+- `points` is a number from 0 to the check's maximum. An empty `points` cell means "not graded
+  yet" and the row is skipped, so a TA can fill the sheet in several sittings.
+- one row per (student, check).
+
+Merging sets the check's `points` (status stays `manual`, so every report still shows it as
+TA-graded), records `details.ta_points` / `details.ta_comment`, replaces the message with
+"graded by TA: 3/4 — comment", and recomputes the total. It is idempotent. A file, when given,
+is the whole truth: a manual check that had TA points and has no row with points any more goes
+back to ungraded. Without a file, points merged earlier stay in result.json (and survive a
+regrade of the same notebook).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+REQUIRED = ("student", "check", "points")
+MAX_ERRORS_SHOWN = 20
+
+
+class ManualScoresError(Exception):
+    """The scores file is unreadable or inconsistent with the batch (a usage error)."""
+
+
+@dataclass(frozen=True)
+class ManualScore:
+    student: str
+    check: str
+    points: float
+    comment: str = ""
+    line: int = 0  # line in the file, for messages
+
+
+def read(path: Path) -> list[ManualScore]:
+    """Parse the file; every malformed row is reported at once, with its line number."""
+    scores, errors = _parse(path)
+    _raise(path, errors)
+    return scores
+
+
+def _parse(path: Path) -> tuple[list[ManualScore], list[str]]:
+    """The well-formed rows, and a message per malformed one (a bad header raises at once)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")  # Excel writes a BOM
+    except FileNotFoundError:
+        raise ManualScoresError(f"no such file: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManualScoresError(f"{path} is not a readable UTF-8 CSV file ({exc})") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ManualScoresError(f"{path} is empty; expected a header row "
+                                f"{','.join(REQUIRED)}[,comment]") from None
+    except csv.Error as exc:
+        raise ManualScoresError(f"{path}: not a CSV file ({exc})") from None
+    names = [h.strip().lower() for h in header]
+    missing = [c for c in REQUIRED if c not in names]
+    if missing:
+        raise ManualScoresError(f"{path}: the header row lacks column(s) {', '.join(missing)} "
+                                f"(found: {', '.join(h for h in header if h.strip()) or 'none'}); "
+                                f"expected {','.join(REQUIRED)}[,comment]")
+    col = {name: names.index(name) for name in (*REQUIRED, "comment") if name in names}
+    scores: list[ManualScore] = []
+    errors: list[str] = []
+    try:
+        for row in reader:
+            line = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+
+            def cell(name: str) -> str:
+                i = col.get(name)
+                return row[i].strip() if i is not None and i < len(row) else ""
+
+            student, check, raw = cell("student"), cell("check"), cell("points")
+            if not student or not check:
+                errors.append(f"line {line}: student and check must not be empty")
+                continue
+            if not raw:
+                continue  # not graded yet
+            try:
+                points = float(raw)
+            except ValueError:
+                errors.append(f"line {line}: points {raw!r} for {student}/{check} is not a number")
+                continue
+            if not math.isfinite(points):
+                errors.append(f"line {line}: points {raw!r} for {student}/{check} is not a number")
+                continue
+            scores.append(ManualScore(student, check, points, cell("comment"), line))
+    except csv.Error as exc:
+        errors.append(f"line {reader.line_num}: {exc}")
+    return scores, errors
+
+
+def validate(scores: Iterable[ManualScore], assignment, students: Iterable[str],
+             path: Path | str = "the scores file") -> None:
+    """Unknown students or checks, automatic checks, points out of range, duplicate rows."""
+    _raise(path, problems(scores, assignment, students))
+
+
+def problems(scores: Iterable[ManualScore], assignment, students: Iterable[str]) -> list[str]:
+    known = set(students)
+    by_id = {c.id: c for c in assignment.checks}
+    manual_ids = sorted(c.id for c in assignment.checks if c.kind == "manual")
+    seen: dict[tuple[str, str], int] = {}
+    errors: list[str] = []
+    for s in scores:
+        where = f"line {s.line}: " if s.line else ""
+        if s.student not in known:
+            errors.append(f"{where}unknown student {s.student!r} (not among the "
+                          f"{len(known)} submissions of this batch)")
+        spec = by_id.get(s.check)
+        if spec is None:
+            errors.append(f"{where}unknown check {s.check!r} for {assignment.id} (manual checks: "
+                          f"{', '.join(manual_ids) or 'none'})")
+        elif spec.kind != "manual":
+            errors.append(f"{where}check {s.check!r} is graded automatically ({spec.kind}); only "
+                          f"manual checks take TA points (manual checks: "
+                          f"{', '.join(manual_ids) or 'none'})")
+        elif s.points < 0 or s.points > spec.points + 1e-9:
+            errors.append(f"{where}{s.points:g} points for {s.student}/{s.check} is outside "
+                          f"0..{spec.points:g} (the check's maximum)")
+        key = (s.student, s.check)
+        if key in seen:
+            errors.append(f"{where}a second row for {s.student}/{s.check} "
+                          f"(first on line {seen[key]})")
+        else:
+            seen[key] = s.line
+    return errors
+
+
+def load(path: Path, assignment, students: Iterable[str]) -> dict[str, list[ManualScore]]:
+    """Read and validate; returns the scores grouped by student."""
+    scores, errors = _parse(path)
+    errors += problems(scores, assignment, students)
+    errors.sort(key=lambda e: int(e.split(":")[0][5:]) if e.startswith("line ") and
+                e.split(":")[0][5:].isdigit() else 0)
+    _raise(path, errors)
+    grouped: dict[str, list[ManualScore]] = {}
+    for s in scores:
+        grouped.setdefault(s.student, []).append(s)
+    return grouped
+
+
+def _raise(path: Path | str, errors: list[str]) -> None:
+    if not errors:
+        return
+    shown = errors[:MAX_ERRORS_SHOWN]
+    more = len(errors) - len(shown)
+    text = "\n  ".join(shown) + (f"\n  … and {more} more" if more else "")
+    raise ManualScoresError(f"{path}: {len(errors)} problem(s):\n  {text}")
+
+
+def _ta_message(points: float, max_points: float, comment: str) -> str:
+    return f"graded by TA: {points:g}/{max_points:g}" + (f" — {comment}" if comment else "")
+
+
+def apply(result: dict[str, Any], scores: Iterable[ManualScore], *,
+          authoritative: bool = True) -> bool:
+    """Merge one student's TA points into a result dict (in place); True when it changed.
+
+    authoritative: the scores are the whole truth for this student, so manual checks with TA
+    points from an earlier merge and no score now go back to ungraded.
+    """
+    wanted = {s.check: s for s in scores}
+    changed = False
+    for check in result.get("checks") or []:
+        details = check.setdefault("details", {})
+        if not isinstance(details, dict):
+            continue
+        score = wanted.get(check.get("id"))
+        if score is not None:
+            before = (check.get("points"), check.get("status"), check.get("message"),
+                      details.get("ta_points"), details.get("ta_comment"))
+            details.setdefault("auto_message", check.get("message", ""))
+            points = round(float(score.points), 2)
+            check["points"] = points
+            check["status"] = "manual"
+            check["message"] = _ta_message(points, float(check.get("max_points") or 0),
+                                           score.comment)
+            details["ta_points"] = points
+            details["ta_comment"] = score.comment
+            changed |= before != (check["points"], check["status"], check["message"],
+                                  details.get("ta_points"), details.get("ta_comment"))
+        elif authoritative and "ta_points" in details:
+            check["points"] = 0.0
+            check["status"] = "manual"
+            check["message"] = details.pop("auto_message", "awaiting TA grading")
+            details.pop("ta_points", None)
+            details.pop("ta_comment", None)
+            changed = True
+    if changed:
+        result["score"] = round(sum(float(c.get("points") or 0) for c in result["checks"]), 2)
+    return changed
+
+
+def carried_over(old: dict[str, Any] | None) -> list[ManualScore]:
+    """TA points recorded in an earlier result.json, to re-apply after regrading the same file."""
+    if not old:
+        return []
+    out = []
+    for check in old.get("checks") or []:
+        details = check.get("details") if isinstance(check, dict) else None
+        if isinstance(details, dict) and "ta_points" in details:
+            try:
+                points = float(details["ta_points"])
+            except (TypeError, ValueError):
+                continue
+            out.append(ManualScore(str(old.get("batch", {}).get("student", "")), str(check["id"]),
+                                   points, str(details.get("ta_comment") or "")))
+    return out

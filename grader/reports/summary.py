@@ -1,0 +1,153 @@
+"""summary.html: a class at a glance for the TA (written by `grader grade`).
+
+The score histogram (inline SVG), each check's pass rate and mean points (so the question the
+class struggled with stands out), the run statuses, and a table of students linking to their
+report.html. One self-contained page: inline CSS and SVG, no scripts, no network. Everything that
+comes from results (student ids are file names students chose, messages come from notebooks) is
+escaped by Jinja's autoescape.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+# Run statuses where nothing was graded (no notebook, or the grading process failed): these
+# students get 0 points in the gradebook but are left out of the class statistics.
+NOT_GRADED = frozenset({"no_notebook", "ambiguous", "worker_failed", "worker_timeout"})
+CHECK_STATUSES = ("passed", "partial", "failed", "error", "manual")
+STRUGGLE_BELOW = 0.5  # a check whose mean share of points is under this is flagged
+
+
+def _f(value: Any) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return out if math.isfinite(out) else 0.0
+
+
+def run_status(result: dict[str, Any]) -> str:
+    execution = result.get("execution") or {}
+    return str(execution.get("status") or "unknown")
+
+
+def histogram(scores: list[float], max_score: float, width: int = 640,
+              height: int = 220) -> dict[str, Any]:
+    """Bars for the class's totals: one per point when the maximum is small, else 10 bins."""
+    max_score = max(_f(max_score), 1e-9)
+    if float(max_score).is_integer() and max_score <= 30:
+        edges = [float(i) for i in range(int(max_score) + 1)] + [max_score + 1]
+        labels = [f"{i:g}" for i in edges[:-1]]
+    else:
+        step = max_score / 10
+        edges = [step * i for i in range(11)]
+        edges[-1] = max_score + 1e-9
+        labels = [f"{edges[i]:.3g}–{min(edges[i + 1], max_score):.3g}" for i in range(10)]
+    counts = [0] * (len(edges) - 1)
+    for s in scores:
+        s = min(max(_f(s), 0.0), max_score)
+        for i in range(len(counts)):
+            if edges[i] <= s < edges[i + 1] or (i == len(counts) - 1 and s >= edges[i]):
+                counts[i] += 1
+                break
+    left, right, top, bottom = 36, width - 10, 16, height - 34
+    top_count = max(counts) if counts and max(counts) > 0 else 1
+    slot = (right - left) / len(counts)
+    bars = []
+    for i, (count, label) in enumerate(zip(counts, labels)):
+        h = (bottom - top) * count / top_count
+        bars.append({"x": round(left + i * slot + 1, 1), "y": round(bottom - h, 1),
+                     "w": round(max(slot - 2, 1), 1), "h": round(h, 1), "count": count,
+                     "label": label, "cx": round(left + (i + 0.5) * slot, 1),
+                     "show_label": len(counts) <= 16 or i % 2 == 0})
+    yticks = sorted({0, top_count, math.ceil(top_count / 2)})
+    return {"width": width, "height": height, "left": left, "right": right, "top": top,
+            "bottom": bottom, "bars": bars,
+            "yticks": [(round(bottom - (bottom - top) * t / top_count, 1), t) for t in yticks]}
+
+
+def check_stats(checks_spec: list[dict[str, Any]],
+                graded: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for spec in checks_spec:
+        found = [c for r in graded for c in (r.get("checks") or []) if c.get("id") == spec["id"]]
+        n = len(found)
+        counts = {s: sum(1 for c in found if c.get("status") == s) for s in CHECK_STATUSES}
+        max_points = _f(spec.get("max_points"))
+        mean = sum(_f(c.get("points")) for c in found) / n if n else 0.0
+        share = mean / max_points if max_points else 0.0
+        manual = spec.get("kind") == "manual"
+        ta_graded = sum(1 for c in found if "ta_points" in (c.get("details") or {}))
+        rows.append({
+            **spec, "n": n, "counts": counts, "mean": mean, "share": share,
+            "pass_rate": counts["passed"] / n if n and not manual else None,
+            "manual": manual, "ta_graded": ta_graded,
+            "struggle": bool(n) and not (manual and ta_graded == 0) and share < STRUGGLE_BELOW,
+            "segments": _segments(counts, n),
+        })
+    return rows
+
+
+def _segments(counts: dict[str, int], n: int, width: float = 160) -> list[dict[str, Any]]:
+    """A stacked bar of check statuses (passed, partial, failed, error, manual)."""
+    out, x = [], 0.0
+    for status in CHECK_STATUSES:
+        if not n or not counts[status]:
+            continue
+        w = width * counts[status] / n
+        out.append({"status": status, "x": round(x, 1), "w": round(w, 1), "count": counts[status]})
+        x += w
+    return out
+
+
+def _environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)),
+                      autoescape=select_autoescape(["html", "j2"], default=True),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["points"] = lambda v: f"{_f(v):g}"
+    env.filters["pct"] = lambda v: "–" if v is None else f"{100 * _f(v):.0f}%"
+    return env
+
+
+def render_summary(assignment: dict[str, Any], students: list[dict[str, Any]],
+                   generated: datetime | None = None) -> str:
+    """assignment: id, title, version, max_score, checks [{id, title, max_points, kind}];
+    students: [{student, result (the result.json dict), report (relative path or None)}]."""
+    max_score = _f(assignment.get("max_score"))
+    rows = []
+    for entry in sorted(students, key=lambda e: str(e["student"])):
+        result = entry["result"]
+        status = run_status(result)
+        rows.append({"student": str(entry["student"]), "score": _f(result.get("score")),
+                     "max_score": _f(result.get("max_score")) or max_score, "status": status,
+                     "graded": status not in NOT_GRADED,
+                     "cell_errors": len(result.get("cell_errors") or []),
+                     "message": str((result.get("execution") or {}).get("message") or "")[:300],
+                     "href": quote(str(entry["report"])) if entry.get("report") else None,
+                     "result": result})
+    graded = [r for r in rows if r["graded"]]
+    scores = [r["score"] for r in graded]
+    stats = None
+    if scores:
+        stats = {"n": len(scores), "mean": statistics.fmean(scores),
+                 "median": statistics.median(scores), "min": min(scores), "max": max(scores),
+                 "stdev": statistics.pstdev(scores) if len(scores) > 1 else 0.0,
+                 "full_marks": sum(1 for s in scores if s >= max_score - 1e-9)}
+    statuses: dict[str, int] = {}
+    for r in rows:
+        statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+    checks = check_stats(list(assignment.get("checks") or []), [r["result"] for r in graded])
+    struggles = sorted((c for c in checks if c["struggle"]), key=lambda c: c["share"])
+    when = (generated or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
+    return _environment().get_template("summary.html.j2").render(
+        a=assignment, rows=rows, stats=stats, hist=histogram(scores, max_score),
+        statuses=sorted(statuses.items()), checks=checks, struggles=struggles,
+        not_graded=len(rows) - len(graded), generated=when, not_graded_names=sorted(NOT_GRADED))
