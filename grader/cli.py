@@ -99,9 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_list(args: argparse.Namespace, console: Console) -> int:
     for aid in spec.available():
         a = spec.load(aid)
-        console.print(f"[bold]{a.id}[/]  {a.title}  ({a.max_score:g} points)", highlight=False)
+        console.print(f"[bold]{a.id}[/]  {a.title}  ({a.max_score:g} points)", highlight=False,
+                      soft_wrap=True)
         for c in a.checks:
-            console.print(f"  {c.id:<24} {c.points:>5g}  {c.title}", highlight=False)
+            console.print(f"  {c.id:<24} {c.points:>5g}  {c.title}", highlight=False,
+                          soft_wrap=True)
     return EXIT_OK
 
 
@@ -142,8 +144,6 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def cmd_report(args: argparse.Namespace, console: Console) -> int:
-    from .reports import render
 def cmd_grade(args: argparse.Namespace, console: Console) -> int:
     from . import batch
     from .batch.discovery import assignment_hints
@@ -192,6 +192,8 @@ def cmd_grade(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from .reports import render
 
     try:
         result = json.loads(args.result.read_text(encoding="utf-8"))
