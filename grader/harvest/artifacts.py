@@ -121,7 +121,8 @@ def _load_predictions(path: Path, rows: int) -> dict[str, np.ndarray]:
 
 def _timed_from_kernel(timed: dict[str, Any], out_dir: Path, rows: int | None) -> dict[str, Any]:
     keep = {k: timed[k] for k in ("status", "message", "epochs_run", "seconds_per_epoch",
-                                  "stopped_by_time", "loss", "train_accuracy", "where") if k in timed}
+                                  "stopped_by_time", "loss", "train_accuracy", "where", "seconds")
+            if k in timed}
     name = timed.get("predictions_file")
     if keep.get("status") == "trained":
         arrays = load_numeric_arrays(out_dir / name) if isinstance(name, str) and "/" not in name else {}

@@ -59,6 +59,7 @@ def timed_fit(model: Any, *, x_train: np.ndarray, y_train: np.ndarray, images: n
     """`model` must be freshly initialised and uncompiled; returns curves and holdout predictions."""
     import keras
 
+    started = time.monotonic()
     keras.utils.set_random_seed(seed)
     x = x_train.astype("float32").reshape((len(x_train), *layout)) / 255.0
     probe = np.asarray(model(x[:2], training=False))
@@ -78,4 +79,5 @@ def timed_fit(model: Any, *, x_train: np.ndarray, y_train: np.ndarray, images: n
         "loss": [float(v) for v in history.history.get("loss", [])],
         "train_accuracy": [float(v) for v in history.history.get("accuracy", [])],
         "predictions": pred.reshape((len(images), -1)).astype("float32"),
+        "seconds": round(time.monotonic() - started, 3),
     }
