@@ -360,7 +360,9 @@ def dropout_behaviour(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     if not agree:
         problems.append("two forward passes with training=False differ: dropout (or other "
                         "randomness) is still active at inference")
-    return CheckResult.scored(spec, 0.5 if differ != agree and agree else 0.0, "; ".join(problems))
+    # Half for dropout that is there but never switched off; none without any dropout (any
+    # deterministic model agrees with itself at inference).
+    return CheckResult.scored(spec, 0.5 if differ else 0.0, "; ".join(problems))
 
 
 @_guarded
