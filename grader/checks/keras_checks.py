@@ -73,6 +73,13 @@ def _where(index: int) -> str:
     return f"layer {index + 1}"
 
 
+def _missing(layer: Layer, cmp: dict[str, Any]) -> str:
+    """'missing X', saying so when a layer of that type exists but call() never uses it."""
+    unused = [u for u in cmp["model"].get("unused_layers") or [] if u.get("class") == layer.kind]
+    note = f" (`{unused[0]['name']}` is defined but call() never uses it)" if unused else ""
+    return f"missing {layer.label()}{note}"
+
+
 @_guarded
 def layers(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     """Each expected layer present, in order, with the right type and size; extras cost points."""
@@ -90,7 +97,7 @@ def layers(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
             else:
                 problems.append(f"{_where(j)}: expected {expected[i].label()}, found {found[j].label()}")
         elif i is not None:
-            problems.append(f"missing {expected[i].label()} (expected as layer {i + 1})")
+            problems.append(f"{_missing(expected[i], cmp)} (expected as layer {i + 1})")
         else:
             extras += 1
             problems.append(f"{_where(j)}: unexpected extra {found[j].label()}")
@@ -113,7 +120,7 @@ def _some_layers(spec: CheckSpec, cmp: dict[str, Any], only: set[int]) -> CheckR
             raise RuntimeError(f"the spec names expected layer {i + 1}, but there are {len(expected)}")
         j = partner.get(i)
         if j is None:
-            problems.append(f"missing {expected[i].label()}")
+            problems.append(_missing(expected[i], cmp))
         elif expected[i].structure == found[j].structure:
             right += 1
         else:
@@ -202,6 +209,7 @@ def param_count(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     # The kernel reports the count; the weights' own shapes must agree with it.
     from_weights = sum(int(np.prod(w["shape"])) for layer in model["layers"]
                        for w in layer.get("weights", []))
+    from_weights += sum(int(u.get("params") or 0) for u in model.get("unused_layers") or [])
     if from_weights != have:
         return CheckResult.scored(spec, 0.0, f"the model reports {have:,} parameters but its "
                                   f"weights hold {from_weights:,}; expected {want:,}")
@@ -250,6 +258,10 @@ def optimizer(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     info = obj.model.get("compile") or {}
     variants = ctx.expected_object(spec.object).get("variants") or [{}]
     want = spec.options.get("expected") or (variants[0].get("compile") or {}).get("optimizer")
+    if not want:
+        raise RuntimeError(f"no reference optimizer for `{spec.object}` (run grader calibrate)")
+    accepted = list(want) if isinstance(want, list) else [want]  # `expected` may list several
+    want = " or ".join(map(str, accepted))
     have = info.get("optimizer")
     if not info.get("compiled") or not have:
         return CheckResult.scored(spec, 0.0, f"the model was never compiled (expected {want})")
@@ -258,10 +270,6 @@ def optimizer(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     if have in accepted:
         return CheckResult.scored(spec, 1.0, f"{have}{lr_text}")
     return CheckResult.scored(spec, 0.0, f"expected {want}, found {have}{lr_text}")
-    if not want:
-        raise RuntimeError(f"no reference optimizer for `{spec.object}` (run grader calibrate)")
-    accepted = list(want) if isinstance(want, list) else [want]  # `expected` may list several
-    want = " or ".join(map(str, accepted))
 
 
 def best_accuracy(predictions: dict[str, np.ndarray], labels: np.ndarray) -> tuple[str, float] | None:

@@ -50,7 +50,11 @@ def flat_layers(model: Any) -> list[Any]:
 
 
 def trace_output_shapes(model: Any, sample: np.ndarray) -> dict[int, list[list[int | None]]]:
-    """Run one eager forward pass, recording every layer call's output shape (by layer id)."""
+    """Run one eager forward pass, recording every layer call's output shape (by layer id).
+
+    The dict's order is the order of the layers' first calls: a subclassed model's computation
+    graph, which its attribute order (model.layers) need not follow.
+    """
     seen: dict[int, list[list[int | None]]] = {}
     layers = flat_layers(model)
     originals = {}
@@ -172,7 +176,13 @@ def describe_model(model: Any, sample: np.ndarray | None) -> dict[str, Any]:
             traced = trace_output_shapes(model, sample)
         except Exception as exc:
             trace_error = f"{type(exc).__name__}: {exc}"[:500]
-    layers = [describe_layer(layer, traced.get(id(layer))) for layer in flat_layers(model)]
+    ordered, unused = flat_layers(model), []
+    if kind == "subclassed" and traced:
+        # call() decides the order, and a layer it never calls is not part of the model.
+        by_id = {id(layer): layer for layer in ordered}
+        unused = [layer for layer in ordered if id(layer) not in traced]
+        ordered = [by_id[i] for i in traced if i in by_id]
+    layers = [describe_layer(layer, traced.get(id(layer))) for layer in ordered]
     try:
         total = int(model.count_params())
     except Exception:
@@ -184,6 +194,9 @@ def describe_model(model: Any, sample: np.ndarray | None) -> dict[str, Any]:
         "built": bool(getattr(model, "built", False)),
         "input_shape": _input_shape(model),
         "layers": layers,
+        "unused_layers": [{"class": type(layer).__name__, "name": layer.name,
+                           "params": sum(int(np.prod(w.shape)) for w in layer.weights)}
+                          for layer in unused],
         "total_params": total,
         "weights_params": weights_total,
         "trace_error": trace_error,
