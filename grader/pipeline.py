@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
@@ -78,12 +79,21 @@ def timed_objects(assignment: Assignment) -> set[str]:
     return {c.object for c in assignment.checks if c.kind == "timed_training" and c.object}
 
 
+def run_seed(notebook_sha256: str, assignment: Assignment) -> int:
+    """The seed of inputs the grader draws for a notebook's functions: chosen here, not by the
+    kernel, and the same for the same file (so grading twice gives the same score)."""
+    digest = hashlib.sha256(f"{assignment.id}:{notebook_sha256}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
 def harvest_code(assignment: Assignment, out_dir: Path, images: Path | None,
-                 train_npz: str | None = None, training_seed: int = 0) -> str:
+                 train_npz: str | None = None, training_seed: int = 0,
+                 inputs_seed: int | None = None) -> str:
     wanted = timed_objects(assignment)
     request = {"out": str(out_dir), "images": str(images) if images else None,
                "objects": [{"name": o.name, "kind": o.kind, "input_shape": o.input_shape,
-                            "timed": o.name in wanted, **o.options} for o in assignment.objects]}
+                            "timed": o.name in wanted, "run_seed": inputs_seed, **o.options}
+                           for o in assignment.objects]}
     budget = assignment.training
     if budget and train_npz:
         # Only for models that cannot be rebuilt outside the kernel (subclassed ones).
@@ -104,6 +114,7 @@ class Harvest:
     data: PreparedData
     started: float
     sandbox: str = "none"
+    run_seed: int | None = None
 
 
 def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
@@ -125,6 +136,7 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
         harvest_dir.mkdir()
         seed = training_seed if training_seed is not None else \
             assignment.training.seed if assignment.training else 0
+        inputs_seed = run_seed(loaded.sha256, assignment)
         mounts = sandbox_mounts(options, prepared, harvest_dir, images_path) \
             if mode == "bwrap" else None
         limits = assignment.limits
@@ -134,7 +146,8 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
             loaded.node, work, cell_timeout=limits.cell_timeout,
             notebook_timeout=options.timeout or limits.notebook_timeout, kernel=kernel,
             harvest_code=harvest_code(assignment, harvest_dir, images_path,
-                                      next(iter(prepared.student_npz.values()), None), seed),
+                                      next(iter(prepared.student_npz.values()), None), seed,
+                                      inputs_seed),
             mounts=mounts)
         rows = None if prepared.holdout_labels is None else len(prepared.holdout_labels)
         objects = artifacts.read(harvest_dir, [o.name for o in assignment.objects], rows)
@@ -145,7 +158,7 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
                     obj.timed = timed_training(obj, assignment, prepared, images_path, seed)
     finally:
         work.cleanup()
-    return Harvest(loaded, record, objects, prepared, started, mode)
+    return Harvest(loaded, record, objects, prepared, started, mode, inputs_seed)
 
 
 def timed_training(obj: artifacts.HarvestedObject, assignment: Assignment,
@@ -187,6 +200,7 @@ def grade(path: Path, assignment: Assignment, options: Options | None = None) ->
         ctx = GradingContext(harvest.objects, assignment.expected(), assignment.thresholds(),
                              record, harvest.data.holdout_labels,
                              holdout_images=harvest.data.holdout_images, notebook=harvest.loaded.node)
+        ctx.notes["run_seed"] = harvest.run_seed
         ctx.notes["manual_questions"] = [str(c.options.get("question", c.id))
                                          for c in assignment.checks if c.kind == "manual"]
         results = [checks.run(spec, ctx) for spec in assignment.checks]
