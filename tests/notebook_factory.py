@@ -209,3 +209,53 @@ def autoassociator_untrained_and_pixel_classifier() -> nbformat.NotebookNode:
         classifier_train="classifier.fit(X_rest, y_rest, epochs=10, batch_size=32, verbose=0)",
         network_train=None)
 
+
+# mnist-cnn (seed 003, Problem Set 2) -----------------------------------------------------------
+
+def _customized_cnn(*, filters1: int = 32, kernel1: int = 3, units: int = 1024,
+                    dropout: str = "if training:\n            x = tf.nn.dropout(x, rate=0.5)",
+                    pool: bool = True) -> str:
+    """The seed's CustomizedCNN; `dropout` is the code put before each dense layer."""
+    drop = f"        {dropout}\n" if dropout else ""
+    pool_line = "        x = self.max_pooling2d_1(x)\n" if pool else ""
+    return (
+        "class CustomizedCNN(tf.keras.models.Model):\n"
+        "    def __init__(self, *args, **kwargs):\n"
+        "        super().__init__(*args, **kwargs)\n"
+        f"        self.conv2d_2 = tf.keras.layers.Conv2D({filters1}, ({kernel1}, {kernel1}), "
+        "activation='relu')\n"
+        "        self.max_pooling2d_1 = tf.keras.layers.MaxPooling2D((2, 2))\n"
+        "        self.conv2d_3 = tf.keras.layers.Conv2D(64, (3, 3), activation='relu')\n"
+        "        self.flatten_1 = tf.keras.layers.Flatten()\n"
+        f"        self.dense_2 = tf.keras.layers.Dense({units}, activation='relu')\n"
+        "        self.dense_3 = tf.keras.layers.Dense(10)\n\n"
+        "    def call(self, inputs, training=None, mask=None):\n"
+        "        x = tf.cast(tf.expand_dims(inputs, axis=-1), tf.float32)\n"
+        "        x = self.conv2d_2(x)\n" + pool_line +
+        "        x = self.conv2d_3(x)\n"
+        "        x = self.flatten_1(x)\n" + drop +
+        "        x = self.dense_2(x)\n" + drop +
+        "        return self.dense_3(x)\n")
+
+
+def mnist_cnn_mistakes() -> nbformat.NotebookNode:
+    """First convolution 16@5x5 instead of 32@3x3; dropout applied at inference too
+    (`tf.nn.dropout` without `if training`); compiled but never trained."""
+    return replace_cells(
+        reference_notebook("mnist-cnn"),
+        cnn_class=_customized_cnn(filters1=16, kernel1=5,
+                                  dropout="x = tf.nn.dropout(x, rate=0.5)"),
+        train=("model.compile(optimizer='adam', loss=tf.keras.losses."
+               "SparseCategoricalCrossentropy(from_logits=True), metrics=['accuracy'])"),
+        curves=None)
+
+
+def mnist_cnn_no_pooling_no_dropout() -> nbformat.NotebookNode:
+    """No max pooling and no dropout, Dense 128; trained for one epoch only."""
+    return replace_cells(
+        reference_notebook("mnist-cnn"),
+        cnn_class=_customized_cnn(units=128, dropout="", pool=False),
+        train=("model.compile(optimizer='adam', loss=tf.keras.losses."
+               "SparseCategoricalCrossentropy(from_logits=True), metrics=['accuracy'])\n"
+               "history = model.fit(train_images, train_labels, epochs=1, verbose=2,\n"
+               "                    validation_data=(test_images, test_labels))"))

@@ -1,0 +1,170 @@
+"""End to end on the mnist-cnn homework (seed 003, Problem Set 2, 75 points): a subclassed
+`CustomizedCNN` whose summary says "multiple" for every shape, graded per part as the seed gives
+the points, dropout tested by behaviour, and the written questions collected for a TA.
+
+Each notebook is executed once, in a real kernel on the assignment's MNIST subset, and its result
+is cached for the module.
+"""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+import notebook_factory as nf
+from grader import manual_scores, pipeline, spec
+
+pytestmark = pytest.mark.slow
+
+ASSIGNMENT = "mnist-cnn"
+CODING = ("first-conv", "pooling", "second-conv", "fully-connected", "call-graph-shapes",
+          "call-graph-params", "dropout", "loss", "accuracy", "timed-training")
+WRITTEN = {"q2-1": 4, "q2-2": 2, "q2-3": 4, "q2-4": 4, "q2-5": 2, "q2-6": 2, "q2-7": 4, "q2-8": 3}
+TABLE = "Dense 1024 (the summary table)"
+TEXT = "Dense 128 (the problem text)"
+
+
+@pytest.fixture(scope="module")
+def assignment():
+    return spec.load(ASSIGNMENT)
+
+
+@pytest.fixture(scope="module")
+def grade(tmp_path_factory, assignment, data_dir):
+    cache = {}
+
+    def run(name: str, nb=None):
+        if name not in cache:
+            folder = tmp_path_factory.mktemp(name)
+            path = nf.write(nb if nb is not None else getattr(nf, name)(), folder / f"{name}.ipynb")
+            cache[name] = pipeline.grade(path, assignment, pipeline.Options(data_dir=data_dir))
+        return cache[name]
+    return run
+
+
+def checks_by_id(result):
+    return {c.id: c for c in result.checks}
+
+
+def test_points_are_the_seeds(assignment):
+    points = {c.id: c.points for c in assignment.checks}
+    # Part 1 (50): first conv 5, pooling 5, second conv 5, fully connected 10, computation graph 15,
+    # dropout 5, train and evaluate 5.
+    assert points["first-conv"] == points["pooling"] == points["second-conv"] == 5
+    assert points["fully-connected"] == 10
+    assert points["call-graph-shapes"] + points["call-graph-params"] == 15
+    assert points["dropout"] == 5
+    assert points["loss"] + points["accuracy"] + points["timed-training"] == 5
+    assert sum(points[c] for c in CODING) == 50
+    # Part 2: 2.1 [4pts] 2.2 [2pts] 2.3 [4pts] 2.4 [4pts] 2.5 [2pts] 2.6 [2pts] 2.7 [4pts] 2.8 [3pts]
+    assert {c: points[c] for c in WRITTEN} == WRITTEN
+    assert assignment.max_score == 75  # "Problem Set 2: CNNs [75 pts]"
+
+
+def test_reference_scores_full_marks_and_collects_the_answers(grade, assignment):
+    result = grade("reference", nf.reference_notebook(ASSIGNMENT))
+    checks = checks_by_id(result)
+    failing = [(c, checks[c].message) for c in CODING if checks[c].status != "passed"]
+    assert failing == []
+    assert sum(checks[c].points for c in CODING) == 50
+    assert result.execution["status"] == "completed" and result.cell_errors == []
+    assert result.data["dataset"] == "mnist" and result.data["train"] == 2000
+    model = result.models["model"]
+    assert model["kind"] == "subclassed"
+    # The seed's summary table: "Total params: 7,959,946"; 320, 18496, 7930880, 10250 per layer.
+    assert model["total_params"] == 7_959_946
+    assert [(l["class"], l["params"]) for l in model["layers"]] == [
+        ("Conv2D", 320), ("MaxPooling2D", 0), ("Conv2D", 18_496), ("Flatten", 0),
+        ("Dense", 7_930_880), ("Dense", 10_250)]
+    # The summary says "multiple"; the grader traces a call for the real shapes ("11x11").
+    assert [l["output_shape"] for l in model["layers"]] == [
+        [None, 26, 26, 32], [None, 13, 13, 32], [None, 11, 11, 64], [None, 7744], [None, 1024],
+        [None, 10]]
+    assert TABLE in checks["fully-connected"].message
+    assert model["timed_training"]["status"] == "trained"
+    assert model["timed_training"]["where"] == "kernel"  # a subclassed model: trained inside
+    # Written answers wait for a TA, with their text collected for the report.
+    for cid, points in WRITTEN.items():
+        assert checks[cid].status == "manual" and checks[cid].points == 0
+        assert checks[cid].max_points == points
+    assert checks["q2-1"].details["answer"].startswith("False.")
+    assert "PCA" in checks["q2-7"].details["answer"]
+    assert result.score == 50 and result.max_score == assignment.max_score == 75
+
+
+def test_ta_points_merge_into_the_reference_for_full_marks(grade, assignment):
+    result = grade("reference", nf.reference_notebook(ASSIGNMENT)).as_dict()
+    scores = [manual_scores.ManualScore("ref", cid, float(points), "full marks")
+              for cid, points in WRITTEN.items()]
+    manual_scores.apply(result, scores)
+    assert result["score"] == result["max_score"] == 75
+    q = next(c for c in result["checks"] if c["id"] == "q2-4")
+    assert q["status"] == "manual" and q["points"] == 4 and "graded by TA: 4/4" in q["message"]
+
+
+def test_the_texts_128_units_are_accepted_and_named(grade, assignment):
+    """The seed's text asks for 128 units (its student built that: 1,011,466 parameters)."""
+    variant = dict(assignment.reference_variants)[TEXT]
+    result = grade("dense128", nbformat.read(variant, as_version=4))
+    checks = checks_by_id(result)
+    failing = [(c, checks[c].message) for c in CODING if checks[c].status != "passed"]
+    assert failing == []
+    assert result.models["model"]["total_params"] == 1_011_466
+    assert "1,011,466 parameters, as expected" in checks["call-graph-params"].message
+    assert TEXT in checks["call-graph-params"].message
+    assert TEXT in checks["fully-connected"].message
+
+
+def test_starter_scores_zero_and_says_why(grade, assignment):
+    starter = nbformat.read(assignment.starter, as_version=4)
+    assert starter.metadata["grader"]["assignment"] == ASSIGNMENT
+    result = grade("starter", starter)
+    assert result.score == 0
+    checks = checks_by_id(result)
+    for cid in CODING:
+        assert checks[cid].status == "failed", cid
+        assert "no variable `model`" in checks[cid].message
+        assert "NotImplementedError" in checks[cid].message
+    for cid in WRITTEN:
+        assert checks[cid].status == "manual"
+        assert checks[cid].message == f"no answer to question {cid[1:].replace('-', '.')}"
+
+
+def test_mistakes_cost_the_parts_they_touch(grade):
+    """First convolution 16@5x5; dropout also at inference; compiled, never trained."""
+    result = grade("mnist_cnn_mistakes")
+    checks = checks_by_id(result)
+    assert checks["first-conv"].points == 0
+    assert ("layer 1: expected Conv2D(32, 3x3, relu), found Conv2D(16, 5x5, relu)"
+            in checks["first-conv"].message)
+    for cid in ("pooling", "second-conv", "fully-connected"):
+        assert checks[cid].status == "passed", (cid, checks[cid].message)
+    # 24x24x16 → pool 12x12 → conv 10x10x64: every shape after the first layer differs.
+    shapes = checks["call-graph-shapes"]
+    assert shapes.status == "partial"
+    assert "expected output (None, 26, 26, 32), found (None, 24, 24, 16)" in shapes.message
+    assert checks["call-graph-params"].points == 0
+    dropout = checks["dropout"]  # there, but never switched off: half the points
+    assert dropout.status == "partial" and dropout.points == 2.5
+    assert "two forward passes with training=False differ" in dropout.message
+    assert checks["accuracy"].points == 0 and "measured 0." in checks["accuracy"].message
+    assert "fit() never ran" in checks["loss"].message
+    assert checks["timed-training"].status == "passed"  # the design still learns
+
+
+def test_missing_pooling_and_dropout_are_named(grade):
+    result = grade("mnist_cnn_no_pooling_no_dropout")
+    checks = checks_by_id(result)
+    # The layer is defined in __init__, but call() skips it: the traced call decides.
+    pooling = checks["pooling"]
+    assert pooling.points == 0 and "missing MaxPooling2D(2x2)" in pooling.message
+    assert "is defined but call() never uses it" in pooling.message
+    assert [u["class"] for u in result.models["model"]["unused_layers"]] == ["MaxPooling2D"]
+    assert checks["first-conv"].status == checks["second-conv"].status == "passed"
+    assert checks["fully-connected"].status == "passed"
+    assert TEXT in checks["fully-connected"].message
+    assert "expected output (None, 11, 11, 64), found (None, 24, 24, 64)" in \
+        checks["call-graph-shapes"].message
+    dropout = checks["dropout"]
+    assert dropout.points == 0
+    assert "no dropout is active during training" in dropout.message
