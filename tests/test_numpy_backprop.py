@@ -352,3 +352,16 @@ def test_pipeline_tensorflow_import_loses_the_numpy_point(tmp_path, assignment):
     checks_ = _by_id(result)
     assert checks_["numpy-only"].points == 0 and "tensorflow" in checks_["numpy-only"].message
     assert result.score == 9
+
+
+def test_pipeline_grades_the_same_file_on_the_same_grader_chosen_inputs(tmp_path, assignment):
+    """The seed of the inputs comes from the grader (the notebook's hash), not from the kernel:
+    the seed's buggy solution gets the same points and messages twice, and another file gets
+    other inputs."""
+    path = _variant(tmp_path, "seed", forward=SEED_FORWARD, backward=SEED_BACKWARD)
+    first, second = _grade(path, assignment), _grade(path, assignment)
+    assert [(c.id, c.points, c.message) for c in first.checks] == \
+        [(c.id, c.points, c.message) for c in second.checks]
+    ours = pipeline.run_seed(first.notebook_sha256, assignment)
+    other = pipeline.run_seed(_grade(assignment.reference, assignment).notebook_sha256, assignment)
+    assert ours != other
