@@ -280,6 +280,18 @@ def test_summary_html_shows_histogram_pass_rates_and_students(graded_class):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not shutil.which("chromium"), reason="headless Chromium is not installed")
+def test_summary_html_renders_in_chromium(graded_class, tmp_path):
+    png = tmp_path / "summary.png"
+    subprocess.run([sys.executable, str(REPO / "bench" / "screenshot_reports.py"),
+                    str(graded_class["out"] / "summary.html"), "--out", str(png)],
+                   check=True, timeout=180, capture_output=True)
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(data) > 30_000  # a blank page compresses to a few kilobytes
+
+
+@pytest.mark.slow
 def test_progress_and_one_line_per_student(graded_class):
     text = graded_class["proc"].stdout
     for student in graded_class["kinds"]:
