@@ -1,4 +1,4 @@
-"""Command line: `grader list | check | grade | report | data | calibrate`.
+"""Command line: `grader list | check | grade | report | data | calibrate | gradescope-bundle`.
 
 Exit status: 0 when grading ran (whatever the score); 1 with --fail-under when the score is
 below it; 2 for a usage error (unknown assignment, no such file, data not available).
@@ -88,6 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="show which datasets are available and where")
     data.add_argument("--data-dir", type=Path)
+
+    bundle = sub.add_parser("gradescope-bundle", help="write the autograder zip Gradescope takes",
+                            description="A zip with setup.sh and run_autograder at its root and "
+                            "this grader's source with one assignment, to upload as a "
+                            "Gradescope programming assignment's autograder.")
+    bundle.add_argument("--assignment", "-a", required=True)
+    bundle.add_argument("--out", "-o", type=Path, help="the zip (default: <id>-gradescope.zip)")
+    bundle.add_argument("--check-args", default="", metavar="ARGS",
+                        help="extra options for grader check, e.g. \"--timeout 600\"")
 
     cal = sub.add_parser("calibrate", help="record the reference's architecture and thresholds")
     cal.add_argument("--assignment", "-a", required=True)
@@ -234,8 +243,20 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def cmd_gradescope_bundle(args: argparse.Namespace, console: Console) -> int:
+    from . import gradescope_bundle
+
+    assignment = spec.load(args.assignment)
+    target = args.out or Path(f"{assignment.id}-gradescope.zip")
+    names = gradescope_bundle.write(assignment, target, args.check_args)
+    console.print(f"wrote {target} ({len(names)} files): upload it as the autograder of a "
+                  "Gradescope programming assignment", highlight=False, soft_wrap=True)
+    return EXIT_OK
+
+
 COMMANDS = {"list": cmd_list, "check": cmd_check, "grade": cmd_grade, "report": cmd_report,
-            "data": cmd_data, "calibrate": cmd_calibrate}
+            "data": cmd_data, "calibrate": cmd_calibrate,
+            "gradescope-bundle": cmd_gradescope_bundle}
 
 
 def main(argv: list[str] | None = None) -> int:
