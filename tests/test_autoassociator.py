@@ -13,7 +13,6 @@ import nbformat
 import pytest
 
 import notebook_factory as nf
-from grader import pipeline, spec
 
 pytestmark = pytest.mark.slow
 
@@ -22,24 +21,6 @@ OBJECTS = ("aanetwork", "classifier", "network")
 # KERAS-FACTS.md: the autoassociator 784 → k → 784 has 157,684 / 40,009 / 16,474 / 8,629
 # parameters for k = 100 / 25 / 10 / 5.
 AA_PARAMS = {100: 157_684, 25: 40_009, 10: 16_474, 5: 8_629}
-
-
-@pytest.fixture(scope="module")
-def assignment():
-    return spec.load(ASSIGNMENT)
-
-
-@pytest.fixture(scope="module")
-def grade(tmp_path_factory, assignment, data_dir):
-    cache = {}
-
-    def run(name: str, nb=None):
-        if name not in cache:
-            folder = tmp_path_factory.mktemp(name)
-            path = nf.write(nb if nb is not None else getattr(nf, name)(), folder / f"{name}.ipynb")
-            cache[name] = pipeline.grade(path, assignment, pipeline.Options(data_dir=data_dir))
-        return cache[name]
-    return run
 
 
 def checks_by_id(result):

@@ -11,30 +11,12 @@ import nbformat
 import pytest
 
 import notebook_factory as nf
-from grader import pipeline, spec
+from grader import pipeline
 from grader.cli import main as cli_main
 
 pytestmark = pytest.mark.slow
 
 ASSIGNMENT = "fashion-mlp"
-
-
-@pytest.fixture(scope="module")
-def assignment():
-    return spec.load(ASSIGNMENT)
-
-
-@pytest.fixture(scope="module")
-def grade(tmp_path_factory, assignment, data_dir):
-    cache = {}
-
-    def run(name: str, nb=None):
-        if name not in cache:
-            folder = tmp_path_factory.mktemp(name)
-            path = nf.write(nb if nb is not None else getattr(nf, name)(), folder / f"{name}.ipynb")
-            cache[name] = pipeline.grade(path, assignment, pipeline.Options(data_dir=data_dir))
-        return cache[name]
-    return run
 
 
 def checks_by_id(result):

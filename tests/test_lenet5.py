@@ -11,7 +11,6 @@ import nbformat
 import pytest
 
 import notebook_factory as nf
-from grader import pipeline, spec
 
 pytestmark = pytest.mark.slow
 
@@ -19,24 +18,6 @@ ASSIGNMENT = "lenet5"
 MODELS = ("cnn", "cnn_dropout", "cnn_batch_norm")
 PREFIX = {"cnn": "cnn", "cnn_dropout": "dropout", "cnn_batch_norm": "batch-norm"}
 ARCHITECTURE = ("layers", "activations", "shapes", "params")
-
-
-@pytest.fixture(scope="module")
-def assignment():
-    return spec.load(ASSIGNMENT)
-
-
-@pytest.fixture(scope="module")
-def grade(tmp_path_factory, assignment, data_dir):
-    cache = {}
-
-    def run(name: str, nb=None):
-        if name not in cache:
-            folder = tmp_path_factory.mktemp(name)
-            path = nf.write(nb if nb is not None else getattr(nf, name)(), folder / f"{name}.ipynb")
-            cache[name] = pipeline.grade(path, assignment, pipeline.Options(data_dir=data_dir))
-        return cache[name]
-    return run
 
 
 def checks_by_id(result):

@@ -12,7 +12,7 @@ import nbformat
 import pytest
 
 import notebook_factory as nf
-from grader import manual_scores, pipeline, spec
+from grader import manual_scores
 
 pytestmark = pytest.mark.slow
 
@@ -22,24 +22,6 @@ CODING = ("first-conv", "pooling", "second-conv", "fully-connected", "call-graph
 WRITTEN = {"q2-1": 4, "q2-2": 2, "q2-3": 4, "q2-4": 4, "q2-5": 2, "q2-6": 2, "q2-7": 4, "q2-8": 3}
 TABLE = "Dense 1024 (the summary table)"
 TEXT = "Dense 128 (the problem text)"
-
-
-@pytest.fixture(scope="module")
-def assignment():
-    return spec.load(ASSIGNMENT)
-
-
-@pytest.fixture(scope="module")
-def grade(tmp_path_factory, assignment, data_dir):
-    cache = {}
-
-    def run(name: str, nb=None):
-        if name not in cache:
-            folder = tmp_path_factory.mktemp(name)
-            path = nf.write(nb if nb is not None else getattr(nf, name)(), folder / f"{name}.ipynb")
-            cache[name] = pipeline.grade(path, assignment, pipeline.Options(data_dir=data_dir))
-        return cache[name]
-    return run
 
 
 def checks_by_id(result):

@@ -7,8 +7,8 @@ import numpy as np
 from ..scoring import CheckResult
 from ..spec import CheckSpec
 from .architecture import normalise
-from .context import GradingContext
-from .keras_checks import _SCALING_WORDS, _against_threshold, _found, _guarded, best_accuracy
+from .context import GradingContext, guarded
+from .keras_checks import _SCALING_WORDS, _against_threshold, _found, best_accuracy
 
 
 def code_size(model: dict) -> int | None:
@@ -40,7 +40,7 @@ def threshold_for(thresholds: dict, k: int,
     return nearest, by_k[nearest]
 
 
-@_guarded
+@guarded
 def reconstruction(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     obj = _found(spec, ctx)
     images = ctx.holdout_images
@@ -71,7 +71,7 @@ def reconstruction(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     return CheckResult.scored(spec, fraction, message, mse=round(mse, 6), k=k, threshold=limit)
 
 
-@_guarded
+@guarded
 def code_accuracy(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     """A classifier trained on an autoassociator's hidden-layer codes (an object harvested with
     the `encoder` option): the grader encodes its private images with the student's own encoder

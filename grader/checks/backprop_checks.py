@@ -17,7 +17,7 @@ import numpy as np
 
 from ..scoring import CheckResult
 from ..spec import CheckSpec
-from .context import GradingContext
+from .context import GradingContext, Unavailable, guarded
 from .numpy_reference import (FD_CASE, FD_EPS, FORWARD_OUTPUTS, PARAMS, SHAPES, Case, backward,
                               forward, make_cases, numerical_gradients, perturbations)
 
@@ -27,10 +27,6 @@ FORBIDDEN = ("tensorflow", "torch", "jax", "keras", "autograd", "theano", "mxnet
              "grader")
 B2_HINT = ("b2 is added inside the dot product, Z2 = H·(W2 + b2); it belongs after it: "
            "Z2 = H·W2 + b2 (the homework's own check, with b2 = 0, cannot show this)")
-
-
-class _Unavailable(Exception):
-    pass
 
 
 @dataclass
@@ -48,15 +44,6 @@ class _Run:
         return any(isinstance(b, dict) for b in self.backward)
 
 
-def _guarded(fn: Callable[[CheckSpec, GradingContext], CheckResult]):
-    def wrapper(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
-        try:
-            return fn(spec, ctx)
-        except _Unavailable as exc:
-            return CheckResult.scored(spec, 0.0, str(exc))
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    return wrapper
 
 
 def _load(spec: CheckSpec, ctx: GradingContext) -> _Run:
@@ -67,19 +54,19 @@ def _load(spec: CheckSpec, ctx: GradingContext) -> _Run:
     obj = ctx.objects.get(name)
     if obj is None or obj.status != "found":
         if obj is not None and obj.status == "wrong_type":
-            raise _Unavailable(f"`{name}` is a {obj.type}, not a function")
-        raise _Unavailable(ctx.why_missing(name))
+            raise Unavailable(f"`{name}` is a {obj.type}, not a function")
+        raise Unavailable(ctx.why_missing(name))
     data = obj.data
     seed = data.get("seed")
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**64:
-        raise _Unavailable("the grader's harvest reported no usable seed")
+        raise Unavailable("the grader's harvest reported no usable seed")
     trusted = ctx.notes.get("run_seed")  # set when the pipeline chose the seed itself
     if trusted is not None and seed != trusted:
-        raise _Unavailable("the functions were not run on the grader's inputs")
+        raise Unavailable("the functions were not run on the grader's inputs")
     cases = make_cases(seed)
     records = data.get("cases")
     if not isinstance(records, list) or len(records) != len(cases):
-        raise _Unavailable("the grader's harvest report was malformed")
+        raise Unavailable("the grader's harvest report was malformed")
     fwd, bwd = [], []
     for i, rec in enumerate(records):
         rec = rec if isinstance(rec, dict) else {}
@@ -221,7 +208,7 @@ def _matches_b2_bug(results: list[dict[str, np.ndarray] | str], cases: list[Case
     return bool(hits) and all(hits)
 
 
-@_guarded
+@guarded
 def forward_pass(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     """Y, Z2, H, Z1 on every input set, against the grader's forward pass."""
     run = _load(spec, ctx)
@@ -245,7 +232,7 @@ def _constant(results: list[dict[str, np.ndarray] | str]) -> bool:
     return len(ok) >= 2 and all(all(np.array_equal(ok[0][k], r[k]) for k in ok[0]) for r in ok[1:])
 
 
-@_guarded
+@guarded
 def backward_pass(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     """L and each gradient on every input set, against the grader's backward pass."""
     run = _load(spec, ctx)
@@ -272,7 +259,7 @@ def backward_pass(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
                                        for k, v in cmp.failing.items()})
 
 
-@_guarded
+@guarded
 def gradient_check(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     """Are the student's gradients the derivatives of the student's own L? Central differences
     of their L at W ± eps (computed in the kernel), compared here with their gradients."""
@@ -302,7 +289,7 @@ def gradient_check(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     return CheckResult.scored(spec, right / len(PARAMS), message)
 
 
-@_guarded
+@guarded
 def numpy_only(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     """No framework that computes gradients: read from the notebook's source (trusted) and from
     the kernel's loaded modules (catches `__import__` tricks; only ever costs points)."""

@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from ..execution.runner import ExecutionRecord
 from ..harvest.artifacts import HarvestedObject
+from ..scoring import CheckResult
+from ..spec import CheckSpec
+
+
+class Unavailable(Exception):
+    """What a check needs is missing (no such variable, nothing harvested): zero, with the why."""
+
+
+def guarded(fn: Callable[[CheckSpec, "GradingContext"], CheckResult]):
+    """A check that may raise Unavailable; the student gets 0 points and its message."""
+    @functools.wraps(fn)
+    def wrapper(spec: CheckSpec, ctx: "GradingContext") -> CheckResult:
+        try:
+            return fn(spec, ctx)
+        except Unavailable as exc:
+            return CheckResult.scored(spec, 0.0, str(exc))
+    return wrapper
 
 
 @dataclass

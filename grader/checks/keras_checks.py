@@ -9,7 +9,7 @@ import numpy as np
 from ..scoring import CheckResult
 from ..spec import CheckSpec
 from .architecture import Layer, align, distance, normalise
-from .context import GradingContext
+from .context import GradingContext, Unavailable, guarded
 
 CROSS_ENTROPY = {"categorical_crossentropy", "sparse_categorical_crossentropy"}
 HOMEWORK_SCALING_MARGIN = 0.01  # accuracy another input scaling must gain to be reported
@@ -17,14 +17,10 @@ _SCALING_WORDS = {"unit": "pixels scaled to [0, 1]", "raw": "raw pixels 0–255"
                   "standardized": "standardised pixels"}
 
 
-class _Unavailable(Exception):
-    pass
-
-
 def _found(spec: CheckSpec, ctx: GradingContext):
     obj = ctx.objects.get(spec.object or "")
     if obj is None or obj.status != "found" or not obj.model:
-        raise _Unavailable(ctx.why_missing(spec.object or ""))
+        raise Unavailable(ctx.why_missing(spec.object or ""))
     return obj
 
 
@@ -53,17 +49,6 @@ def _comparison(spec: CheckSpec, ctx: GradingContext) -> dict[str, Any]:
     return result
 
 
-def _guarded(fn):
-    def wrapper(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
-        try:
-            return fn(spec, ctx)
-        except _Unavailable as exc:
-            return CheckResult.scored(spec, 0.0, str(exc))
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    return wrapper
-
-
 def _variant_note(cmp: dict[str, Any], ctx: GradingContext, name: str) -> str:
     if len(ctx.expected_object(name).get("variants") or []) > 1 and cmp["label"]:
         return f" [compared with the accepted variant: {cmp['label']}]"
@@ -81,7 +66,7 @@ def _missing(layer: Layer, cmp: dict[str, Any]) -> str:
     return f"missing {layer.label()}{note}"
 
 
-@_guarded
+@guarded
 def layers(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     """Each expected layer present, in order, with the right type and size; extras cost points."""
     cmp = _comparison(spec, ctx)
@@ -149,7 +134,7 @@ def _comparison_rows(cmp: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-@_guarded
+@guarded
 def activations(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     cmp = _comparison(spec, ctx)
     expected, found = cmp["expected"], cmp["found"]
@@ -179,7 +164,7 @@ def _shape_text(shape) -> str:
     return "(None, " + ", ".join(map(str, shape)) + ")" if shape is not None else "unknown"
 
 
-@_guarded
+@guarded
 def output_shapes(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     cmp = _comparison(spec, ctx)
     expected, found = cmp["expected"], cmp["found"]
@@ -201,7 +186,7 @@ def output_shapes(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     return CheckResult.scored(spec, right / max(1, len(expected)), message)
 
 
-@_guarded
+@guarded
 def param_count(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     cmp = _comparison(spec, ctx)
     want = int(cmp["variant"]["total_params"])
@@ -227,7 +212,7 @@ def _loss_key(name: str | None) -> str | None:
     return snake.replace("cross_entropy", "crossentropy")
 
 
-@_guarded
+@guarded
 def loss(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     """Cross-entropy that suits the output; a successful fit() shows it suits the labels too."""
     obj = _found(spec, ctx)
@@ -253,7 +238,7 @@ def loss(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
                               "so it matches the label encoding")
 
 
-@_guarded
+@guarded
 def optimizer(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     obj = _found(spec, ctx)
     info = obj.model.get("compile") or {}
@@ -288,7 +273,7 @@ def best_accuracy(predictions: dict[str, np.ndarray], labels: np.ndarray) -> tup
     return scaling, scored[scaling]
 
 
-@_guarded
+@guarded
 def accuracy(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     """Measured by the grader on private images whose labels never enter the kernel."""
     obj = _found(spec, ctx)
@@ -325,7 +310,7 @@ def _against_threshold(spec: CheckSpec, acc: float, threshold: float, n_classes:
                               threshold=threshold, **details)
 
 
-@_guarded
+@guarded
 def timed_training(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     """The grader trains the student's architecture from scratch: does the design learn?"""
     obj = _found(spec, ctx)
@@ -351,7 +336,7 @@ def timed_training(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     return _against_threshold(spec, acc, threshold, n_classes, what)
 
 
-@_guarded
+@guarded
 def dropout_behaviour(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     """Dropout tested by behaviour: two training passes differ, two inference passes agree."""
     obj = _found(spec, ctx)
@@ -378,7 +363,7 @@ def dropout_behaviour(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     return CheckResult.scored(spec, 0.5 if differ else 0.0, "; ".join(problems))
 
 
-@_guarded
+@guarded
 def contains_layers(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     """A free architecture that must include some layer types, e.g. Conv2D and a pooling layer.
 
