@@ -3,8 +3,9 @@
 Run by hand:  python3 bench/grade_reference.py [--assignment fashion-mlp] [--repeat 3] [--full]
               [--data-dir DIR] [--sandbox auto|bwrap|none]
 Prints one line per run and the median of each stage: kernel start, notebook execution,
-harvesting, the grader's timed training, grading, total, harness overhead (total minus the
-notebook's own cells), and the peak RSS of the grader process and its children.
+harvesting, the grader's timed training, grading, total, overhead (total minus the notebook's own
+cells), harness (overhead minus the grader's own timed training), seconds per epoch of the timed
+training, and the peak RSS of the grader process and its children.
 """
 
 from __future__ import annotations
@@ -37,12 +38,21 @@ def main() -> None:
         result = pipeline.grade(assignment.reference, assignment, options)
         t = result.timings
         t["overhead"] = t["total"] - t["execute"]
+        # The harness alone: neither the notebook's cells nor the grader's own training.
+        t["harness"] = t["overhead"] - t.get("timed_training", 0)
         runs.append(t)
         print(f"run {i + 1}: score {result.score:g}/{result.max_score:g} "
-              + " ".join(f"{k}={t.get(k, 0):.2f}s" for k in (*STAGES, "overhead")), flush=True)
+              + " ".join(f"{k}={t.get(k, 0):.2f}s" for k in (*STAGES, "overhead", "harness")),
+              flush=True)
+        for name, model in result.models.items():
+            timed = model.get("timed_training") or {}
+            if timed.get("seconds_per_epoch"):
+                per_epoch = timed["seconds_per_epoch"]
+                print(f"  timed training of {name}: {len(per_epoch)} epochs, "
+                      f"{statistics.mean(per_epoch):.2f} s/epoch ({timed.get('where', 'worker')})")
     print(f"median over {len(runs)} runs ({'full' if args.full else 'subset'} mode, "
           f"sandbox {result.sandbox}):")
-    for key in (*STAGES, "overhead"):
+    for key in (*STAGES, "overhead", "harness"):
         print(f"  {key:<15} {statistics.median(r.get(key, 0) for r in runs):7.2f} s")
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
