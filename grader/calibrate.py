@@ -8,12 +8,15 @@ over runs minus a tolerance). Both are small, reviewed and committed.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
+from pathlib import Path
 from typing import Any
 
 from .checks.autoencoder_checks import code_size, reconstruction_errors
 from .checks.keras_checks import best_accuracy
+from .paths import PROJECT_ROOT
 from .pipeline import Options, execute_and_harvest
 from .scoring import write_atomic
 from .spec import Assignment
@@ -40,7 +43,7 @@ def calibrate(assignment: Assignment, options: Options, runs: int = 1,
             first = harvest.record.cell_errors[0]
             raise CalibrationError(f"the reference notebook raised in cell {first.cell + 1}: "
                                    f"{first.ename}: {first.evalue}")
-        subset = harvest.data.summary
+        subset = {**harvest.data.summary, "source": _portable(harvest.data.summary.get("source"))}
         for name, obj in harvest.objects.items():
             if obj.status != "found":
                 raise CalibrationError(f"the reference does not define `{name}` ({obj.status})")
@@ -90,6 +93,15 @@ def calibrate(assignment: Assignment, options: Options, runs: int = 1,
     write_atomic(assignment.expected_path, json.dumps(expected, indent=1) + "\n")
     write_atomic(assignment.thresholds_path, json.dumps(thresholds, indent=1) + "\n")
     return thresholds
+
+
+def _portable(source: str | None) -> str | None:
+    """A dataset path beside the project (../shared/data) as a relative path: the committed file
+    must not name one machine's folders."""
+    if not source:
+        return source
+    path, beside = Path(source).resolve(), PROJECT_ROOT.resolve().parent
+    return os.path.relpath(path, PROJECT_ROOT) if path.is_relative_to(beside) else str(path)
 
 
 def _record_reconstruction(store, name, obj, images) -> None:
