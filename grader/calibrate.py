@@ -57,7 +57,7 @@ def calibrate(assignment: Assignment, options: Options, runs: int = 1,
             if best:
                 accuracies.setdefault((name, "accuracy"), []).append(round(best[1], 4))
                 if name in encoded:
-                    _record_code_accuracy(accuracies, name, obj, labels)
+                    _record_code_accuracy(accuracies, name, obj, best)
             if obj.predictions and harvest.data.holdout_images is not None:
                 _record_reconstruction(accuracies, name, obj, harvest.data.holdout_images)
             if obj.timed and obj.timed.get("status") == "trained":
@@ -74,8 +74,10 @@ def calibrate(assignment: Assignment, options: Options, runs: int = 1,
                 expected["objects"][name]["variants"].append(_variant(obj.model, label))
                 if obj.predictions and harvest.data.holdout_images is not None:
                     _record_reconstruction(accuracies, name, obj, harvest.data.holdout_images)
-                if name in encoded and harvest.data.holdout_labels is not None:
-                    _record_code_accuracy(accuracies, name, obj, harvest.data.holdout_labels)
+                labels = harvest.data.holdout_labels
+                if name in encoded and labels is not None and obj.predictions:
+                    _record_code_accuracy(accuracies, name, obj,
+                                          best_accuracy(obj.predictions, labels))
     thresholds = {"command": command or " ".join(["grader", *sys.argv[1:]]),
                   "tolerance": tolerance, "subset": subset, "objects": {}}
     for (name, metric), values in accuracies.items():
@@ -111,8 +113,8 @@ def _record_reconstruction(store, name, obj, images) -> None:
         store.setdefault((name, f"reconstruction_k{k}"), []).append(round(min(errors.values()), 6))
 
 
-def _record_code_accuracy(store, name, obj, labels) -> None:
-    best = best_accuracy(obj.predictions, labels) if obj.predictions else None
+def _record_code_accuracy(store, name, obj, best: tuple[str, float] | None) -> None:
+    """The accuracy of a classifier of codes, also filed under its code size k."""
     k = (obj.input_layout or [None])[0]
     if best and k:
         store.setdefault((name, f"accuracy_k{k}"), []).append(round(best[1], 4))
