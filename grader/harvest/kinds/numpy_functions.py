@@ -206,8 +206,8 @@ def harvest(value: Any, obj: dict[str, Any], namespace: dict[str, Any], out: Pat
     forward_name = str(obj.get("forward", "forward_propagation"))
     forward = namespace.get(forward_name)
     seconds = float(obj.get("call_timeout", 10))
-    # A per-run seed: hard-coding the outputs for these inputs is impossible. The grader passes
-    # one as run_seed when it can; otherwise the kernel draws it and the grader is told.
+    # Inputs from a seed the grader chose (pipeline.run_seed, from the notebook's hash), so
+    # hard-coded outputs cannot match; a request without one (a direct call) draws a fresh seed.
     seed = int(obj["run_seed"]) if obj.get("run_seed") is not None else secrets.randbits(32)
     cases = make_cases(seed)
     arrays: dict[str, np.ndarray] = {}
