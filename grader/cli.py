@@ -1,7 +1,8 @@
 """Command line: `grader list | check | grade | report | data | calibrate | gradescope-bundle`.
 
 Exit status: 0 when grading ran (whatever the score); 1 with --fail-under when the score is
-below it; 2 for a usage error (unknown assignment, no such file, data not available).
+below it; 2 for a usage error (unknown assignment, no such file, bad option); 3 when the
+grader itself failed (sandbox, interpreter, packages, dataset): nothing was scored.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-from . import __version__, notebook, spec
+from . import __version__, environment, notebook, spec
+from .errors import GraderError
 from .execution.sandbox import SandboxUnavailable
 from .pipeline import Options, grade
 from .scoring import write_atomic
 
-EXIT_OK, EXIT_BELOW, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_BELOW, EXIT_USAGE, EXIT_GRADER_ERROR = 0, 1, 2, 3
 
 
 class UsageError(Exception):
@@ -132,8 +134,12 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     assignment = _resolve_assignment(args)
     options = Options(data_dir=args.data_dir, full=args.full, timeout=args.timeout,
                       sandbox=args.sandbox)
+    environment.verify(assignment.packages)
     result = grade(args.notebook, assignment, options)
-    if result.sandbox == "none":
+    if result.grader_error:
+        Console(stderr=True).print(f"[bold red]GRADER ERROR[/]: {result.execution['message']}",
+                                   highlight=False, soft_wrap=True)
+    elif result.sandbox == "none":
         Console(stderr=True).print("[bold red]WARNING: no sandbox[/]: the notebook ran with "
                                    "process limits only (install bubblewrap, or see README)")
     from .reports import write_all
@@ -148,6 +154,8 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
         terminal.render(result, console)
         console.print("reports written: " + ", ".join(str(p) for p in written.values()),
                       highlight=False, soft_wrap=True)
+    if result.grader_error:
+        return EXIT_GRADER_ERROR
     if args.fail_under is not None and result.score < args.fail_under:
         return EXIT_BELOW
     return EXIT_OK
@@ -265,9 +273,13 @@ def main(argv: list[str] | None = None) -> int:
     err = Console(stderr=True)
     try:
         return COMMANDS[args.command](args, console)
-    except (UsageError, spec.SpecError, SandboxUnavailable) as exc:
+    except (UsageError, spec.SpecError) as exc:
         err.print(f"grader: error: {exc}", highlight=False)
         return EXIT_USAGE
+    except (GraderError, SandboxUnavailable) as exc:
+        err.print(f"grader: grader error (nothing was graded): {exc}", highlight=False,
+                  soft_wrap=True)
+        return EXIT_GRADER_ERROR
     except Exception as exc:
         from .data import DatasetError
 

@@ -12,11 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, checks, notebook
+from . import __version__, checks, environment, notebook
 from .checks.context import GradingContext
+from .errors import GraderError
 from .execution import runner, sandbox as sandbox_mod, scratch as scratch_mod
 from .harvest import artifacts
-from .scoring import CheckResult, GradeResult, total
+from .scoring import CheckResult, GradeResult, RunStatus, total
 from .paths import REFERENCE_DIR
 from .spec import Assignment
 
@@ -191,7 +192,25 @@ def timed_training(obj: artifacts.HarvestedObject, assignment: Assignment,
 
 
 def grade(path: Path, assignment: Assignment, options: Options | None = None) -> GradeResult:
-    harvest = execute_and_harvest(path, assignment, options or Options())
+    """Grade one notebook. A failure of the grader's own set-up gives a `grader_error` result
+    with the cause and no score, never a student's zero."""
+    started = time.monotonic()
+    try:
+        harvest = execute_and_harvest(path, assignment, options or Options())
+        if harvest.record.status == "start_failed":  # student code never ran: ours to fix
+            raise GraderError(harvest.record.message)
+    except (GraderError, sandbox_mod.SandboxUnavailable) as exc:
+        return grader_error_result(assignment, path, str(exc), started)
+    except Exception as exc:  # noqa: BLE001 - a bug or a broken install, never the student's
+        from .data import DatasetError
+
+        cause = str(exc) if isinstance(exc, DatasetError) else \
+            f"internal error ({type(exc).__name__}: {exc})"
+        return grader_error_result(assignment, path, cause, started)
+    return _score(harvest, assignment)
+
+
+def _score(harvest: Harvest, assignment: Assignment) -> GradeResult:
     t_grade = time.monotonic()
     record = harvest.record
     if record.status == "invalid_notebook":
@@ -214,8 +233,32 @@ def grade(path: Path, assignment: Assignment, options: Options | None = None) ->
     models = {name: obj.summary() for name, obj in harvest.objects.items()}
     result = _result(assignment, harvest.loaded, record, results, models, harvest.data.summary,
                      timings)
+    for error in result.cell_errors:
+        hint = environment.missing_module_hint(error, assignment.packages)
+        if hint:
+            error["hint"] = hint
     result.sandbox = harvest.sandbox
     return result
+
+
+def grader_error_result(assignment: Assignment, path: Path, cause: str,
+                        started: float | None = None) -> GradeResult:
+    """Not graded: the grader could not do its part. No check ran and no score is given."""
+    try:
+        sha = notebook.file_sha256(path)
+    except OSError:
+        sha = ""
+    seconds = time.monotonic() - started if started is not None else 0.0
+    return GradeResult(
+        assignment=assignment.id, assignment_title=assignment.title,
+        assignment_version=assignment.version_key(), notebook=str(path), notebook_sha256=sha,
+        score=None, max_score=assignment.max_score, checks=[], models={},
+        execution={"status": RunStatus.GRADER_ERROR,
+                   "message": f"the grader failed, not the notebook: {cause}. Nothing was "
+                              "scored; grade it again once this is fixed.",
+                   "harvested": False},
+        cell_errors=[], data={}, timings={"total": round(seconds, 3)},
+        grader_version=__version__)
 
 
 def _all_error(assignment: Assignment, message: str) -> list[CheckResult]:

@@ -80,6 +80,9 @@ class Assignment:
     # Other accepted solutions (label, notebook): their architectures are accepted too.
     reference_label: str = "reference"
     reference_variants: tuple[tuple[str, Path], ...] = ()
+    # Import names the assignment's notebooks may use ([environment] packages): checked to
+    # import in the kernel's interpreter before grading.
+    packages: tuple[str, ...] = ()
 
     @property
     def max_score(self) -> float:
@@ -172,6 +175,7 @@ def _parse(raw: dict[str, Any], folder: Path, sha: str) -> Assignment:
         ),
         checks=checks,
         spec_sha256=sha,
+        packages=tuple(raw.get("environment", {}).get("packages", ())),
     )
 
 
