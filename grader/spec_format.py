@@ -47,9 +47,13 @@ def _notebook_name(value: str) -> str:
     return value
 
 
-Identifier = Annotated[str, AfterValidator(_identifier)]
-ImportName = Annotated[str, AfterValidator(_import_name)]
-NotebookName = Annotated[str, AfterValidator(_notebook_name)]
+# The patterns are for the JSON Schema only; the validators give the messages.
+Identifier = Annotated[str, AfterValidator(_identifier),
+                       Field(json_schema_extra={"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"})]
+ImportName = Annotated[str, AfterValidator(_import_name),
+                       Field(json_schema_extra={"pattern": r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$"})]
+NotebookName = Annotated[str, AfterValidator(_notebook_name),
+                         Field(json_schema_extra={"pattern": r"^(?!/)(?!.*(^|/)\.\.(/|$)).*\.ipynb$"})]
 Slug = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 Text = Annotated[str, Field(min_length=1)]
 

@@ -221,6 +221,15 @@ def test_a_student_folder_with_another_homework_beside_is_no_disagreement(tmp_pa
     assert capsys.readouterr().err == ""
 
 
+def test_check_names_an_unknown_assignment_from_the_metadata(tmp_path, capsys):
+    nb = nbformat.read(STARTER, as_version=4)
+    nb.metadata["grader"] = {"assignment": "homework-9"}
+    nbformat.write(nb, tmp_path / "hw.ipynb")
+    code, _, err = run(["check", tmp_path / "hw.ipynb"], capsys)
+    assert code == 2
+    assert "metadata.grader.assignment names 'homework-9', which this grader does not have" in err
+
+
 # --- merge-conflict markers ---------------------------------------------------------------------
 
 def test_conflict_markers_are_named(tmp_path):

@@ -233,12 +233,16 @@ def test_every_spec_matches_the_assignment_schema(aid):
 def test_the_assignment_schema_rejects_what_the_models_reject():
     raw = tomllib.loads((REPO / "assignments" / BASE / "assignment.toml").read_text())
     v = validator("assignment.schema.json")
+    assert v.is_valid(raw)
     for mutate in (lambda r: r["checks"][3].pop("points"),
                    lambda r: r["checks"][5].update(kind="optimiser"),
                    lambda r: r["objects"][0].update(kind="kears"),
                    lambda r: r["execution"].update(cell_timout=3),
                    lambda r: r.update(trainig={}),
-                   lambda r: r["checks"][0].update(onyl=[1])):
+                   lambda r: r["checks"][0].update(onyl=[1]),
+                   lambda r: r["environment"]["packages"].append("scikit-learn"),
+                   lambda r: r.update(starter="../fashion-mlp.ipynb"),
+                   lambda r: r["objects"][0].update(name="my model")):
         copy = json.loads(json.dumps(raw))
         mutate(copy)
         assert not v.is_valid(copy)
