@@ -16,7 +16,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .paths import ASSIGNMENTS_DIR, REFERENCE_DIR
 
@@ -136,7 +136,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-MAX_LISTED_PROBLEMS = 12
+MAX_LISTED_PROBLEMS = 12  # a file broken everywhere: the first few say enough
 
 
 def load(assignment_id: str, root: Path = ASSIGNMENTS_DIR) -> Assignment:
@@ -226,9 +226,10 @@ def _options(entry: Any, common: set[str]) -> dict[str, Any]:
 def _shown(path: Path) -> str:
     """The file as a user would open it: relative to the working folder when inside it."""
     try:
-        return os.path.relpath(path) if not os.path.relpath(path).startswith("..") else str(path)
+        relative = os.path.relpath(path)
     except ValueError:  # another drive (Windows)
         return str(path)
+    return str(path) if relative.startswith("..") else relative
 
 
 def _toml_line(message: str) -> str:
@@ -236,7 +237,7 @@ def _toml_line(message: str) -> str:
     return f", line {found.group(1)}" if found else ""
 
 
-def _raise(shown: str, text: str, problems: list[tuple[tuple[Any, ...], str]]) -> None:
+def _raise(shown: str, text: str, problems: list[tuple[tuple[Any, ...], str]]) -> NoReturn:
     lines = _key_lines(text)
     ordered = []
     for where, message in problems:
