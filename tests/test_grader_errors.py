@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -105,11 +106,10 @@ def test_missing_declared_package_stops_check_with_exit_3(tmp_path, data_dir, mo
     shutil.copytree(ASSIGNMENTS_DIR / ASSIGNMENT, home / "assignments" / ASSIGNMENT)
     shutil.copytree(REFERENCE_DIR / ASSIGNMENT, home / "reference" / ASSIGNMENT)
     toml = home / "assignments" / ASSIGNMENT / "assignment.toml"
-    text = toml.read_text()
-    if "[environment]" in text:
-        text = text.replace("[environment]\n", "[environment_disabled]\n")
-    toml.write_text(text.replace("[execution]", "[environment]\npackages = [\"numpy\", "
-                                 "\"no_such_package_for_grading\"]\n\n[execution]", 1))
+    text = re.sub(r"(?ms)^packages = \[.*?\]", 'packages = ["numpy", '
+                  '"no_such_package_for_grading"]', toml.read_text(), count=1)
+    assert "no_such_package_for_grading" in text
+    toml.write_text(text)
     monkeypatch.setattr("grader.paths.ASSIGNMENTS_DIR", home / "assignments")
     monkeypatch.setattr(spec, "ASSIGNMENTS_DIR", home / "assignments", raising=False)
     monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path / "cache"))
@@ -174,3 +174,11 @@ def test_gradebook_has_no_number_for_a_grader_error():
     rows = list(csv.reader(gradebook_csv(assignment, [("ann", result.as_dict())]).splitlines()))
     assert rows[1][0] == "ann" and rows[1][1] == ""
     assert rows[1][-2] == "grader_error"
+
+
+def test_grader_error_result_matches_the_published_schema():
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((Path(__file__).resolve().parents[1] / "schemas" /
+                         "result.schema.json").read_text())
+    result = pipeline.grader_error_result(spec.load(ASSIGNMENT), Path("x.ipynb"), "no sandbox")
+    jsonschema.validate(result.as_dict(), schema)
