@@ -1,8 +1,10 @@
 """`grader calibrate`: run the reference solution and record what the checks compare against.
 
-Writes reference/<id>/expected.json (architectures and compile settings, harvested exactly as a
-student's are) and reference/<id>/thresholds.json (accuracy thresholds: the reference's mean
-over runs minus a tolerance). Both are small, reviewed and committed.
+Writes reference/<id>/expected.json (architectures and compile settings, measured exactly as a
+student's are), reference/<id>/thresholds.json (accuracy thresholds: the reference's mean over
+runs minus a tolerance) and reference/<id>/designs.json (the designs the grader retrains, whose
+accuracy on each machine sets the timed-training bar there). All are small, reviewed and
+committed.
 """
 
 from __future__ import annotations
@@ -29,6 +31,24 @@ class CalibrationError(Exception):
     pass
 
 
+def record_designs(assignment: Assignment, options: Options) -> dict[str, Any]:
+    """The reference's designs only (one run): what the timed-training bar is measured with."""
+    harvest = execute_and_harvest(assignment.reference, assignment, options)
+    designs = _designs(assignment, harvest)
+    write_atomic(assignment.designs_path, json.dumps(designs, indent=1) + "\n")
+    return designs
+
+
+def _designs(assignment: Assignment, harvest) -> dict[str, Any]:
+    timed = {c.object for c in assignment.checks if c.kind == "timed_training"}
+    out: dict[str, Any] = {"objects": {}}
+    for name in sorted(timed):
+        obj = harvest.objects.get(name)
+        if obj is not None and obj.design and obj.input_layout:
+            out["objects"][name] = {"design": obj.design, "layout": obj.input_layout}
+    return out
+
+
 def calibrate(assignment: Assignment, options: Options, runs: int = 1,
               tolerance: float = DEFAULT_TOLERANCE, command: str | None = None) -> dict[str, Any]:
     expected: dict[str, Any] = {"objects": {}}
@@ -36,9 +56,12 @@ def calibrate(assignment: Assignment, options: Options, runs: int = 1,
     subset: dict[str, Any] = {}
     # Classifiers of an encoder's codes: their accuracy is also recorded per code size k.
     encoded = {o.name for o in assignment.objects if o.options.get("encoder")}
+    designs: dict[str, Any] = {}
     for run in range(runs):
         harvest = execute_and_harvest(assignment.reference, assignment, options,
                                       kernel_seed=run, training_seed=run)
+        if run == 0:
+            designs = _designs(assignment, harvest)
         if harvest.record.cell_errors:
             first = harvest.record.cell_errors[0]
             raise CalibrationError(f"the reference notebook raised in cell {first.cell + 1}: "
@@ -94,6 +117,8 @@ def calibrate(assignment: Assignment, options: Options, runs: int = 1,
         }
     write_atomic(assignment.expected_path, json.dumps(expected, indent=1) + "\n")
     write_atomic(assignment.thresholds_path, json.dumps(thresholds, indent=1) + "\n")
+    if designs["objects"]:
+        write_atomic(assignment.designs_path, json.dumps(designs, indent=1) + "\n")
     return thresholds
 
 

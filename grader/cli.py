@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--assignment", "-a", required=True)
     cal.add_argument("--data-dir", type=Path)
     cal.add_argument("--runs", type=int, default=3, help="runs with different kernel seeds")
+    cal.add_argument("--designs-only", action="store_true",
+                     help="only re-record the designs the grader retrains (one run)")
     return parser
 
 
@@ -328,6 +330,13 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
 
     assignment = spec.load(args.assignment)
     _check_data_dir(args.data_dir, assignment)
+    if args.designs_only:
+        from .calibrate import record_designs
+
+        designs = record_designs(assignment, Options(data_dir=args.data_dir))
+        console.print(f"wrote {assignment.designs_path}: "
+                      f"{', '.join(designs['objects']) or 'no retrained design'}")
+        return EXIT_OK
     thresholds = calibrate(assignment, Options(data_dir=args.data_dir), runs=args.runs)
     for name, metrics in thresholds["objects"].items():
         for metric, acc in metrics.items():

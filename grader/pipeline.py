@@ -6,13 +6,13 @@ import hashlib
 import json
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import __version__, checks, environment, measure, notebook
+from . import __version__, baselines, checks, environment, measure, notebook
 from .checks.context import GradingContext
 from .errors import GraderError
 from .execution import runner, sandbox as sandbox_mod, scratch as scratch_mod
@@ -117,6 +117,7 @@ class Harvest:
     sandbox: str = "none"
     run_seed: int | None = None
     measure_seconds: float = 0.0  # the trusted measuring process, grader's training included
+    timed_baselines: dict[str, float] = field(default_factory=dict)  # see grader/baselines.py
 
 
 def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
@@ -128,7 +129,7 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
         record = runner.ExecutionRecord(status="invalid_notebook", message=loaded.error)
         return Harvest(loaded, record, {}, PreparedData({}, None, None, {}), started, mode)
     work = scratch_mod.create(path)
-    measure_seconds = 0.0
+    measure_seconds, timed_bars = 0.0, {}
     try:
         prepared = prepare_data(assignment, options, work.private)
         images_path = None
@@ -158,12 +159,15 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
         exported = [name for name, obj in objects.items() if obj.export is not None]
         if exported and images_path is not None:
             t0 = time.monotonic()
-            objects.update(measure_models(exported, objects, assignment, prepared, images_path,
-                                          seed, work.private / "measure", mounts))
+            measured, timed_bars = measure_models(exported, objects, assignment, prepared,
+                                                 images_path, seed, work.private / "measure",
+                                                 mounts)
+            objects.update(measured)
             measure_seconds = time.monotonic() - t0
     finally:
         work.cleanup()
-    return Harvest(loaded, record, objects, prepared, started, mode, inputs_seed, measure_seconds)
+    return Harvest(loaded, record, objects, prepared, started, mode, inputs_seed, measure_seconds,
+                   timed_bars)
 
 
 def _refuse_kernel_claims(objects: dict[str, artifacts.HarvestedObject], assignment: Assignment
@@ -186,8 +190,9 @@ def _refuse_kernel_claims(objects: dict[str, artifacts.HarvestedObject], assignm
 def measure_models(names: list[str], objects: dict[str, artifacts.HarvestedObject],
                    assignment: Assignment, prepared: PreparedData, images: Path, seed: int,
                    folder: Path, mounts: sandbox_mod.Mounts | None
-                   ) -> dict[str, artifacts.HarvestedObject]:
-    """The trusted side's measurement of the models the kernel exported (grader/measure)."""
+                   ) -> tuple[dict[str, artifacts.HarvestedObject], dict[str, float]]:
+    """The trusted side's measurement of the models the kernel exported (grader/measure), and
+    the accuracy of each timed reference design trained the same way on this machine."""
     specs = {o.name: o for o in assignment.objects}
     wanted = timed_objects(assignment)
     # An encoder is loaded before the classifier of its codes.
@@ -201,14 +206,25 @@ def measure_models(names: list[str], objects: dict[str, artifacts.HarvestedObjec
                     "seed": seed, "max_params": budget.max_params,
                     "n_classes": int(prepared.holdout_labels.max()) + 1}
     timed = [n for n in names if n in wanted]
+    mode = "full" if prepared.summary.get("mode") == "full" else "subset"
+    have = baselines.known(assignment, timed, mode, seed) if training else {}
+    missing = baselines.requests(assignment, [n for n in timed if n not in have], {}) \
+        if training else []
     request = measure.Request(
         folder=folder, images=images, memory_mb=assignment.limits.memory_mb,
         max_params=budget.max_params if budget else measure.DEFAULT_MAX_PARAMS,
         training=training,
         objects=[{**specs[n].options, "name": n, "export": str(objects[n].export),
                   "input_shape": specs[n].input_shape, "timed": n in wanted} for n in names],
-        timeout=300.0 + len(timed) * ((budget.max_seconds * 2 + 60) if budget else 0))
-    return measure.measure(request, mounts, len(prepared.holdout_labels))
+        baselines=missing,
+        timeout=300.0 + (len(timed) + len(missing)) * ((budget.max_seconds * 2 + 60)
+                                                       if budget else 0))
+    result = measure.measure(request, mounts, len(prepared.holdout_labels))
+    for name, run in result.baselines.items():
+        if run.get("status") == "trained":
+            have[name] = baselines.remember(assignment, name, mode, seed, run["predictions"],
+                                            prepared.holdout_labels)
+    return result.objects, have
 
 
 def grade(path: Path, assignment: Assignment, options: Options | None = None) -> GradeResult:
@@ -240,6 +256,7 @@ def _score(harvest: Harvest, assignment: Assignment) -> GradeResult:
                              record, harvest.data.holdout_labels,
                              holdout_images=harvest.data.holdout_images, notebook=harvest.loaded.node)
         ctx.notes["run_seed"] = harvest.run_seed
+        ctx.notes["timed_baselines"] = harvest.timed_baselines
         ctx.notes["manual_questions"] = [str(c.options.get("question", c.id))
                                          for c in assignment.checks if c.kind == "manual"]
         results = [checks.run(spec, ctx) for spec in assignment.checks]

@@ -121,10 +121,19 @@ class Assignment:
     def thresholds(self) -> dict[str, Any]:
         return _read_json(self.thresholds_path)
 
+    @property
+    def designs_path(self) -> Path:
+        """The reference's designs (Keras config and compile settings) the grader retrains to
+        set the timed-training bar on each machine (grader/baselines.py)."""
+        return self.reference_dir / "designs.json"
+
+    def designs(self) -> dict[str, Any]:
+        return _read_json(self.designs_path)
+
     def version_key(self) -> str:
-        """Changes whenever the spec, expected architecture or thresholds change."""
+        """Changes whenever the spec, expected architecture, thresholds or designs change."""
         digest = hashlib.sha256(self.spec_sha256.encode())
-        for path in (self.expected_path, self.thresholds_path):
+        for path in (self.expected_path, self.thresholds_path, self.designs_path):
             if path.exists():
                 digest.update(path.read_bytes())
         return f"{self.version}+{digest.hexdigest()[:12]}"

@@ -321,9 +321,14 @@ def timed_training(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     if run.get("status") != "trained":
         return CheckResult.scored(spec, 0.0, f"the grader could not train this design: "
                                   f"{run.get('message', 'unknown reason')}")
-    threshold = ctx.threshold(spec.object, "timed_accuracy").get("threshold")
+    calibrated = ctx.threshold(spec.object, "timed_accuracy")
+    threshold = calibrated.get("threshold")
     if threshold is None:
         raise RuntimeError("no calibrated timed-training threshold (run grader calibrate)")
+    here = (ctx.notes.get("timed_baselines") or {}).get(spec.object)
+    if here is not None and calibrated.get("reference_mean") is not None:
+        # The reference design trained the same way on this machine, less the calibrated margin.
+        threshold = round(here - (calibrated["reference_mean"] - threshold), 4)
     pred = run["predictions"]
     n_classes = int(labels.max()) + 1
     if pred.shape != (len(labels), n_classes):
@@ -332,7 +337,9 @@ def timed_training(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     acc = float(np.mean(np.argmax(pred, axis=1) == labels))
     per_epoch = run.get("seconds_per_epoch") or [0]
     what = (f"after {run.get('epochs_run')} epochs of the grader's training "
-            f"({sum(per_epoch) / len(per_epoch):.1f} s/epoch)")
+            f"({sum(per_epoch) / len(per_epoch):.1f} s/epoch"
+            + (f"; the reference design trained the same way here: {here:.3f})"
+               if here is not None else ")"))
     return _against_threshold(spec, acc, threshold, n_classes, what)
 
 

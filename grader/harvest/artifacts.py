@@ -26,6 +26,7 @@ class HarvestedObject:
     predictions: dict[str, np.ndarray] = field(default_factory=dict)
     predict_error: str | None = None
     export: Path | None = None  # the kernel's Keras archive of the model, for grader/measure
+    design: dict[str, Any] | None = None  # what the trusted side retrains: config and compile
     timed: dict[str, Any] | None = None  # the grader's own training (training/)
     data: dict[str, Any] = field(default_factory=dict)  # kind-specific JSON (harvest/kinds/)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # kind-specific numeric arrays
@@ -47,23 +48,29 @@ class HarvestedObject:
 
 
 def read(out_dir: Path, names: list[str], expected_rows: int | None) -> dict[str, HarvestedObject]:
-    manifest_path = out_dir / "manifest.json"
+    raw, problem = manifest_entries(out_dir)
     objects = {}
-    raw: dict[str, Any] = {}
-    problem = "the grader could not inspect the kernel (it died or timed out before the end)"
-    if manifest_path.is_file() and manifest_path.stat().st_size <= MAX_MANIFEST_BYTES:
-        try:
-            loaded = json.loads(manifest_path.read_text())
-            raw = loaded.get("objects", {}) if isinstance(loaded, dict) else {}
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            problem = "the grader's harvest file was unreadable"
     for name in names:
-        entry = raw.get(name) if isinstance(raw, dict) else None
+        entry = raw.get(name)
         if not isinstance(entry, dict) or entry.get("status") not in _STATUSES:
             objects[name] = HarvestedObject(name, "not_harvested", problem)
             continue
         objects[name] = _parse(name, entry, out_dir, expected_rows)
     return objects
+
+
+def manifest_entries(out_dir: Path) -> tuple[dict[str, Any], str]:
+    """The manifest's entries (unvalidated), and what to say of an entry that is not there."""
+    manifest_path = out_dir / "manifest.json"
+    problem = "the grader could not inspect the kernel (it died or timed out before the end)"
+    if manifest_path.is_file() and manifest_path.stat().st_size <= MAX_MANIFEST_BYTES:
+        try:
+            loaded = json.loads(manifest_path.read_text())
+            raw = loaded.get("objects", {}) if isinstance(loaded, dict) else {}
+            return (raw if isinstance(raw, dict) else {}), problem
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            problem = "the grader's harvest file was unreadable"
+    return {}, problem
 
 
 def _parse(name: str, entry: dict[str, Any], out_dir: Path, rows: int | None) -> HarvestedObject:
@@ -90,7 +97,9 @@ def _parse(name: str, entry: dict[str, Any], out_dir: Path, rows: int | None) ->
     if isinstance(entry.get("behaviour"), dict):
         obj.data["behaviour"] = entry["behaviour"]
     if isinstance(entry.get("timed"), dict):
-        obj.timed = _timed_from_kernel(entry["timed"], out_dir, rows)
+        obj.timed = read_timed(entry["timed"], out_dir, rows)
+    if isinstance(entry.get("design"), dict):
+        obj.design = entry["design"]
     layout = entry.get("input_layout")
     obj.input_layout = layout if isinstance(layout, list) else None
     obj.predict_error = _str(entry.get("predict_error"))
@@ -129,7 +138,8 @@ def _load_predictions(path: Path, rows: int) -> dict[str, np.ndarray]:
     return out
 
 
-def _timed_from_kernel(timed: dict[str, Any], out_dir: Path, rows: int | None) -> dict[str, Any]:
+def read_timed(timed: dict[str, Any], out_dir: Path, rows: int | None) -> dict[str, Any]:
+    """A timed-training entry and its predictions, validated."""
     keep = {k: timed[k] for k in ("status", "message", "epochs_run", "seconds_per_epoch",
                                   "stopped_by_time", "loss", "train_accuracy", "where", "seconds",
                                   "seed") if k in timed}
@@ -138,7 +148,8 @@ def _timed_from_kernel(timed: dict[str, Any], out_dir: Path, rows: int | None) -
         arrays = load_numeric_arrays(out_dir / name) if isinstance(name, str) and "/" not in name else {}
         pred = arrays.get("predictions")
         if pred is None or pred.ndim != 2 or (rows and pred.shape[0] != rows):
-            return {"status": "error", "message": "the in-kernel training returned no usable predictions"}
+            return {"status": "error", "message": "the grader's training returned no usable "
+                    "predictions"}
         keep["predictions"] = np.nan_to_num(pred.astype("float64"))
     return keep
 

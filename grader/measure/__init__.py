@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,15 @@ class Request:
     max_params: int = DEFAULT_MAX_PARAMS
     training: dict[str, Any] | None = None  # train_npz, epochs, batch_size, seed, ...
     timeout: float = 600.0
+    # Reference designs to train as the students' are (name, design, layout): the timed bar
+    # on this machine.
+    baselines: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Measured:
+    objects: dict[str, HarvestedObject]
+    baselines: dict[str, dict[str, Any]]  # name → timed result with its predictions
 
 
 def worker_env(home: Path) -> dict[str, str]:
@@ -49,15 +58,14 @@ def worker_env(home: Path) -> dict[str, str]:
     return env
 
 
-def measure(request: Request, mounts: sandbox_mod.Mounts | None, rows: int
-            ) -> dict[str, HarvestedObject]:
+def measure(request: Request, mounts: sandbox_mod.Mounts | None, rows: int) -> Measured:
     """Run the worker (inside bubblewrap when `mounts` is given) and read what it wrote."""
     out = request.folder / "out"
     (request.folder / "home").mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     payload = {"out": str(out), "images": str(request.images), "objects": request.objects,
                "memory_mb": request.memory_mb, "max_params": request.max_params,
-               "training": request.training}
+               "training": request.training, "baselines": request.baselines}
     (request.folder / "request.json").write_text(json.dumps(payload))
     command = [sys.executable, "-m", "grader.measure.worker", str(request.folder / "request.json")]
     if mounts is not None:
@@ -91,7 +99,13 @@ def measure(request: Request, mounts: sandbox_mod.Mounts | None, rows: int
     for obj in found.values():
         if obj.timed is not None:
             obj.timed["seconds"] = obj.timed.get("seconds", round(time.monotonic() - started, 3))
-    return found
+    entries, _ = artifacts.manifest_entries(out)
+    baselines = {}
+    for wanted in request.baselines:
+        entry = entries.get(f"baseline:{wanted['name']}")
+        if isinstance(entry, dict):
+            baselines[wanted["name"]] = artifacts.read_timed(entry, out, rows)
+    return Measured(found, baselines)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -63,6 +63,13 @@ def main(request_path: str) -> int:
         except Exception as exc:  # one model's failure is reported on it; the others go on
             entry = {"status": "error", "message": f"{type(exc).__name__}: {exc}"[:500]}
         out.entry(obj["name"], entry)
+    for baseline in request.get("baselines") or []:
+        # The reference design, trained exactly as the students' designs are, on this machine:
+        # the timed-training bar follows the machine, not the one calibration ran on.
+        out.progress(ready=True, baseline=baseline["name"])
+        path = out.folder / f"baseline-{baseline['name']}.npz"
+        out.entry(f"baseline:{baseline['name']}", _timed(
+            baseline["design"], tuple(baseline["layout"]), images, request["training"], path))
     out.progress(ready=True, done=True)
     return 0
 
@@ -107,6 +114,7 @@ def _measure(obj: dict[str, Any], request: dict[str, Any], images: np.ndarray,
     entry: dict[str, Any] = {"status": "found", "type": _type_name(model),
                              "input_layout": list(layout) if layout else None,
                              "model": keras_introspect.describe_model(model, sample)}
+    entry["design"] = _design(model, entry["model"])
     if compile_note:
         entry["model"]["compile"]["note"] = compile_note
     params = entry["model"]["total_params"]
@@ -122,9 +130,18 @@ def _measure(obj: dict[str, Any], request: dict[str, Any], images: np.ndarray,
     if obj.get("probe_dropout"):
         entry["behaviour"] = _probe_dropout(model, images[:64], layout)
     if obj.get("timed") and request.get("training"):
-        entry["timed"] = _timed(model, entry["model"], layout, images, request["training"],
+        entry["timed"] = _timed(entry["design"], layout, images, request["training"],
                                 folder / f"{obj['name']}.timed.npz")
     return entry
+
+
+def _design(model: Any, description: dict[str, Any]) -> dict[str, Any]:
+    """What the grader's training rebuilds: the architecture (Keras JSON, no weights) and how
+    it was compiled. Calibration files the reference's in reference/<id>/designs.json."""
+    info = description.get("compile") or {}
+    return {"config": json.loads(model.to_json()), "total_params": description["total_params"],
+            "loss": info.get("loss_config") or info.get("loss"),
+            "optimizer": info.get("optimizer_config") or info.get("optimizer")}
 
 
 def _type_name(value: Any) -> str:
@@ -193,25 +210,23 @@ def _on_codes(model: Any, obj: dict[str, Any], images: np.ndarray, loaded: dict[
     return entry
 
 
-def _timed(model: Any, description: dict[str, Any], layout: tuple[int, ...],
-           images: np.ndarray, budget: dict[str, Any], path: Path) -> dict[str, Any]:
-    """The grader's own training of the loaded architecture, from fresh weights."""
+def _timed(design: dict[str, Any], layout: tuple[int, ...], images: np.ndarray,
+           budget: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The grader's own training of a design, from fresh weights, with a fixed seed."""
     import keras
 
     from ..training.timed_fit import timed_fit
 
-    params = description["total_params"]
+    params = design["total_params"]
     if params > budget["max_params"]:
         return {"status": "declined", "message": f"the model has {params:,} parameters; the "
                 f"grader does not retrain models over {budget['max_params']:,}"}
-    info = description.get("compile") or {}
-    loss = info.get("loss_config") or info.get("loss")
-    optimizer = info.get("optimizer_config") or info.get("optimizer")
+    loss, optimizer = design.get("loss"), design.get("optimizer")
     if not loss or not optimizer:
         return {"status": "error", "message": "the model was never compiled, so the grader does "
                 "not know which loss and optimizer to train it with"}
     keras.utils.set_random_seed(budget["seed"])  # before the weights are created
-    fresh = keras.models.model_from_json(model.to_json())
+    fresh = keras.models.model_from_json(json.dumps(design["config"]))
     with np.load(budget["train_npz"], allow_pickle=False) as data:
         x_train, y_train = data["x_train"], data["y_train"]
     result = timed_fit(
@@ -222,7 +237,8 @@ def _timed(model: Any, description: dict[str, Any], layout: tuple[int, ...],
         epochs=budget["epochs"], batch_size=budget["batch_size"],
         max_seconds=budget["max_seconds"], n_classes=budget["n_classes"], seed=budget["seed"])
     np.savez(path, predictions=result.pop("predictions"))
-    result.update(status="trained", where="grader", predictions_file=path.name)
+    result.update(status="trained", where="grader", seed=budget["seed"],
+                  predictions_file=path.name)
     return result
 
 

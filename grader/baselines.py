@@ -1,0 +1,71 @@
+"""The timed-training bar on this machine: the reference design, trained as the students' are.
+
+The same design, seed and budget give different accuracies on different CPUs (LeNet-5 with batch
+norm: 0.779 where it was calibrated, 0.754 here). So the grader trains the reference's design
+(reference/<id>/designs.json, written by `grader calibrate`) once per machine, environment,
+assignment version and data mode, remembers its accuracy, and asks each student's design to
+come within the calibrated margin of it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import environment
+from .spec import Assignment
+
+
+def machine_key() -> str:
+    """The CPU (model and instruction sets) and the installed software."""
+    cpu = ""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        cpu = "\n".join(line for line in text.splitlines()
+                        if line.startswith(("model name", "flags")))[:20000]
+    except OSError:
+        pass
+    return environment.environment_key([cpu])
+
+
+def _cache(assignment: Assignment, name: str, mode: str, seed: int) -> Path:
+    key = f"{assignment.id}-{assignment.version_key()}-{name}-{mode}-{seed}-{machine_key()}"
+    return environment.cache_dir() / "baselines" / f"{key}.json"
+
+
+def known(assignment: Assignment, names: list[str], mode: str, seed: int) -> dict[str, float]:
+    """Accuracies of reference designs already measured on this machine."""
+    found = {}
+    for name in names:
+        try:
+            found[name] = float(json.loads(_cache(assignment, name, mode, seed).read_text())
+                                ["accuracy"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return found
+
+
+def requests(assignment: Assignment, names: list[str], layouts: dict[str, Any]
+             ) -> list[dict[str, Any]]:
+    """What the measuring process must train for the designs not yet measured here."""
+    designs = assignment.designs().get("objects") or {}
+    return [{"name": name, "design": designs[name]["design"],
+             "layout": designs[name].get("layout") or layouts.get(name)}
+            for name in names if name in designs]
+
+
+def remember(assignment: Assignment, name: str, mode: str, seed: int, predictions: np.ndarray,
+             labels: np.ndarray) -> float:
+    accuracy = float(np.mean(np.argmax(predictions, axis=1) == labels))
+    path = _cache(assignment, name, mode, seed)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".part")
+        tmp.write_text(json.dumps({"accuracy": accuracy}))
+        tmp.replace(path)
+    except OSError:
+        pass  # not remembered: measured again next time
+    return accuracy
