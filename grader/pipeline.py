@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -20,6 +21,11 @@ from .harvest import artifacts
 from .scoring import CheckResult, GradeResult, RunStatus, total
 from .paths import REFERENCE_DIR
 from .spec import Assignment
+
+
+# The instructor's secret that picks the holdout images (grader/data/split.py); the kernel's
+# environment never carries it (execution/runner.py keeps only a fixed list of variables).
+HOLDOUT_SECRET_VAR = "GRADER_HOLDOUT_SECRET"
 
 
 @dataclass
@@ -51,12 +57,14 @@ def prepare_data(assignment: Assignment, options: Options, folder: Path) -> Prep
     dataset = data.load(spec.dataset, options.data_dir)
     split = data.make_split(dataset, seed=spec.seed, train_per_class=spec.train_per_class,
                             test_per_class=spec.test_per_class,
-                            holdout_per_class=spec.holdout_per_class, full=options.full)
+                            holdout_per_class=spec.holdout_per_class, full=options.full,
+                            holdout_secret=os.environ.get(HOLDOUT_SECRET_VAR) or None)
     path = folder / f"{spec.dataset}.npz"
     split.write_student_npz(path)
     summary = {"dataset": spec.dataset, "mode": "full" if options.full else "subset",
                "seed": spec.seed, "train": int(len(split.train[1])),
                "test": int(len(split.test[1])), "holdout": int(len(split.holdout[1])),
+               "holdout_secret": bool(os.environ.get(HOLDOUT_SECRET_VAR)),
                "source": str(dataset.location.where)}
     return PreparedData({spec.dataset: str(path)}, split.holdout[0], split.holdout[1], summary,
                         (Path(dataset.location.where),))

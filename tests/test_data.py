@@ -132,3 +132,21 @@ def test_every_keras_import_path_gets_the_subset_offline(fashion, data_dir, tmp_
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          env=env, timeout=300)
     assert "SIZES [30, 30, 30, 10, 30]" in out.stdout, out.stderr[-2000:]
+
+
+def test_holdout_secret_changes_the_holdout_not_the_subset(fashion):
+    """With the instructor's secret, the holdout cannot be recomputed from the public seed; what
+    the notebook gets stays exactly the same, and the holdout stays outside it."""
+    args = dict(seed=2026, train_per_class=60, test_per_class=10, holdout_per_class=20)
+    public = data.make_split(fashion, **args)
+    secret = data.make_split(fashion, holdout_secret="course-2026", **args)
+    again = data.make_split(fashion, holdout_secret="course-2026", **args)
+    other = data.make_split(fashion, holdout_secret="another", **args)
+    for a, b in ((public.train, secret.train), (public.test, secret.test)):
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert np.array_equal(secret.holdout[0], again.holdout[0])
+    assert not np.array_equal(secret.holdout[0], public.holdout[0])
+    assert not np.array_equal(secret.holdout[0], other.holdout[0])
+    assert np.bincount(secret.holdout[1]).tolist() == [20] * 10
+    train = {x.tobytes() for x in secret.train[0]}
+    assert not any(x.tobytes() in train for x in secret.holdout[0])

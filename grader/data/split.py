@@ -4,10 +4,16 @@ Subset mode: `train_per_class` training and `test_per_class` test images per cla
 is `holdout_per_class` images per class from the *training* split, disjoint from what the
 notebook gets. Full mode gives the notebook everything except the holdout, so the holdout stays
 private either way.
+
+The seed in assignment.toml, which students receive, fixes what the notebook gets. Which images
+form the holdout is fixed by a second, instructor-side secret (`holdout_secret`, from
+GRADER_HOLDOUT_SECRET): with it, the holdout cannot be recomputed from the public files and the
+public seed. Without it the holdout is the seed's own draw, as calibration uses.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,12 +55,27 @@ def _per_class(labels: np.ndarray, rng: np.random.Generator, counts: list[int]) 
     return [np.sort(np.concatenate(parts)) for parts in picked]
 
 
+def _secret_holdout(labels: np.ndarray, train_idx: np.ndarray, per_class: int, secret: str
+                    ) -> np.ndarray:
+    """`per_class` images per class outside the student's subset, drawn with the secret."""
+    digest = hashlib.sha256(f"grader-holdout:{secret}".encode()).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:8], "big"))
+    rest = np.ones(len(labels), dtype=bool)
+    rest[train_idx] = False
+    picked = [rng.choice(np.flatnonzero(rest & (labels == cls)), per_class, replace=False)
+              for cls in np.unique(labels)]
+    return np.sort(np.concatenate(picked))
+
+
 def make_split(dataset: Dataset, *, seed: int, train_per_class: int, test_per_class: int,
-               holdout_per_class: int, full: bool = False) -> Split:
+               holdout_per_class: int, full: bool = False, holdout_secret: str | None = None
+               ) -> Split:
     rng = np.random.default_rng(seed)
     x_train, y_train = dataset.train
     x_test, y_test = dataset.test
     holdout_idx, train_idx = _per_class(y_train, rng, [holdout_per_class, train_per_class])
+    if holdout_secret:
+        holdout_idx = _secret_holdout(y_train, train_idx, holdout_per_class, holdout_secret)
     if full:
         train_idx = np.setdiff1d(np.arange(len(y_train)), holdout_idx)
         test_idx = np.arange(len(y_test))
