@@ -137,7 +137,7 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
         record = runner.ExecutionRecord(status="invalid_notebook", message=loaded.error)
         return Harvest(loaded, record, {}, PreparedData({}, None, None, {}), started, mode)
     work = scratch_mod.create(path)
-    measure_seconds, timed_bars = 0.0, {}
+    measure_seconds, timed_bars, worker = 0.0, {}, None
     try:
         prepared = prepare_data(assignment, options, work.private)
         images_path = None
@@ -154,6 +154,7 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
         limits = assignment.limits
         kernel = runner.KernelConfig(memory_mb=limits.memory_mb, seed=kernel_seed,
                                      datasets=prepared.student_npz)
+        worker = _start_measuring(assignment, prepared, images_path, harvest_dir, work, mounts)
         record = runner.execute(
             loaded.node, work, cell_timeout=limits.cell_timeout,
             notebook_timeout=options.timeout or limits.notebook_timeout, kernel=kernel,
@@ -165,14 +166,15 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
         objects = artifacts.read(harvest_dir, [o.name for o in assignment.objects], rows)
         objects.update(_refuse_kernel_claims(objects, assignment))
         exported = [name for name, obj in objects.items() if obj.export is not None]
-        if exported and images_path is not None:
+        if exported and worker is not None:
             t0 = time.monotonic()
-            measured, timed_bars = measure_models(exported, objects, assignment, prepared,
-                                                 images_path, seed, work.private / "measure",
-                                                 mounts)
+            measured, timed_bars = measure_models(worker, exported, objects, assignment,
+                                                  prepared, images_path, seed)
             objects.update(measured)
             measure_seconds = time.monotonic() - t0
     finally:
+        if worker is not None:
+            worker.close()
         work.cleanup()
     return Harvest(loaded, record, objects, prepared, started, mode, inputs_seed, measure_seconds,
                    timed_bars)
@@ -195,9 +197,22 @@ def _refuse_kernel_claims(objects: dict[str, artifacts.HarvestedObject], assignm
     return refused
 
 
-def measure_models(names: list[str], objects: dict[str, artifacts.HarvestedObject],
-                   assignment: Assignment, prepared: PreparedData, images: Path, seed: int,
-                   folder: Path, mounts: sandbox_mod.Mounts | None
+def _start_measuring(assignment: Assignment, prepared: PreparedData, images: Path | None,
+                     harvest_dir: Path, work: scratch_mod.Scratch,
+                     kernel_mounts: sandbox_mod.Mounts | None) -> measure.Worker | None:
+    """The trusted measuring process, started now so that it has imported TensorFlow when the
+    notebook is done; only for assignments that grade Keras models."""
+    if images is None or not any(o.kind == "keras" for o in assignment.objects):
+        return None
+    inputs = [images, harvest_dir, *(Path(p) for p in prepared.student_npz.values())]
+    mounts = None if kernel_mounts is None else \
+        sandbox_mod.Mounts(writable=[], readable=[], hidden=kernel_mounts.hidden)
+    return measure.Worker(work.private / "measure", inputs, assignment.limits.memory_mb, mounts)
+
+
+def measure_models(worker: measure.Worker, names: list[str],
+                   objects: dict[str, artifacts.HarvestedObject], assignment: Assignment,
+                   prepared: PreparedData, images: Path, seed: int
                    ) -> tuple[dict[str, artifacts.HarvestedObject], dict[str, float]]:
     """The trusted side's measurement of the models the kernel exported (grader/measure), and
     the accuracy of each timed reference design trained the same way on this machine."""
@@ -219,15 +234,14 @@ def measure_models(names: list[str], objects: dict[str, artifacts.HarvestedObjec
     missing = baselines.requests(assignment, [n for n in timed if n not in have], {}) \
         if training else []
     request = measure.Request(
-        folder=folder, images=images, memory_mb=assignment.limits.memory_mb,
-        max_params=budget.max_params if budget else measure.DEFAULT_MAX_PARAMS,
+        images=images, max_params=budget.max_params if budget else measure.DEFAULT_MAX_PARAMS,
         training=training,
         objects=[{**specs[n].options, "name": n, "export": str(objects[n].export),
                   "input_shape": specs[n].input_shape, "timed": n in wanted} for n in names],
         baselines=missing,
         timeout=300.0 + (len(timed) + len(missing)) * ((budget.max_seconds * 2 + 60)
                                                        if budget else 0))
-    result = measure.measure(request, mounts, len(prepared.holdout_labels))
+    result = worker.measure(request, len(prepared.holdout_labels))
     for name, run in result.baselines.items():
         if run.get("status") == "trained":
             have[name] = baselines.remember(assignment, name, mode, seed, run["predictions"],

@@ -1,7 +1,7 @@
 """The trusted side of a Keras model's grade: measure what the kernel exported, outside it.
 
 The kernel's only job for a Sequential or functional model is to save it as a Keras archive.
-`measure` starts grader/measure/worker.py — a fresh, sandboxed process that never ran student
+`Worker` runs grader/measure/worker.py — a fresh, sandboxed process that never ran student
 code — on those archives, and returns what it found as HarvestedObjects for the checks: the
 description, predictions on the grader's images, dropout behaviour and the grader's own
 training all come from there, never from the student's process.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -31,10 +32,8 @@ DEFAULT_MAX_PARAMS = 20_000_000
 class Request:
     """What to measure and with which budget; paths are on the grader's side."""
 
-    folder: Path  # the worker's own folder (request, results)
     images: Path  # the grader's images, without labels
     objects: list[dict[str, Any]]  # name, export, input_shape, probe_dropout, encoder, timed
-    memory_mb: int
     max_params: int = DEFAULT_MAX_PARAMS
     training: dict[str, Any] | None = None  # train_npz, epochs, batch_size, seed, ...
     timeout: float = 600.0
@@ -58,54 +57,80 @@ def worker_env(home: Path) -> dict[str, str]:
     return env
 
 
-def measure(request: Request, mounts: sandbox_mod.Mounts | None, rows: int) -> Measured:
-    """Run the worker (inside bubblewrap when `mounts` is given) and read what it wrote."""
-    out = request.folder / "out"
-    (request.folder / "home").mkdir(parents=True, exist_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-    payload = {"out": str(out), "images": str(request.images), "objects": request.objects,
-               "memory_mb": request.memory_mb, "max_params": request.max_params,
-               "training": request.training, "baselines": request.baselines}
-    (request.folder / "request.json").write_text(json.dumps(payload))
-    command = [sys.executable, "-m", "grader.measure.worker", str(request.folder / "request.json")]
-    if mounts is not None:
-        inputs = [request.images, *(Path(o["export"]) for o in request.objects)]
-        if request.training:
-            inputs.append(Path(request.training["train_npz"]))
-        command = sandbox_mod.wrap(command, sandbox_mod.Mounts(
-            writable=[request.folder, *mounts.writable], readable=[*inputs, *mounts.readable],
-            hidden=mounts.hidden), request.folder)
-    started = time.monotonic()
-    try:
-        proc = subprocess.run(command, env=worker_env(request.folder / "home"),
-                              cwd=request.folder, capture_output=True,
-                              timeout=request.timeout, start_new_session=True)
-        crashed = proc.returncode != 0
-        tail = (proc.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
-    except subprocess.TimeoutExpired:
-        crashed, tail = True, f"it ran past {request.timeout:.0f} s"
-    progress = _read_json(out / "progress.json")
-    if not progress.get("ready"):
-        raise GraderError(f"the grader's measuring process failed before it read any model: "
-                          f"{tail[:300]}")
-    names = [o["name"] for o in request.objects]
-    found = artifacts.read(out, names, rows)
-    if crashed:  # the model being measured took the process down (memory, time)
+class Worker:
+    """The measuring process, started while the notebook runs: TensorFlow is imported by the
+    time the kernel's exports are ready. Its request arrives on standard input."""
+
+    def __init__(self, folder: Path, inputs: list[Path], memory_mb: int,
+                 mounts: sandbox_mod.Mounts | None) -> None:
+        self.folder, self.out = folder, folder / "out"
+        for path in (folder / "home", self.out):
+            path.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "grader.measure.worker", str(self.out), str(memory_mb)]
+        if mounts is not None:  # it reads files the student made: the kernel's confinement
+            command = sandbox_mod.wrap(command, sandbox_mod.Mounts(
+                writable=[folder, *mounts.writable], readable=[*inputs, *mounts.readable],
+                hidden=mounts.hidden), folder)
+        # A file, not a pipe, for its output: a pipe held by a stray process never closes.
+        self._log = (folder / "worker.log").open("wb")
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     stderr=self._log, env=worker_env(folder / "home"),
+                                     cwd=folder, start_new_session=True)
+
+    def measure(self, request: Request, rows: int) -> Measured:
+        payload = {"images": str(request.images), "objects": request.objects,
+                   "max_params": request.max_params, "training": request.training,
+                   "baselines": request.baselines}
+        started = time.monotonic()
+        try:
+            self.proc.stdin.write(json.dumps(payload).encode())
+            self.proc.stdin.close()
+        except OSError:
+            pass  # it died while starting: progress.json says so below
+        try:
+            crashed = self.proc.wait(timeout=request.timeout) != 0
+            tail = self._tail()
+        except subprocess.TimeoutExpired:
+            self.close()
+            crashed, tail = True, f"it ran past {request.timeout:.0f} s"
+        return self._read(request, rows, crashed, tail, started)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+    def _tail(self) -> str:
+        self._log.flush()
+        text = (self.folder / "worker.log").read_bytes()[-4000:].decode(errors="replace")
+        return (text.strip().splitlines() or ["no output"])[-1]
+
+    def _read(self, request: Request, rows: int, crashed: bool, tail: str, started: float
+              ) -> Measured:
+        progress = _read_json(self.out / "progress.json")
+        if not progress.get("ready"):
+            raise GraderError(f"the grader's measuring process failed before it read any "
+                              f"model: {tail[:300]}")
+        found = artifacts.read(self.out, [o["name"] for o in request.objects], rows)
         culprit = progress.get("object")
-        if culprit in found and found[culprit].status == "not_harvested":
-            found[culprit] = HarvestedObject(culprit, "error", "measuring this model stopped the "
-                                             f"grader's process ({tail[:200]}): too big or too "
-                                             "slow to measure")
-    for obj in found.values():
-        if obj.timed is not None:
-            obj.timed["seconds"] = obj.timed.get("seconds", round(time.monotonic() - started, 3))
-    entries, _ = artifacts.manifest_entries(out)
-    baselines = {}
-    for wanted in request.baselines:
-        entry = entries.get(f"baseline:{wanted['name']}")
-        if isinstance(entry, dict):
-            baselines[wanted["name"]] = artifacts.read_timed(entry, out, rows)
-    return Measured(found, baselines)
+        if crashed and culprit in found and found[culprit].status == "not_harvested":
+            found[culprit] = HarvestedObject(culprit, "error", "measuring this model stopped "
+                                             f"the grader's process ({tail[:200]}): too big or "
+                                             "too slow to measure")
+        for obj in found.values():
+            if obj.timed is not None:
+                obj.timed.setdefault("seconds", round(time.monotonic() - started, 3))
+        entries, _ = artifacts.manifest_entries(self.out)
+        baselines = {}
+        for wanted in request.baselines:
+            entry = entries.get(f"baseline:{wanted['name']}")
+            if isinstance(entry, dict):
+                baselines[wanted["name"]] = artifacts.read_timed(entry, self.out, rows)
+        return Measured(found, baselines)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
