@@ -14,6 +14,7 @@ import numpy as np
 
 from . import __version__, checks, notebook
 from .checks.context import GradingContext
+from .cleanroom import numpy_run as numpy_cleanroom
 from .execution import runner, sandbox as sandbox_mod, scratch as scratch_mod
 from .harvest import artifacts
 from .scoring import CheckResult, GradeResult, total
@@ -151,6 +152,9 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
             mounts=mounts)
         rows = None if prepared.holdout_labels is None else len(prepared.holdout_labels)
         objects = artifacts.read(harvest_dir, [o.name for o in assignment.objects], rows)
+        # numpy functions are measured in a clean room from the notebook's source, not the kernel.
+        objects.update(numpy_cleanroom.measure_all(loaded.node, assignment.objects, inputs_seed,
+                                                   mode, tuple(options.hidden)))
         if assignment.training and images_path is not None and prepared.student_npz:
             wanted = timed_objects(assignment)
             for obj in objects.values():
