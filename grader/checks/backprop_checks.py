@@ -34,8 +34,9 @@ FORBIDDEN = ("tensorflow", "torch", "jax", "keras", "autograd", "theano", "mxnet
              "grader")
 B2_HINT = ("b2 is added inside the dot product, Z2 = H·(W2 + b2); it belongs after it: "
            "Z2 = H·W2 + b2 (the homework's own check, with b2 = 0, cannot show this)")
-B2_CHARGED = ("the gradients are graded on your own forward pass: the misplaced b2 is charged "
-              "once, in the forward check")
+B2_CHARGED = ("graded on your own forward values, as the chain rule for Z2 = H·W2 + b2: b2 "
+              "added inside the dot product in forward_propagation is charged once, in the "
+              "forward check")
 # Probe statuses (grader/cleanroom/numpy_run.ProbeStatus, as written in result data).
 PROBE_PASSED, PROBE_TOO_SLOW, PROBE_FAILED = "passed", "too_slow", "failed"
 
@@ -96,15 +97,25 @@ def _load(spec: CheckSpec, ctx: GradingContext) -> _Run:
     if not isinstance(records, list) or len(records) != len(cases):
         raise Unavailable("the clean room's report was malformed")
     fwd, bwd = [], []
+    load_error = data.get("load_error")
     for i, rec in enumerate(records):
         rec = rec if isinstance(rec, dict) else {}
-        fwd.append(_outputs(obj.arrays, f"c{i}_", FORWARD_OUTPUTS, rec.get("forward_error")))
-        bwd.append(_outputs(obj.arrays, f"c{i}_", VALUES, rec.get("backward_error")))
+        fwd.append(_outputs(obj.arrays, f"c{i}_", FORWARD_OUTPUTS,
+                            _with_cause(rec.get("forward_error"), load_error)))
+        bwd.append(_outputs(obj.arrays, f"c{i}_", VALUES,
+                            _with_cause(rec.get("backward_error"), load_error)))
     probe = _outputs(obj.arrays, "probe_", VALUES, None)
     run = _Run(cases, fwd, bwd, _fd(obj.arrays, data.get("fd_error")), data.get("room") or {},
                make_probe(seed), probe if isinstance(probe, dict) else None)
     ctx.notes[key] = run
     return run
+
+
+def _with_cause(error: Any, load_error: Any) -> Any:
+    """A NameError is usually a definition that failed to run: say which."""
+    if isinstance(error, str) and error.startswith("NameError") and load_error:
+        return f"{error} (running the notebook's definitions, {str(load_error)[:200]})"
+    return error
 
 
 def _outputs(arrays: dict[str, np.ndarray], prefix: str, keys: tuple[str, ...],
@@ -293,6 +304,10 @@ def _probe_verdict(run: _Run, rtol: float, atol: float, transposed_ok: bool) -> 
     return _ProbeVerdict(ok, f"{why}; there {'; '.join(wrong)}, so those values earn nothing")
 
 
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def _number(value: Any) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
 
@@ -350,12 +365,12 @@ def backward_pass(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     parts = cmp.messages(run.backward, run.cases, "back_propagation", label)
     if gate.message and cmp.right:  # nothing right anyway: the gate adds nothing to say
         parts.append(gate.message)
-    if inside:
-        parts.append(B2_HINT + "; " + B2_CHARGED)
     n = len(run.cases)
     fraction = sum(cmp.rights.get(k, 0) / n for k in VALUES if gate.ok[k]) / len(VALUES)
     message = "; ".join(parts) if parts else \
         f"L and all four gradients match the reference on all {n} input sets and on the wider network"
+    if inside:
+        message = ("L and the gradients are " + B2_CHARGED) + ("; " + message if parts else "")
     if cmp.transposed and "W1" not in cmp.failing:
         message += " (dL/dW1 came transposed, shape (2, 3), as the homework printed it: accepted)"
     return CheckResult.scored(spec, fraction, message, probe=run.room.get("probe"),
@@ -383,7 +398,7 @@ def gradient_check(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     vrtol, vatol = _tolerances(spec)
     carried = backward(case.X, case.Y_T, case.weights, b2_inside=True) \
         if _b2_inside(run, vrtol, vatol) else None
-    problems, right, explained = [], 0, False
+    problems, right, explained = [], 0, []
     for p in PARAMS:
         got, why = _align(analytic[p], numeric[p], transposed_ok and p == "W1")
         if got is None:
@@ -392,15 +407,21 @@ def gradient_check(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
             right += gate.ok[p]
         elif carried is not None and _mismatch(got, carried[p], vrtol, vatol) is None:
             right += gate.ok[p]  # the chain rule at their own forward values: charged once
-            explained = True
+            explained.append(LABELS[p])
         else:
             problems.append(f"{LABELS[p]} is not the derivative of your own L: finite differences "
                             f"give {_fmt(numeric[p])}, your {LABELS[p]} is {_fmt(got)}")
     where = f" ({case.name}; ε = {FD_EPS:g})"
-    message = "; ".join(problems) + where if problems else \
-        "all four gradients agree with finite differences of your own L" + where
     if explained:
-        message += "; where they do not, " + B2_HINT + ": " + B2_CHARGED
+        agree = [LABELS[p] for p in PARAMS if LABELS[p] not in explained and
+                 not any(x.startswith(LABELS[p] + " ") for x in problems)]
+        problems.insert(0, f"{_join(explained)} differ from finite differences of your own L only "
+                        f"because b2 is added inside the dot product: they are {B2_CHARGED}"
+                        + (f"; {_join(agree)} agree{'s' if len(agree) == 1 else ''}" if agree else ""))
+        message = "; ".join(problems) + where
+    else:
+        message = "; ".join(problems) + where if problems else \
+            "all four gradients agree with finite differences of your own L" + where
     if gate.message:
         message += "; " + gate.message
     return CheckResult.scored(spec, right / len(PARAMS), message)

@@ -163,7 +163,8 @@ def main():
     with np.load("cases.npz", allow_pickle=False) as data:
         cases = [load_case(data, f"c{i}", b2) for i, b2 in enumerate(request["b2"])]
     for i, (X, Y_T, weights) in enumerate(cases):
-        record = {"forward_error": "not callable", "backward_error": "not callable"}
+        record = {"forward_error": f"no function `{request['forward']}` in the notebook",
+                  "backward_error": f"no function `{request['backward']}` in the notebook"}
         if callable(forward):
             outputs, record["forward_error"] = _call(lambda: run_forward(forward, X, weights), seconds)
             arrays.update({f"c{i}_{k}": v for k, v in (outputs or {}).items()})
