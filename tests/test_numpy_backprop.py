@@ -385,3 +385,24 @@ def test_pipeline_grades_the_same_file_on_the_same_grader_chosen_inputs(tmp_path
     ours = pipeline.run_seed(first.notebook_sha256, assignment)
     other = pipeline.run_seed(_grade(assignment.reference, assignment).notebook_sha256, assignment)
     assert ours != other
+
+
+SEED_NOTEBOOK = Path(__file__).parent / "student_notebooks" / "seed004_part1.ipynb"
+
+
+def test_the_seeds_own_student_loses_one_point_for_the_bias_named(assignment):
+    """Seed 004's Part 1 as submitted: matplotlib and pprint imported, lowercase 'w1'/'w2' keys in
+    its weights (so its own In [7] raises KeyError in the kernel, which costs nothing: the
+    grader calls the functions itself), b2 added inside the dot product. Everything else it
+    wrote is right: 9/10, the one point taken in the forward check, with the mistake named."""
+    result = _grade(SEED_NOTEBOOK, assignment)
+    checks_ = _by_id(result)
+    assert {k: c.points for k, c in checks_.items()} == \
+        {"forward": 1, "backward": 5, "gradient-check": 2, "numpy-only": 1}
+    assert result.score == 9
+    assert "b2 is added inside the dot product, Z2 = H·(W2 + b2)" in checks_["forward"].message
+    assert "Y and Z2 earn nothing, H and Z1 are right" in checks_["forward"].message
+    assert "charged once, in the forward check" in checks_["backward"].message
+    assert "transposed" in checks_["backward"].message  # its (2, 3) dL/dW1, as it printed it
+    assert [(e["ename"], e["evalue"]) for e in result.cell_errors] == \
+        [("KeyError", "'W1'"), ("NameError", "name 'gradients' is not defined")]
