@@ -406,3 +406,13 @@ def test_the_seeds_own_student_loses_one_point_for_the_bias_named(assignment):
     assert "transposed" in checks_["backward"].message  # its (2, 3) dL/dW1, as it printed it
     assert [(e["ename"], e["evalue"]) for e in result.cell_errors] == \
         [("KeyError", "'W1'"), ("NameError", "name 'gradients' is not defined")]
+
+
+def test_a_clean_room_that_cannot_start_is_the_graders_error_not_a_zero(monkeypatch, assignment):
+    def broken_wrap(command, mounts, cwd):
+        return ["sh", "-c", "echo 'bwrap: Can not mount tmpfs on /newroot/x' >&2; exit 1"]
+    monkeypatch.setattr(numpy_run.sandbox_mod, "wrap", broken_wrap)
+    results = grade_notebook(notebook_of(_reference_functions()), assignment, sandbox="bwrap")
+    for result in results.values():
+        assert result.status == "error" and result.points == 0
+        assert "grader error: the clean room's sandbox did not start" in result.message
