@@ -177,6 +177,7 @@ def _run(room: Path, sandbox: str, probe: ref.Case, options: dict[str, Any],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             preexec_fn=_limits, start_new_session=True)
     reader = _LineReader(proc)
+    ready = False
     try:
         ready = reader.wait_for("READY", setup_limit)
         if ready:
@@ -188,7 +189,12 @@ def _run(room: Path, sandbox: str, probe: ref.Case, options: dict[str, Any],
             done = reader.wait_for("DONE", limit)
             elapsed = time.monotonic() - started
             result.seconds = round(elapsed, 4)
-            result.status = ProbeStatus.PASSED if done and elapsed <= limit else ProbeStatus.TOO_SLOW
+            if done and elapsed <= limit:
+                result.status = ProbeStatus.PASSED
+            elif elapsed >= limit:
+                result.status = ProbeStatus.TOO_SLOW
+            else:  # the process ended during the call: it crashed, or exited on purpose
+                result.status, result.error = ProbeStatus.FAILED, "the clean room stopped during the call"
     except (BrokenPipeError, OSError):
         pass
     finally:
@@ -298,8 +304,11 @@ class _LineReader:
                     self.err = (self.err + chunk)[-8192:]
 
     def stderr(self) -> str:
+        """What is left on stderr, without blocking: a process that escaped the kill may still
+        hold the pipe open."""
         try:
-            self.err += self.proc.stderr.read(8192) or b""
+            os.set_blocking(self.proc.stderr.fileno(), False)
+            self.err += os.read(self.proc.stderr.fileno(), 8192) or b""
         except (OSError, ValueError):
             pass
         return self.err.decode(errors="replace")[-2000:]
