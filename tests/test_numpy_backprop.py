@@ -9,7 +9,6 @@ notebooks through the pipeline (a numpy-only kernel starts in about a second).
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 import nbformat

@@ -24,8 +24,9 @@ import numpy as np
 from ..scoring import CheckResult
 from ..spec import CheckSpec
 from .context import GradingContext, Unavailable
-from .numpy_reference import (FD_CASE, FD_EPS, FORWARD_OUTPUTS, PARAMS, SHAPES, Case, backward,
-                              forward, make_cases, make_probe, numerical_gradients, perturbations)
+from .numpy_reference import (FD_CASE, FD_EPS, FORWARD_OUTPUTS, PARAMS, SHAPES, Case, ProbeStatus,
+                              backward, forward, make_cases, make_probe, numerical_gradients,
+                              perturbations)
 
 LABELS = {"L": "L", "W1": "dL/dW1", "b1": "dL/db1", "W2": "dL/dW2", "b2": "dL/db2"}
 VALUES = ("L", *PARAMS)
@@ -37,8 +38,6 @@ B2_HINT = ("b2 is added inside the dot product, Z2 = H·(W2 + b2); it belongs af
 B2_CHARGED = ("graded on your own forward values, as the chain rule for Z2 = H·W2 + b2: b2 "
               "added inside the dot product in forward_propagation is charged once, in the "
               "forward check")
-# Probe statuses (grader/cleanroom/numpy_run.ProbeStatus, as written in result data).
-PROBE_PASSED, PROBE_TOO_SLOW, PROBE_FAILED = "passed", "too_slow", "failed"
 
 
 class _GraderFailure(Exception):
@@ -279,7 +278,7 @@ def _probe_verdict(run: _Run, rtol: float, atol: float, transposed_ok: bool) -> 
     none = dict.fromkeys(VALUES, False)
     why = ("the grader also runs back_propagation on {case} to make sure the gradients are not "
            "finite differences of the forward pass").format(case=case.name)
-    if status == PROBE_TOO_SLOW:
+    if status == ProbeStatus.TOO_SLOW:
         return _ProbeVerdict(none, (
             f"back_propagation did not finish within {probe.get('limit')} s on {case.name} "
             f"(the grader's own backward pass took {_ms(probe.get('reference_seconds'))} there). "
@@ -287,10 +286,10 @@ def _probe_verdict(run: _Run, rtol: float, atol: float, transposed_ok: bool) -> 
             f"{_seconds(case.n_params * _number(probe.get('forward_seconds')))} here; an analytic "
             "backward pass needs a few, so this looks like finite differences: "
             "no backward-pass points"))
-    if status == PROBE_FAILED:
+    if status == ProbeStatus.FAILED:
         return _ProbeVerdict(none, f"{why}, and there it failed: {_explain(str(probe.get('error'))[:300])} "
                                    "(code written for any number of hidden units passes)")
-    if status != PROBE_PASSED or run.probe_outputs is None:
+    if status != ProbeStatus.PASSED or run.probe_outputs is None:
         return _ProbeVerdict(none, f"{why}, but the clean room stopped before that call")
     expected = backward(case.X, case.Y_T, case.weights)
     ok, wrong = {}, []

@@ -24,6 +24,15 @@ FD_EPS = 1e-4
 PROBE_N, PROBE_HIDDEN = 200, 2000
 
 
+class ProbeStatus:
+    """How the timed call on the wide network ended (grader/cleanroom/numpy_run.py)."""
+
+    PASSED = "passed"  # returned within the limit (its values are compared by the checks)
+    TOO_SLOW = "too_slow"  # still running at the limit: stopped
+    FAILED = "failed"  # raised, returned something unusable, or the process ended
+    NOT_RUN = "not_run"  # the clean room stopped before the call
+
+
 @dataclass(frozen=True)
 class Case:
     name: str

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..checks import numpy_reference as ref
+from ..checks.numpy_reference import ProbeStatus
 from ..execution import sandbox as sandbox_mod
 from ..harvest.artifacts import HarvestedObject, load_numeric_arrays
 from ..paths import PROJECT_ROOT, REFERENCE_DIR
@@ -48,13 +49,6 @@ PROBE_MIN_SECONDS = 3.0  # the probe's limit, at least
 PROBE_REFERENCE_FACTOR = 50  # ... and at least this many times the grader's own backward pass
 MAX_REPORT_BYTES = 2**20
 MEMORY_MB = 2048
-
-
-class ProbeStatus:
-    PASSED = "passed"  # returned within the limit (its values are compared by the checks)
-    TOO_SLOW = "too_slow"  # still running at the limit: stopped
-    FAILED = "failed"  # raised, or returned something unusable
-    NOT_RUN = "not_run"  # the clean room stopped before the probe
 
 
 @dataclass
