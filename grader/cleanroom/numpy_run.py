@@ -72,8 +72,18 @@ def measure_all(nb: Any, objects: list[Any], seed: int, sandbox: str,
                 hidden: tuple[Path, ...] = ()) -> dict[str, HarvestedObject]:
     """Every numpy_functions object of an assignment (spec.ObjectSpec), measured here; they
     replace the kernel's harvest of the same names, which is only the student's claim."""
-    return {o.name: measure(nb, o.name, o.options, seed, sandbox, hidden)
+    return {o.name: _measure_or_grader_error(nb, o.name, o.options, seed, sandbox, hidden)
             for o in objects if o.kind == KIND}
+
+
+def _measure_or_grader_error(nb: Any, name: str, options: dict[str, Any], seed: int, sandbox: str,
+                             hidden: tuple[Path, ...]) -> HarvestedObject:
+    """A failure of the grader's own clean room is reported as such, never as the student's."""
+    try:
+        return measure(nb, name, options, seed, sandbox, hidden)
+    except Exception as exc:  # noqa: BLE001 - any failure here is the grader's
+        return HarvestedObject(name, "error", f"grader error: the numpy clean room failed: "
+                               f"{type(exc).__name__}: {exc}"[:500], data={"grader_error": True})
 
 
 def measure(nb: Any, name: str, options: dict[str, Any], seed: int, sandbox: str,
