@@ -415,3 +415,14 @@ def test_a_clean_room_that_cannot_start_is_the_graders_error_not_a_zero(monkeypa
     for result in results.values():
         assert result.status == "error" and result.points == 0
         assert "grader error: the clean room's sandbox did not start" in result.message
+
+
+def test_a_failure_of_the_clean_rooms_own_code_is_the_graders_error(monkeypatch, assignment):
+    def crash(*args, **kwargs):
+        raise RuntimeError("disk full")
+    monkeypatch.setattr(numpy_run, "measure", crash)
+    objects = numpy_run.measure_all(notebook_of(_reference_functions()), assignment.objects, 1, "none")
+    ctx = GradingContext(objects, {}, {}, ExecutionRecord())
+    for check in assignment.checks:
+        result = checks.run(check, ctx)
+        assert result.status == "error" and "grader error" in result.message and "disk full" in result.message
