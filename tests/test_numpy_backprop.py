@@ -273,6 +273,20 @@ def test_the_clean_room_takes_only_the_definitions_the_functions_need():
     assert cleanroom_source.extract(nb, ["nothing"]).missing == ["nothing"]
 
 
+def test_notebooks_as_written_run_in_the_clean_room(tmp_path, assignment):
+    """Windows line endings, Colab's shell lines, a main guard, a class holding the pass."""
+    forward, backward = (_reference_functions().split("def back_propagation")[0],
+                         "def back_propagation" + _reference_functions().split("def back_propagation")[1])
+    nb = notebook_of(
+        "!pip install numpy\r\n%matplotlib inline\r\nimport numpy as np\r\n",
+        "if __name__ == '__main__':\n" + "".join("    " + l + "\n" for l in forward.splitlines()),
+        "class Solution:\n    pass\n\n" + backward.replace("\n", "\r\n"),
+        "solution = Solution()\nprint(back_propagation)")
+    results = grade_notebook(nb, assignment)
+    assert {k: r.status for k, r in results.items()} == dict.fromkeys(results, "passed"), \
+        {k: r.message for k, r in results.items()}
+
+
 def test_a_seed_other_than_the_graders_is_refused(tmp_path, assignment):
     results = grade_source(tmp_path, assignment, _reference_functions(), notes={"run_seed": 99})
     assert all(r.points == 0 and "not run on the grader's inputs" in r.message for r in results.values())

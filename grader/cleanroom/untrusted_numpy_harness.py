@@ -147,7 +147,7 @@ def main():
         return out
 
     report = {"cases": [], "load_error": None, "fd_error": None}
-    namespace = {"__name__": "__student__", "__builtins__": builtins}
+    namespace = {"__name__": "__main__", "__builtins__": builtins}  # as in a notebook
     # One definition at a time, as a notebook with errors allowed: a failed import must not
     # leave the functions after it undefined.
     for chunk in json.load(open("student.json")):
