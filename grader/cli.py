@@ -1,7 +1,8 @@
 """Command line: `grader list | check | grade | report | data | calibrate | gradescope-bundle`.
 
 Exit status: 0 when grading ran (whatever the score); 1 with --fail-under when the score is
-below it; 2 for a usage error (unknown assignment, no such file, data not available).
+below it; 2 for a usage error (unknown assignment, no such file, bad option); 3 when the
+grader itself failed (sandbox, interpreter, packages, dataset): nothing was scored.
 """
 
 from __future__ import annotations
@@ -13,16 +14,28 @@ from pathlib import Path
 
 from rich.console import Console
 
-from . import __version__, notebook, spec
+from . import __version__, environment, notebook, spec
+from .errors import GraderError
 from .execution.sandbox import SandboxUnavailable
 from .pipeline import Options, grade
 from .scoring import write_atomic
 
-EXIT_OK, EXIT_BELOW, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_BELOW, EXIT_USAGE, EXIT_GRADER_ERROR = 0, 1, 2, 3
 
 
 class UsageError(Exception):
     pass
+
+
+def _seconds(text: str) -> float:
+    """A time limit: a positive, finite number of seconds (argparse turns the error into exit 2)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
 
 
 def _add_grading_options(p: argparse.ArgumentParser) -> None:
@@ -30,7 +43,7 @@ def _add_grading_options(p: argparse.ArgumentParser) -> None:
                    "metadata.grader.assignment)")
     p.add_argument("--data-dir", type=Path, help="folder holding fashion-mnist/ and/or mnist/")
     p.add_argument("--full", action="store_true", help="run on the whole dataset, not the subset")
-    p.add_argument("--timeout", type=float, help="whole-notebook time limit in seconds")
+    p.add_argument("--timeout", type=_seconds, help="whole-notebook time limit in seconds")
     p.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
                    help="run the kernel in bubblewrap (auto: when available)")
 
@@ -50,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print result JSON instead of the table")
     check.add_argument("--fail-under", type=float, metavar="POINTS",
                        help="exit 1 when the score is below POINTS")
+    check.add_argument("--force", action="store_true",
+                       help="grade the notebook even if its metadata names another assignment")
 
     grade_p = sub.add_parser("grade", help="grade a folder of submissions into a gradebook",
                              description="Grade every notebook in a folder (or one folder per "
@@ -71,10 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     grade_p.add_argument("--jobs", "-j", type=int, default=None,
                          help="notebooks graded at once (default: half the cores)")
     grade_p.add_argument("--force", action="store_true",
-                         help="regrade students already graded with the same notebook")
+                         help="regrade students already graded with the same notebook, and "
+                              "grade notebooks whose metadata names another assignment")
     grade_p.add_argument("--manual", type=Path, metavar="CSV",
                          help="TA points for manual checks: columns student,check,points[,comment]")
-    grade_p.add_argument("--worker-timeout", type=float, metavar="SECONDS",
+    grade_p.add_argument("--worker-timeout", type=_seconds, metavar="SECONDS",
                          help="stop one student's grading after this long (default: from the "
                               "assignment's time limits)")
 
@@ -106,34 +122,81 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_list(args: argparse.Namespace, console: Console) -> int:
-    for aid in spec.available():
-        a = spec.load(aid)
+    """Every valid assignment; a broken spec is reported (exit 2) without hiding the others."""
+    good, broken = spec.load_all()
+    for a in good:
         console.print(f"[bold]{a.id}[/]  {a.title}  ({a.max_score:g} points)", highlight=False,
                       soft_wrap=True)
         for c in a.checks:
             console.print(f"  {c.id:<24} {c.points:>5g}  {c.title}", highlight=False,
-                          soft_wrap=True)
-    return EXIT_OK
+                          soft_wrap=True, markup=False)
+    err = Console(stderr=True)
+    for exc in broken:
+        err.print(f"grader: error: {exc}", highlight=False, soft_wrap=True, markup=False)
+    return EXIT_USAGE if broken else EXIT_OK
 
 
 def _resolve_assignment(args: argparse.Namespace) -> spec.Assignment:
-    if args.assignment:
-        return spec.load(args.assignment)
+    """-a, or the notebook's metadata; refuses (unless --force) when the two disagree."""
     loaded = notebook.load(args.notebook)
-    if loaded.assignment_hint:
-        return spec.load(loaded.assignment_hint)
-    raise UsageError("no assignment given: pass --assignment ID (the notebook carries no "
-                     "metadata.grader.assignment)")
+    hint = loaded.assignment_hint
+    if args.assignment:
+        assignment = spec.load(args.assignment)
+        if hint and hint != assignment.id and not args.force:
+            raise UsageError(
+                f"{args.notebook} is a notebook of {hint!r} (its metadata.grader.assignment), "
+                f"not of {assignment.id!r}: graded as {assignment.id} it would score zero. Use "
+                f"-a {hint}, or --force to grade it as {assignment.id} anyway")
+        return assignment
+    if hint:
+        if hint not in spec.available():
+            raise UsageError(f"the notebook's metadata.grader.assignment names {hint!r}, which "
+                             f"this grader does not have (known: {', '.join(spec.available())})"
+                             ": pass --assignment ID")
+        return spec.load(hint)
+    why = (f"the notebook cannot be read: {loaded.error}" if loaded.node is None and loaded.error
+           else "the notebook carries no metadata.grader.assignment")
+    raise UsageError(f"no assignment given: pass --assignment ID ({why})")
+
+
+def _check_data_dir(data_dir: Path | None, assignment: spec.Assignment | None) -> None:
+    """--data-dir must exist and hold the assignment's dataset: never fall back silently."""
+    if data_dir is None:
+        return
+    if not data_dir.is_dir():
+        raise UsageError(f"--data-dir {data_dir}: no such folder"
+                         if not data_dir.exists() else f"--data-dir {data_dir} is not a folder")
+    if assignment is None or assignment.data is None:
+        return
+    from .data import sources
+
+    name = assignment.data.dataset
+    found = sources.locate(name, data_dir)
+    if found is None or found.origin != "data-dir":
+        info = sources.DATASETS[name]
+        files = ", ".join(f"{stem}.gz" for stem in sources.IDX_FILES)
+        npz = (f", or {info.npz_name} in {data_dir}/ or {data_dir / name}/" if info.npz_name
+               else "")
+        raise UsageError(f"--data-dir {data_dir} holds no {name} dataset ({assignment.id} "
+                         f"needs it): expected the folder {data_dir / name}/ with {files}{npz}")
 
 
 def cmd_check(args: argparse.Namespace, console: Console) -> int:
+    if args.notebook.is_dir():
+        raise UsageError(f"{args.notebook} is a folder: use `grader grade {args.notebook}` to "
+                         "grade the notebooks in it (grader check grades one notebook)")
     if not args.notebook.is_file():
         raise UsageError(f"no such file: {args.notebook}")
     assignment = _resolve_assignment(args)
+    _check_data_dir(args.data_dir, assignment)
     options = Options(data_dir=args.data_dir, full=args.full, timeout=args.timeout,
                       sandbox=args.sandbox)
+    environment.verify(assignment.packages)
     result = grade(args.notebook, assignment, options)
-    if result.sandbox == "none":
+    if result.grader_error:
+        Console(stderr=True).print(f"[bold red]GRADER ERROR[/]: {result.execution['message']}",
+                                   highlight=False, soft_wrap=True)
+    elif result.sandbox == "none":
         Console(stderr=True).print("[bold red]WARNING: no sandbox[/]: the notebook ran with "
                                    "process limits only (install bubblewrap, or see README)")
     from .reports import write_all
@@ -148,6 +211,8 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
         terminal.render(result, console)
         console.print("reports written: " + ", ".join(str(p) for p in written.values()),
                       highlight=False, soft_wrap=True)
+    if result.grader_error:
+        return EXIT_GRADER_ERROR
     if args.fail_under is not None and result.score < args.fail_under:
         return EXIT_BELOW
     return EXIT_OK
@@ -162,6 +227,7 @@ def cmd_grade(args: argparse.Namespace, console: Console) -> int:
                          "notebooks or of student folders; grader check grades one notebook)")
     if args.assignment:
         assignment = spec.load(args.assignment)
+        _refuse_other_assignments(args, assignment)
     else:
         hints = assignment_hints(args.submissions, exclude=args.out)
         if len(hints) != 1:
@@ -171,6 +237,7 @@ def cmd_grade(args: argparse.Namespace, console: Console) -> int:
         assignment = spec.load(next(iter(hints)))
         console.print(f"assignment {assignment.id} (from the notebooks' metadata)",
                       highlight=False)
+    _check_data_dir(args.data_dir, assignment)
     jobs = args.jobs if args.jobs is not None else batch.default_jobs()
     if jobs < 1:
         raise UsageError("--jobs must be at least 1")
@@ -201,6 +268,32 @@ def cmd_grade(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def _refuse_other_assignments(args: argparse.Namespace, assignment: spec.Assignment) -> None:
+    """Say how many of the notebooks to grade name another assignment in their metadata, and
+    refuse to grade them as this one unless --force: a wrong -a would give a class zeros."""
+    from .batch.discovery import assignment_hint, discover
+
+    subs = discover(args.submissions, assignment.id, assignment.starter.name, exclude=args.out)
+    others: dict[str, list[str]] = {}
+    for sub in subs:
+        hint = assignment_hint(sub.notebook) if sub.notebook else None
+        if hint and hint != assignment.id:
+            others.setdefault(hint, []).append(sub.student)
+    if not others:
+        return
+    count = sum(len(students) for students in others.values())
+    named = ", ".join(f"{hint} ({len(students)}: {', '.join(students[:3])}"
+                      f"{', …' if len(students) > 3 else ''})"
+                      for hint, students in sorted(others.items()))
+    message = (f"{count} of {len(subs)} notebooks name another assignment than "
+               f"{assignment.id!r} in their metadata.grader.assignment: {named}")
+    if not args.force:
+        raise UsageError(f"{message}. Graded as {assignment.id} they would score zero: check -a, "
+                         f"or pass --force to grade them as {assignment.id} anyway")
+    Console(stderr=True).print(f"warning: {message}; grading them as {assignment.id} (--force)",
+                               highlight=False, soft_wrap=True, markup=False)
+
+
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from .reports import render
 
@@ -224,6 +317,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 def cmd_data(args: argparse.Namespace, console: Console) -> int:
     from . import data
 
+    _check_data_dir(args.data_dir, None)
     for line in data.describe(args.data_dir):
         console.print(line, highlight=False, soft_wrap=True)
     return EXIT_OK
@@ -233,6 +327,7 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
     from .calibrate import calibrate
 
     assignment = spec.load(args.assignment)
+    _check_data_dir(args.data_dir, assignment)
     thresholds = calibrate(assignment, Options(data_dir=args.data_dir), runs=args.runs)
     for name, metrics in thresholds["objects"].items():
         for metric, acc in metrics.items():
@@ -265,9 +360,14 @@ def main(argv: list[str] | None = None) -> int:
     err = Console(stderr=True)
     try:
         return COMMANDS[args.command](args, console)
-    except (UsageError, spec.SpecError, SandboxUnavailable) as exc:
-        err.print(f"grader: error: {exc}", highlight=False)
+    except (UsageError, spec.SpecError) as exc:
+        # markup off: spec messages name TOML tables ([environment]) that rich would eat
+        err.print(f"grader: error: {exc}", highlight=False, soft_wrap=True, markup=False)
         return EXIT_USAGE
+    except (GraderError, SandboxUnavailable) as exc:
+        err.print(f"grader: grader error (nothing was graded): {exc}", highlight=False,
+                  soft_wrap=True, markup=False)
+        return EXIT_GRADER_ERROR
     except Exception as exc:
         from .data import DatasetError
 

@@ -55,6 +55,11 @@ PY
 out=$(mktemp -d)  # fresh: never a stale result from another run
 grader check "$notebook" --assignment {assignment} --out "$out" {check_args}
 status=$?
+if [ "$status" = 3 ]; then  # the grader's own failure: no results, so Gradescope flags the run
+  echo "grader error (exit 3): nothing was scored; rerun the autograder once it is fixed" >&2
+  rm -f "$results"
+  exit 1
+fi
 [ -f "$out/result.json" ] || fail "The grader could not grade your notebook (exit $status)."
 grader report "$out/result.json" --format gradescope --out "$results"
 """

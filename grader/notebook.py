@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,12 @@ import nbformat
 # would otherwise exhaust the grader's memory.
 MAX_NOTEBOOK_BYTES = 100 * 1024 * 1024
 
+# What git writes into a file it could not merge: `<<<<<<< HEAD`, `=======`, `>>>>>>> branch`
+# at the start of a line (a notebook's JSON never has them there).
+_CONFLICT_MARKER = re.compile(r"^(<{7}|={7}|>{7})(?=\s|$)", re.MULTILINE)
+# metadata.grader.assignment, read from text that is not JSON (a conflicted notebook).
+_HINT_IN_TEXT = re.compile(r'"grader"\s*:\s*\{\s*"assignment"\s*:\s*"([\w.-]+)"')
+
 
 @dataclass
 class LoadedNotebook:
@@ -20,12 +27,13 @@ class LoadedNotebook:
     sha256: str
     node: nbformat.NotebookNode | None  # None when invalid
     error: str | None = None
+    text_hint: str | None = None  # the assignment named in a file that is not valid JSON
 
     @property
     def assignment_hint(self) -> str | None:
         """`metadata.grader.assignment`, which the starter notebooks carry."""
         if self.node is None:
-            return None
+            return self.text_hint
         grader_meta = self.node.metadata.get("grader") or {}
         value = grader_meta.get("assignment") if isinstance(grader_meta, dict) else None
         return value if isinstance(value, str) else None
@@ -51,6 +59,10 @@ def load(path: Path) -> LoadedNotebook:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
+        conflict = _CONFLICT_MARKER.search(text)
+        if conflict:
+            return LoadedNotebook(path, sha, None, _conflict_message(text, conflict, path.name),
+                                  text_hint=_hint_in_text(text))
         return LoadedNotebook(path, sha, None, f"the file is not valid notebook JSON "
                               f"(line {exc.lineno}, column {exc.colno}: {exc.msg})")
     if not isinstance(raw, dict) or "cells" not in raw and "worksheets" not in raw:
@@ -66,6 +78,20 @@ def load(path: Path) -> LoadedNotebook:
     if not any(c.cell_type == "code" for c in node.cells):
         return LoadedNotebook(path, sha, node, "the notebook has no code cells")
     return LoadedNotebook(path, sha, node)
+
+
+def _conflict_message(text: str, first: re.Match[str], name: str) -> str:
+    line = text.count("\n", 0, first.start()) + 1
+    return (f"the notebook contains unresolved git merge-conflict markers (<<<<<<<, =======, "
+            f">>>>>>>; the first at line {line}), so it is not valid notebook JSON: resolve the "
+            f"conflict (keep one version, e.g. `git checkout --ours -- {name}`, or merge with "
+            f"nbdime), then submit again")
+
+
+def _hint_in_text(text: str) -> str | None:
+    """The assignment a conflicted notebook names, when both sides of the conflict agree."""
+    names = set(_HINT_IN_TEXT.findall(text))
+    return names.pop() if len(names) == 1 else None
 
 
 def _one_line(exc: BaseException) -> str:

@@ -12,12 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, checks, notebook
+from . import __version__, checks, environment, measure, notebook
 from .checks.context import GradingContext
 from .cleanroom import numpy_run as numpy_cleanroom
+from .errors import GraderError
 from .execution import runner, sandbox as sandbox_mod, scratch as scratch_mod
 from .harvest import artifacts
-from .scoring import CheckResult, GradeResult, total
+from .scoring import CheckResult, GradeResult, RunStatus, total
 from .paths import REFERENCE_DIR
 from .spec import Assignment
 
@@ -116,6 +117,7 @@ class Harvest:
     started: float
     sandbox: str = "none"
     run_seed: int | None = None
+    measure_seconds: float = 0.0  # the trusted measuring process, grader's training included
 
 
 def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
@@ -127,6 +129,7 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
         record = runner.ExecutionRecord(status="invalid_notebook", message=loaded.error)
         return Harvest(loaded, record, {}, PreparedData({}, None, None, {}), started, mode)
     work = scratch_mod.create(path)
+    measure_seconds = 0.0
     try:
         prepared = prepare_data(assignment, options, work.private)
         images_path = None
@@ -155,47 +158,83 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
         # numpy functions are measured in a clean room from the notebook's source, not the kernel.
         objects.update(numpy_cleanroom.measure_all(loaded.node, assignment.objects, inputs_seed,
                                                    mode, tuple(options.hidden)))
-        if assignment.training and images_path is not None and prepared.student_npz:
-            wanted = timed_objects(assignment)
-            for obj in objects.values():
-                if obj.timed is None and obj.name in wanted:  # not already trained in the kernel
-                    obj.timed = timed_training(obj, assignment, prepared, images_path, seed)
+        objects.update(_refuse_kernel_claims(objects, assignment))
+        exported = [name for name, obj in objects.items() if obj.export is not None]
+        if exported and images_path is not None:
+            t0 = time.monotonic()
+            objects.update(measure_models(exported, objects, assignment, prepared, images_path,
+                                          seed, work.private / "measure", mounts))
+            measure_seconds = time.monotonic() - t0
     finally:
         work.cleanup()
-    return Harvest(loaded, record, objects, prepared, started, mode, inputs_seed)
+    return Harvest(loaded, record, objects, prepared, started, mode, inputs_seed, measure_seconds)
 
 
-def timed_training(obj: artifacts.HarvestedObject, assignment: Assignment,
-                   prepared: PreparedData, images: Path, seed: int) -> dict[str, Any] | None:
-    """The grader's own training of the student's architecture; None when there is no model."""
-    if obj.status != "found" or not obj.model:
-        return None
+def _refuse_kernel_claims(objects: dict[str, artifacts.HarvestedObject], assignment: Assignment
+                          ) -> dict[str, artifacts.HarvestedObject]:
+    """A Keras model described by the kernel itself is scored only where the assignment asks
+    for a subclassed model (`subclassed = true`), which only its own class can rebuild; anywhere
+    else such a description could be the student's own forgery, so it earns nothing."""
+    specs = {o.name: o for o in assignment.objects}
+    refused = {}
+    for name, obj in objects.items():
+        if obj.model is not None and not specs[name].options.get("subclassed"):
+            refused[name] = artifacts.HarvestedObject(
+                name, "error", f"`{name}` is a subclassed Keras model, which the grader cannot "
+                "load without running your code; this assignment grades Sequential or "
+                "functional models (keras.Sequential([...]) or keras.Model(inputs, outputs))",
+                type=obj.type)
+    return refused
+
+
+def measure_models(names: list[str], objects: dict[str, artifacts.HarvestedObject],
+                   assignment: Assignment, prepared: PreparedData, images: Path, seed: int,
+                   folder: Path, mounts: sandbox_mod.Mounts | None
+                   ) -> dict[str, artifacts.HarvestedObject]:
+    """The trusted side's measurement of the models the kernel exported (grader/measure)."""
+    specs = {o.name: o for o in assignment.objects}
+    wanted = timed_objects(assignment)
+    # An encoder is loaded before the classifier of its codes.
+    names = sorted(names, key=lambda n: bool(specs[n].options.get("encoder")))
     budget = assignment.training
-    params = int(obj.model.get("total_params") or 0)
-    if params > budget.max_params:
-        return {"status": "declined", "message": f"the model has {params:,} parameters; the grader "
-                f"does not retrain models over {budget.max_params:,}"}
-    if obj.model.get("kind") == "subclassed" or not obj.config_json:
-        return {"status": "error", "message": "the architecture cannot be rebuilt outside your "
-                "notebook (a subclassed model or a custom layer)"}
-    if not obj.input_layout:
-        return {"status": "error", "message": "the model accepts no 28x28 image layout"}
-    from .training import outside
-
-    n_classes = int(prepared.holdout_labels.max()) + 1
-    started = time.monotonic()
-    result = outside.train(obj.config_json, obj.model.get("compile") or {}, obj.input_layout,
-                           Path(next(iter(prepared.student_npz.values()))), images,
-                           epochs=budget.epochs, batch_size=budget.batch_size,
-                           max_seconds=budget.max_seconds, n_classes=n_classes, seed=seed,
-                           memory_mb=assignment.limits.memory_mb)
-    result["seconds"] = round(time.monotonic() - started, 3)
-    result["seed"] = seed
-    return result
+    train_npz = next(iter(prepared.student_npz.values()), None)
+    training = None
+    if budget and train_npz:
+        training = {"train_npz": train_npz, "epochs": budget.epochs,
+                    "batch_size": budget.batch_size, "max_seconds": budget.max_seconds,
+                    "seed": seed, "max_params": budget.max_params,
+                    "n_classes": int(prepared.holdout_labels.max()) + 1}
+    timed = [n for n in names if n in wanted]
+    request = measure.Request(
+        folder=folder, images=images, memory_mb=assignment.limits.memory_mb,
+        max_params=budget.max_params if budget else measure.DEFAULT_MAX_PARAMS,
+        training=training,
+        objects=[{**specs[n].options, "name": n, "export": str(objects[n].export),
+                  "input_shape": specs[n].input_shape, "timed": n in wanted} for n in names],
+        timeout=300.0 + len(timed) * ((budget.max_seconds * 2 + 60) if budget else 0))
+    return measure.measure(request, mounts, len(prepared.holdout_labels))
 
 
 def grade(path: Path, assignment: Assignment, options: Options | None = None) -> GradeResult:
-    harvest = execute_and_harvest(path, assignment, options or Options())
+    """Grade one notebook. A failure of the grader's own set-up gives a `grader_error` result
+    with the cause and no score, never a student's zero."""
+    started = time.monotonic()
+    try:
+        harvest = execute_and_harvest(path, assignment, options or Options())
+        if harvest.record.status == "start_failed":  # student code never ran: ours to fix
+            raise GraderError(harvest.record.message)
+    except (GraderError, sandbox_mod.SandboxUnavailable) as exc:
+        return grader_error_result(assignment, path, str(exc), started)
+    except Exception as exc:  # noqa: BLE001 - a bug or a broken install, never the student's
+        from .data import DatasetError
+
+        cause = str(exc) if isinstance(exc, DatasetError) else \
+            f"internal error ({type(exc).__name__}: {exc})"
+        return grader_error_result(assignment, path, cause, started)
+    return _score(harvest, assignment)
+
+
+def _score(harvest: Harvest, assignment: Assignment) -> GradeResult:
     t_grade = time.monotonic()
     record = harvest.record
     if record.status == "invalid_notebook":
@@ -211,6 +250,7 @@ def grade(path: Path, assignment: Assignment, options: Options | None = None) ->
     now = time.monotonic()
     timings = {"kernel_start": record.kernel_start_seconds, "execute": record.execute_seconds,
                "harvest": record.harvest_seconds,
+               "measure": harvest.measure_seconds,
                "timed_training": sum((o.timed or {}).get("seconds", 0.0)
                                      for o in harvest.objects.values()),
                "grade": now - t_grade,
@@ -218,8 +258,32 @@ def grade(path: Path, assignment: Assignment, options: Options | None = None) ->
     models = {name: obj.summary() for name, obj in harvest.objects.items()}
     result = _result(assignment, harvest.loaded, record, results, models, harvest.data.summary,
                      timings)
+    for error in result.cell_errors:
+        hint = environment.missing_module_hint(error, assignment.packages)
+        if hint:
+            error["hint"] = hint
     result.sandbox = harvest.sandbox
     return result
+
+
+def grader_error_result(assignment: Assignment, path: Path, cause: str,
+                        started: float | None = None) -> GradeResult:
+    """Not graded: the grader could not do its part. No check ran and no score is given."""
+    try:
+        sha = notebook.file_sha256(path)
+    except OSError:
+        sha = ""
+    seconds = time.monotonic() - started if started is not None else 0.0
+    return GradeResult(
+        assignment=assignment.id, assignment_title=assignment.title,
+        assignment_version=assignment.version_key(), notebook=str(path), notebook_sha256=sha,
+        score=None, max_score=assignment.max_score, checks=[], models={},
+        execution={"status": RunStatus.GRADER_ERROR,
+                   "message": f"the grader failed, not the notebook: {cause}. Nothing was "
+                              "scored; grade it again once this is fixed.",
+                   "harvested": False},
+        cell_errors=[], data={}, timings={"total": round(seconds, 3)},
+        grader_version=__version__)
 
 
 def _all_error(assignment: Assignment, message: str) -> list[CheckResult]:

@@ -6,11 +6,46 @@ import json
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 1
-STATUSES = ("passed", "partial", "failed", "error", "manual")
+
+
+class _Status(str, Enum):
+    """A status that is its own JSON value and compares equal to it."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class CheckStatus(_Status):
+    PASSED = "passed"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    ERROR = "error"
+    MANUAL = "manual"
+
+
+class RunStatus(_Status):
+    """`execution.status`: how the notebook's run ended, or why it was not graded."""
+
+    COMPLETED = "completed"
+    TIMEOUT = "timeout"
+    KERNEL_DIED = "kernel_died"
+    INVALID_NOTEBOOK = "invalid_notebook"
+    # The grader's own set-up failed (sandbox, interpreter, packages, dataset, its own
+    # processes): nothing is scored, `grader check` exits 3, a rerun may fix it.
+    GRADER_ERROR = "grader_error"
+    # The batch's own (grader/batch): not gradable, or the grading process itself failed.
+    NO_NOTEBOOK = "no_notebook"
+    AMBIGUOUS = "ambiguous"
+    WORKER_FAILED = "worker_failed"
+    WORKER_TIMEOUT = "worker_timeout"
+
+
+STATUSES = tuple(s.value for s in CheckStatus)
 
 
 @dataclass
@@ -28,12 +63,13 @@ class CheckResult:
         """Points from a fraction in [0, 1]; status follows from it."""
         fraction = min(1.0, max(0.0, fraction))
         points = round(spec.points * fraction, 2)
-        status = "passed" if fraction >= 1.0 else "failed" if points == 0 else "partial"
+        status = CheckStatus.PASSED if fraction >= 1.0 else \
+            CheckStatus.FAILED if points == 0 else CheckStatus.PARTIAL
         return cls(spec.id, spec.title, points, spec.points, status, message, details)
 
     @classmethod
     def error(cls, spec, message: str) -> "CheckResult":
-        return cls(spec.id, spec.title, 0.0, spec.points, "error", message)
+        return cls(spec.id, spec.title, 0.0, spec.points, CheckStatus.ERROR, message)
 
 
 @dataclass
@@ -43,7 +79,7 @@ class GradeResult:
     assignment_version: str
     notebook: str
     notebook_sha256: str
-    score: float
+    score: float | None  # None: not graded (a grader error), never a zero
     max_score: float
     checks: list[CheckResult]
     models: dict[str, Any]
@@ -55,11 +91,15 @@ class GradeResult:
     sandbox: str = "none"
     schema_version: int = SCHEMA_VERSION
 
+    @property
+    def grader_error(self) -> bool:
+        return self.execution.get("status") == RunStatus.GRADER_ERROR
+
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return json.loads(self.to_json())
 
     def to_json(self) -> str:
-        return json.dumps(self.as_dict(), indent=2, default=_json_default)
+        return json.dumps(asdict(self), indent=2, default=_json_default)
 
 
 def _json_default(value: Any) -> Any:

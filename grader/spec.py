@@ -1,19 +1,34 @@
-"""Assignment specs: `assignments/<id>/assignment.toml`, read into plain dataclasses."""
+"""Assignment specs: `assignments/<id>/assignment.toml`, validated and read into dataclasses.
+
+The file's format (typed tables that reject unknown keys) is in spec_format.py; here a file
+becomes the frozen dataclasses the rest of the grader uses, and every problem in it becomes a
+SpecError naming the file, the line and the field:
+
+    assignments/x/assignment.toml, line 42, checks[3].points: field required
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .paths import ASSIGNMENTS_DIR, REFERENCE_DIR
 
 
 class SpecError(Exception):
-    """An assignment is unknown or its spec is malformed (a usage error, exit 2)."""
+    """An assignment is unknown or its spec is malformed (a usage error, exit 2).
+
+    `problems` holds one located message per problem; str() joins them, one per line."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
 
 
 @dataclass(frozen=True)
@@ -80,6 +95,8 @@ class Assignment:
     # Other accepted solutions (label, notebook): their architectures are accepted too.
     reference_label: str = "reference"
     reference_variants: tuple[tuple[str, Path], ...] = ()
+    # [environment] packages: import names the notebooks may import (besides the stdlib).
+    packages: tuple[str, ...] = ()
 
     @property
     def max_score(self) -> float:
@@ -119,60 +136,236 @@ def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-_CHECK_KEYS = {"id", "title", "kind", "points", "object"}
+MAX_LISTED_PROBLEMS = 12  # a file broken everywhere: the first few say enough
 
 
 def load(assignment_id: str, root: Path = ASSIGNMENTS_DIR) -> Assignment:
-    path = root / assignment_id / "assignment.toml"
-    if not path.is_file():
-        known = ", ".join(available(root)) or "none"
-        raise SpecError(f"unknown assignment {assignment_id!r} (known: {known})")
-    raw_bytes = path.read_bytes()
+    known = available(root)
+    if assignment_id not in known:
+        raise SpecError(f"unknown assignment {assignment_id!r} (known: "
+                        f"{', '.join(known) or 'none'})")
+    return load_file(root / assignment_id / "assignment.toml")
+
+
+def load_all(root: Path = ASSIGNMENTS_DIR) -> tuple[list[Assignment], list[SpecError]]:
+    """Every assignment under `root`: the valid ones, and an error for each broken one."""
+    good, broken = [], []
+    for aid in available(root):
+        try:
+            good.append(load(aid, root))
+        except SpecError as exc:
+            broken.append(exc)
+    return good, broken
+
+
+def load_file(path: Path) -> Assignment:
+    """Validate one assignment.toml; SpecError lists every problem with its line."""
+    from pydantic import ValidationError
+
+    from . import spec_format
+
+    shown = _shown(path)
     try:
-        raw = tomllib.loads(raw_bytes.decode())
-        return _parse(raw, path.parent, hashlib.sha256(raw_bytes).hexdigest())
-    except (KeyError, TypeError, ValueError) as exc:
-        raise SpecError(f"{path}: malformed spec: {exc}") from exc
+        raw_bytes = path.read_bytes()
+        text = raw_bytes.decode("utf-8")
+        raw = tomllib.loads(text)
+    except OSError as exc:
+        raise SpecError(f"{shown}: cannot read it ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{shown}: not UTF-8 text (byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{shown}{_toml_line(str(exc))}: not valid TOML: "
+                        f"{re.sub(r' [(]at line .*[)]$', '', str(exc))}") from None
+    try:
+        table = spec_format.file_model().model_validate(raw)
+    except ValidationError as exc:
+        _raise(shown, text, _pydantic_problems(exc, raw))
+    problems = spec_format.cross_check(table, path.parent)
+    if problems:
+        _raise(shown, text, problems)
+    return _assignment(table, path.parent, hashlib.sha256(raw_bytes).hexdigest())
 
 
-def _parse(raw: dict[str, Any], folder: Path, sha: str) -> Assignment:
-    aid = raw["id"]
-    data = raw.get("data")
-    checks = tuple(
-        CheckSpec(
-            id=c["id"], title=c["title"], kind=c["kind"], points=float(c["points"]),
-            object=c.get("object"),
-            options={k: v for k, v in c.items() if k not in _CHECK_KEYS},
-        )
-        for c in raw.get("checks", [])
-    )
-    ids = [c.id for c in checks]
-    if len(ids) != len(set(ids)):
-        raise ValueError("check ids must be unique")
+def _assignment(table: Any, folder: Path, sha: str) -> Assignment:
+    aid = table.id
     return Assignment(
         id=aid,
-        title=raw["title"],
-        version=str(raw.get("version", "1")),
+        title=table.title,
+        version=str(table.version),
         folder=folder,
-        starter=folder / raw["starter"],
-        reference=REFERENCE_DIR / aid / raw["reference"],
-        limits=ExecutionLimits(**raw.get("execution", {})),
-        data=DataSpec(**data) if data else None,
-        training=TrainingSpec(**raw["training"]) if "training" in raw else None,
+        starter=folder / table.starter,
+        reference=REFERENCE_DIR / aid / table.reference,
+        limits=ExecutionLimits(**table.execution.model_dump()),
+        data=DataSpec(**table.data.model_dump()) if table.data else None,
+        training=TrainingSpec(**table.training.model_dump()) if table.training else None,
         objects=tuple(
-            ObjectSpec(o["name"], o["kind"],
-                       tuple(o["input_shape"]) if "input_shape" in o else None,
-                       {k: v for k, v in o.items() if k not in ("name", "kind", "input_shape")})
-            for o in raw.get("objects", [])
-        ),
-        reference_label=raw.get("reference_label", "reference"),
-        reference_variants=tuple(
-            (v["label"], REFERENCE_DIR / aid / v["notebook"])
-            for v in raw.get("reference_variants", [])
-        ),
-        checks=checks,
+            ObjectSpec(o.name, o.kind, tuple(o.input_shape) if o.input_shape else None,
+                       _options(o, {"name", "kind", "input_shape"}))
+            for o in table.objects),
+        checks=tuple(
+            CheckSpec(id=c.id, title=c.title, kind=c.kind, points=float(c.points),
+                      object=c.object, options=_options(c, {"id", "title", "kind", "points",
+                                                            "object"}))
+            for c in table.checks),
         spec_sha256=sha,
+        reference_label=table.reference_label,
+        reference_variants=tuple((v.label, REFERENCE_DIR / aid / v.notebook)
+                                 for v in table.reference_variants),
+        packages=tuple(table.environment.packages),
     )
+
+
+def _options(entry: Any, common: set[str]) -> dict[str, Any]:
+    """The keys the file set beyond the common ones, as TOML gave them (the defaults stay in
+    the code that reads them)."""
+    return {k: v for k, v in entry.model_dump(exclude_unset=True).items() if k not in common}
+
+
+# --- located messages ------------------------------------------------------------------------------
+
+def _shown(path: Path) -> str:
+    """The file as a user would open it: relative to the working folder when inside it."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return str(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+def _toml_line(message: str) -> str:
+    found = re.search(r"at line (\d+)", message)
+    return f", line {found.group(1)}" if found else ""
+
+
+def _raise(shown: str, text: str, problems: list[tuple[tuple[Any, ...], str]]) -> NoReturn:
+    lines = _key_lines(text)
+    ordered = []
+    for where, message in problems:
+        line = _line_of(where, lines)
+        prefix = f"{shown}, line {line}" if line else shown
+        field = _dotted(where)
+        ordered.append((line or 0, f"{prefix}, {field}: {message}" if field
+                        else f"{prefix}: {message}"))
+    ordered.sort(key=lambda item: item[0])  # in the order a reader meets them in the file
+    located = list(dict.fromkeys(text for _, text in ordered))  # a union can repeat a problem
+    shown_lines = located[:MAX_LISTED_PROBLEMS]
+    if len(located) > MAX_LISTED_PROBLEMS:
+        shown_lines.append(f"… and {len(located) - MAX_LISTED_PROBLEMS} more problems")
+    raise SpecError("\n".join(shown_lines), located)
+
+
+def _pydantic_problems(exc: Any, raw: dict[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
+    from . import spec_format
+
+    problems = []
+    for error in exc.errors(include_url=False):
+        where = _plain_loc(error["loc"], raw)
+        kind, message = error["type"], spec_format.words(error["msg"])
+        if kind == "union_tag_invalid":
+            table = where[0] if where else ""
+            known = (spec_format.check_kinds() if table == "checks"
+                     else spec_format.object_kinds())
+            tag = error["ctx"]["tag"]
+            where, message = (*where, "kind"), (f"unknown {table.rstrip('s')} kind {tag!r} "
+                                                 f"(known: {', '.join(known)})"
+                                                 + spec_format.did_you_mean(tag, known))
+        elif kind == "union_tag_not_found":
+            where, message = (*where, "kind"), "field required"
+        elif kind == "extra_forbidden":
+            message = "unknown key" + _key_hint(where, raw)
+        elif kind == "literal_error" and where and where[-1] == "dataset":
+            message = (f"unknown dataset {error['input']!r} (known: "
+                       f"{', '.join(spec_format.dataset_names())})")
+        problems.append((where, message))
+    return problems
+
+
+def _plain_loc(loc: tuple[Any, ...], raw: dict[str, Any]) -> tuple[Any, ...]:
+    """pydantic's location without its own markers: the kind tag of a [[checks]] entry, the
+    member names of a union (`str`, `list[str]`) and validator names."""
+    parts = list(loc)
+    if len(parts) > 2 and parts[0] in ("checks", "objects") and isinstance(parts[1], int):
+        entries = raw.get(parts[0])
+        entry = entries[parts[1]] if isinstance(entries, list) and parts[1] < len(entries) else {}
+        if isinstance(entry, dict) and parts[2] == entry.get("kind"):
+            del parts[2]
+    return tuple(p for p in parts if isinstance(p, int) or re.fullmatch(r"[\w-]+", p)
+                 and p not in ("str", "int", "float", "bool", "list"))
+
+
+def _key_hint(where: tuple[Any, ...], raw: dict[str, Any]) -> str:
+    """'; did you mean points?' for a misspelt key, from the keys that table accepts."""
+    from . import spec_format
+
+    if not where:
+        return ""
+    model: Any = spec_format.file_model()
+    parent = where[:-1]
+    if len(parent) >= 2 and parent[0] in ("checks", "objects") and isinstance(parent[1], int):
+        entries = raw.get(parent[0]) or []
+        entry = entries[parent[1]] if parent[1] < len(entries) else {}
+        model = spec_format.kind_model(parent[0], entry.get("kind") if isinstance(entry, dict)
+                                       else None)
+    elif len(parent) == 1:
+        nested = {"execution": spec_format.ExecutionTable, "data": spec_format.DataTable,
+                  "training": spec_format.TrainingTable,
+                  "environment": spec_format.EnvironmentTable}
+        model = nested.get(parent[0])
+    elif parent:
+        model = spec_format.VariantTable if parent[0] == "reference_variants" else None
+    if model is None:
+        return ""
+    return spec_format.did_you_mean(where[-1], model.model_fields)
+
+
+def _dotted(where: tuple[Any, ...]) -> str:
+    out = ""
+    for part in where:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+# A table header ([execution], [[checks]]) or a key (points = 3) at the start of a line.
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([\w.-]+)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([\w-]+)\s*=(.*)$")
+_STRINGS = re.compile(r"\"(?:[^\"\\]|\\.)*\"|'[^']*'")
+
+
+def _key_lines(text: str) -> dict[tuple[Any, ...], int]:
+    """The line of each table and key, by path: ("checks", 3) is the 4th [[checks]] header,
+    ("checks", 3, "points") the `points` key under it. tomllib keeps no line numbers."""
+    lines: dict[tuple[Any, ...], int] = {}
+    table: tuple[Any, ...] = ()
+    counts: dict[str, int] = {}
+    depth = 0  # open brackets of a multi-line array value
+    for number, line in enumerate(text.splitlines(), 1):
+        code = _STRINGS.sub('""', line).split("#", 1)[0]
+        if depth > 0:
+            depth += code.count("[") - code.count("]")
+            continue
+        header = _HEADER.match(line)
+        if header:
+            path = tuple(header.group(2).split("."))
+            if header.group(1) == "[[":
+                index = counts.get(header.group(2), 0)
+                counts[header.group(2)] = index + 1
+                path = (*path, index)
+            table = path
+            lines.setdefault(table, number)
+            continue
+        key = _KEY.match(code)
+        if key:
+            lines.setdefault((*table, key.group(1)), number)
+            depth = key.group(2).count("[") - key.group(2).count("]")
+    return lines
+
+
+def _line_of(where: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int | None:
+    """The line of the most specific key or table of `where` that the file has."""
+    for end in range(len(where), 0, -1):
+        if where[:end] in lines:
+            return lines[where[:end]]
+    return None
 
 
 def available(root: Path = ASSIGNMENTS_DIR) -> list[str]:

@@ -70,14 +70,18 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
                            TimeElapsedColumn, TimeRemainingColumn)
 
 from .. import manual_scores, notebook as notebook_mod
+from ..errors import GraderError
 from ..pipeline import Options
 from ..scoring import CheckResult, GradeResult, total, write_atomic
 from ..spec import Assignment
 from .discovery import Submission, discover
 from .procs import kill_by_home_prefix
 
-NOT_GRADED = ("no_notebook", "ambiguous", "worker_failed", "worker_timeout")
-RETRIED = ("worker_failed", "worker_timeout")  # not cached: the next run tries again
+NOT_GRADED = ("no_notebook", "ambiguous", "worker_failed", "worker_timeout", "grader_error")
+# Not cached: the next run tries again. grader_error results carry no score at all.
+RETRIED = ("worker_failed", "worker_timeout", "grader_error")
+# When the first few students all fail on the grader's side, the cause is the set-up, not them.
+EARLY_STOP_AFTER = 3
 RESERVED = {"grades.csv", "summary.html"}  # out/<student>/ must not clash with these
 TERM_GRACE = 15.0  # seconds between SIGTERM and SIGKILL for a worker past its deadline
 POLL = 0.2
@@ -86,6 +90,11 @@ PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 
 class BatchError(Exception):
     """A usage error of the batch as a whole (exit 2): no such folder, no submissions, bad CSV."""
+
+
+class BatchGraderError(GraderError):
+    """The grader's set-up fails for this batch (exit 3): canary, packages, or the first
+    students all failing on the grader's side."""
 
 
 def default_jobs() -> int:
@@ -115,6 +124,7 @@ class StudentOutcome:
     score: float
     max_score: float
     seconds: float = 0.0
+    message: str = ""
 
 
 @dataclass
@@ -380,7 +390,9 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
 
 def _line(console: Console, student: str, result: dict[str, Any], status: str,
           seconds: float | None, width: int) -> None:
-    score = f"{float(result.get('score') or 0):g}/{float(result.get('max_score') or 0):g}"
+    got = result.get("score")
+    score = f"{'—' if got is None else format(float(got), 'g')}/" \
+        f"{float(result.get('max_score') or 0):g}"
     colour = "green" if status == "completed" else "red" if status in NOT_GRADED else "yellow"
     secs = f"{seconds:7.1f} s" if seconds is not None else ""
     console.print(f"{escape(student):<{width}}  {score:>9}  [{colour}]{status:<16}[/]  {secs}",
@@ -537,6 +549,7 @@ def _preflight(assignment: Assignment, grading: Options) -> None:
     """Fail once, before starting workers, for what would fail every student: an unavailable
     sandbox or dataset (usage errors, exit 2). Also downloads a missing dataset once, here,
     rather than in every worker at the same time."""
+    from .. import environment
     from ..execution import sandbox
 
     sandbox.resolve(grading.sandbox)
@@ -544,6 +557,10 @@ def _preflight(assignment: Assignment, grading: Options) -> None:
         from .. import data
 
         data.load(assignment.data.dataset, grading.data_dir)
+    environment.verify(assignment.packages)
+    from .. import canary
+
+    canary.ensure_reference_scores_full_marks(assignment, grading)
 
 
 def _grade_all(todo, assignment: Assignment, options: BatchOptions, hidden: list[str],
@@ -580,10 +597,19 @@ def _grade_all(todo, assignment: Assignment, options: BatchOptions, hidden: list
                     outcomes.append(_collect(pool, job, assignment, writer, root, full,
                                              progress.console, width))
                     progress.advance(task)
+                    _stop_if_the_grader_is_broken(outcomes)
             progress.update(task, description="done")
     except BaseException:  # Ctrl-C or a bug: stop every worker (and its kernel) before leaving
         pool.kill_all(running)
         raise
+
+
+def _stop_if_the_grader_is_broken(outcomes: list[StudentOutcome]) -> None:
+    graded = [o for o in outcomes if o.action == "graded"]
+    if len(graded) == EARLY_STOP_AFTER and all(o.status == "grader_error" for o in graded):
+        raise BatchGraderError(f"the first {EARLY_STOP_AFTER} students all failed on the "
+                               f"grader's side ({graded[-1].message}); stopped. Fix the cause "
+                               "and run the same command again: nobody was scored.")
 
 
 def _failed_start(sub: Submission, sha: str, assignment: Assignment, writer: _Writer, root: Path,
@@ -619,7 +645,8 @@ def _collect(pool: _Pool, job: _Job, assignment: Assignment, writer: _Writer, ro
     writer.write(writer.finish(result, job.old), log)
     _line(console, job.sub.student, result, status, seconds, width)
     return StudentOutcome(job.sub.student, "graded", status, float(result.get("score") or 0),
-                          float(result.get("max_score") or 0), seconds)
+                          float(result.get("max_score") or 0), seconds,
+                          str((result.get("execution") or {}).get("message") or "")[:300])
 
 
 # --- gradebook and summary ---------------------------------------------------------------------
@@ -649,7 +676,8 @@ def gradebook_csv(assignment: Assignment, students: list[tuple[str, dict[str, An
         points = {c.get("id"): c.get("points") for c in result.get("checks") or []
                   if isinstance(c, dict)}
         message = " ".join(str((result.get("execution") or {}).get("message") or "").split())
-        writer.writerow([_csv_cell(student), f"{float(result.get('score') or 0):g}",
+        score = result.get("score")  # None: not graded (a grader error), not a zero
+        writer.writerow([_csv_cell(student), "" if score is None else f"{float(score):g}",
                          f"{float(result.get('max_score') or 0):g}",
                          *("" if points.get(cid) is None else f"{float(points[cid]):g}"
                            for cid in check_ids),

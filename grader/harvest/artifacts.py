@@ -11,7 +11,7 @@ import numpy as np
 
 MAX_MANIFEST_BYTES = 5 * 2**20
 MAX_PREDICTION_BYTES = 64 * 2**20
-MAX_CONFIG_BYTES = 4 * 2**20
+MAX_EXPORT_BYTES = 256 * 2**20  # a Keras archive: an 8M-parameter CNN with Adam's state ~100 MB
 _STATUSES = {"found", "missing", "wrong_type", "error"}
 
 
@@ -25,7 +25,7 @@ class HarvestedObject:
     input_layout: list[int] | None = None
     predictions: dict[str, np.ndarray] = field(default_factory=dict)
     predict_error: str | None = None
-    config_json: str | None = None  # Keras JSON config, for rebuilding outside the kernel
+    export: Path | None = None  # the kernel's Keras archive of the model, for grader/measure
     timed: dict[str, Any] | None = None  # the grader's own training (training/)
     data: dict[str, Any] = field(default_factory=dict)  # kind-specific JSON (harvest/kinds/)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # kind-specific numeric arrays
@@ -71,6 +71,12 @@ def _parse(name: str, entry: dict[str, Any], out_dir: Path, rows: int | None) ->
                           type=_str(entry.get("type")))
     if obj.status != "found":
         return obj
+    if "export" in entry and "model" not in entry:  # measured by the trusted side
+        obj.export = _export_path(out_dir, entry["export"])
+        if obj.export is None:
+            return HarvestedObject(name, "error", "the model's saved archive is missing or over "
+                                   f"{MAX_EXPORT_BYTES // 2**20} MB", type=obj.type)
+        return obj
     if "model" not in entry:  # another kind of object: its check module validates the rest
         obj.data = {k: v for k, v in entry.items() if k not in ("status", "type", "arrays")}
         arrays_name = entry.get("arrays")
@@ -88,11 +94,6 @@ def _parse(name: str, entry: dict[str, Any], out_dir: Path, rows: int | None) ->
     layout = entry.get("input_layout")
     obj.input_layout = layout if isinstance(layout, list) else None
     obj.predict_error = _str(entry.get("predict_error"))
-    config_name = entry.get("config_file")
-    if isinstance(config_name, str) and "/" not in config_name:
-        path = out_dir / config_name
-        if path.is_file() and path.stat().st_size <= MAX_CONFIG_BYTES:
-            obj.config_json = path.read_text(errors="replace")
     pred_name = entry.get("predictions")
     if isinstance(pred_name, str) and "/" not in pred_name and rows:
         obj.predictions = _load_predictions(out_dir / pred_name, rows)
@@ -101,6 +102,15 @@ def _parse(name: str, entry: dict[str, Any], out_dir: Path, rows: int | None) ->
             obj.predict_error = "; ".join(f"{k}: {v}" for k, v in errors.items())[:500] or \
                 "the model's predictions could not be read"
     return obj
+
+
+def _export_path(out_dir: Path, name: Any) -> Path | None:
+    if not isinstance(name, str) or "/" in name or not name.endswith(".keras"):
+        return None
+    path = out_dir / name
+    if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_EXPORT_BYTES:
+        return None
+    return path
 
 
 def _load_predictions(path: Path, rows: int) -> dict[str, np.ndarray]:
@@ -121,8 +131,8 @@ def _load_predictions(path: Path, rows: int) -> dict[str, np.ndarray]:
 
 def _timed_from_kernel(timed: dict[str, Any], out_dir: Path, rows: int | None) -> dict[str, Any]:
     keep = {k: timed[k] for k in ("status", "message", "epochs_run", "seconds_per_epoch",
-                                  "stopped_by_time", "loss", "train_accuracy", "where", "seconds")
-            if k in timed}
+                                  "stopped_by_time", "loss", "train_accuracy", "where", "seconds",
+                                  "seed") if k in timed}
     name = timed.get("predictions_file")
     if keep.get("status") == "trained":
         arrays = load_numeric_arrays(out_dir / name) if isinstance(name, str) and "/" not in name else {}

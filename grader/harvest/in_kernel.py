@@ -2,7 +2,11 @@
 
 Called once, after the student's cells, as
 `grader.harvest.in_kernel.harvest(get_ipython().user_ns, REQUEST_JSON)`.
-Writes `manifest.json` plus one `<name>.predictions.npz` per Keras model into request["out"].
+Writes `manifest.json` into request["out"]. A Sequential or functional Keras model is only
+exported (`<name>.keras`, Keras's own archive): the trusted side (grader/measure) loads,
+describes and measures it, since anything this code reports could be forged by the student's
+code running in the same process. Subclassed models, which only their own class can rebuild,
+are still described and measured here (see the README's sandbox section).
 Every failure becomes a status in the manifest: this code must never raise into the notebook.
 """
 
@@ -17,14 +21,7 @@ from typing import Any
 
 import numpy as np
 
-# How the grader may present its images to a model: the homework asks for [0, 1], but a
-# student who forgot to scale trained on 0..255 and deserves to be measured on what they built.
-SCALINGS = {
-    "unit": lambda x: x.astype("float32") / 255.0,
-    "raw": lambda x: x.astype("float32"),
-    "standardized": lambda x: (x.astype("float32") - x.mean()) / (x.std() + 1e-7),
-}
-IMAGE_LAYOUTS = ((28, 28), (28, 28, 1), (784,))
+from ..model_inputs import SCALINGS, find_layout, layouts_text
 
 
 def harvest(namespace: dict[str, Any], request_json: str) -> None:
@@ -84,22 +81,18 @@ def _harvest_keras(model, obj, images, out: Path, namespace=None) -> dict[str, A
         return {"status": "wrong_type", "type": _type_name(model)}
     from . import keras_introspect
 
-    if obj.get("encoder"):
-        return _harvest_on_codes(model, obj, images, out, namespace or {})
-    layout = _find_layout(model, obj.get("input_shape"))
+    if not _is_subclassed(model):
+        return _export(model, out / f"{obj['name']}.keras")
+    if obj.get("encoder"):  # the trusted side encodes the images; it cannot run this class
+        return {"status": "error", "type": _type_name(model),
+                "message": "a classifier of codes must be a Sequential or functional model"}
+    layout = find_layout(model, obj.get("input_shape"))
     sample = None if layout is None else np.zeros((2, *layout), dtype="float32")
     entry: dict[str, Any] = {"status": "found", "type": _type_name(model),
                              "input_layout": list(layout) if layout else None}
     entry["model"] = keras_introspect.describe_model(model, sample)
-    if entry["model"]["kind"] != "subclassed":
-        try:  # lets the grader rebuild the architecture outside this kernel for timed training
-            (out / f"{obj['name']}.config.json").write_text(model.to_json())
-            entry["config_file"] = f"{obj['name']}.config.json"
-        except Exception as exc:
-            entry["config_error"] = f"{type(exc).__name__}: {exc}"[:300]
     if layout is None:
-        entry["predict_error"] = "the model accepts none of the image layouts " + \
-            ", ".join(str((None, *s)) for s in IMAGE_LAYOUTS)
+        entry["predict_error"] = "the model accepts none of the image layouts " + layouts_text()
     elif images is not None:
         obj["checkpoint"](obj["name"], {**entry, "predict_error": "the kernel died while the "
                                         "model predicted the grader's images (out of memory?)"})
@@ -109,6 +102,25 @@ def _harvest_keras(model, obj, images, out: Path, namespace=None) -> dict[str, A
             entry["behaviour"] = _probe_dropout(model, images[:64], layout)
         if entry["model"]["kind"] == "subclassed" and obj.get("training") and obj.get("timed"):
             entry["timed"] = _train_in_kernel(model, entry["model"], images, layout, obj, out)
+    return entry
+
+
+def _is_subclassed(model) -> bool:
+    import keras
+
+    return not (isinstance(model, keras.Sequential) or getattr(model, "_is_graph_network", False)
+                or type(model) is keras.Model or type(model).__name__ == "Functional")
+
+
+def _export(model, path: Path) -> dict[str, Any]:
+    """Keras's own archive (config JSON + weights + optimizer state): no pickle, no code."""
+    entry: dict[str, Any] = {"status": "found", "type": _type_name(model), "export": path.name}
+    try:
+        model.save(path)
+    except Exception as exc:
+        return {"status": "error", "type": _type_name(model),
+                "message": f"the model could not be saved for grading: {type(exc).__name__}: "
+                           f"{exc}"[:500]}
     return entry
 
 
@@ -158,59 +170,6 @@ def _train_in_kernel(model, description, images, layout, obj, out: Path) -> dict
     np.savez(out / f"{obj['name']}.timed.npz", predictions=result.pop("predictions"))
     result.update(status="trained", where="kernel", predictions_file=f"{obj['name']}.timed.npz")
     return result
-
-
-def _harvest_on_codes(model, obj, images, out: Path, namespace) -> dict[str, Any]:
-    """A classifier trained on an encoder's codes: the grader's images are encoded with the
-    student's own encoder (its first layer, as the homework computes them), then classified."""
-    from . import keras_introspect
-
-    encoder = namespace.get(obj["encoder"])
-    if not _is_keras_model(encoder):
-        return {"status": "error", "message": f"`{obj['encoder']}` (whose first layer encodes the "
-                "inputs) is missing or not a Keras model"}
-    first = encoder.layers[0]
-    codes = {scaling: np.asarray(first(transform(images).reshape((len(images), -1))))
-             for scaling, transform in SCALINGS.items()} if images is not None else {}
-    width = int(first.weights[0].shape[-1]) if first.weights else None
-    sample = np.zeros((2, width), dtype="float32") if width else None
-    entry: dict[str, Any] = {"status": "found", "type": _type_name(model),
-                             "input_layout": [width] if width else None, "code_size": width,
-                             "model": keras_introspect.describe_model(model, sample)}
-    arrays, errors = {}, {}
-    for scaling, x in codes.items():
-        try:
-            pred = np.asarray(model.predict(x.astype("float32"), batch_size=256, verbose=0))
-            arrays[scaling] = pred.reshape((len(x), -1)).astype("float32")
-        except Exception as exc:
-            errors[scaling] = f"{type(exc).__name__}: {exc}"[:300]
-    path = out / f"{obj['name']}.predictions.npz"
-    if arrays:
-        np.savez(path, **arrays)
-    entry.update(predictions=path.name if arrays else None, predict_errors=errors)
-    if errors and not arrays:
-        entry["predict_error"] = f"the classifier does not accept codes of size {width}: " + \
-            next(iter(errors.values()))
-    return entry
-
-
-def _find_layout(model, hint) -> tuple[int, ...] | None:
-    candidates = [tuple(hint)] if hint else []
-    try:
-        declared = tuple(int(d) for d in model.inputs[0].shape[1:])
-        candidates.insert(0, declared)
-    except Exception:
-        pass
-    candidates += [c for c in IMAGE_LAYOUTS if c not in candidates]
-    for layout in candidates:
-        if int(np.prod(layout)) != 784:
-            continue
-        try:
-            model(np.zeros((2, *layout), dtype="float32"), training=False)
-            return layout
-        except Exception:
-            continue
-    return None
 
 
 def _predict(model, images, layout, path: Path) -> dict[str, Any]:

@@ -40,6 +40,11 @@ def classroom_payload(result: dict[str, Any]) -> dict[str, Any]:
                       "test_code": str(check.get("id") or ""), "filename": filename,
                       "line_no": 0, "duration": 0})
     execution = (result.get("execution") or {}).get("status")
+    if execution == "grader_error":  # no points: an error test the job log shows, a rerun fixes
+        tests.append({"name": "grader", "status": "error", "score": 0.0,
+                      "message": _safe((result.get("execution") or {}).get("message")),
+                      "test_code": "grader_error", "filename": filename, "line_no": 0,
+                      "duration": 0})
     if execution not in (None, "completed") or any(t["status"] == "error" for t in tests):
         overall = "error"
     elif any(t["status"] == "fail" for t in tests):

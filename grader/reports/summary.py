@@ -21,7 +21,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # Run statuses where nothing was graded (no notebook, or the grading process failed): these
 # students get 0 points in the gradebook but are left out of the class statistics.
-NOT_GRADED = frozenset({"no_notebook", "ambiguous", "worker_failed", "worker_timeout"})
+NOT_GRADED = frozenset({"no_notebook", "ambiguous", "worker_failed", "worker_timeout",
+                        "grader_error"})
 CHECK_STATUSES = ("passed", "partial", "failed", "error", "manual")
 STRUGGLE_BELOW = 0.5  # a check whose mean share of points is under this is flagged
 

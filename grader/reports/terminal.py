@@ -11,12 +11,16 @@ _STYLE = {"passed": "green", "partial": "yellow", "failed": "red", "error": "red
           "manual": "cyan"}
 
 
-def _points(value: float) -> str:
-    return f"{value:g}"
+def _points(value: float | None) -> str:
+    return "—" if value is None else f"{value:g}"
 
 
 def render(result: GradeResult, console: Console | None = None) -> None:
     console = console or Console()
+    if result.grader_error:
+        console.print(f"[bold red]{result.assignment}: not graded[/] ({result.notebook}): "
+                      f"{result.execution.get('message', '')}", highlight=False, soft_wrap=True)
+        return
     table = Table(title=f"{result.assignment}: {result.notebook}", title_justify="left",
                   show_lines=False, expand=False)
     table.add_column("check")

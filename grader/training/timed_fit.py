@@ -1,6 +1,7 @@
 """Train a freshly initialised model on the training subset within a budget; predict the holdout.
 
-Runs wherever TensorFlow is loaded (the training worker or the student's kernel).
+Runs wherever TensorFlow is loaded: the trusted measuring process (grader/measure), or the
+student's kernel for a subclassed model, which only its own class can rebuild.
 """
 
 from __future__ import annotations

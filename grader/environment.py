@@ -1,0 +1,108 @@
+"""The kernel's environment: the packages an assignment's notebooks may import must import there.
+
+Checked before grading, once per environment (interpreter, installed distributions, package
+list): a missing package is the grader's failure (exit 3, what to install), not every student's
+zero. A notebook importing a package that is neither installed nor declared gets a hint on the
+cell that failed, and the rest of it is graded as usual.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import GraderError
+
+# Import names whose distribution on PyPI is called something else.
+PIP_NAMES = {"sklearn": "scikit-learn", "PIL": "pillow", "cv2": "opencv-python",
+             "yaml": "pyyaml", "skimage": "scikit-image"}
+_NO_MODULE = re.compile(r"No module named '([^'.]+)")
+IMPORT_TIMEOUT = 180.0  # TensorFlow imports in ~6 s warm, ~13 s cold; a hang is a grader error
+
+
+def cache_dir() -> Path:
+    """Where checks done once per environment are remembered (GRADER_CACHE_DIR overrides)."""
+    base = os.environ.get("GRADER_CACHE_DIR") or \
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dl-grader"
+    return Path(base)
+
+
+def environment_key(extra: Iterable[str] = ()) -> str:
+    """Changes when the interpreter or any installed distribution changes."""
+    digest = hashlib.sha256(os.path.realpath(sys.executable).encode())
+    dists = sorted(f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions()
+                   if d.metadata["Name"])
+    for item in (*dists, "|", *extra):
+        digest.update(item.encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def missing_packages(packages: Iterable[str], python: str = sys.executable) -> dict[str, str]:
+    """{import name: error} for each package that does not import in `python`."""
+    names = sorted(set(packages))
+    if not names:
+        return {}
+    probe = ("import importlib, json, sys\nbad = {}\nfor name in sys.argv[1:]:\n"
+             "    try:\n        importlib.import_module(name)\n"
+             "    except BaseException as exc:\n        bad[name] = f'{type(exc).__name__}: {exc}'\n"
+             "print(json.dumps(bad))")
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "HOME")}
+    env.update(MPLBACKEND="Agg", TF_CPP_MIN_LOG_LEVEL="3")
+    try:
+        proc = subprocess.run([python, "-c", probe, *names], capture_output=True, text=True,
+                              timeout=IMPORT_TIMEOUT, env=env)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise GraderError(f"the kernel's interpreter {python} could not check its packages: "
+                          f"{exc}") from None
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise GraderError(f"the kernel's interpreter {python} failed to start: {tail}") from None
+
+
+def verify(packages: Iterable[str]) -> None:
+    """Raise GraderError naming what to install when a declared package does not import."""
+    packages = tuple(sorted(set(packages)))
+    if not packages:
+        return
+    stamp = cache_dir() / f"packages-{environment_key(packages)}.ok"
+    if stamp.exists():
+        return
+    bad = missing_packages(packages)
+    if bad:
+        install = " ".join(PIP_NAMES.get(n, n) for n in bad)
+        details = "; ".join(f"{n}: {e[:160]}" for n, e in bad.items())
+        raise GraderError(f"the grading environment lacks packages this assignment's notebooks "
+                          f"may import ({details}). Install them into {sys.executable}: "
+                          f"{sys.executable} -m pip install {install}")
+    try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(" ".join(packages) + "\n")
+    except OSError:
+        pass  # a read-only cache only costs the check again next time
+
+
+def missing_module_hint(cell_error: dict[str, Any], declared: Iterable[str]) -> str | None:
+    """For a cell that failed on an import of a package the grader does not have: say so."""
+    if cell_error.get("ename") not in ("ModuleNotFoundError", "ImportError"):
+        return None
+    match = _NO_MODULE.search(str(cell_error.get("evalue") or ""))
+    if not match:
+        return None
+    name = match.group(1)
+    declared = sorted(set(declared))
+    allowed = f" (it may use: {', '.join(declared)})" if declared else ""
+    if name in declared:
+        return (f"`{name}` is one of this assignment's packages but did not import where the "
+                "grader runs: tell your TA")
+    return (f"this cell imports `{name}`, which is not installed where the grader runs and is "
+            f"not one of this assignment's packages{allowed}; the rest of the notebook was "
+            "graded as usual")

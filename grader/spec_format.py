@@ -1,0 +1,385 @@
+"""The format of `assignment.toml`: typed models that reject unknown keys (pydantic v2).
+
+Every table forbids keys it does not know, so a typo (`pionts = 3`, `[trainig]`) is an error
+rather than a silently ignored setting. Check kinds come from the registry in grader/checks/ and
+object kinds are `keras` plus the modules of grader/harvest/kinds/, so a spec can only name what
+this grader can do. Each check kind declares its own keys (`only`, `rtol`, …) in an options model
+below; a kind added to the registry without one accepts any keys until it gets one.
+
+The models are built on first use (`file_model()`): the kinds are read from the registry then,
+and importing grader.spec stays cheap and free of import cycles.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import keyword
+import re
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal, Union
+
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, NonNegativeFloat,
+                      NonNegativeInt, PositiveFloat, PositiveInt, create_model)
+
+KINDS_DIR = Path(__file__).resolve().parent / "harvest" / "kinds"
+SCHEMA_ID = "https://dl-grader.invalid/schemas/assignment.schema.json"
+
+
+def _identifier(value: str) -> str:
+    """A Python variable name: what the grader looks up in the student's namespace."""
+    if not value.isidentifier() or keyword.iskeyword(value):
+        raise ValueError(f"{value!r} is not a Python variable name")
+    return value
+
+
+def _import_name(value: str) -> str:
+    """What follows `import` (sklearn), not the name pip installs (scikit-learn)."""
+    if not all(part.isidentifier() for part in value.split(".")):
+        raise ValueError(f"{value!r} is not an import name (write the name used in `import`, "
+                         "e.g. sklearn for scikit-learn)")
+    return value
+
+
+def _notebook_name(value: str) -> str:
+    if not value.endswith(".ipynb") or value.startswith("/") or ".." in value.split("/"):
+        raise ValueError(f"{value!r} is not a notebook file name (*.ipynb, inside the folder)")
+    return value
+
+
+# The patterns are for the JSON Schema only; the validators give the messages.
+Identifier = Annotated[str, AfterValidator(_identifier),
+                       Field(json_schema_extra={"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"})]
+ImportName = Annotated[str, AfterValidator(_import_name),
+                       Field(json_schema_extra={"pattern": r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$"})]
+NotebookName = Annotated[str, AfterValidator(_notebook_name),
+                         Field(json_schema_extra={"pattern": r"^(?!/)(?!.*(^|/)\.\.(/|$)).*\.ipynb$"})]
+Slug = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+Text = Annotated[str, Field(min_length=1)]
+
+
+class Table(BaseModel):
+    """A TOML table: unknown keys are errors, and TOML's types are taken as they are."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class ExecutionTable(Table):
+    cell_timeout: PositiveFloat = Field(300.0, description="seconds for any one cell")
+    notebook_timeout: PositiveFloat = Field(900.0, description="seconds for the whole notebook")
+    memory_mb: PositiveInt = Field(6144, description="address-space limit of the kernel, in MB")
+
+
+class DataTable(Table):
+    dataset: str = Field(description="the dataset load_data() serves")
+    seed: NonNegativeInt = Field(description="fixes the subset and the private holdout")
+    train_per_class: PositiveInt
+    test_per_class: PositiveInt
+    holdout_per_class: PositiveInt
+
+
+class TrainingTable(Table):
+    """The grader's own training of each architecture: same budget and seed for everyone."""
+
+    epochs: PositiveInt = 5
+    batch_size: PositiveInt = 128
+    max_seconds: PositiveFloat = Field(120.0, description="wall-clock cap per model")
+    seed: NonNegativeInt = 0
+    max_params: PositiveInt = Field(20_000_000, description="above this the grader declines")
+
+
+class EnvironmentTable(Table):
+    packages: list[ImportName] = Field(
+        default_factory=list,
+        description="import names the assignment's notebooks may import (besides the "
+                    "standard library), e.g. numpy, sklearn")
+
+
+class VariantTable(Table):
+    label: Text
+    notebook: NotebookName = Field(description="relative to reference/<id>/")
+
+
+# --- objects: the variables the grader harvests ------------------------------------------------
+
+class ObjectTable(Table):
+    name: Identifier = Field(description="the variable's name in the student's notebook")
+    kind: str = Field(description='"keras", or a module of grader/harvest/kinds/')
+    input_shape: list[PositiveInt] | None = None
+
+
+class KerasObject(ObjectTable):
+    encoder: Identifier | None = Field(None, description="feed this object the private images "
+                                       "encoded by that model's first layer")
+    probe_dropout: bool | None = Field(None, description="forward passes with training=True "
+                                       "and False, to grade dropout by behaviour")
+    subclassed: bool | None = Field(None, description="the homework asks for a subclassed "
+                                    "model: its kernel's own description is accepted")
+
+
+class NumpyFunctionsObject(ObjectTable):
+    forward: Identifier | None = Field(None, description="the forward function's name")
+    call_timeout: PositiveFloat | None = Field(None, description="seconds for one call")
+
+
+OBJECT_KIND_MODELS: dict[str, type[ObjectTable]] = {
+    "keras": KerasObject, "numpy_functions": NumpyFunctionsObject}
+
+
+# --- checks ---------------------------------------------------------------------------------------
+
+class CheckTable(Table):
+    id: Slug = Field(description="unique within the assignment; a column of grades.csv")
+    title: Text
+    kind: str
+    points: PositiveFloat
+    object: Identifier | None = Field(None, description="the [[objects]] entry it grades")
+
+    # The kind of object the check grades ("none": it grades none; None: not known), and the
+    # tables it needs.
+    object_kind: ClassVar[str | None] = "keras"
+    needs: ClassVar[tuple[str, ...]] = ()
+
+
+class ArchitectureCheck(CheckTable):
+    ignore: list[Text] | None = Field(None, description="layer classes left out of the "
+                                      "comparison, e.g. Dropout")
+
+
+class LayersCheck(ArchitectureCheck):
+    only: list[PositiveInt] | None = Field(None, description="grade only these expected "
+                                           "layers (1-based positions)")
+
+
+class OptimizerCheck(CheckTable):
+    expected: Text | list[Text] | None = Field(None, description="accepted optimizer classes "
+                                               "(default: the reference's)")
+
+
+class AccuracyCheck(CheckTable):
+    needs = ("data",)
+    threshold: Annotated[float, Field(gt=0, le=1)] | None = Field(
+        None, description="used only when thresholds.json has none")
+
+
+class TimedTrainingCheck(CheckTable):
+    needs = ("data", "training")
+
+
+class ContainsLayersCheck(CheckTable):
+    required: list[Text | list[Text]] = Field(min_length=1, description="layer classes; a "
+                                              "list inside accepts any one of its classes")
+
+
+class ManualCheck(CheckTable):
+    object_kind = "none"
+    question: Text | None = Field(None, description="the question's number in the notebook, "
+                                  "e.g. 2.1 (default: the check id)")
+
+
+class ReconstructionCheck(CheckTable):
+    needs = ("data",)
+
+
+class CodeAccuracyCheck(CheckTable):
+    needs = ("data",)
+    encoder: Identifier | None = None
+    threshold: Annotated[float, Field(gt=0, le=1)] | None = None
+
+
+class ToleranceCheck(CheckTable):
+    object_kind = "numpy_functions"
+    rtol: NonNegativeFloat | None = None
+    atol: NonNegativeFloat | None = None
+
+
+class GradientCheck(ToleranceCheck):
+    accept_transposed_w1: bool | None = None
+
+
+class NumpyOnlyCheck(CheckTable):
+    object_kind = "numpy_functions"
+    forbidden: list[ImportName] | None = Field(None, description="modules the notebook must "
+                                               "not import")
+
+
+CHECK_KIND_MODELS: dict[str, type[CheckTable]] = {
+    "layers": LayersCheck, "activations": ArchitectureCheck, "output_shapes": ArchitectureCheck,
+    "param_count": ArchitectureCheck, "loss": CheckTable, "optimizer": OptimizerCheck,
+    "accuracy": AccuracyCheck, "timed_training": TimedTrainingCheck,
+    "dropout_behaviour": CheckTable, "contains_layers": ContainsLayersCheck,
+    "manual": ManualCheck, "reconstruction": ReconstructionCheck,
+    "code_accuracy": CodeAccuracyCheck, "forward_pass": ToleranceCheck,
+    "backward_pass": GradientCheck, "gradient_check": GradientCheck,
+    "numpy_only": NumpyOnlyCheck,
+}
+
+
+class FreeFormCheck(CheckTable):
+    """A registered kind with no options model yet: its own keys are not checked."""
+
+    model_config = ConfigDict(extra="allow")
+    object_kind = None
+
+
+class AssignmentTable(Table):
+    id: Slug = Field(description="the folder's name under assignments/")
+    title: Text
+    version: Text | int = "1"
+    starter: NotebookName = Field(description="the starter notebook, in the same folder")
+    reference: NotebookName = Field(description="the reference solution, relative to "
+                                    "reference/<id>/")
+    reference_label: Text = "reference"
+    reference_variants: list[VariantTable] = Field(
+        default_factory=list, description="other accepted solutions")
+    execution: ExecutionTable = Field(default_factory=ExecutionTable)
+    data: DataTable | None = None
+    training: TrainingTable | None = None
+    environment: EnvironmentTable = Field(default_factory=EnvironmentTable)
+    objects: list[Any] = Field(default_factory=list)  # narrowed by file_model()
+    checks: list[Any] = Field(min_length=1)
+
+
+# --- kinds this grader knows, and the model of a whole file --------------------------------------
+
+def check_kinds() -> tuple[str, ...]:
+    from .checks import REGISTRY  # lazy: grader.checks imports this package's spec module
+
+    return tuple(REGISTRY)
+
+
+def object_kinds() -> tuple[str, ...]:
+    """`keras` plus grader/harvest/kinds/<kind>.py, found without importing them."""
+    modules = sorted(p.stem for p in KINDS_DIR.glob("*.py") if not p.stem.startswith("_"))
+    return ("keras", *modules)
+
+
+def dataset_names() -> tuple[str, ...]:
+    from .data.sources import DATASETS
+
+    return tuple(DATASETS)
+
+
+def _tagged(base: type[BaseModel], kind: str) -> type[BaseModel]:
+    return create_model(f"{base.__name__}_{kind}", __base__=base, kind=(Literal[kind], ...))
+
+
+def _union(models: list[type[BaseModel]]) -> Any:
+    if len(models) == 1:
+        return models[0]
+    return Annotated[Union[tuple(models)], Field(discriminator="kind")]
+
+
+@functools.cache
+def file_model() -> type[AssignmentTable]:
+    """AssignmentTable with its kinds and datasets narrowed to what this grader knows."""
+    checks = [_tagged(CHECK_KIND_MODELS.get(kind, FreeFormCheck), kind) for kind in check_kinds()]
+    objects = [_tagged(OBJECT_KIND_MODELS.get(kind, ObjectTable), kind)
+               for kind in object_kinds()]
+    data = create_model("DataTable", __base__=DataTable,
+                        dataset=(Literal[dataset_names()], Field(description="the dataset "
+                                                                  "load_data() serves")))
+    return create_model(
+        "Assignment", __base__=AssignmentTable,
+        data=(data | None, None),
+        objects=(list[_union(objects)], Field(default_factory=list,
+                                               description="variables the grader harvests")),
+        checks=(list[_union(checks)], Field(min_length=1, description="what earns points")))
+
+
+def kind_model(table: str, kind: Any) -> type[BaseModel] | None:
+    """The model of one [[checks]] or [[objects]] entry of this kind (None: unknown kind)."""
+    if table == "checks" and kind in check_kinds():
+        return CHECK_KIND_MODELS.get(kind, FreeFormCheck)
+    if table == "objects" and kind in object_kinds():
+        return OBJECT_KIND_MODELS.get(kind, ObjectTable)
+    return None
+
+
+def json_schema() -> dict[str, Any]:
+    schema = file_model().model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID,
+            **schema, "title": "assignment.toml",
+            "description": "An assignment of dl-grader (assignments/<id>/assignment.toml, "
+                           "read as TOML). Generated by schemas/generate.py from "
+                           "grader/spec_format.py; do not edit by hand."}
+
+
+# --- what one table cannot say about another -----------------------------------------------------
+
+Problem = tuple[tuple[Any, ...], str]  # (where in the file, what is wrong)
+
+
+def cross_check(spec: AssignmentTable, folder: Path) -> list[Problem]:
+    """Consistency between tables: unique ids, checks naming declared objects of the right kind."""
+    problems: list[Problem] = []
+    if spec.id != folder.name:
+        problems.append((("id",), f"{spec.id!r} differs from the folder's name {folder.name!r}"))
+    if not (folder / spec.starter).is_file():
+        problems.append((("starter",), f"no such file in {folder.name}/: {spec.starter}"))
+    objects: dict[str, Any] = {}
+    for i, obj in enumerate(spec.objects):
+        if obj.name in objects:
+            problems.append((("objects", i, "name"), f"{obj.name!r} is declared twice"))
+        objects.setdefault(obj.name, obj)
+    for i, obj in enumerate(spec.objects):
+        problems += _reference(("objects", i, "encoder"), getattr(obj, "encoder", None), objects,
+                               "keras", "an encoder")
+    seen: set[str] = set()
+    for i, check in enumerate(spec.checks):
+        if check.id in seen:
+            problems.append((("checks", i, "id"), f"{check.id!r} is used by another check"))
+        seen.add(check.id)
+        problems += _check_object(i, check, objects)
+        problems += _reference(("checks", i, "encoder"), getattr(check, "encoder", None),
+                               objects, "keras", "an encoder")
+        for table in check.needs:
+            if getattr(spec, table) is None:
+                problems.append((("checks", i, "kind"), f"a {check.kind!r} check needs a "
+                                 f"[{table}] table, and this file has none"))
+    packages = spec.environment.packages
+    for i, name in enumerate(packages):
+        if name in packages[:i]:
+            problems.append((("environment", "packages", i), f"{name!r} is listed twice"))
+    return problems
+
+
+def _check_object(i: int, check: CheckTable, objects: dict[str, Any]) -> list[Problem]:
+    want = type(check).object_kind
+    if want == "none" and check.object:
+        return [(("checks", i, "object"), f"a {check.kind!r} check grades no object")]
+    if want in (None, "none"):
+        return []
+    if check.object is None:
+        return [(("checks", i), f"object: field required (a {check.kind!r} check grades one "
+                 f"of the [[objects]]: {_names(objects)})")]
+    return _reference(("checks", i, "object"), check.object, objects, want,
+                      f"a {check.kind!r} check")
+
+
+def _reference(where: tuple[Any, ...], name: str | None, objects: dict[str, Any], kind: str,
+               user: str) -> list[Problem]:
+    if name is None:
+        return []
+    obj = objects.get(name)
+    if obj is None:
+        return [(where, f"{name!r} is not declared in [[objects]] ({_names(objects)})"
+                 + did_you_mean(name, objects))]
+    if obj.kind != kind:
+        return [(where, f"{name!r} is a {obj.kind} object; {user} needs a {kind} one")]
+    return []
+
+
+def _names(objects: dict[str, Any]) -> str:
+    return "declared: " + ", ".join(objects) if objects else "none declared"
+
+
+def did_you_mean(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def words(text: str) -> str:
+    """pydantic's messages in the grader's voice: 'Field required' → 'field required'."""
+    text = re.sub(r"^Value error, ", "", re.sub(r"^Input should be", "should be", text))
+    return text[:1].lower() + text[1:]

@@ -1,0 +1,184 @@
+"""A grader failure is never a student's score: each cause gives `grader_error`, no points, exit 3
+from `grader check`, and a student left "not graded" by `grader grade`."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader import cli, environment, pipeline, spec
+from grader.errors import GraderError
+from grader.execution import runner
+from grader.paths import ASSIGNMENTS_DIR, REFERENCE_DIR
+
+ASSIGNMENT = "fashion-mlp"
+
+
+def small_notebook(path: Path, *cells: str) -> Path:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells or ("x = 1",)])
+    nb.metadata["grader"] = {"assignment": ASSIGNMENT}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+def assert_not_graded(result, cause: str) -> None:
+    assert result.grader_error, result.execution
+    assert result.score is None
+    assert result.checks == []
+    assert cause in result.execution["message"]
+    assert "the grader failed, not the notebook" in result.execution["message"]
+
+
+def test_kernel_interpreter_that_cannot_start_is_a_grader_error(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setattr(runner.sys, "executable", str(tmp_path / "no-such-python"))
+    result = pipeline.grade(small_notebook(tmp_path / "a.ipynb"), spec.load(ASSIGNMENT),
+                            pipeline.Options(data_dir=data_dir))
+    assert_not_graded(result, "kernel could not start")
+
+
+def test_sandbox_that_cannot_start_is_a_grader_error(tmp_path, data_dir, monkeypatch):
+    from grader.execution import sandbox
+
+    if sandbox.resolve("auto") != "bwrap":
+        pytest.skip("bubblewrap is not usable here")
+    # A sandbox whose set-up fails before the kernel runs (here: bwrap refuses an option).
+    real_wrap = sandbox.wrap
+    monkeypatch.setattr(sandbox, "wrap", lambda cmd, *a, **k: [real_wrap(cmd, *a, **k)[0],
+                                                               "--no-such-option", *cmd])
+    result = pipeline.grade(small_notebook(tmp_path / "a.ipynb"), spec.load(ASSIGNMENT),
+                            pipeline.Options(data_dir=data_dir))
+    assert_not_graded(result, "kernel could not start")
+
+
+def test_unreadable_dataset_is_a_grader_error(tmp_path):
+    broken = tmp_path / "data" / "fashion-mnist"
+    broken.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        with gzip.open(broken / f"{name}.gz", "wb") as fh:
+            fh.write(b"not an IDX file")
+    result = pipeline.grade(small_notebook(tmp_path / "a.ipynb"), spec.load(ASSIGNMENT),
+                            pipeline.Options(data_dir=tmp_path / "data"))
+    assert_not_graded(result, "cannot read the dataset")
+
+
+def test_grader_bug_is_a_grader_error_not_a_traceback(tmp_path, data_dir, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the grader")
+
+    monkeypatch.setattr(pipeline, "prepare_data", broken)
+    result = pipeline.grade(small_notebook(tmp_path / "a.ipynb"), spec.load(ASSIGNMENT),
+                            pipeline.Options(data_dir=data_dir))
+    assert_not_graded(result, "RuntimeError: a bug in the grader")
+
+
+def test_check_exits_3_and_reports_render_without_a_score(tmp_path, data_dir, monkeypatch,
+                                                         capsys):
+    monkeypatch.setattr(runner.sys, "executable", str(tmp_path / "no-such-python"))
+    out = tmp_path / "report"
+    code = cli.main(["check", str(small_notebook(tmp_path / "a.ipynb")), "-a", ASSIGNMENT,
+                     "--data-dir", str(data_dir), "--out", str(out)])
+    assert code == cli.EXIT_GRADER_ERROR == 3
+    err = capsys.readouterr().err
+    assert "GRADER ERROR" in err
+    saved = json.loads((out / "result.json").read_text())
+    assert saved["score"] is None and saved["execution"]["status"] == "grader_error"
+    from grader.reports import render
+    from grader.reports.classroom import classroom_payload
+
+    assert "grader failed" in render(saved, "html")
+    assert "grader failed" in render(saved, "md")
+    payload = classroom_payload(saved)
+    assert payload["status"] == "error" and payload["tests"][0]["score"] == 0
+
+
+def test_missing_declared_package_stops_check_with_exit_3(tmp_path, data_dir, monkeypatch, capsys):
+    home = tmp_path / "home"
+    shutil.copytree(ASSIGNMENTS_DIR / ASSIGNMENT, home / "assignments" / ASSIGNMENT)
+    shutil.copytree(REFERENCE_DIR / ASSIGNMENT, home / "reference" / ASSIGNMENT)
+    toml = home / "assignments" / ASSIGNMENT / "assignment.toml"
+    text = re.sub(r"(?ms)^packages = \[.*?\]", 'packages = ["numpy", '
+                  '"no_such_package_for_grading"]', toml.read_text(), count=1)
+    assert "no_such_package_for_grading" in text
+    toml.write_text(text)
+    monkeypatch.setattr("grader.paths.ASSIGNMENTS_DIR", home / "assignments")
+    monkeypatch.setattr(spec, "ASSIGNMENTS_DIR", home / "assignments", raising=False)
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path / "cache"))
+    assignment = spec.load(ASSIGNMENT, home / "assignments")
+    assert "no_such_package_for_grading" in assignment.packages
+    with pytest.raises(GraderError, match=r"pip install no_such_package_for_grading"):
+        environment.verify(assignment.packages)
+    # Found once, remembered per environment: a second check costs nothing.
+    environment.verify(["numpy"])
+    assert list((tmp_path / "cache").glob("packages-*.ok"))
+
+
+def test_undeclared_missing_import_is_a_hint_on_its_cell(tmp_path, data_dir):
+    path = small_notebook(tmp_path / "a.ipynb", "import numpy as np",
+                          "import no_such_package_for_grading", "y = np.zeros(3)")
+    result = pipeline.grade(path, spec.load(ASSIGNMENT), pipeline.Options(data_dir=data_dir))
+    assert not result.grader_error
+    assert len(result.cell_errors) == 1
+    error = result.cell_errors[0]
+    assert error["cell"] == 1 and error["ename"] == "ModuleNotFoundError"
+    assert "`no_such_package_for_grading`" in error["hint"]
+    assert "not installed where the grader runs" in error["hint"]
+
+
+def test_batch_leaves_grader_errors_ungraded_retries_them_and_stops_early(tmp_path, data_dir,
+                                                                          monkeypatch):
+    """Every student fails on the grader's side (a kernel interpreter that cannot start):
+    no number in grades.csv, the batch stops after the first few with exit 3."""
+    subs = tmp_path / "subs"
+    for name in ("ann", "bob", "cat", "dan", "eve"):
+        small_notebook(subs / f"{name}.ipynb")
+    from grader import batch
+
+    monkeypatch.setattr("grader.canary.ensure_reference_scores_full_marks", lambda *a: None)
+    # Each worker is a process of its own: start it with a kernel interpreter that is gone.
+    broken = ("import sys; sys.executable = sys.argv.pop(1); from grader.batch.worker import "
+              "main; sys.exit(main(sys.argv[1:]))")
+    monkeypatch.setattr(batch._Pool, "command", [sys.executable, "-c", broken,
+                                                 str(tmp_path / "no-such-python")])
+    out = tmp_path / "out"
+    code = cli.main(["grade", str(subs), "-a", ASSIGNMENT, "--out", str(out), "-j", "1",
+                     "--data-dir", str(data_dir)])
+    assert code == cli.EXIT_GRADER_ERROR
+    results = [json.loads(p.read_text()) for p in out.glob("*/result.json")]
+    assert len(results) == 3  # stopped after the first three
+    assert all(r["score"] is None and r["batch"]["complete"] is False for r in results)
+    # A run with the set-up fixed grades everyone, those three included.
+    monkeypatch.undo()
+    monkeypatch.setattr("grader.canary.ensure_reference_scores_full_marks", lambda *a: None)
+    code = cli.main(["grade", str(subs), "-a", ASSIGNMENT, "--out", str(out), "-j", "2",
+                     "--data-dir", str(data_dir)])
+    assert code == 0
+    rows = list(csv.DictReader((out / "grades.csv").open()))
+    assert len(rows) == 5 and all(r["status"] == "completed" and r["total"] == "0" for r in rows)
+
+
+def test_gradebook_has_no_number_for_a_grader_error():
+    from grader.batch import gradebook_csv
+
+    assignment = spec.load(ASSIGNMENT)
+    result = pipeline.grader_error_result(assignment, Path("missing.ipynb"), "sandbox broken")
+    rows = list(csv.reader(gradebook_csv(assignment, [("ann", result.as_dict())]).splitlines()))
+    assert rows[1][0] == "ann" and rows[1][1] == ""
+    assert rows[1][-2] == "grader_error"
+
+
+def test_grader_error_result_matches_the_published_schema():
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((Path(__file__).resolve().parents[1] / "schemas" /
+                         "result.schema.json").read_text())
+    result = pipeline.grader_error_result(spec.load(ASSIGNMENT), Path("x.ipynb"), "no sandbox")
+    jsonschema.validate(result.as_dict(), schema)
