@@ -19,6 +19,7 @@ from grader import checks, pipeline, spec
 from grader.checks import backprop_checks, numpy_reference as ref
 from grader.checks.context import GradingContext
 from grader.cleanroom import numpy_run, source as cleanroom_source
+from grader.errors import GraderError
 from grader.execution.runner import ExecutionRecord
 from grader.checks.numpy_reference import perturbed
 
@@ -425,18 +426,9 @@ def test_a_clean_room_that_cannot_start_is_the_graders_error_not_a_zero(monkeypa
     def broken_wrap(command, mounts, cwd):
         return ["sh", "-c", "echo 'bwrap: Can not mount tmpfs on /newroot/x' >&2; exit 1"]
     monkeypatch.setattr(numpy_run.sandbox_mod, "wrap", broken_wrap)
-    results = grade_notebook(notebook_of(_reference_functions()), assignment, sandbox="bwrap")
-    for result in results.values():
-        assert result.status == "error" and result.points == 0
-        assert "grader error: the clean room's sandbox did not start" in result.message
-
-
-def test_a_failure_of_the_clean_rooms_own_code_is_the_graders_error(monkeypatch, assignment):
-    def crash(*args, **kwargs):
-        raise RuntimeError("disk full")
-    monkeypatch.setattr(numpy_run, "measure", crash)
-    objects = numpy_run.measure_all(notebook_of(_reference_functions()), assignment.objects, 1, "none")
-    ctx = GradingContext(objects, {}, {}, ExecutionRecord())
-    for check in assignment.checks:
-        result = checks.run(check, ctx)
-        assert result.status == "error" and "grader error" in result.message and "disk full" in result.message
+    with pytest.raises(GraderError, match="clean room's sandbox did not start: bwrap: Can not mount"):
+        measure(notebook_of(_reference_functions()), assignment, sandbox="bwrap")
+    monkeypatch.setattr(numpy_run, "measure", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("disk full")))
+    result = pipeline.grade(assignment.reference, assignment, pipeline.Options(sandbox="none"))
+    assert result.score is None and result.checks == []  # not graded, never a zero
+    assert result.execution["status"] == "grader_error" and "disk full" in result.execution["message"]

@@ -14,7 +14,6 @@ network of 8,001 weights within the probe's limit; one forward pass per weight c
 from __future__ import annotations
 
 import ast
-import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -23,7 +22,7 @@ import numpy as np
 
 from ..scoring import CheckResult
 from ..spec import CheckSpec
-from .context import GradingContext, Unavailable
+from .context import GradingContext, Unavailable, guarded
 from .numpy_reference import (FD_CASE, FD_EPS, FORWARD_OUTPUTS, PARAMS, SHAPES, Case, ProbeStatus,
                               backward, forward, make_cases, make_probe, numerical_gradients,
                               perturbations)
@@ -38,22 +37,6 @@ B2_HINT = ("b2 is added inside the dot product, Z2 = H·(W2 + b2); it belongs af
 B2_CHARGED = ("graded on your own forward values, as the chain rule for Z2 = H·W2 + b2: b2 "
               "added inside the dot product in forward_propagation is charged once, in the "
               "forward check")
-
-
-class _GraderFailure(Exception):
-    """The grader's own side failed (the clean room's sandbox did not start): never a score."""
-
-
-def _checked(fn: Callable[[CheckSpec, GradingContext], CheckResult]):
-    @functools.wraps(fn)
-    def wrapper(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
-        try:
-            return fn(spec, ctx)
-        except Unavailable as exc:
-            return CheckResult.scored(spec, 0.0, str(exc))
-        except _GraderFailure as exc:
-            return CheckResult.error(spec, str(exc))
-    return wrapper
 
 
 @dataclass
@@ -78,8 +61,6 @@ def _load(spec: CheckSpec, ctx: GradingContext) -> _Run:
     if key in ctx.notes:
         return ctx.notes[key]
     obj = ctx.objects.get(name)
-    if obj is not None and obj.data.get("grader_error"):
-        raise _GraderFailure(obj.message)
     if obj is None or obj.status != "found":
         if obj is not None and obj.status in ("wrong_type", "missing", "error") and obj.message:
             raise Unavailable(obj.message)
@@ -319,7 +300,7 @@ def _seconds(value: float) -> str:
     return f"{value / 60:.0f} minutes" if value >= 120 else f"{value:.0f} s"
 
 
-@_checked
+@guarded
 def forward_pass(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     """Y, Z2, H, Z1 on every input set, against the grader's forward pass."""
     run = _load(spec, ctx)
@@ -345,7 +326,7 @@ def _constant(results: list[dict[str, np.ndarray] | str]) -> bool:
     return len(ok) >= 2 and all(all(np.array_equal(ok[0][k], r[k]) for k in ok[0]) for r in ok[1:])
 
 
-@_checked
+@guarded
 def backward_pass(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     """L and each gradient on every input set, against the grader's backward pass; a value
     earns its share only if it was also right on the wide network, in time."""
@@ -377,7 +358,7 @@ def backward_pass(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
                                        for k, v in cmp.failing.items()})
 
 
-@_checked
+@guarded
 def gradient_check(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     """Are the student's gradients the derivatives of the student's own L? Central differences
     of their L at W ± eps (the clean room called their function), compared here with their
@@ -426,7 +407,7 @@ def gradient_check(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     return CheckResult.scored(spec, right / len(PARAMS), message)
 
 
-@_checked
+@guarded
 def numpy_only(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     """No framework that computes gradients. Scored because it is enforced: the functions ran in
     a clean room where those frameworks and the grader cannot be imported. The imports the

@@ -36,6 +36,7 @@ import numpy as np
 
 from ..checks import numpy_reference as ref
 from ..checks.numpy_reference import ProbeStatus
+from ..errors import GraderError
 from ..execution import sandbox as sandbox_mod
 from ..harvest.artifacts import HarvestedObject, load_numeric_arrays
 from ..paths import PROJECT_ROOT, REFERENCE_DIR
@@ -72,24 +73,15 @@ def measure_all(nb: Any, objects: list[Any], seed: int, sandbox: str,
                 hidden: tuple[Path, ...] = ()) -> dict[str, HarvestedObject]:
     """Every numpy_functions object of an assignment (spec.ObjectSpec), measured here; they
     replace the kernel's harvest of the same names, which is only the student's claim."""
-    return {o.name: _measure_or_grader_error(nb, o.name, o.options, seed, sandbox, hidden)
+    return {o.name: measure(nb, o.name, o.options, seed, sandbox, hidden)
             for o in objects if o.kind == KIND}
-
-
-def _measure_or_grader_error(nb: Any, name: str, options: dict[str, Any], seed: int, sandbox: str,
-                             hidden: tuple[Path, ...]) -> HarvestedObject:
-    """A failure of the grader's own clean room is reported as such, never as the student's."""
-    try:
-        return measure(nb, name, options, seed, sandbox, hidden)
-    except Exception as exc:  # noqa: BLE001 - any failure here is the grader's
-        return HarvestedObject(name, "error", f"grader error: the numpy clean room failed: "
-                               f"{type(exc).__name__}: {exc}"[:500], data={"grader_error": True})
 
 
 def measure(nb: Any, name: str, options: dict[str, Any], seed: int, sandbox: str,
             hidden: tuple[Path, ...] = ()) -> HarvestedObject:
     """The clean room's account of `name` (the back_propagation) as a harvested object.
-    `sandbox` is the resolved mode, 'bwrap' or 'none'."""
+    `sandbox` is the resolved mode, 'bwrap' or 'none'. Raises GraderError when the grader's own
+    side fails (the sandbox does not start): never the student's score."""
     forward_name = str(options.get("forward", "forward_propagation"))
     extracted = source_mod.extract(nb, [name, forward_name])
     room_facts = {"sandbox": sandbox, "enforced": sandbox == "bwrap",
@@ -336,9 +328,8 @@ def _collect(room: Path, name: str, seed: int, outcome: _Outcome,
     room_facts["probe"] = outcome.probe.as_dict()
     if report is None:
         if "bwrap:" in outcome.stderr:
-            return HarvestedObject(name, "error", "grader error: the clean room's sandbox did not "
-                                   f"start: {outcome.stderr.strip()[:300]}",
-                                   data={"room": room_facts, "grader_error": True})
+            raise GraderError("the numpy clean room's sandbox did not start: "
+                              + outcome.stderr.strip()[:300])
         output = (room / "output.txt").read_text(errors="replace")[-300:] \
             if (room / "output.txt").is_file() else ""
         return HarvestedObject(name, "error", "the clean room running your functions stopped "
