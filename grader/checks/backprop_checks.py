@@ -50,6 +50,7 @@ class _Run:
     room: dict[str, Any]  # the grader's own facts: sandbox, imports, the probe's timing
     probe_case: Case
     probe_outputs: dict[str, np.ndarray] | None
+    memo: dict[Any, Any] = field(default_factory=dict)  # verdicts shared by the four checks
 
     def works(self) -> bool:
         return any(isinstance(b, dict) for b in self.backward)
@@ -231,6 +232,13 @@ def _matches_b2_bug(results: list[dict[str, np.ndarray] | str], cases: list[Case
 def _b2_inside(run: _Run, rtol: float, atol: float) -> bool:
     """The seed's mistake, diagnosed: on every b2 ≠ 0 input the student's Z2 (or, without a
     forward pass, their L) is what b2 inside the dot product gives."""
+    key = ("b2_inside", rtol, atol)
+    if key not in run.memo:
+        run.memo[key] = _diagnose_b2_inside(run, rtol, atol)
+    return run.memo[key]
+
+
+def _diagnose_b2_inside(run: _Run, rtol: float, atol: float) -> bool:
     if any(isinstance(r, dict) for r in run.forward):
         return _matches_b2_bug(run.forward, run.cases, "Z2",
                                lambda c: forward(c.X, c.weights, b2_inside=True)["Z2"], rtol, atol)
@@ -254,6 +262,13 @@ class _ProbeVerdict:
 def _probe_verdict(run: _Run, rtol: float, atol: float, transposed_ok: bool) -> _ProbeVerdict:
     """The finite-differences gate: the same function on a network of 8,001 weights, timed by
     the grader from outside the clean room."""
+    key = ("probe", rtol, atol, transposed_ok)
+    if key not in run.memo:
+        run.memo[key] = _judge_probe(run, rtol, atol, transposed_ok)
+    return run.memo[key]
+
+
+def _judge_probe(run: _Run, rtol: float, atol: float, transposed_ok: bool) -> _ProbeVerdict:
     probe = run.room.get("probe") if isinstance(run.room.get("probe"), dict) else {}
     status, case = probe.get("status"), run.probe_case
     none = dict.fromkeys(VALUES, False)
