@@ -49,6 +49,7 @@ FORBIDDEN = ("tensorflow", "keras", "tf_keras", "torch", "jax", "jaxlib", "autog
 PROBE_MIN_SECONDS = 3.0  # the probe's limit, at least
 PROBE_REFERENCE_FACTOR = 50  # ... and at least this many times the grader's own backward pass
 MAX_REPORT_BYTES = 2**20
+STARTUP_SECONDS = 60  # bwrap, the interpreter and numpy, before any student code
 MEMORY_MB = 2048
 
 
@@ -156,6 +157,7 @@ def _reference_seconds(probe: ref.Case) -> tuple[float, float]:
 
 @dataclass
 class _Outcome:
+    started: bool  # the harness ran up to the student's code: what follows is the student's
     ready: bool
     probe: Probe
     exit_note: str  # how the process ended, for a clean room that stopped early
@@ -173,9 +175,10 @@ def _run(room: Path, sandbox: str, probe: ref.Case, options: dict[str, Any],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             preexec_fn=_limits, start_new_session=True)
     reader = _LineReader(proc)
-    ready = False
+    started = ready = False
     try:
-        ready = reader.wait_for("READY", setup_limit)
+        started = reader.wait_for("STARTED", STARTUP_SECONDS)
+        ready = started and reader.wait_for("READY", setup_limit)
         if ready:
             np.savez(room / "probe.part.npz", **_case_arrays("p", probe))
             os.replace(room / "probe.part.npz", room / "probe.npz")
@@ -196,15 +199,18 @@ def _run(room: Path, sandbox: str, probe: ref.Case, options: dict[str, Any],
     finally:
         _stop(proc)
     stderr = reader.stderr()
-    return _Outcome(ready, result, f"exit status {proc.returncode}", stderr)
+    return _Outcome(started, ready, result, f"exit status {proc.returncode}", stderr)
 
 
 def _command(room: Path, sandbox: str, hidden: tuple[Path, ...]) -> list[str]:
     """The only place this module uses the sandbox: keep it to `wrap` and `Mounts`."""
-    command = [sys.executable, "-I", "-S", str(room / HARNESS.name)]
+    # The real binary: a venv's bin/python may be a link inside a folder the sandbox hides (/tmp).
+    command = [os.path.realpath(sys.executable), "-I", "-S", str(room / HARNESS.name)]
     if sandbox != "bwrap":
         return command
-    mounts = sandbox_mod.Mounts(writable=[room], readable=[],
+    numpy_dir = Path(np.__file__).resolve().parent
+    readable = [p for p in (numpy_dir, numpy_dir.with_name("numpy.libs")) if p.exists()]
+    mounts = sandbox_mod.Mounts(writable=[room], readable=readable,
                                 hidden=[*_forbidden_folders(), *_grader_folders(), *hidden])
     return sandbox_mod.wrap(command, mounts, room)
 
@@ -324,14 +330,14 @@ def _collect(room: Path, name: str, seed: int, outcome: _Outcome,
              room_facts: dict[str, Any]) -> HarvestedObject:
     """Validate what the clean room wrote; anything malformed is the student's code's doing,
     except a sandbox that never started."""
+    output = (room / "output.txt").read_text(errors="replace")[-300:] \
+        if (room / "output.txt").is_file() else ""
+    if not outcome.started:  # no student code had run yet: the grader's own failure
+        raise GraderError("the numpy clean room did not start ("
+                          + (outcome.stderr.strip() or output.strip() or outcome.exit_note)[-300:] + ")")
     report = _read_json(room / "results.json") if outcome.ready else None
     room_facts["probe"] = outcome.probe.as_dict()
     if report is None:
-        if "bwrap:" in outcome.stderr:
-            raise GraderError("the numpy clean room's sandbox did not start: "
-                              + outcome.stderr.strip()[:300])
-        output = (room / "output.txt").read_text(errors="replace")[-300:] \
-            if (room / "output.txt").is_file() else ""
         return HarvestedObject(name, "error", "the clean room running your functions stopped "
                                f"before reporting ({outcome.exit_note})"
                                + (f": {output.strip()}" if output.strip() else ""),

@@ -7,7 +7,8 @@ also keeps the time of the speed probe itself, from outside: nothing here is bel
 
 Files in the current folder: request.json, cases.npz and student.json from the grader;
 results.json and results.npz back. Then the probe: "READY" on the protocol pipe, "GO" on stdin,
-probe.npz in, probe_out.npz and probe.json out, "DONE" on the pipe.
+probe.npz in, probe_out.npz and probe.json out, "DONE" on the pipe. "STARTED", before any
+student code runs, tells the grader that a clean room which stops later stopped on the student.
 """
 
 import builtins
@@ -99,6 +100,10 @@ def main():
     sys.path.insert(0, request["numpy_path"])
     sys.meta_path.insert(0, _Blocked(request["forbidden"]))
     import numpy as np
+
+    # Before any student code: the grader knows from here on that its own part started.
+    proto.write("STARTED\n")
+    proto.flush()
 
     def as_array(value, what):
         try:  # lists and scalars convert; objects and strings do not
