@@ -15,6 +15,7 @@ import numpy as np
 
 from . import __version__, baselines, checks, environment, measure, notebook
 from .checks.context import GradingContext
+from .cleanroom import numpy_run as numpy_cleanroom
 from .errors import GraderError
 from .execution import runner, sandbox as sandbox_mod, scratch as scratch_mod
 from .harvest import artifacts
@@ -164,6 +165,9 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
             mounts=mounts)
         rows = None if prepared.holdout_labels is None else len(prepared.holdout_labels)
         objects = artifacts.read(harvest_dir, [o.name for o in assignment.objects], rows)
+        # numpy functions are measured in a clean room from the notebook's source, not the kernel.
+        objects.update(numpy_cleanroom.measure_all(loaded.node, assignment.objects, inputs_seed,
+                                                   mode, tuple(options.hidden)))
         objects.update(_refuse_kernel_claims(objects, assignment))
         exported = [name for name, obj in objects.items() if obj.export is not None]
         if exported and worker is not None:

@@ -1,14 +1,14 @@
 """numpy-backprop (seed 004, Part 1): a forward and backward pass in numpy only.
 
-Three layers of tests: the grader's reference implementation against the homework's printed
-numbers; the checks on harvests made in this process (fast, no kernel); whole notebooks
-through the pipeline (a numpy-only kernel starts in about a second).
+Four layers of tests: the grader's reference implementation against the homework's printed
+numbers; which definitions the clean room takes from a notebook's source; the checks on what
+the clean room measured (a fresh interpreter per notebook, well under a second); whole
+notebooks through the pipeline (a numpy-only kernel starts in about a second).
 """
 
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 import nbformat
@@ -18,9 +18,10 @@ import pytest
 from grader import checks, pipeline, spec
 from grader.checks import backprop_checks, numpy_reference as ref
 from grader.checks.context import GradingContext
+from grader.cleanroom import numpy_run, source as cleanroom_source
+from grader.errors import GraderError
 from grader.execution.runner import ExecutionRecord
-from grader.harvest import artifacts, in_kernel
-from grader.harvest.kinds.numpy_functions import perturbed
+from grader.checks.numpy_reference import perturbed
 
 ASSIGNMENT = "numpy-backprop"
 
@@ -112,7 +113,7 @@ def test_reference_gradients_are_derivatives_of_its_loss():
     losses = {}
     for sign in (1.0, -1.0):
         losses[sign] = np.array([
-            ref.backward(case.X, case.Y_T, perturbed(case.fresh_weights(), p, idx, sign * ref.FD_EPS))["L"]
+            ref.backward(case.X, case.Y_T, perturbed(case.weights, p, idx, sign * ref.FD_EPS))["L"]
             for p, idx in ref.perturbations()])
     numeric = ref.numerical_gradients(losses[1.0], losses[-1.0])
     for p in ref.PARAMS:
@@ -145,32 +146,27 @@ def assignment():
     return spec.load(ASSIGNMENT)
 
 
-def grade_source(tmp_path: Path, assignment, source: str | None, *, notebook_source: str | None = None,
-                 modules: list[str] | None = None, run_seed: int = 2024, call_timeout: float | None = None,
-                 notes: dict | None = None):
-    """Run the real harvest on functions defined here, then the checks; {check id: result}."""
-    namespace: dict = {}
-    if source is not None:
-        exec(compile(source, "<student>", "exec"), namespace)  # noqa: S102 - test fixtures
-    objects = []
-    for o in assignment.objects:
-        obj = {"name": o.name, "kind": o.kind, "input_shape": None, "timed": False, **o.options,
-               "run_seed": run_seed}
-        if call_timeout is not None:
-            obj["call_timeout"] = call_timeout
-        objects.append(obj)
-    out = tmp_path / "harvest"
-    in_kernel.harvest(namespace, json.dumps({"out": str(out), "images": None, "objects": objects}))
-    harvested = artifacts.read(out, [o.name for o in assignment.objects], None)
-    for obj in harvested.values():  # this process has loaded everything; a kernel would not have
-        if obj.status == "found":
-            obj.data["modules"] = modules if modules is not None else ["numpy"]
-            obj.data["grader_checks_loaded"] = False
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-        notebook_source if notebook_source is not None else source or "")])
-    ctx = GradingContext(harvested, {}, {}, ExecutionRecord(), notebook=nb)
+def notebook_of(*cells: str):
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+
+
+def measure(nb, assignment, *, run_seed: int = 2024, call_timeout: float | None = None,
+            sandbox: str = "none"):
+    obj = assignment.objects[0]
+    options = {**obj.options, **({"call_timeout": call_timeout} if call_timeout else {})}
+    return {obj.name: numpy_run.measure(nb, obj.name, options, run_seed, sandbox)}
+
+
+def grade_notebook(nb, assignment, *, notes: dict | None = None, **kwargs):
+    """The clean room on a notebook's definitions, then the checks; {check id: result}."""
+    ctx = GradingContext(measure(nb, assignment, **kwargs), {}, {}, ExecutionRecord(), notebook=nb)
     ctx.notes.update(notes or {})
     return {s.id: checks.run(s, ctx) for s in assignment.checks}
+
+
+def grade_source(tmp_path: Path, assignment, source: str, **kwargs):
+    """Functions defined in one code cell."""
+    return grade_notebook(notebook_of(source), assignment, **kwargs)
 
 
 def _reference_functions() -> str:
@@ -192,20 +188,23 @@ def test_the_seeds_layouts_are_accepted(tmp_path, assignment):
     assert "transposed" in results["backward"].message
 
 
-def test_b2_inside_the_dot_product_loses_points_naming_the_gradient(tmp_path, assignment):
+def test_b2_inside_the_dot_product_costs_one_point_once_and_is_named(tmp_path, assignment):
+    """The seed's mistake: Y and Z2 earn nothing in the forward check (the formula is wrong even
+    where b2 = 0 hides it); the gradients, the chain rule at the student's own forward values,
+    are not charged for it again."""
     results = grade_source(tmp_path, assignment, SIGMOID + SEED_FORWARD + SEED_BACKWARD)
     forward, backward, fd = results["forward"], results["backward"], results["gradient-check"]
-    # Right on the two input sets with b2 = 0 (the homework's own among them), wrong on the others.
-    assert backward.status == "partial" and backward.points == pytest.approx(2.5)
-    assert "dL/db2" in backward.message and "when b2 ≠ 0" in backward.message
-    assert "inside the dot product" in backward.message
-    assert forward.status == "partial" and "Y and Z2 differ from the reference when b2 ≠ 0" in forward.message
+    assert forward.status == "partial" and forward.points == pytest.approx(1.0)
+    assert "Y and Z2 differ from the reference when b2 ≠ 0" in forward.message
+    assert "inside the dot product" in forward.message and "H and Z1 are right" in forward.message
     assert "H differs" not in forward.message and "Z1 differs" not in forward.message
-    # Against the student's own loss: dL/dW2 is consistent, dL/db2 (and W1, b1 through W2 + b2) not.
-    assert fd.status == "partial" and fd.points == pytest.approx(0.5)
-    assert "dL/db2 is not the derivative of your own L" in fd.message
-    assert "dL/dW2 is not" not in fd.message
+    # Graded on their own forward pass: L and every gradient right, the mistake named once more.
+    assert backward.status == "passed" and backward.points == 5, backward.message
+    assert "inside the dot product" in backward.message and "charged once" in backward.message
+    assert fd.status == "passed", fd.message
+    assert "charged once" in fd.message
     assert results["numpy-only"].status == "passed"
+    assert sum(r.points for r in results.values()) == 9
 
 
 def test_hardcoded_printed_numbers_earn_no_backward_points(tmp_path, assignment):
@@ -226,12 +225,19 @@ def test_gradient_check_names_the_inconsistent_gradient(tmp_path, assignment):
     assert results["backward"].points == pytest.approx(4.0)
 
 
-def test_numpy_only_reads_imports_from_the_source(tmp_path, assignment):
+def test_numpy_only_reads_the_imports_the_functions_depend_on(tmp_path, assignment):
     source = _reference_functions()
-    results = grade_source(tmp_path, assignment, source,
-                           notebook_source="%matplotlib inline\nimport tensorflow as tf\n" + source)
+    unused = grade_notebook(notebook_of("%matplotlib inline\nimport tensorflow as tf", source), assignment)
+    assert unused["numpy-only"].status == "passed"  # an import no graded function uses
+    assert "also imports tensorflow" in unused["numpy-only"].message
+    used = source.replace("def back_propagation(X, Y_T, weights):",
+                          "import tensorflow as tf\n\ndef back_propagation(X, Y_T, weights):\n"
+                          "    tf.constant(0)")
+    results = grade_notebook(notebook_of(used), assignment)
     assert results["numpy-only"].points == 0 and "tensorflow" in results["numpy-only"].message
-    assert results["backward"].status == "passed"  # the rest is graded on its merits
+    assert results["forward"].status == "passed"  # the rest is graded on its merits
+    assert results["backward"].points == 0  # tensorflow cannot be imported in the clean room
+    assert "numpy-only clean room" in results["backward"].message
     found = backprop_checks.notebook_imports(nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("!pip install torch\nfrom torch import nn\nimport numpy as np"),
         nbformat.v4.new_code_cell("jax = __import__('jax')\nimport importlib\n"
@@ -242,12 +248,44 @@ def test_numpy_only_reads_imports_from_the_source(tmp_path, assignment):
                                               (2, "importlib"), (2, "autograd"), (3, "tensorflow")]
 
 
-def test_numpy_only_also_reads_the_kernels_modules(tmp_path, assignment):
-    results = grade_source(tmp_path, assignment, _reference_functions(),
-                           modules=["numpy", "torch", "grader"])
-    assert results["numpy-only"].points == 0 and "loaded in the kernel: torch" in results["numpy-only"].message
-    clean = grade_source(tmp_path / "2", assignment, _reference_functions(), modules=["numpy", "grader"])
-    assert clean["numpy-only"].status == "passed"  # the harvest itself is `grader`
+def test_numpy_only_says_when_it_was_not_enforced(tmp_path, assignment):
+    none = grade_source(tmp_path, assignment, _reference_functions(), sandbox="none")["numpy-only"]
+    assert none.points == 1 and "NOT enforced" in none.message and none.details["enforced"] is False
+    bwrap = grade_source(tmp_path, assignment, _reference_functions(), sandbox="bwrap")["numpy-only"]
+    assert bwrap.points == 1 and "enforced: the functions ran in a clean room" in bwrap.message
+    assert bwrap.details["enforced"] is True
+
+
+def test_the_clean_room_takes_only_the_definitions_the_functions_need():
+    nb = notebook_of(
+        "import numpy as np\nimport matplotlib.pyplot as plt\nimport pprint\npp = pprint.PrettyPrinter()",
+        "%matplotlib inline\nSCALE = 2\nprint('training...')\nraise RuntimeError('a plot failed')",
+        "def sigmoid(z):\n    return 0.0  # replaced below",
+        "def sigmoid(z):\n    return 1/(1 + np.exp(-z))\nthis is not python (",
+        "def sigmoid(z):\n    return SCALE * 1/(1 + np.exp(-z)) / SCALE",
+        "def forward_propagation(X, weights):\n    return sigmoid(X)",
+        "def back_propagation(X, Y_T, weights):\n    return forward_propagation(X, weights)",
+        "gradients, L = back_propagation(X, Y, weights)\npp.pprint(gradients)")
+    got = cleanroom_source.extract(nb, ["back_propagation", "forward_propagation"])
+    assert got.found == {"back_propagation": 7, "forward_propagation": 6} and got.missing == []
+    assert [cell for cell, _ in got.chunks] == [1, 2, 5, 6, 7]  # the last sigmoid; no prints
+    assert got.chunks[1][1] == "SCALE = 2" and got.skipped_cells == [4]
+    assert [m for _, m, _ in got.imports] == ["numpy"]  # matplotlib and pprint are not needed
+    assert cleanroom_source.extract(nb, ["nothing"]).missing == ["nothing"]
+
+
+def test_notebooks_as_written_run_in_the_clean_room(tmp_path, assignment):
+    """Windows line endings, Colab's shell lines, a main guard, a class holding the pass."""
+    forward, backward = (_reference_functions().split("def back_propagation")[0],
+                         "def back_propagation" + _reference_functions().split("def back_propagation")[1])
+    nb = notebook_of(
+        "!pip install numpy\r\n%matplotlib inline\r\nimport numpy as np\r\n",
+        "if __name__ == '__main__':\n" + "".join("    " + l + "\n" for l in forward.splitlines()),
+        "class Solution:\n    pass\n\n" + backward.replace("\n", "\r\n"),
+        "solution = Solution()\nprint(back_propagation)")
+    results = grade_notebook(nb, assignment)
+    assert {k: r.status for k, r in results.items()} == dict.fromkeys(results, "passed"), \
+        {k: r.message for k, r in results.items()}
 
 
 def test_a_seed_other_than_the_graders_is_refused(tmp_path, assignment):
@@ -256,14 +294,11 @@ def test_a_seed_other_than_the_graders_is_refused(tmp_path, assignment):
 
 
 def test_tampered_outputs_do_not_pass(tmp_path, assignment):
-    grade_source(tmp_path, assignment, _reference_functions())
-    path = tmp_path / "harvest" / "back_propagation.arrays.npz"
-    with np.load(path) as data:
-        arrays = {k: np.ones_like(v) for k, v in data.items()}
-    np.savez(path, **arrays)
-    objects = artifacts.read(tmp_path / "harvest", ["back_propagation"], None)
-    objects["back_propagation"].data["modules"] = ["numpy"]
-    ctx = GradingContext(objects, {}, {}, ExecutionRecord())
+    nb = notebook_of(_reference_functions())
+    objects = measure(nb, assignment)
+    obj = objects["back_propagation"]
+    obj.arrays = {k: np.ones_like(v) for k, v in obj.arrays.items()}
+    ctx = GradingContext(objects, {}, {}, ExecutionRecord(), notebook=nb)
     results = {s.id: checks.run(s, ctx) for s in assignment.checks}
     assert results["forward"].points == 0 and results["backward"].points == 0
 
@@ -276,9 +311,9 @@ def test_hanging_exiting_and_missing_functions_are_contained(tmp_path, assignmen
     assert "did not return within 0.2 s" in results["backward"].message
     assert sum(r.points for r in results.values()) == 0
     missing = grade_source(tmp_path / "m", assignment, SIGMOID)
-    assert all("no variable `back_propagation`" in r.message for r in missing.values())
+    assert all("no cell of the notebook defines `back_propagation`" in r.message for r in missing.values())
     wrong = grade_source(tmp_path / "w", assignment, "back_propagation = 42")
-    assert all("is a builtins.int, not a function" in r.message for r in wrong.values())
+    assert all("`back_propagation` is not callable" in r.message for r in wrong.values())
     no_forward = grade_source(tmp_path / "f", assignment, SIGMOID + "forward_propagation = None\n" +
                               SEED_BACKWARD.replace("forward_propagation(X, weights)",
                                                     "_fwd(X, weights)") + FIXED_SEED_FORWARD.replace(
@@ -330,12 +365,11 @@ def test_pipeline_starter_scores_zero_and_says_why(assignment):
     assert any(e["ename"] == "NotImplementedError" for e in result.cell_errors)
 
 
-def test_pipeline_seed_solution_loses_the_b2_points(tmp_path, assignment):
+def test_pipeline_seed_solution_loses_the_b2_point(tmp_path, assignment):
     result = _grade(_variant(tmp_path, "seed", forward=SEED_FORWARD, backward=SEED_BACKWARD), assignment)
     checks_ = _by_id(result)
-    assert 0 < result.score < 10
-    assert "dL/db2" in checks_["backward"].message and "b2 ≠ 0" in checks_["backward"].message
-    assert "dL/db2 is not the derivative of your own L" in checks_["gradient-check"].message
+    assert result.score == 9
+    assert "inside the dot product" in checks_["forward"].message and checks_["forward"].points == 1
     assert result.cell_errors == []  # the homework's own run (b2 = 0) looks fine
 
 
@@ -346,12 +380,12 @@ def test_pipeline_hardcoded_numbers_lose_points(tmp_path, assignment):
     assert result.score <= 3  # the forward pass (2) and numpy-only (1) are real
 
 
-def test_pipeline_tensorflow_import_loses_the_numpy_point(tmp_path, assignment):
+def test_pipeline_an_unused_tensorflow_import_costs_nothing(tmp_path, assignment):
     path = _variant(tmp_path, "tf", extra_first="import tensorflow as tf")
     result = _grade(path, assignment)
     checks_ = _by_id(result)
-    assert checks_["numpy-only"].points == 0 and "tensorflow" in checks_["numpy-only"].message
-    assert result.score == 9
+    assert checks_["numpy-only"].points == 1 and "also imports tensorflow" in checks_["numpy-only"].message
+    assert result.score == 10
 
 
 def test_pipeline_grades_the_same_file_on_the_same_grader_chosen_inputs(tmp_path, assignment):
@@ -365,3 +399,36 @@ def test_pipeline_grades_the_same_file_on_the_same_grader_chosen_inputs(tmp_path
     ours = pipeline.run_seed(first.notebook_sha256, assignment)
     other = pipeline.run_seed(_grade(assignment.reference, assignment).notebook_sha256, assignment)
     assert ours != other
+
+
+SEED_NOTEBOOK = Path(__file__).parent / "student_notebooks" / "seed004_part1.ipynb"
+
+
+def test_the_seeds_own_student_loses_one_point_for_the_bias_named(assignment):
+    """Seed 004's Part 1 as submitted: matplotlib and pprint imported, lowercase 'w1'/'w2' keys in
+    its weights (so its own In [7] raises KeyError in the kernel, which costs nothing: the
+    grader calls the functions itself), b2 added inside the dot product. Everything else it
+    wrote is right: 9/10, the one point taken in the forward check, with the mistake named."""
+    result = _grade(SEED_NOTEBOOK, assignment)
+    checks_ = _by_id(result)
+    assert {k: c.points for k, c in checks_.items()} == \
+        {"forward": 1, "backward": 5, "gradient-check": 2, "numpy-only": 1}
+    assert result.score == 9
+    assert "b2 is added inside the dot product, Z2 = H·(W2 + b2)" in checks_["forward"].message
+    assert "Y and Z2 earn nothing, H and Z1 are right" in checks_["forward"].message
+    assert "charged once, in the forward check" in checks_["backward"].message
+    assert "transposed" in checks_["backward"].message  # its (2, 3) dL/dW1, as it printed it
+    assert [(e["ename"], e["evalue"]) for e in result.cell_errors] == \
+        [("KeyError", "'W1'"), ("NameError", "name 'gradients' is not defined")]
+
+
+def test_a_clean_room_that_cannot_start_is_the_graders_error_not_a_zero(monkeypatch, assignment):
+    def broken_wrap(command, mounts, cwd):
+        return ["sh", "-c", "echo 'bwrap: Can not mount tmpfs on /newroot/x' >&2; exit 1"]
+    monkeypatch.setattr(numpy_run.sandbox_mod, "wrap", broken_wrap)
+    with pytest.raises(GraderError, match="clean room did not start \\(bwrap: Can not mount"):
+        measure(notebook_of(_reference_functions()), assignment, sandbox="bwrap")
+    monkeypatch.setattr(numpy_run, "measure", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("disk full")))
+    result = pipeline.grade(assignment.reference, assignment, pipeline.Options(sandbox="none"))
+    assert result.score is None and result.checks == []  # not graded, never a zero
+    assert result.execution["status"] == "grader_error" and "disk full" in result.execution["message"]

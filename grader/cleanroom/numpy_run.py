@@ -1,0 +1,369 @@
+"""The numpy clean room (trusted side): run the student's forward and backward pass, from the
+notebook's source, in a fresh sandboxed interpreter, on inputs the grader chose.
+
+What the clean room can import is enforced by the sandbox, not asked of the student's code:
+under bubblewrap the folders of TensorFlow, Keras, PyTorch, JAX and autograd are empty, the
+grader's package (and any checkout of it beside this one) is not there, and neither is
+`reference/`. The interpreter starts isolated (`-I -S`) with only numpy on its path. With
+`--sandbox none` the same interpreter runs unsandboxed: only the path and an import blocker,
+both of which student code can undo, so the result records that numpy-only was not enforced.
+
+Finite differences: after the homework-sized cases, the grader times one more call from outside
+the clean room (the student's code cannot touch that clock): a network with 2,000 hidden units
+(8,001 weights). An analytic backward pass takes a few forward passes (milliseconds); one made of
+finite differences of the forward pass needs one forward pass per weight (minutes), and is
+stopped at the limit. Inputs appear only when the clock starts, so nothing can be precomputed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import resource
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..checks import numpy_reference as ref
+from ..checks.numpy_reference import ProbeStatus
+from ..errors import GraderError
+from ..execution import sandbox as sandbox_mod
+from ..harvest.artifacts import HarvestedObject, load_numeric_arrays
+from ..paths import PROJECT_ROOT, REFERENCE_DIR
+from . import source as source_mod
+
+HARNESS = Path(__file__).with_name("untrusted_numpy_harness.py")
+# Frameworks that compute gradients (Part 1 allows numpy only), and the grader itself.
+FORBIDDEN = ("tensorflow", "keras", "tf_keras", "torch", "jax", "jaxlib", "autograd", "theano",
+             "mxnet", "paddle", "grader")
+PROBE_MIN_SECONDS = 3.0  # the probe's limit, at least
+PROBE_REFERENCE_FACTOR = 50  # ... and at least this many times the grader's own backward pass
+MAX_REPORT_BYTES = 2**20
+STARTUP_SECONDS = 60  # bwrap, the interpreter and numpy, before any student code
+MEMORY_MB = 2048
+
+
+@dataclass
+class Probe:
+    status: str
+    seconds: float | None
+    limit: float
+    reference_seconds: float
+    forward_seconds: float  # the grader's forward pass at the probe's size
+    n_params: int
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+KIND = "numpy_functions"  # the assignment.toml object kind this clean room measures
+
+
+def measure_all(nb: Any, objects: list[Any], seed: int, sandbox: str,
+                hidden: tuple[Path, ...] = ()) -> dict[str, HarvestedObject]:
+    """Every numpy_functions object of an assignment (spec.ObjectSpec), measured here; they
+    replace the kernel's harvest of the same names, which is only the student's claim."""
+    return {o.name: measure(nb, o.name, o.options, seed, sandbox, hidden)
+            for o in objects if o.kind == KIND}
+
+
+def measure(nb: Any, name: str, options: dict[str, Any], seed: int, sandbox: str,
+            hidden: tuple[Path, ...] = ()) -> HarvestedObject:
+    """The clean room's account of `name` (the back_propagation) as a harvested object.
+    `sandbox` is the resolved mode, 'bwrap' or 'none'. Raises GraderError when the grader's own
+    side fails (the sandbox does not start): never the student's score."""
+    forward_name = str(options.get("forward", "forward_propagation"))
+    extracted = source_mod.extract(nb, [name, forward_name])
+    room_facts = {"sandbox": sandbox, "enforced": sandbox == "bwrap",
+                  "imports": [list(i) for i in extracted.imports], "cells": extracted.found,
+                  "skipped_cells": extracted.skipped_cells}
+    if name in extracted.missing:
+        return HarvestedObject(name, "missing", f"no cell of the notebook defines `{name}`",
+                               data={"room": room_facts})
+    room = Path(tempfile.mkdtemp(prefix="grader-cleanroom-"))
+    started = time.monotonic()
+    try:
+        cases = ref.make_cases(seed)
+        _prepare(room, extracted.chunks, cases, name, forward_name, options)
+        outcome = _run(room, sandbox, ref.make_probe(seed), options, hidden)
+        room_facts["seconds"] = round(time.monotonic() - started, 3)
+        return _collect(room, name, seed, outcome, room_facts)
+    finally:
+        shutil.rmtree(room, ignore_errors=True)
+
+
+def _prepare(room: Path, chunks: list[tuple[int, str]], cases: list[ref.Case], name: str, forward_name: str,
+             options: dict[str, Any]) -> None:
+    site = room / "site"  # numpy, and nothing else, on the clean room's path
+    site.mkdir()
+    numpy_dir = Path(np.__file__).resolve().parent
+    for item in (numpy_dir, numpy_dir.with_name("numpy.libs")):
+        if item.exists():
+            (site / item.name).symlink_to(item)
+    shutil.copy(HARNESS, room / HARNESS.name)
+    (room / "student.json").write_text(json.dumps([{"cell": c, "source": t} for c, t in chunks]))
+    arrays = {}
+    for i, case in enumerate(cases):
+        arrays.update(_case_arrays(f"c{i}", case))
+    np.savez(room / "cases.npz", **arrays)
+    call_timeout = float(options.get("call_timeout", 10))
+    request = {"numpy_path": str(site), "forbidden": list(FORBIDDEN), "backward": name,
+               "forward": forward_name, "call_timeout": call_timeout,
+               "load_timeout": call_timeout, "b2": [c.weights["b2"] for c in cases],
+               "fd_case": ref.FD_CASE, "fd_eps": ref.FD_EPS,
+               "perturbations": [[p, list(idx)] for p, idx in ref.perturbations()],
+               "probe_b2": 0.0, "probe_timeout": 600}
+    (room / "request.json").write_text(json.dumps(request))
+
+
+def _case_arrays(prefix: str, case: ref.Case) -> dict[str, np.ndarray]:
+    out = {f"{prefix}_X": case.X, f"{prefix}_Y_T": case.Y_T}
+    out.update({f"{prefix}_{p}": np.asarray(case.weights[p]) for p in ("W1", "b1", "W2")})
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _reference_seconds_once() -> tuple[float, float]:
+    """Measured once per grader process (a batch grades many notebooks): the probe's size never
+    changes, and the limit has a wide margin on both sides."""
+    return _reference_seconds(ref.make_probe(0))
+
+
+def _reference_seconds(probe: ref.Case) -> tuple[float, float]:
+    """The grader's own backward and forward pass at the probe's size, best of three after a
+    warm-up call."""
+    def best(fn) -> float:
+        fn()
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return min(times)
+    return (best(lambda: ref.backward(probe.X, probe.Y_T, probe.weights)),
+            best(lambda: ref.forward(probe.X, probe.weights)))
+
+
+@dataclass
+class _Outcome:
+    started: bool  # the harness ran up to the student's code: what follows is the student's
+    ready: bool
+    probe: Probe
+    exit_note: str  # how the process ended, for a clean room that stopped early
+    stderr: str
+
+
+def _run(room: Path, sandbox: str, probe: ref.Case, options: dict[str, Any],
+         hidden: tuple[Path, ...]) -> _Outcome:
+    reference_seconds, forward_seconds = _reference_seconds_once()
+    limit = max(PROBE_MIN_SECONDS, PROBE_REFERENCE_FACTOR * reference_seconds)
+    result = Probe(ProbeStatus.NOT_RUN, None, round(limit, 3), round(reference_seconds, 5),
+                   round(forward_seconds, 5), probe.n_params)
+    setup_limit = float(options.get("cleanroom_timeout", 120))
+    proc = subprocess.Popen(_command(room, sandbox, hidden), cwd=room, env=_environment(room),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=_limits, start_new_session=True)
+    reader = _LineReader(proc)
+    started = ready = False
+    try:
+        started = reader.wait_for("STARTED", STARTUP_SECONDS)
+        ready = started and reader.wait_for("READY", setup_limit)
+        if ready:
+            np.savez(room / "probe.part.npz", **_case_arrays("p", probe))
+            os.replace(room / "probe.part.npz", room / "probe.npz")
+            started = time.monotonic()  # the clock starts when the inputs exist
+            proc.stdin.write(b"GO\n")
+            proc.stdin.flush()
+            done = reader.wait_for("DONE", limit)
+            elapsed = time.monotonic() - started
+            result.seconds = round(elapsed, 4)
+            if done and elapsed <= limit:
+                result.status = ProbeStatus.PASSED
+            elif elapsed >= limit:
+                result.status = ProbeStatus.TOO_SLOW
+            else:  # the process ended during the call: it crashed, or exited on purpose
+                result.status, result.error = ProbeStatus.FAILED, "the clean room stopped during the call"
+    except (BrokenPipeError, OSError):
+        pass
+    finally:
+        _stop(proc)
+    stderr = reader.stderr()
+    return _Outcome(started, ready, result, f"exit status {proc.returncode}", stderr)
+
+
+def _command(room: Path, sandbox: str, hidden: tuple[Path, ...]) -> list[str]:
+    """The only place this module uses the sandbox: keep it to `wrap` and `Mounts`."""
+    # The real binary: a venv's bin/python may be a link inside a folder the sandbox hides (/tmp).
+    command = [os.path.realpath(sys.executable), "-I", "-S", str(room / HARNESS.name)]
+    if sandbox != "bwrap":
+        return command
+    numpy_dir = Path(np.__file__).resolve().parent
+    readable = [p for p in (numpy_dir, numpy_dir.with_name("numpy.libs")) if p.exists()]
+    mounts = sandbox_mod.Mounts(writable=[room], readable=readable,
+                                hidden=[*_forbidden_folders(), *_grader_folders(), *hidden])
+    return sandbox_mod.wrap(command, mounts, room)
+
+
+def _forbidden_folders() -> list[Path]:
+    """Where the forbidden frameworks are installed, found without importing them."""
+    import importlib.util
+
+    folders = []
+    for name in FORBIDDEN:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            folders.append(Path(location).resolve())
+    return folders
+
+
+def _grader_folders() -> list[Path]:
+    """The grader's package and reference/, here and in any checkout beside this one, and the
+    datasets: the clean room needs none of them."""
+    folders = [PROJECT_ROOT / "grader", REFERENCE_DIR, Path("/usr/share/datasets"),
+               Path.home() / ".keras"]
+    try:
+        folders += [p / "grader" for p in PROJECT_ROOT.parent.iterdir()
+                    if p != PROJECT_ROOT and (p / "grader" / "checks").is_dir()]
+        folders += [p / "reference" for p in PROJECT_ROOT.parent.iterdir()
+                    if p != PROJECT_ROOT and (p / "reference").is_dir()]
+    except OSError:
+        pass
+    return [f.resolve() for f in folders if f.exists()]
+
+
+def _environment(room: Path) -> dict[str, str]:
+    # One BLAS thread: the probe's limit should not depend on how busy the other core is.
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(room), "LANG": "C.UTF-8",
+            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def _limits() -> None:
+    """In the child, before exec: memory, file size, CPU time, no core files."""
+    mem = MEMORY_MB * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 2**20, 64 * 2**20))
+    resource.setrlimit(resource.RLIMIT_CPU, (600, 600))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Kill the clean room's whole process group (bwrap's pid namespace dies with it)."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            proc.kill()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+class _LineReader:
+    """Protocol lines from the clean room's stdout, with a deadline; stderr kept, bounded."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(proc.stdout, selectors.EVENT_READ, "out")
+        self.selector.register(proc.stderr, selectors.EVENT_READ, "err")
+        self.buffer = b""
+        self.err = b""
+
+    def wait_for(self, word: str, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while True:
+            if b"\n" in self.buffer:
+                line, self.buffer = self.buffer.split(b"\n", 1)
+                if line.strip() == word.encode():
+                    return True
+                continue  # anything else on the pipe is not the harness's word
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.selector.get_map():
+                return False
+            for key, _ in self.selector.select(remaining):
+                chunk = os.read(key.fileobj.fileno(), 65536)
+                if not chunk:
+                    self.selector.unregister(key.fileobj)
+                elif key.data == "out":
+                    self.buffer = (self.buffer + chunk)[-65536:]
+                else:
+                    self.err = (self.err + chunk)[-8192:]
+
+    def stderr(self) -> str:
+        """What is left on stderr, without blocking: a process that escaped the kill may still
+        hold the pipe open."""
+        try:
+            os.set_blocking(self.proc.stderr.fileno(), False)
+            self.err += os.read(self.proc.stderr.fileno(), 8192) or b""
+        except (OSError, ValueError):
+            pass
+        return self.err.decode(errors="replace")[-2000:]
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file() or path.stat().st_size > MAX_REPORT_BYTES:
+        return None
+    try:
+        loaded = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
+def _collect(room: Path, name: str, seed: int, outcome: _Outcome,
+             room_facts: dict[str, Any]) -> HarvestedObject:
+    """Validate what the clean room wrote; anything malformed is the student's code's doing,
+    except a sandbox that never started."""
+    output = (room / "output.txt").read_text(errors="replace")[-300:] \
+        if (room / "output.txt").is_file() else ""
+    if not outcome.started:  # no student code had run yet: the grader's own failure
+        raise GraderError("the numpy clean room did not start ("
+                          + (outcome.stderr.strip() or output.strip() or outcome.exit_note)[-300:] + ")")
+    report = _read_json(room / "results.json") if outcome.ready else None
+    room_facts["probe"] = outcome.probe.as_dict()
+    if report is None:
+        return HarvestedObject(name, "error", "the clean room running your functions stopped "
+                               f"before reporting ({outcome.exit_note})"
+                               + (f": {output.strip()}" if output.strip() else ""),
+                               data={"room": room_facts})
+    # The probe's outputs come from probe_out.npz only, whatever else results.npz holds.
+    arrays = {k: v for k, v in load_numeric_arrays(room / "results.npz").items()
+              if not k.startswith("probe_")}
+    probe_report = _read_json(room / "probe_out.json") or _read_json(room / "probe.json") or {}
+    if outcome.probe.status == ProbeStatus.PASSED:
+        probe_arrays = load_numeric_arrays(room / "probe_out.npz")
+        error = probe_report.get("error")
+        if error is not None or not probe_arrays:
+            outcome.probe.status = ProbeStatus.FAILED
+            outcome.probe.error = str(error)[:300] if error else "no outputs"
+        arrays.update({f"probe_{k}": v for k, v in probe_arrays.items()})
+        room_facts["probe"] = outcome.probe.as_dict()
+    cases = report.get("cases") if isinstance(report.get("cases"), list) else []
+    reported = {"cases": cases, "fd_error": report.get("fd_error"),
+                "load_error": report.get("load_error"),
+                "forward_found": report.get("forward_callable") is True,
+                "modules": [str(m)[:100] for m in report.get("modules", [])[:3000]]
+                if isinstance(report.get("modules"), list) else []}
+    if report.get("backward_callable") is not True:
+        why = reported["load_error"] or "it is not a function"
+        return HarvestedObject(name, "wrong_type", f"`{name}` is not callable in the clean room "
+                               f"({str(why)[:300]})", type="not callable",
+                               data={"room": room_facts, **reported})
+    return HarvestedObject(name, "found", type="function",
+                           data={"seed": seed, "room": room_facts, **reported}, arrays=arrays)
