@@ -3,9 +3,11 @@
 Run by hand:  python3 bench/grade_reference.py [--assignment fashion-mlp] [--repeat 3] [--full]
               [--data-dir DIR] [--sandbox auto|bwrap|none]
 Prints one line per run and the median of each stage: kernel start, notebook execution,
-harvesting, the grader's timed training, grading, total, overhead (total minus the notebook's own
-cells), harness (overhead minus the grader's own timed training), seconds per epoch of the timed
-training, and the peak RSS of the grader process and its children.
+harvesting, the trusted measuring process (loading, describing, predicting and the grader's own
+training; its TensorFlow import overlaps the notebook), the grader's timed training alone,
+grading, total, overhead (total minus the notebook's own cells), harness (overhead minus the
+grader's own timed training), seconds per epoch of the timed training, and the peak RSS of the
+grader process and its children.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from grader import pipeline, spec  # noqa: E402
 
-STAGES = ("kernel_start", "execute", "harvest", "timed_training", "grade", "total")
+STAGES = ("kernel_start", "execute", "harvest", "measure", "timed_training", "grade", "total")
 
 
 def main() -> None:
