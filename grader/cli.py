@@ -8,8 +8,11 @@ grader itself failed (sandbox, interpreter, packages, dataset): nothing was scor
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from rich.console import Console
@@ -21,6 +24,7 @@ from .pipeline import Options, grade
 from .scoring import write_atomic
 
 EXIT_OK, EXIT_BELOW, EXIT_USAGE, EXIT_GRADER_ERROR = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 class UsageError(Exception):
@@ -194,7 +198,10 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     options = Options(data_dir=args.data_dir, full=args.full, timeout=args.timeout,
                       sandbox=args.sandbox)
     environment.verify(assignment.packages)
-    result = grade(args.notebook, assignment, options)
+    with _interruptible() as interrupted:
+        result = grade(args.notebook, assignment, options)
+    if interrupted():  # the kernel may have died of the same Ctrl-C: that result is not real
+        raise KeyboardInterrupt
     if result.grader_error:
         Console(stderr=True).print(f"[bold red]GRADER ERROR[/]: {result.execution['message']}",
                                    highlight=False, soft_wrap=True)
@@ -266,7 +273,7 @@ def cmd_grade(args: argparse.Namespace, console: Console) -> int:
     if report.interrupted:
         Console(stderr=True).print("interrupted: results written so far are kept; run the same "
                                    "command again to grade the rest", highlight=False)
-        return 130
+        return EXIT_INTERRUPTED
     return EXIT_OK
 
 
@@ -363,12 +370,35 @@ COMMANDS = {"list": cmd_list, "check": cmd_check, "grade": cmd_grade, "report": 
             "gradescope-bundle": cmd_gradescope_bundle}
 
 
+@contextlib.contextmanager
+def _interruptible():
+    """Remember a Ctrl-C even when the grading code swallows the KeyboardInterrupt (the kernel
+    got the same signal and died of it, say), so no result is written from a broken run."""
+    seen: list[bool] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+
+    def on_sigint(signum, frame):  # noqa: ANN001 - signal handler
+        seen.append(True)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield lambda: bool(seen)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console(stderr=False)
     err = Console(stderr=True)
     try:
         return COMMANDS[args.command](args, console)
+    except KeyboardInterrupt:
+        err.print("grader: interrupted: nothing was written", highlight=False)
+        return EXIT_INTERRUPTED
     except (UsageError, spec.SpecError) as exc:
         # markup off: spec messages name TOML tables ([environment]) that rich would eat
         err.print(f"grader: error: {exc}", highlight=False, soft_wrap=True, markup=False)

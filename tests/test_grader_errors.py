@@ -182,3 +182,33 @@ def test_grader_error_result_matches_the_published_schema():
                          "result.schema.json").read_text())
     result = pipeline.grader_error_result(spec.load(ASSIGNMENT), Path("x.ipynb"), "no sandbox")
     jsonschema.validate(result.as_dict(), schema)
+
+
+def test_ctrl_c_during_check_exits_130_writes_nothing_and_leaves_no_process(tmp_path, data_dir):
+    """Ctrl-C reaches the whole foreground process group, as a terminal sends it."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    path = small_notebook(tmp_path / "slow.ipynb", "import time\ntime.sleep(120)")
+    out = tmp_path / "report"
+    env = {**os.environ, "GRADER_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.Popen([sys.executable, "-m", "grader.cli", "check", str(path), "-a",
+                             ASSIGNMENT, "--data-dir", str(data_dir), "--out", str(out)],
+                            start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(Path("/tmp").glob("grader-*/private/ipc")):
+        time.sleep(0.5)
+    time.sleep(3)  # the kernel is running the slow cell
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (stdout, stderr)
+    assert "interrupted" in stderr
+    assert not (out / "result.json").exists()
+    time.sleep(1)
+    left = subprocess.run(["ps", "-o", "pid=,stat=,cmd=", "-s", str(proc.pid)], capture_output=True,
+                          text=True).stdout
+    running = [line for line in left.splitlines() if line.split()[1][:1] != "Z"]  # zombies: dead
+    assert running == [], left
