@@ -110,7 +110,7 @@ def harvest_code(assignment: Assignment, out_dir: Path, images: Path | None,
         request["training"] = {"train_npz": train_npz, "epochs": budget.epochs,
                                "batch_size": budget.batch_size, "seed": training_seed,
                                "max_seconds": budget.max_seconds, "max_params": budget.max_params}
-    return ("__import__('grader.harvest.in_kernel', fromlist=['harvest']).harvest("
+    return ("__import__('grader.kernel.harvest', fromlist=['harvest']).harvest("
             f"get_ipython().user_ns, {json.dumps(json.dumps(request))})")
 
 

@@ -63,7 +63,7 @@ class ObjectSpec:
     """A variable the grader harvests from the student's kernel."""
 
     name: str
-    kind: str  # "keras", or a module in grader/harvest/kinds/
+    kind: str  # "keras", or a module in grader/kernel/kinds/
     input_shape: tuple[int, ...] | None = None
     options: dict[str, Any] = field(default_factory=dict)  # e.g. probe_dropout = true
 

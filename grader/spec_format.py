@@ -2,7 +2,7 @@
 
 Every table forbids keys it does not know, so a typo (`pionts = 3`, `[trainig]`) is an error
 rather than a silently ignored setting. Check kinds come from the registry in grader/checks/ and
-object kinds are `keras` plus the modules of grader/harvest/kinds/, so a spec can only name what
+object kinds are `keras` plus the modules of grader/kernel/kinds/, so a spec can only name what
 this grader can do. Each check kind declares its own keys (`only`, `rtol`, …) in an options model
 below; a kind added to the registry without one accepts any keys until it gets one.
 
@@ -22,7 +22,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, NonNegativeFloat,
                       NonNegativeInt, PositiveFloat, PositiveInt, create_model)
 
-KINDS_DIR = Path(__file__).resolve().parent / "harvest" / "kinds"
+KINDS_DIR = Path(__file__).resolve().parent / "kernel" / "kinds"
 SCHEMA_ID = "https://dl-grader.invalid/schemas/assignment.schema.json"
 
 
@@ -104,7 +104,7 @@ class VariantTable(Table):
 
 class ObjectTable(Table):
     name: Identifier = Field(description="the variable's name in the student's notebook")
-    kind: str = Field(description='"keras", or a module of grader/harvest/kinds/')
+    kind: str = Field(description='"keras", or a module of grader/kernel/kinds/')
     input_shape: list[PositiveInt] | None = None
 
 
@@ -249,7 +249,7 @@ def check_kinds() -> tuple[str, ...]:
 
 
 def object_kinds() -> tuple[str, ...]:
-    """`keras` plus grader/harvest/kinds/<kind>.py, found without importing them."""
+    """`keras` plus grader/kernel/kinds/<kind>.py, found without importing them."""
     modules = sorted(p.stem for p in KINDS_DIR.glob("*.py") if not p.stem.startswith("_"))
     return ("keras", *modules)
 

@@ -114,7 +114,7 @@ def test_every_keras_import_path_gets_the_subset_offline(fashion, data_dir, tmp_
         split.write_student_npz(served[name])
     script = textwrap.dedent(f"""
         from pathlib import Path
-        from grader.data import kernel_hook
+        from grader.kernel import datasets as kernel_hook
         kernel_hook.install({{"fashion-mnist": Path({str(served['fashion-mnist'])!r}),
                               "mnist": Path({str(served['mnist'])!r})}})
         from tensorflow.keras.datasets import fashion_mnist

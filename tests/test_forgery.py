@@ -28,7 +28,7 @@ FORGERIES = {
     "patched-evaluate": [UNTRAINED, "tf.keras.Model.evaluate = lambda self, *a, **k: [0.0, 1.0]"],
     # The grader's own introspection, to_json and predict replaced before the harvest runs.
     "patched-introspection": [UNTRAINED, (
-        "import grader.harvest.keras_introspect as ki\n"
+        "import grader.measure.introspect as ki\n"
         f"REF = {json.dumps(REFERENCE_LAYERS)!r}\n"
         "import json\n"
         "ki.describe_model = lambda m, s: dict(json.loads(REF), kind='Sequential', built=True, "
@@ -53,7 +53,7 @@ FORGERIES = {
         "model.predict = knn")],
     # The harvest replaced by one that writes a perfect description of its own.
     "forged-manifest": [UNTRAINED, (
-        "import grader.harvest.in_kernel as hk, json\n"
+        "import grader.kernel.harvest as hk, json\n"
         f"REF = json.loads({json.dumps(REFERENCE_LAYERS)!r})\n"
         "hk._harvest_keras = lambda m, obj, images, out, ns=None: {'status': 'found', "
         "'type': 'keras.Sequential', 'input_layout': [784], 'model': dict(REF, kind='subclassed', "

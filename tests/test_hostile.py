@@ -130,7 +130,7 @@ def hostile_assignment():
 def kernel_processes() -> list[str]:
     out = subprocess.run(["ps", "-eo", "pid,stat,args"], capture_output=True, text=True).stdout
     return [line for line in out.splitlines()
-            if ("kernel_boot" in line or "sleep 600" in line) and " Z" not in line]
+            if ("grader.kernel.boot" in line or "sleep 600" in line) and " Z" not in line]
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,7 @@ from ..harvest.artifacts import HarvestedObject, load_numeric_arrays
 from ..paths import PROJECT_ROOT, REFERENCE_DIR
 from . import source as source_mod
 
-HARNESS = Path(__file__).with_name("untrusted_numpy_harness.py")
+HARNESS = Path(__file__).resolve().parents[1] / "kernel" / "numpy_harness.py"
 # Frameworks that compute gradients (Part 1 allows numpy only), and the grader itself.
 FORBIDDEN = ("tensorflow", "keras", "tf_keras", "torch", "jax", "jaxlib", "autograd", "theano",
              "mxnet", "paddle", "grader")

@@ -1,1 +1,2 @@
-"""Step 2: execute a notebook in a fresh, limited kernel (see runner.py and kernel_boot.py)."""
+"""Step 2: execute a notebook in a fresh, limited kernel (runner.py), in bubblewrap where it
+works (sandbox.py). The kernel process itself starts in grader/kernel/boot.py."""

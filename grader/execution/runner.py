@@ -53,7 +53,7 @@ class CellError:
 
 @dataclass
 class KernelConfig:
-    """What kernel_boot applies inside the kernel process."""
+    """What grader/kernel/boot.py applies inside the kernel process."""
 
     memory_mb: int
     seed: int = 0
@@ -103,14 +103,14 @@ class _BoundedClient(NotebookClient):
 
 
 class _GraderKernelManager(AsyncKernelManager):
-    """Starts ipykernel through kernel_boot, which applies limits before any student code runs."""
+    """Starts ipykernel through grader/kernel/boot.py, which applies limits before any student code runs."""
 
     boot_config: str = ""
     mounts: sandbox_mod.Mounts | None = None  # None: no sandbox, process limits only
     workdir: str = ""
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
-        cmd = [sys.executable, "-m", "grader.execution.kernel_boot", self.boot_config,
+        cmd = [sys.executable, "-m", "grader.kernel.boot", self.boot_config,
                "-f", os.path.realpath(self.connection_file), *(extra_arguments or [])]
         if self.mounts is None:
             return cmd

@@ -28,7 +28,7 @@ class HarvestedObject:
     export: Path | None = None  # the kernel's Keras archive of the model, for grader/measure
     design: dict[str, Any] | None = None  # what the trusted side retrains: config and compile
     timed: dict[str, Any] | None = None  # the grader's own training (training/)
-    data: dict[str, Any] = field(default_factory=dict)  # kind-specific JSON (harvest/kinds/)
+    data: dict[str, Any] = field(default_factory=dict)  # kind-specific JSON (kernel/kinds/)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # kind-specific numeric arrays
 
     def summary(self) -> dict[str, Any]:

@@ -105,7 +105,7 @@ def _load_failure(exc: Exception) -> str:
 
 def _measure(obj: dict[str, Any], request: dict[str, Any], images: np.ndarray,
              loaded: dict[str, Any], folder: Path) -> dict[str, Any]:
-    from ..harvest import keras_introspect
+    from . import introspect as keras_introspect
 
     model, compile_note = load(Path(obj["export"]))
     loaded[obj["name"]] = model
@@ -182,7 +182,7 @@ def _on_codes(model: Any, obj: dict[str, Any], images: np.ndarray, loaded: dict[
               folder: Path) -> dict[str, Any]:
     """A classifier trained on an encoder's codes: the grader's images are encoded with the
     student's own encoder (its first layer, as the homework computes them), then classified."""
-    from ..harvest import keras_introspect
+    from . import introspect as keras_introspect
 
     encoder = loaded.get(obj["encoder"])
     if encoder is None or not getattr(encoder, "layers", None):

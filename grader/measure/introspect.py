@@ -1,4 +1,4 @@
-"""Describe a Keras model as plain data: runs inside the student's kernel (Keras 3).
+"""Describe a loaded Keras model as plain data (trusted side: grader/measure/worker.py).
 
 Works for Sequential, functional and subclassed models: output shapes come from tracing one
 eager forward pass, since a subclassed model's summary only says "multiple".

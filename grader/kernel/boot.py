@@ -1,6 +1,6 @@
 """Entry point of the student's kernel process: apply limits, serve data, seed, then start ipykernel.
 
-Runs as `python -m grader.execution.kernel_boot CONFIG.json -f CONNECTION_FILE`. Nothing here
+Runs as `python -m grader.kernel.boot CONFIG.json -f CONNECTION_FILE`. Nothing here
 imports TensorFlow: numpy-only notebooks must start fast.
 """
 
@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from grader.execution.import_hooks import after_import
+from grader.kernel.import_hooks import after_import
 
 
 def _user_process_count() -> int:
@@ -70,9 +70,9 @@ def main(argv: list[str]) -> None:
     seed_everything(config.get("seed", 0))
     served = config.get("datasets") or {}
     if served:
-        from grader.data import kernel_hook
+        from grader.kernel import datasets
 
-        kernel_hook.install({name: Path(p) for name, p in served.items()})
+        datasets.install({name: Path(p) for name, p in served.items()})
     # In bubblewrap's pid namespace our parent is its init, not the grader: ipykernel would take
     # that for the grader's death and quit. bwrap --die-with-parent covers that case instead.
     parent = os.environ.get("JPY_PARENT_PID", "")

@@ -1,6 +1,6 @@
 """UNTRUSTED SIDE. Runs inside the numpy clean room, in the same interpreter as the student's code.
 
-Copied into the clean room's folder and run as a script (`python -I -S untrusted_numpy_harness.py`)
+Copied into the clean room's folder and run as a script (`python -I -S numpy_harness.py`)
 by grader/cleanroom/numpy_run.py. It never imports the grader (the grader is not even mounted)
 and the grader never imports it. Everything it writes is checked on the trusted side, which
 also keeps the time of the speed probe itself, from outside: nothing here is believed.

@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from grader.execution.import_hooks import after_import
+from grader.kernel.import_hooks import after_import
 
 # Module names end in `datasets.<module>`; the served file is keyed by the grader's dataset name.
 MODULES = {"fashion_mnist": "fashion-mnist", "mnist": "mnist"}

@@ -1,7 +1,7 @@
 """The grader's code inside the student's kernel: harvest the requested objects into files.
 
 Called once, after the student's cells, as
-`grader.harvest.in_kernel.harvest(get_ipython().user_ns, REQUEST_JSON)`.
+`grader.kernel.harvest.harvest(get_ipython().user_ns, REQUEST_JSON)`.
 Writes `manifest.json` into request["out"]. A Sequential or functional Keras model is only
 exported (`<name>.keras`, Keras's own archive): the trusted side (grader/measure) loads,
 describes and measures it, since anything this code reports could be forged by the student's
@@ -63,11 +63,11 @@ def _harvest_one(namespace, obj, images, out: Path) -> dict[str, Any]:
     value = namespace[name]
     if obj["kind"] == "keras":
         return _harvest_keras(value, obj, images, out, namespace)
-    # Other kinds live in grader/harvest/kinds/<kind>.py, each with
+    # Other kinds live in grader/kernel/kinds/<kind>.py, each with
     # harvest(value, obj, namespace, out) -> entry; arrays go to "<name>.arrays.npz".
     import importlib
 
-    module = importlib.import_module(f"grader.harvest.kinds.{obj['kind']}")
+    module = importlib.import_module(f"grader.kernel.kinds.{obj['kind']}")
     return module.harvest(value, obj, namespace, out)
 
 
@@ -79,7 +79,7 @@ def _is_keras_model(value: Any) -> bool:
 def _harvest_keras(model, obj, images, out: Path, namespace=None) -> dict[str, Any]:
     if not _is_keras_model(model):
         return {"status": "wrong_type", "type": _type_name(model)}
-    from . import keras_introspect
+    from ..measure import introspect as keras_introspect
 
     if not _is_subclassed(model):
         return _export(model, out / f"{obj['name']}.keras")
