@@ -31,17 +31,20 @@ def machine_key() -> str:
     return environment.environment_key([cpu])
 
 
-def _cache(assignment: Assignment, name: str, mode: str, seed: int) -> Path:
-    key = f"{assignment.id}-{assignment.version_key()}-{name}-{mode}-{seed}-{machine_key()}"
+def _cache(assignment: Assignment, name: str, data_key: str, seed: int) -> Path:
+    """`data_key`: the data mode and which holdout (pipeline.PreparedData.holdout_id); both
+    change what the reference design reaches."""
+    key = f"{assignment.id}-{assignment.version_key()}-{name}-{data_key}-{seed}-{machine_key()}"
     return environment.cache_dir() / "baselines" / f"{key}.json"
 
 
-def known(assignment: Assignment, names: list[str], mode: str, seed: int) -> dict[str, float]:
+def known(assignment: Assignment, names: list[str], data_key: str, seed: int
+          ) -> dict[str, float]:
     """Accuracies of reference designs already measured on this machine."""
     found = {}
     for name in names:
         try:
-            found[name] = float(json.loads(_cache(assignment, name, mode, seed).read_text())
+            found[name] = float(json.loads(_cache(assignment, name, data_key, seed).read_text())
                                 ["accuracy"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
@@ -57,10 +60,10 @@ def requests(assignment: Assignment, names: list[str], layouts: dict[str, Any]
             for name in names if name in designs]
 
 
-def remember(assignment: Assignment, name: str, mode: str, seed: int, predictions: np.ndarray,
-             labels: np.ndarray) -> float:
+def remember(assignment: Assignment, name: str, data_key: str, seed: int,
+             predictions: np.ndarray, labels: np.ndarray) -> float:
     accuracy = float(np.mean(np.argmax(predictions, axis=1) == labels))
-    path = _cache(assignment, name, mode, seed)
+    path = _cache(assignment, name, data_key, seed)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".part")

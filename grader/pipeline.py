@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -13,20 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, baselines, checks, environment, measure, notebook
+from . import __version__, baselines, checks, environment, holdout, measure, notebook
 from .checks.context import GradingContext
-from .cleanroom import numpy_run as numpy_cleanroom
+from .cleanroom import keras_run, numpy_run as numpy_cleanroom
 from .errors import GraderError
 from .execution import runner, sandbox as sandbox_mod, scratch as scratch_mod
 from .harvest import artifacts
 from .scoring import CheckResult, GradeResult, RunStatus, total
 from .paths import REFERENCE_DIR
 from .spec import Assignment
-
-
-# The instructor's secret that picks the holdout images (grader/data/split.py); the kernel's
-# environment never carries it (execution/runner.py keeps only a fixed list of variables).
-HOLDOUT_SECRET_VAR = "GRADER_HOLDOUT_SECRET"
 
 
 @dataclass
@@ -43,10 +37,17 @@ class PreparedData:
     """The assignment's data split: the student's part as a file, the holdout kept here."""
 
     student_npz: dict[str, str]
-    holdout_images: np.ndarray | None
+    holdout_images: np.ndarray | None  # as the trusted side shows them: perturbed (holdout.py)
     holdout_labels: np.ndarray | None
     summary: dict[str, Any]
     sources: tuple[Path, ...] = ()  # where the full dataset (with holdout labels) lives
+
+    @property
+    def holdout_id(self) -> str:
+        """Which holdout this is, for what is remembered per holdout (grader/baselines.py)."""
+        if self.holdout_images is None:
+            return "none"
+        return hashlib.sha256(self.holdout_images.tobytes()).hexdigest()[:16]
 
 
 def prepare_data(assignment: Assignment, options: Options, folder: Path) -> PreparedData:
@@ -56,31 +57,34 @@ def prepare_data(assignment: Assignment, options: Options, folder: Path) -> Prep
     from . import data
 
     dataset = data.load(spec.dataset, options.data_dir)
+    secret = holdout.secret()
     split = data.make_split(dataset, seed=spec.seed, train_per_class=spec.train_per_class,
                             test_per_class=spec.test_per_class,
                             holdout_per_class=spec.holdout_per_class, full=options.full,
-                            holdout_secret=os.environ.get(HOLDOUT_SECRET_VAR) or None)
+                            holdout_secret=secret.value)
     path = folder / f"{spec.dataset}.npz"
     split.write_student_npz(path)
     summary = {"dataset": spec.dataset, "mode": "full" if options.full else "subset",
                "seed": spec.seed, "train": int(len(split.train[1])),
                "test": int(len(split.test[1])), "holdout": int(len(split.holdout[1])),
-               "holdout_secret": bool(os.environ.get(HOLDOUT_SECRET_VAR)),
+               "holdout_secret": secret.source == "environment",
+               "holdout_secret_source": secret.source,
+               "holdout_perturbation_sd": holdout.PERTURBATION_SD,
                "source": str(dataset.location.where)}
-    return PreparedData({spec.dataset: str(path)}, split.holdout[0], split.holdout[1], summary,
+    images = holdout.perturb(split.holdout[0], secret.value)
+    return PreparedData({spec.dataset: str(path)}, images, split.holdout[1], summary,
                         (Path(dataset.location.where),))
 
 
-def sandbox_mounts(options: Options, prepared: PreparedData, harvest_dir: Path,
-                   images: Path | None) -> sandbox_mod.Mounts:
-    """What the sandboxed kernel may write, may read, and must not see."""
+def sandbox_mounts(options: Options, prepared: PreparedData, harvest_dir: Path
+                   ) -> sandbox_mod.Mounts:
+    """What the sandboxed kernel may write, may read, and must not see. It never gets the
+    holdout: neither its labels nor its images."""
     hidden = [REFERENCE_DIR, Path("/usr/share/datasets"), Path.home() / ".keras",
               *prepared.sources, *options.hidden]
     if options.data_dir:
         hidden.append(options.data_dir.resolve())
     readable = [Path(p) for p in prepared.student_npz.values()]
-    if images is not None:
-        readable.append(images)
     return sandbox_mod.Mounts(writable=[harvest_dir], readable=readable, hidden=hidden)
 
 
@@ -96,20 +100,11 @@ def run_seed(notebook_sha256: str, assignment: Assignment) -> int:
     return int.from_bytes(digest[:4], "big")
 
 
-def harvest_code(assignment: Assignment, out_dir: Path, images: Path | None,
-                 train_npz: str | None = None, training_seed: int = 0,
-                 inputs_seed: int | None = None) -> str:
-    wanted = timed_objects(assignment)
-    request = {"out": str(out_dir), "images": str(images) if images else None,
-               "objects": [{"name": o.name, "kind": o.kind, "input_shape": o.input_shape,
-                            "timed": o.name in wanted, "run_seed": inputs_seed, **o.options}
+def harvest_code(assignment: Assignment, out_dir: Path) -> str:
+    """The cell the kernel runs after the student's: export each graded object (kernel/harvest.py)."""
+    request = {"out": str(out_dir),
+               "objects": [{"name": o.name, "kind": o.kind, "input_shape": o.input_shape}
                            for o in assignment.objects]}
-    budget = assignment.training
-    if budget and train_npz:
-        # Only for models that cannot be rebuilt outside the kernel (subclassed ones).
-        request["training"] = {"train_npz": train_npz, "epochs": budget.epochs,
-                               "batch_size": budget.batch_size, "seed": training_seed,
-                               "max_seconds": budget.max_seconds, "max_params": budget.max_params}
     return ("__import__('grader.kernel.harvest', fromlist=['harvest']).harvest("
             f"get_ipython().user_ns, {json.dumps(json.dumps(request))})")
 
@@ -138,7 +133,7 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
         record = runner.ExecutionRecord(status="invalid_notebook", message=loaded.error)
         return Harvest(loaded, record, {}, PreparedData({}, None, None, {}), started, mode)
     work = scratch_mod.create(path)
-    measure_seconds, timed_bars, worker = 0.0, {}, None
+    measure_seconds, timed_bars, worker, room = 0.0, {}, None, None
     try:
         prepared = prepare_data(assignment, options, work.private)
         images_path = None
@@ -150,33 +145,35 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
         seed = training_seed if training_seed is not None else \
             assignment.training.seed if assignment.training else 0
         inputs_seed = run_seed(loaded.sha256, assignment)
-        mounts = sandbox_mounts(options, prepared, harvest_dir, images_path) \
-            if mode == "bwrap" else None
+        mounts = sandbox_mounts(options, prepared, harvest_dir) if mode == "bwrap" else None
         limits = assignment.limits
         kernel = runner.KernelConfig(memory_mb=limits.memory_mb, seed=kernel_seed,
                                      datasets=prepared.student_npz)
-        worker = _start_measuring(assignment, prepared, images_path, harvest_dir, work, mounts)
+        room = _start_keras_room(assignment, loaded.node, work, mode, options)
+        worker = _start_measuring(assignment, prepared, images_path, harvest_dir, work, mounts,
+                                  room)
         record = runner.execute(
             loaded.node, work, cell_timeout=limits.cell_timeout,
             notebook_timeout=options.timeout or limits.notebook_timeout, kernel=kernel,
-            harvest_code=harvest_code(assignment, harvest_dir, images_path,
-                                      next(iter(prepared.student_npz.values()), None), seed,
-                                      inputs_seed),
-            mounts=mounts)
-        rows = None if prepared.holdout_labels is None else len(prepared.holdout_labels)
-        objects = artifacts.read(harvest_dir, [o.name for o in assignment.objects], rows)
+            harvest_code=harvest_code(assignment, harvest_dir), mounts=mounts)
+        objects = artifacts.read(harvest_dir, [o.name for o in assignment.objects], None)
+        objects.update(_refuse_kernel_descriptions(objects))
         # numpy functions are measured in a clean room from the notebook's source, not the kernel.
         objects.update(numpy_cleanroom.measure_all(loaded.node, assignment.objects, inputs_seed,
                                                    mode, tuple(options.hidden)))
-        objects.update(_refuse_kernel_claims(objects, assignment))
         exported = [name for name, obj in objects.items() if obj.export is not None]
         if exported and worker is not None:
             t0 = time.monotonic()
             measured, timed_bars = measure_models(worker, exported, objects, assignment,
                                                   prepared, images_path, seed)
             objects.update(measured)
+            if room is not None:
+                _retrain_subclassed(room, worker, loaded.node, objects, assignment, prepared,
+                                    images_path, seed)
             measure_seconds = time.monotonic() - t0
     finally:
+        if room is not None:
+            room.close()
         if worker is not None:
             worker.close()
         work.cleanup()
@@ -184,34 +181,96 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
                    timed_bars)
 
 
-def _refuse_kernel_claims(objects: dict[str, artifacts.HarvestedObject], assignment: Assignment
-                          ) -> dict[str, artifacts.HarvestedObject]:
-    """A Keras model described by the kernel itself is scored only where the assignment asks
-    for a subclassed model (`subclassed = true`), which only its own class can rebuild; anywhere
-    else such a description could be the student's own forgery, so it earns nothing."""
-    specs = {o.name: o for o in assignment.objects}
-    refused = {}
-    for name, obj in objects.items():
-        if obj.model is not None and not specs[name].options.get("subclassed"):
-            refused[name] = artifacts.HarvestedObject(
-                name, "error", f"`{name}` is a subclassed Keras model, which the grader cannot "
-                "load without running your code; this assignment grades Sequential or "
-                "functional models (keras.Sequential([...]) or keras.Model(inputs, outputs))",
-                type=obj.type)
-    return refused
+def _refuse_kernel_descriptions(objects: dict[str, artifacts.HarvestedObject]
+                                ) -> dict[str, artifacts.HarvestedObject]:
+    """The kernel only exports models (kernel/harvest.py); a description of a model coming from
+    it was written by the student's code, so it earns nothing."""
+    return {name: artifacts.HarvestedObject(
+        name, "error", f"the kernel's harvest file describes `{name}` itself instead of exporting "
+        "it: the grader's harvest code was replaced, and only a model the grader can load and "
+        "measure earns points", type=obj.type)
+        for name, obj in objects.items() if obj.model is not None}
 
 
 def _start_measuring(assignment: Assignment, prepared: PreparedData, images: Path | None,
                      harvest_dir: Path, work: scratch_mod.Scratch,
-                     kernel_mounts: sandbox_mod.Mounts | None) -> measure.Worker | None:
+                     kernel_mounts: sandbox_mod.Mounts | None,
+                     room: keras_run.Room | None) -> measure.Worker | None:
     """The trusted measuring process, started now so that it has imported TensorFlow when the
     notebook is done; only for assignments that grade Keras models."""
     if images is None or not any(o.kind == "keras" for o in assignment.objects):
         return None
     inputs = [images, harvest_dir, *(Path(p) for p in prepared.student_npz.values())]
+    if room is not None:
+        inputs.append(room.out)
     mounts = None if kernel_mounts is None else \
         sandbox_mod.Mounts(writable=[], readable=[], hidden=kernel_mounts.hidden)
     return measure.Worker(work.private / "measure", inputs, assignment.limits.memory_mb, mounts)
+
+
+def _start_keras_room(assignment: Assignment, nb: Any, work: scratch_mod.Scratch, mode: str,
+                      options: Options) -> keras_run.Room | None:
+    """The Keras clean room, started with the kernel, for an assignment whose grader trains a
+    design itself, when the notebook defines a class (a subclassed model only its class builds)."""
+    timed = timed_objects(assignment)
+    if not timed or assignment.training is None or not keras_run.wanted(nb):
+        return None
+    return keras_run.Room(work.private / "keras-room", mode, tuple(options.hidden))
+
+
+def _retrain_subclassed(room: keras_run.Room, worker: measure.Worker, nb: Any,
+                        objects: dict[str, artifacts.HarvestedObject], assignment: Assignment,
+                        prepared: PreparedData, images: Path, seed: int) -> None:
+    """The timed training of each subclassed model the trusted side measured: a fresh instance
+    of its class, trained in the clean room, then predicted by the measuring process."""
+    from .training.timed_fit import encode_labels
+
+    budget = assignment.training
+    for name in sorted(timed_objects(assignment)):
+        obj = objects.get(name)
+        if obj is None or obj.status != "found" or not obj.model or \
+                obj.model.get("source") != "savedmodel":
+            continue
+        obj.timed = _retrain_one(room, worker, nb, name, obj, prepared, images, seed, budget,
+                                 encode_labels)
+
+
+def _retrain_one(room, worker, nb, name, obj, prepared, images, seed, budget, encode_labels
+                 ) -> dict[str, Any]:  # noqa: ANN001 - one step of _retrain_subclassed
+    claim = obj.data.get("claim") or {}
+    class_name = keras_run.class_name_of(nb, name, claim.get("class_name"))
+    if class_name is None:
+        return {"status": "error", "message": f"no class of the notebook builds `{name}`, so the "
+                "grader cannot create a fresh one to train"}
+    arguments = keras_run.constructor_arguments(nb, name)
+    if arguments is None:
+        return {"status": "error", "message": f"`{name} = {class_name}(...)` passes values that "
+                "are not constants, so the grader cannot create a fresh one the same way"}
+    info = obj.model.get("compile") or {}
+    if not info.get("loss_config") or not info.get("optimizer_config"):
+        return {"status": "error", "message": "the model was never compiled with a loss and an "
+                "optimizer the grader can rebuild, so it does not know how to train it"}
+    train_npz = next(iter(prepared.student_npz.values()))
+    with np.load(train_npz, allow_pickle=False) as data:
+        x_train, y_train = data["x_train"], data["y_train"]
+    layout = tuple(obj.input_layout or ())
+    output = (obj.model["layers"] or [{}])[-1].get("output_shape") or [None, 10]
+    n_classes = int(prepared.holdout_labels.max()) + 1
+    arrays = {"x": (x_train.astype("float32") / 255.0).reshape((len(x_train), *layout)),
+              "y": encode_labels(y_train, info.get("loss"), tuple(output), n_classes)}
+    run = room.retrain(nb, class_name, arguments, info, layout, arrays,
+                       {"epochs": budget.epochs, "batch_size": budget.batch_size, "seed": seed,
+                        "max_seconds": budget.max_seconds})
+    if run.export is None:
+        return {"status": "error", "message": run.error or "the clean room exported no model"}
+    request = measure.Request(images=images, objects=[{
+        "name": name, "retrained": str(run.export), "expected_layers": obj.model["layers"],
+        "report": run.report, "seed": seed}], timeout=120.0)
+    measured = worker.measure(request, len(prepared.holdout_labels)).objects.get(name)
+    if measured is None or measured.timed is None:
+        return {"status": "error", "message": "the grader could not measure the model its clean "
+                "room trained" + (f": {measured.message}" if measured and measured.message else "")}
+    return measured.timed
 
 
 def measure_models(worker: measure.Worker, names: list[str],
@@ -234,22 +293,24 @@ def measure_models(worker: measure.Worker, names: list[str],
                     "n_classes": int(prepared.holdout_labels.max()) + 1}
     timed = [n for n in names if n in wanted]
     mode = "full" if prepared.summary.get("mode") == "full" else "subset"
-    have = baselines.known(assignment, timed, mode, seed) if training else {}
+    data_key = f"{mode}-{prepared.holdout_id}"
+    have = baselines.known(assignment, timed, data_key, seed) if training else {}
     missing = baselines.requests(assignment, [n for n in timed if n not in have], {}) \
         if training else []
     request = measure.Request(
         images=images, max_params=budget.max_params if budget else measure.DEFAULT_MAX_PARAMS,
         training=training,
         objects=[{**specs[n].options, "name": n, "export": str(objects[n].export),
-                  "input_shape": specs[n].input_shape, "timed": n in wanted} for n in names],
+                  "input_shape": specs[n].input_shape, "timed": n in wanted,
+                  "claim": objects[n].data.get("claim")} for n in names],
         baselines=missing,
         timeout=300.0 + (len(timed) + len(missing)) * ((budget.max_seconds * 2 + 60)
                                                        if budget else 0))
     result = worker.measure(request, len(prepared.holdout_labels))
     for name, run in result.baselines.items():
         if run.get("status") == "trained":
-            have[name] = baselines.remember(assignment, name, mode, seed, run["predictions"],
-                                            prepared.holdout_labels)
+            have[name] = baselines.remember(assignment, name, data_key, seed,
+                                            run["predictions"], prepared.holdout_labels)
     return result.objects, have
 
 

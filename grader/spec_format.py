@@ -113,8 +113,6 @@ class KerasObject(ObjectTable):
                                        "encoded by that model's first layer")
     probe_dropout: bool | None = Field(None, description="forward passes with training=True "
                                        "and False, to grade dropout by behaviour")
-    subclassed: bool | None = Field(None, description="the homework asks for a subclassed "
-                                    "model: its kernel's own description is accepted")
 
 
 class NumpyFunctionsObject(ObjectTable):

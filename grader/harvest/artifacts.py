@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import numpy as np
 MAX_MANIFEST_BYTES = 5 * 2**20
 MAX_PREDICTION_BYTES = 64 * 2**20
 MAX_EXPORT_BYTES = 256 * 2**20  # a Keras archive: an 8M-parameter CNN with Adam's state ~100 MB
+MAX_EXPORT_FILES = 64  # a SavedModel holds a handful (saved_model.pb, variables/, assets/)
 _STATUSES = {"found", "missing", "wrong_type", "error"}
 
 
@@ -78,14 +80,21 @@ def _parse(name: str, entry: dict[str, Any], out_dir: Path, rows: int | None) ->
                           type=_str(entry.get("type")))
     if obj.status != "found":
         return obj
+    if isinstance(entry.get("timed"), dict):  # the grader's own training (measure/worker.py)
+        obj.timed = read_timed(entry["timed"], out_dir, rows)
     if "export" in entry and "model" not in entry:  # measured by the trusted side
         obj.export = _export_path(out_dir, entry["export"])
         if obj.export is None:
-            return HarvestedObject(name, "error", "the model's saved archive is missing or over "
-                                   f"{MAX_EXPORT_BYTES // 2**20} MB", type=obj.type)
+            return HarvestedObject(name, "error", "the model's export is missing, malformed or "
+                                   f"over {MAX_EXPORT_BYTES // 2**20} MB", type=obj.type)
+        # What the kernel says of a SavedModel it exported (class name, input layout, compile
+        # settings): validated and used by the trusted side, which checks it against the graph.
+        obj.data["claim"] = {k: entry[k] for k in ("class_name", "layout", "compile")
+                             if k in entry}
         return obj
     if "model" not in entry:  # another kind of object: its check module validates the rest
-        obj.data = {k: v for k, v in entry.items() if k not in ("status", "type", "arrays")}
+        obj.data = {k: v for k, v in entry.items()
+                    if k not in ("status", "type", "arrays", "timed")}
         arrays_name = entry.get("arrays")
         if isinstance(arrays_name, str) and "/" not in arrays_name:
             obj.arrays = load_numeric_arrays(out_dir / arrays_name)
@@ -96,8 +105,6 @@ def _parse(name: str, entry: dict[str, Any], out_dir: Path, rows: int | None) ->
     obj.model = model
     if isinstance(entry.get("behaviour"), dict):
         obj.data["behaviour"] = entry["behaviour"]
-    if isinstance(entry.get("timed"), dict):
-        obj.timed = read_timed(entry["timed"], out_dir, rows)
     if isinstance(entry.get("design"), dict):
         obj.design = entry["design"]
     layout = entry.get("input_layout")
@@ -114,12 +121,37 @@ def _parse(name: str, entry: dict[str, Any], out_dir: Path, rows: int | None) ->
 
 
 def _export_path(out_dir: Path, name: Any) -> Path | None:
-    if not isinstance(name, str) or "/" in name or not name.endswith(".keras"):
+    """A `.keras` archive file or a `.savedmodel` folder the kernel wrote, within the limits."""
+    if not isinstance(name, str) or "/" in name or name.startswith("."):
         return None
     path = out_dir / name
-    if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_EXPORT_BYTES:
+    if path.is_symlink():
         return None
-    return path
+    if name.endswith(".keras"):
+        ok = path.is_file() and path.stat().st_size <= MAX_EXPORT_BYTES
+    elif name.endswith(".savedmodel"):
+        ok = path.is_dir() and _tree_within_limits(path)
+    else:
+        ok = False
+    return path if ok else None
+
+
+def _tree_within_limits(root: Path) -> bool:
+    """Plain files and folders only (no links, devices or fifos), bounded in size and number."""
+    total, count = 0, 0
+    for folder, dirs, files in os.walk(root):
+        for entry in (*dirs, *files):
+            path = Path(folder) / entry
+            count += 1
+            if count > MAX_EXPORT_FILES or path.is_symlink():
+                return False
+            if entry in files:
+                if not path.is_file():
+                    return False
+                total += path.stat().st_size
+                if total > MAX_EXPORT_BYTES:
+                    return False
+    return True
 
 
 def _load_predictions(path: Path, rows: int) -> dict[str, np.ndarray]:

@@ -1,13 +1,19 @@
-"""The grader's code inside the student's kernel: harvest the requested objects into files.
+"""UNTRUSTED SIDE. The grader's code inside the student's kernel, run once after the student's cells.
 
-Called once, after the student's cells, as
-`grader.kernel.harvest.harvest(get_ipython().user_ns, REQUEST_JSON)`.
-Writes `manifest.json` into request["out"]. A Sequential or functional Keras model is only
-exported (`<name>.keras`, Keras's own archive): the trusted side (grader/measure) loads,
-describes and measures it, since anything this code reports could be forged by the student's
-code running in the same process. Subclassed models, which only their own class can rebuild,
-are still described and measured here (see the README's sandbox section).
-Every failure becomes a status in the manifest: this code must never raise into the notebook.
+Called as `grader.kernel.harvest.harvest(get_ipython().user_ns, REQUEST_JSON)`; writes
+`manifest.json` into request["out"]. Its only job for a Keras model is to export it, without
+pickle or code, for the trusted side (grader/measure) to load, describe and measure: anything this
+code reported about a model could be forged by the student's code running in the same process.
+
+- Sequential and functional models: Keras's own archive, `<name>.keras` (config JSON, weights,
+  optimizer state).
+- Subclassed models, which only their own class can rebuild: a SavedModel, `<name>.savedmodel/`,
+  with two endpoints, `serve` (training=False) and `serve_training` (training=True, for the
+  dropout probe); the trusted side reads its variables and traced operations. Its compile
+  settings, which a SavedModel does not carry, go beside it in the manifest as the kernel's claim.
+
+Other kinds of object live in `kinds/<kind>.py`. Every failure becomes a status in the manifest:
+this code must never raise into the notebook.
 """
 
 from __future__ import annotations
@@ -19,36 +25,25 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ..model_inputs import SCALINGS, find_layout, layouts_text
+# The 784-pixel layouts a homework model may take, in the order tried.
+IMAGE_LAYOUTS = ((28, 28), (28, 28, 1), (784,))
 
 
 def harvest(namespace: dict[str, Any], request_json: str) -> None:
     request = json.loads(request_json)
     out = Path(request["out"])
     out.mkdir(parents=True, exist_ok=True)
-    images = None
-    if request.get("images"):
-        images = np.load(request["images"], allow_pickle=False)
     manifest: dict[str, Any] = {"objects": {}}
-
-    def checkpoint(name: str, entry: dict[str, Any]) -> None:
-        # Written before the heavy steps: a kernel that dies predicting still leaves its architecture.
-        manifest["objects"][name] = entry
+    for obj in request["objects"]:
+        try:
+            entry = _harvest_one(namespace, obj, out)
+        except BaseException as exc:  # noqa: BLE001 - includes SystemExit from student code
+            entry = {"status": "error", "message": f"{type(exc).__name__}: {exc}"[:500],
+                     "traceback": traceback.format_exc()[-2000:]}
+        manifest["objects"][obj["name"]] = entry
         tmp = out / "manifest.json.part"
         tmp.write_text(json.dumps(manifest, default=str))
         os.replace(tmp, out / "manifest.json")
-
-    for obj in request["objects"]:
-        obj = {**obj, "training": request.get("training"), "checkpoint": checkpoint}
-        try:
-            entry = _harvest_one(namespace, obj, images, out)
-        except BaseException as exc:  # noqa: BLE001 - includes SystemExit from student code
-            entry = {"status": "error",
-                     "message": f"{type(exc).__name__}: {exc}"[:500],
-                     "traceback": traceback.format_exc()[-2000:]}
-        checkpoint(obj["name"], entry)
 
 
 def _type_name(value: Any) -> str:
@@ -56,64 +51,34 @@ def _type_name(value: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _harvest_one(namespace, obj, images, out: Path) -> dict[str, Any]:
+def _harvest_one(namespace: dict[str, Any], obj: dict[str, Any], out: Path) -> dict[str, Any]:
     name = obj["name"]
     if name not in namespace:
         return {"status": "missing"}
     value = namespace[name]
     if obj["kind"] == "keras":
-        return _harvest_keras(value, obj, images, out, namespace)
-    # Other kinds live in grader/kernel/kinds/<kind>.py, each with
-    # harvest(value, obj, namespace, out) -> entry; arrays go to "<name>.arrays.npz".
+        return _harvest_keras(value, obj, out)
     import importlib
 
     module = importlib.import_module(f"grader.kernel.kinds.{obj['kind']}")
     return module.harvest(value, obj, namespace, out)
 
 
-def _is_keras_model(value: Any) -> bool:
+def _harvest_keras(model: Any, obj: dict[str, Any], out: Path) -> dict[str, Any]:
     keras = sys.modules.get("keras")
-    return keras is not None and isinstance(value, keras.Model)
-
-
-def _harvest_keras(model, obj, images, out: Path, namespace=None) -> dict[str, Any]:
-    if not _is_keras_model(model):
+    if keras is None or not isinstance(model, keras.Model):
         return {"status": "wrong_type", "type": _type_name(model)}
-    from ..measure import introspect as keras_introspect
-
-    if not _is_subclassed(model):
-        return _export(model, out / f"{obj['name']}.keras")
-    if obj.get("encoder"):  # the trusted side encodes the images; it cannot run this class
-        return {"status": "error", "type": _type_name(model),
-                "message": "a classifier of codes must be a Sequential or functional model"}
-    layout = find_layout(model, obj.get("input_shape"))
-    sample = None if layout is None else np.zeros((2, *layout), dtype="float32")
-    entry: dict[str, Any] = {"status": "found", "type": _type_name(model),
-                             "input_layout": list(layout) if layout else None}
-    entry["model"] = keras_introspect.describe_model(model, sample)
-    if layout is None:
-        entry["predict_error"] = "the model accepts none of the image layouts " + layouts_text()
-    elif images is not None:
-        obj["checkpoint"](obj["name"], {**entry, "predict_error": "the kernel died while the "
-                                        "model predicted the grader's images (out of memory?)"})
-        entry.update(_predict(model, images, layout, out / f"{obj['name']}.predictions.npz"))
-        # After predicting: training=True passes may update BatchNormalization statistics.
-        if obj.get("probe_dropout"):
-            entry["behaviour"] = _probe_dropout(model, images[:64], layout)
-        if entry["model"]["kind"] == "subclassed" and obj.get("training") and obj.get("timed"):
-            entry["timed"] = _train_in_kernel(model, entry["model"], images, layout, obj, out)
-    return entry
+    if not _is_subclassed(keras, model):
+        return _save_archive(model, out / f"{obj['name']}.keras")
+    return _export_savedmodel(keras, model, obj, out / f"{obj['name']}.savedmodel")
 
 
-def _is_subclassed(model) -> bool:
-    import keras
-
+def _is_subclassed(keras: Any, model: Any) -> bool:
     return not (isinstance(model, keras.Sequential) or getattr(model, "_is_graph_network", False)
                 or type(model) is keras.Model or type(model).__name__ == "Functional")
 
 
-def _export(model, path: Path) -> dict[str, Any]:
-    """Keras's own archive (config JSON + weights + optimizer state): no pickle, no code."""
+def _save_archive(model: Any, path: Path) -> dict[str, Any]:
     entry: dict[str, Any] = {"status": "found", "type": _type_name(model), "export": path.name}
     try:
         model.save(path)
@@ -124,64 +89,60 @@ def _export(model, path: Path) -> dict[str, Any]:
     return entry
 
 
-def _probe_dropout(model, images, layout) -> dict[str, Any]:
-    """Dropout shows in behaviour: training passes differ, inference passes agree."""
-    x = SCALINGS["unit"](images).reshape((len(images), *layout))
+def _layout(model: Any, hint: Any) -> tuple[int, ...] | None:
+    """The first 784-value layout the model accepts: the spec's hint, then the usual ones."""
+    import numpy as np
+
+    candidates = [tuple(hint)] if hint else []
+    candidates += [c for c in IMAGE_LAYOUTS if c not in candidates]
+    for layout in candidates:
+        try:
+            model(np.zeros((2, *layout), dtype="float32"), training=False)
+            return tuple(int(d) for d in layout)
+        except Exception:
+            continue
+    return None
+
+
+def _export_savedmodel(keras: Any, model: Any, obj: dict[str, Any], path: Path) -> dict[str, Any]:
+    layout = _layout(model, obj.get("input_shape"))
+    entry: dict[str, Any] = {"status": "found", "type": _type_name(model),
+                             "class_name": type(model).__name__[:200],
+                             "compile": _compile_claim(keras, model)}
+    if layout is None:
+        return {**entry, "status": "error", "message": "the model accepts none of the image "
+                "layouts " + ", ".join(str((None, *s)) for s in IMAGE_LAYOUTS)}
+    import tensorflow as tf
+
+    spec = [tf.TensorSpec((None, *layout), tf.float32)]
     try:
-        train = [np.asarray(model(x, training=True)) for _ in range(2)]
-        infer = [np.asarray(model(x, training=False)) for _ in range(2)]
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint("serve", lambda x: model(x, training=False), input_signature=spec)
+        archive.add_endpoint("serve_training", lambda x: model(x, training=True),
+                             input_signature=spec)
+        archive.write_out(str(path), verbose=False)
     except Exception as exc:
-        return {"error": f"{type(exc).__name__}: {exc}"[:300]}
-    return {"training_passes_differ": not np.allclose(train[0], train[1]),
-            "inference_passes_agree": bool(np.allclose(infer[0], infer[1]))}
+        return {**entry, "status": "error", "message": "the model could not be exported for "
+                f"grading: {type(exc).__name__}: {exc}"[:500]}
+    return {**entry, "export": path.name, "layout": list(layout)}
 
 
-def _train_in_kernel(model, description, images, layout, obj, out: Path) -> dict[str, Any]:
-    """Timed training of a fresh copy of a subclassed model, which only the kernel can rebuild."""
-    budget = obj["training"]
-    if description["total_params"] > budget["max_params"]:
-        return {"status": "declined", "message": f"the model has {description['total_params']:,} "
-                f"parameters; the grader does not retrain models over {budget['max_params']:,}"}
-    compile_info = description["compile"]
-    if not compile_info.get("loss") or not compile_info.get("optimizer_config"):
-        return {"status": "error", "message": "the model was never compiled, so the grader does "
-                "not know which loss and optimizer to train it with"}
-    import keras
-
-    from ..training.timed_fit import timed_fit
-
-    keras.utils.set_random_seed(budget["seed"])
+def _compile_claim(keras: Any, model: Any) -> dict[str, Any]:
+    """How the model was compiled, as Keras serialises it: plain JSON the trusted side
+    deserialises with Keras's own (code-free) deserialisers, or refuses."""
+    loss, optimizer = getattr(model, "loss", None), getattr(model, "optimizer", None)
+    claim: dict[str, Any] = {"compiled": bool(getattr(model, "compiled", False))}
+    for key, module, value in (("loss", "losses", loss), ("optimizer", "optimizers", optimizer)):
+        try:
+            serialized = value if isinstance(value, str) or value is None else \
+                getattr(keras, module).serialize(value)
+            json.dumps(serialized)
+            claim[key] = serialized
+        except Exception:
+            claim[key] = None
     try:
-        fresh = type(model).from_config(model.get_config())
+        claim["train_steps"] = int(optimizer.iterations.numpy()) if optimizer is not None else 0
     except Exception:
-        try:
-            fresh = type(model)()
-        except Exception as exc:
-            return {"status": "error", "message": f"could not create a fresh {type(model).__name__} "
-                    f"(from_config and a no-argument constructor failed: {exc})"[:400]}
-    loss = compile_info.get("loss_config") or compile_info["loss"]
-    with np.load(budget["train_npz"], allow_pickle=False) as data:
-        x_train, y_train = data["x_train"], data["y_train"]
-    result = timed_fit(fresh, x_train=x_train, y_train=y_train, images=images, layout=layout,
-                       loss=keras.losses.deserialize(loss) if isinstance(loss, dict) else loss,
-                       optimizer=keras.optimizers.deserialize(compile_info["optimizer_config"]),
-                       epochs=budget["epochs"], batch_size=budget["batch_size"],
-                       max_seconds=budget["max_seconds"], n_classes=10, seed=budget["seed"])
-    np.savez(out / f"{obj['name']}.timed.npz", predictions=result.pop("predictions"))
-    result.update(status="trained", where="kernel", predictions_file=f"{obj['name']}.timed.npz")
-    return result
-
-
-def _predict(model, images, layout, path: Path) -> dict[str, Any]:
-    arrays = {}
-    errors = {}
-    for scaling, transform in SCALINGS.items():
-        x = transform(images).reshape((len(images), *layout))
-        try:
-            pred = np.asarray(model.predict(x, batch_size=256, verbose=0))
-            arrays[scaling] = pred.reshape((len(images), -1)).astype("float32")
-        except Exception as exc:
-            errors[scaling] = f"{type(exc).__name__}: {exc}"[:300]
-    if arrays:
-        np.savez(path, **arrays)
-    return {"predictions": path.name if arrays else None, "predict_errors": errors}
+        claim["train_steps"] = 0
+    return claim

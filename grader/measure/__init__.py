@@ -59,7 +59,8 @@ def worker_env(home: Path) -> dict[str, str]:
 
 class Worker:
     """The measuring process, started while the notebook runs: TensorFlow is imported by the
-    time the kernel's exports are ready. Its request arrives on standard input."""
+    time the kernel's exports are ready. Requests go to its standard input, one JSON line
+    each; it answers each in out/r<n>/ and counts them in out/progress.json."""
 
     def __init__(self, folder: Path, inputs: list[Path], memory_mb: int,
                  mounts: sandbox_mod.Mounts | None) -> None:
@@ -76,33 +77,51 @@ class Worker:
         self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      stderr=self._log, env=worker_env(folder / "home"),
                                      cwd=folder, start_new_session=True)
+        self.sent = 0
 
     def measure(self, request: Request, rows: int) -> Measured:
         payload = {"images": str(request.images), "objects": request.objects,
                    "max_params": request.max_params, "training": request.training,
                    "baselines": request.baselines}
         started = time.monotonic()
+        self.sent += 1
         try:
-            self.proc.stdin.write(json.dumps(payload).encode())
-            self.proc.stdin.close()
+            self.proc.stdin.write(json.dumps(payload).encode() + b"\n")
+            self.proc.stdin.flush()
         except OSError:
             pass  # it died while starting: progress.json says so below
-        try:
-            crashed = self.proc.wait(timeout=request.timeout) != 0
-            tail = self._tail()
-        except subprocess.TimeoutExpired:
-            self.close()
-            crashed, tail = True, f"it ran past {request.timeout:.0f} s"
+        crashed, tail = self._wait(self.sent, request.timeout)
         return self._read(request, rows, crashed, tail, started)
+
+    def _wait(self, number: int, timeout: float) -> tuple[bool, str]:
+        """Until request `number` is answered (False), or the process ends or runs past the
+        timeout (True, with why)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if _read_json(self.out / "progress.json").get("done") == number:
+                return False, ""
+            if self.proc.poll() is not None:
+                if _read_json(self.out / "progress.json").get("done") == number:
+                    return False, ""
+                return True, self._tail()
+            if time.monotonic() > deadline:
+                self.close()
+                return True, f"it ran past {timeout:.0f} s"
+            time.sleep(0.05)
 
     def close(self) -> None:
         if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except OSError:
                 self.proc.kill()
             self.proc.wait()
-        self._log.close()
+        if not self._log.closed:
+            self._log.close()
 
     def _tail(self) -> str:
         self._log.flush()
@@ -115,7 +134,8 @@ class Worker:
         if not progress.get("ready"):
             raise GraderError(f"the grader's measuring process failed before it read any "
                               f"model: {tail[:300]}")
-        found = artifacts.read(self.out, [o["name"] for o in request.objects], rows)
+        answers = self.out / f"r{self.sent}"
+        found = artifacts.read(answers, [o["name"] for o in request.objects], rows)
         culprit = progress.get("object")
         if crashed and culprit in found and found[culprit].status == "not_harvested":
             found[culprit] = HarvestedObject(culprit, "error", "measuring this model stopped "
@@ -124,12 +144,12 @@ class Worker:
         for obj in found.values():
             if obj.timed is not None:
                 obj.timed.setdefault("seconds", round(time.monotonic() - started, 3))
-        entries, _ = artifacts.manifest_entries(self.out)
+        entries, _ = artifacts.manifest_entries(answers)
         baselines = {}
         for wanted in request.baselines:
             entry = entries.get(f"baseline:{wanted['name']}")
             if isinstance(entry, dict):
-                baselines[wanted["name"]] = artifacts.read_timed(entry, self.out, rows)
+                baselines[wanted["name"]] = artifacts.read_timed(entry, answers, rows)
         return Measured(found, baselines)
 
 

@@ -28,52 +28,68 @@ from ..model_inputs import SCALINGS, find_layout, layouts_text
 
 
 class _Output:
+    """progress.json in the worker's folder; each request's manifest and arrays in r<n>/."""
+
     def __init__(self, folder: Path) -> None:
+        self.root = folder
         self.folder = folder
         self.manifest: dict[str, Any] = {"objects": {}}
 
-    def _write(self, name: str, data: dict[str, Any]) -> None:
-        tmp = self.folder / f"{name}.part"
+    def _write(self, folder: Path, name: str, data: dict[str, Any]) -> None:
+        tmp = folder / f"{name}.part"
         tmp.write_text(json.dumps(data, default=str))
-        os.replace(tmp, self.folder / name)
+        os.replace(tmp, folder / name)
 
     def progress(self, **state: Any) -> None:
-        self._write("progress.json", state)
+        self._write(self.root, "progress.json", state)
+
+    def start_request(self, number: int) -> None:
+        self.folder = self.root / f"r{number}"
+        self.folder.mkdir(exist_ok=True)
+        self.manifest = {"objects": {}}
 
     def entry(self, name: str, entry: dict[str, Any]) -> None:
         self.manifest["objects"][name] = entry
-        self._write("manifest.json", self.manifest)
+        self._write(self.folder, "manifest.json", self.manifest)
 
 
 def main(out_dir: str, memory_mb: str) -> int:
+    """Requests arrive one JSON line at a time on stdin; each is answered in r<n>/ and marked
+    done in progress.json. The process ends at the end of its input."""
     out = _Output(Path(out_dir))
     out.progress(ready=False)
     limit = int(memory_mb) * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     import keras  # noqa: F401 - the grader's own set-up: a failure here is not the student's
 
-    out.progress(ready=True)  # imported while the notebook ran; now wait for the request
-    request = json.loads(sys.stdin.read() or "{}")
-    if not request.get("objects") and not request.get("baselines"):
-        return 0
-    images = np.load(request["images"], allow_pickle=False)
+    out.progress(ready=True, done=0)  # imported while the notebook ran; now wait for requests
     loaded: dict[str, Any] = {}
+    for number, line in enumerate(sys.stdin, start=1):
+        out.start_request(number)
+        _serve(json.loads(line), out, loaded, number)
+        out.progress(ready=True, done=number)
+    return 0
+
+
+def _serve(request: dict[str, Any], out: _Output, loaded: dict[str, Any], number: int) -> None:
+    if not request.get("objects") and not request.get("baselines"):
+        return
+    images = np.load(request["images"], allow_pickle=False)
     for obj in request["objects"]:
-        out.progress(ready=True, object=obj["name"])
+        out.progress(ready=True, done=number - 1, object=obj["name"])
         try:
-            entry = _measure(obj, request, images, loaded, out.folder)
+            entry = _retrained(obj, images, out.folder) if obj.get("retrained") else \
+                _measure(obj, request, images, loaded, out.folder)
         except Exception as exc:  # one model's failure is reported on it; the others go on
             entry = {"status": "error", "message": f"{type(exc).__name__}: {exc}"[:500]}
         out.entry(obj["name"], entry)
     for baseline in request.get("baselines") or []:
         # The reference design, trained exactly as the students' designs are, on this machine:
         # the timed-training bar follows the machine, not the one calibration ran on.
-        out.progress(ready=True, baseline=baseline["name"])
+        out.progress(ready=True, done=number - 1, baseline=baseline["name"])
         path = out.folder / f"baseline-{baseline['name']}.npz"
         out.entry(f"baseline:{baseline['name']}", _timed(
             baseline["design"], tuple(baseline["layout"]), images, request["training"], path))
-    out.progress(ready=True, done=True)
-    return 0
 
 
 def load(path: Path) -> tuple[Any, str | None]:
@@ -105,8 +121,10 @@ def _load_failure(exc: Exception) -> str:
 
 def _measure(obj: dict[str, Any], request: dict[str, Any], images: np.ndarray,
              loaded: dict[str, Any], folder: Path) -> dict[str, Any]:
-    from . import introspect as keras_introspect
+    from . import introspect
 
+    if obj["export"].endswith(".savedmodel"):
+        return _measure_savedmodel(obj, request, images, folder)
     model, compile_note = load(Path(obj["export"]))
     loaded[obj["name"]] = model
     if obj.get("encoder"):
@@ -115,25 +133,62 @@ def _measure(obj: dict[str, Any], request: dict[str, Any], images: np.ndarray,
     sample = None if layout is None else np.zeros((2, *layout), dtype="float32")
     entry: dict[str, Any] = {"status": "found", "type": _type_name(model),
                              "input_layout": list(layout) if layout else None,
-                             "model": keras_introspect.describe_model(model, sample)}
+                             "model": introspect.describe_model(model, sample)}
     entry["design"] = _design(model, entry["model"])
     if compile_note:
         entry["model"]["compile"]["note"] = compile_note
-    params = entry["model"]["total_params"]
-    cap = int(request["max_params"])
-    if params > cap:
-        entry["predict_error"] = (f"the model has {params:,} parameters; the grader measures "
-                                  f"models up to {cap:,}")
+    refusal = _over_cap(entry["model"]["total_params"], request) or (
+        None if layout is not None else "the model accepts none of the image layouts " +
+        layouts_text())
+    if refusal:
+        entry["predict_error"] = refusal
         return entry
-    if layout is None:
-        entry["predict_error"] = "the model accepts none of the image layouts " + layouts_text()
-        return entry
-    entry.update(_predict(model, images, layout, folder / f"{obj['name']}.predictions.npz"))
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict(x, batch_size=256, verbose=0))
+
+    entry.update(_predict(predict, images, layout, folder / f"{obj['name']}.predictions.npz"))
     if obj.get("probe_dropout"):
-        entry["behaviour"] = _probe_dropout(model, images[:64], layout)
+        entry["behaviour"] = _probe_dropout(lambda x: model(x, training=True),
+                                            lambda x: model(x, training=False), images[:64],
+                                            layout)
     if obj.get("timed") and request.get("training"):
         entry["timed"] = _timed(entry["design"], layout, images, request["training"],
                                 folder / f"{obj['name']}.timed.npz")
+    return entry
+
+
+def _over_cap(params: int, request: dict[str, Any]) -> str | None:
+    cap = int(request["max_params"])
+    if params > cap:
+        return f"the model has {params:,} parameters; the grader measures models up to {cap:,}"
+    return None
+
+
+def _measure_savedmodel(obj: dict[str, Any], request: dict[str, Any], images: np.ndarray,
+                        folder: Path) -> dict[str, Any]:
+    """A subclassed model, from its SavedModel: its graph is described and run, never its code."""
+    from . import savedmodel
+
+    claim = obj.get("claim") or {}
+    try:
+        view = savedmodel.open_export(Path(obj["export"]), claim)
+    except savedmodel.ExportError as exc:
+        return {"status": "error", "message": str(exc)}
+    entry: dict[str, Any] = {"status": "found", "type": str(claim.get("class_name"))[:200],
+                             "input_layout": list(view.layout), "model": view.description}
+    refusal = _over_cap(view.params, request)
+    if view.refused:
+        refusal = ("the model's graph holds operations a classifier does not need and the "
+                   f"grader does not run: {', '.join(view.refused[:8])}")
+    if refusal:
+        entry["predict_error"] = refusal
+        return entry
+    entry.update(_predict(view.serve, images, view.layout,
+                          folder / f"{obj['name']}.predictions.npz"))
+    if obj.get("probe_dropout") and view.serve_training is not None:
+        entry["behaviour"] = _probe_dropout(view.serve_training, view.serve, images[:64],
+                                            view.layout)
     return entry
 
 
@@ -151,13 +206,44 @@ def _type_name(value: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _predict(model: Any, images: np.ndarray, layout: tuple[int, ...], path: Path
+def _retrained(obj: dict[str, Any], images: np.ndarray, folder: Path) -> dict[str, Any]:
+    """The grader's own training of a subclassed design, done in the Keras clean room
+    (grader/cleanroom/keras_run.py): predicted here from its SavedModel, once its graph is shown
+    to be the student's architecture."""
+    from . import savedmodel
+
+    report = obj.get("report") or {}
+    timed: dict[str, Any] = {k: report[k] for k in ("epochs_run", "seconds_per_epoch",
+                                                   "stopped_by_time", "loss", "train_accuracy",
+                                                   "seconds") if k in report}
+    try:
+        view = savedmodel.open_export(Path(obj["retrained"]), {})
+    except savedmodel.ExportError as exc:
+        return {"status": "found", "timed": {"status": "error", "message": str(exc)}}
+    if view.refused or _layer_kinds(view.description["layers"]) != \
+            _layer_kinds(obj.get("expected_layers") or []):
+        return {"status": "found", "timed": {"status": "error", "message": "the model the "
+                "clean room trained is not the architecture the notebook exported"}}
+    x = SCALINGS["unit"](images).reshape((len(images), *view.layout))
+    pred = np.concatenate([view.serve(x[i:i + 256]) for i in range(0, len(x), 256)])
+    path = folder / f"{obj['name']}.timed.npz"
+    np.savez(path, predictions=pred.reshape((len(images), -1)).astype("float32"))
+    return {"status": "found", "timed": {**timed, "status": "trained", "where": "clean room",
+                                          "seed": obj.get("seed"), "predictions_file": path.name}}
+
+
+def _layer_kinds(layers: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [(l.get("class"), l.get("output_shape"), l.get("params")) for l in layers]
+
+
+def _predict(predict: Any, images: np.ndarray, layout: tuple[int, ...], path: Path
              ) -> dict[str, Any]:
     arrays, errors = {}, {}
     for scaling, transform in SCALINGS.items():
         x = transform(images).reshape((len(images), *layout))
         try:
-            pred = np.asarray(model.predict(x, batch_size=256, verbose=0))
+            pred = np.concatenate([np.asarray(predict(x[i:i + 256]))
+                                   for i in range(0, len(x), 256)])
             arrays[scaling] = pred.reshape((len(images), -1)).astype("float32")
         except Exception as exc:
             errors[scaling] = f"{type(exc).__name__}: {exc}"[:300]
@@ -166,12 +252,14 @@ def _predict(model: Any, images: np.ndarray, layout: tuple[int, ...], path: Path
     return {"predictions": path.name if arrays else None, "predict_errors": errors}
 
 
-def _probe_dropout(model: Any, images: np.ndarray, layout: tuple[int, ...]) -> dict[str, Any]:
-    """Dropout shows in behaviour: training passes differ, inference passes agree."""
+def _probe_dropout(training: Any, inference: Any, images: np.ndarray, layout: tuple[int, ...]
+                   ) -> dict[str, Any]:
+    """Dropout shows in behaviour: training passes differ, inference passes agree. Run after
+    predicting: training passes may update batch-normalisation statistics."""
     x = SCALINGS["unit"](images).reshape((len(images), *layout))
     try:
-        train = [np.asarray(model(x, training=True)) for _ in range(2)]
-        infer = [np.asarray(model(x, training=False)) for _ in range(2)]
+        train = [np.asarray(training(x)) for _ in range(2)]
+        infer = [np.asarray(inference(x)) for _ in range(2)]
     except Exception as exc:
         return {"error": f"{type(exc).__name__}: {exc}"[:300]}
     return {"training_passes_differ": not np.allclose(train[0], train[1]),
@@ -182,7 +270,7 @@ def _on_codes(model: Any, obj: dict[str, Any], images: np.ndarray, loaded: dict[
               folder: Path) -> dict[str, Any]:
     """A classifier trained on an encoder's codes: the grader's images are encoded with the
     student's own encoder (its first layer, as the homework computes them), then classified."""
-    from . import introspect as keras_introspect
+    from . import introspect
 
     encoder = loaded.get(obj["encoder"])
     if encoder is None or not getattr(encoder, "layers", None):
@@ -193,7 +281,7 @@ def _on_codes(model: Any, obj: dict[str, Any], images: np.ndarray, loaded: dict[
     sample = np.zeros((2, width), dtype="float32") if width else None
     entry: dict[str, Any] = {"status": "found", "type": _type_name(model),
                              "input_layout": [width] if width else None, "code_size": width,
-                             "model": keras_introspect.describe_model(model, sample)}
+                             "model": introspect.describe_model(model, sample)}
     arrays, errors = {}, {}
     for scaling, transform in SCALINGS.items():
         try:

@@ -1,0 +1,201 @@
+"""The Keras clean room (trusted side): a fresh instance of a subclassed model, trained by the
+grader for the timed-training check.
+
+A subclassed model can only be rebuilt by its own class, so the class's definition — taken from
+the notebook's source with `ast` (grader/cleanroom/source.py), never from the live session — runs
+in a fresh sandboxed interpreter beside grader/kernel/keras_harness.py. The room gets the
+training subset (already shaped and encoded here), how the student compiled the model (as the
+trusted side read it), the seed and the epoch budget; it hands back a SavedModel, which the
+trusted measuring process loads and predicts with like any other export. The room never sees the
+holdout, images or labels, and nothing it reports is scored.
+
+The room is started while the notebook runs, so that TensorFlow is imported by the time the
+kernel's export is ready; it waits for "GO".
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..execution import sandbox as sandbox_mod
+from ..paths import PROJECT_ROOT, REFERENCE_DIR
+from . import source as source_mod
+from .numpy_run import _LineReader, _read_json, _stop
+
+HARNESS = Path(__file__).resolve().parents[1] / "kernel" / "keras_harness.py"
+STARTUP_SECONDS = 120  # bwrap, the interpreter and TensorFlow, before any student code
+MEMORY_MB = 6144
+
+
+@dataclass
+class Retrained:
+    """What the room produced: a SavedModel to measure, or why there is none."""
+
+    export: Path | None
+    report: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+def class_name_of(nb: Any, object_name: str, claim: str | None) -> str | None:
+    """The class whose instance the notebook binds to `object_name`: read from the statement
+    `object_name = SomeClass(...)`, else the kernel's claim, if the notebook defines that class."""
+    defined = _defined_classes(nb)
+    call = _constructor_call(nb, object_name)
+    if call is not None and isinstance(call.func, ast.Name) and call.func.id in defined:
+        return call.func.id
+    return claim if claim in defined else None
+
+
+def constructor_arguments(nb: Any, object_name: str) -> tuple[list[Any], dict[str, Any]] | None:
+    """The constants the notebook passes to the class (`CustomizedCNN(10)`); None when they are
+    not constants, which the room could not reproduce."""
+    call = _constructor_call(nb, object_name)
+    if call is None:
+        return [], {}
+    try:
+        args = [ast.literal_eval(a) for a in call.args]
+        kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg}
+    except (ValueError, SyntaxError, TypeError):
+        return None
+    if any(k.arg is None for k in call.keywords):
+        return None
+    return args, kwargs
+
+
+def _trees(nb: Any) -> list[ast.Module]:
+    trees = []
+    for _, text in source_mod.code_cells(nb):
+        try:
+            trees.append(ast.parse(text))
+        except (SyntaxError, ValueError):
+            continue
+    return trees
+
+
+def _defined_classes(nb: Any) -> set[str]:
+    return {node.name for tree in _trees(nb) for node in tree.body
+            if isinstance(node, ast.ClassDef)}
+
+
+def _constructor_call(nb: Any, object_name: str) -> ast.Call | None:
+    found = None
+    for tree in _trees(nb):
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and any(
+                    isinstance(t, ast.Name) and t.id == object_name for t in node.targets):
+                found = node.value  # the last binding wins, as in the session
+    return found
+
+
+def wanted(nb: Any) -> bool:
+    """Worth starting a room at all: the notebook defines a class."""
+    return bool(_defined_classes(nb))
+
+
+class Room:
+    """One clean room process: started early, given one model to train, then stopped."""
+
+    def __init__(self, folder: Path, sandbox: str, hidden: tuple[Path, ...] = ()) -> None:
+        self.folder = folder
+        self.out = folder / "out"
+        self.out.mkdir(parents=True, exist_ok=True)
+        shutil.copy(HARNESS, folder / HARNESS.name)
+        self.proc = subprocess.Popen(
+            _command(folder, sandbox, hidden), cwd=folder, env=_environment(folder),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            preexec_fn=_limits, start_new_session=True)
+        self.reader = _LineReader(self.proc)
+
+    def retrain(self, nb: Any, class_name: str, args: tuple[list[Any], dict[str, Any]],
+                compile_info: dict[str, Any], layout: tuple[int, ...], data: dict[str, np.ndarray],
+                budget: dict[str, Any]) -> Retrained:
+        extracted = source_mod.extract(nb, [class_name])
+        if class_name in extracted.missing:
+            return Retrained(None, error=f"the notebook defines no class {class_name}")
+        np.savez(self.folder / "data.npz", **data)
+        request = {"source": [{"cell": c, "source": t} for c, t in extracted.chunks],
+                   "class_name": class_name, "args": args[0], "kwargs": args[1],
+                   "loss": compile_info["loss_config"],
+                   "optimizer": compile_info["optimizer_config"], "layout": list(layout),
+                   "epochs": budget["epochs"], "batch_size": budget["batch_size"],
+                   "seed": budget["seed"], "max_seconds": budget["max_seconds"]}
+        (self.folder / "request.json").write_text(json.dumps(request))
+        if not self.reader.wait_for("STARTED", STARTUP_SECONDS):
+            raise _grader_error(self, "did not start")
+        if not self.reader.wait_for("READY", STARTUP_SECONDS):
+            raise _grader_error(self, "could not import TensorFlow")
+        try:
+            self.proc.stdin.write(b"GO\n")
+            self.proc.stdin.flush()
+        except OSError:
+            raise _grader_error(self, "stopped before training") from None
+        limit = budget["max_seconds"] * 2 + 120
+        started = time.monotonic()
+        done = self.reader.wait_for("DONE", limit)
+        seconds = round(time.monotonic() - started, 3)
+        report = _read_json(self.out / "report.json") or {}
+        if not done:
+            why = f"ran past {limit:.0f} s" if seconds >= limit else "stopped"
+            return Retrained(None, report, f"training a fresh {class_name} in the grader's clean "
+                             f"room {why}" + _tail(self.reader.stderr()))
+        if report.get("error"):
+            return Retrained(None, report, f"training a fresh {class_name} in the grader's clean "
+                             f"room failed: {str(report['error'])[:300]}")
+        export = self.out / "model.savedmodel"
+        report["seconds"] = seconds
+        return Retrained(export if export.is_dir() else None, report,
+                         None if export.is_dir() else "the clean room exported no model")
+
+    def close(self) -> None:
+        _stop(self.proc)
+
+
+def _tail(stderr: str) -> str:
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    return f" ({lines[-1][:200]})" if lines else ""
+
+
+def _grader_error(room: Room, what: str) -> Exception:
+    from ..errors import GraderError
+
+    return GraderError(f"the grader's Keras clean room {what}{_tail(room.reader.stderr())}")
+
+
+def _command(room: Path, sandbox: str, hidden: tuple[Path, ...]) -> list[str]:
+    command = [os.path.realpath(sys.executable), "-I", str(room / HARNESS.name)]
+    if sandbox != "bwrap":
+        return command
+    hide = [PROJECT_ROOT / "grader", REFERENCE_DIR, Path("/usr/share/datasets"),
+            Path.home() / ".keras", *hidden]
+    mounts = sandbox_mod.Mounts(writable=[room], readable=[],
+                                hidden=[p.resolve() for p in hide if p.exists()])
+    return sandbox_mod.wrap(command, mounts, room)
+
+
+def _environment(room: Path) -> dict[str, str]:
+    """The numeric settings of the measuring process: the same seed trains the same way."""
+    from ..measure import worker_env
+
+    return {**worker_env(room), "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONPATH": ""}
+
+
+def _limits() -> None:
+    mem = MEMORY_MB * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (512 * 2**20, 512 * 2**20))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

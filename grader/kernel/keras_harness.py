@@ -1,0 +1,99 @@
+"""UNTRUSTED SIDE. Runs in the Keras clean room, in the same interpreter as the student's class.
+
+Copied into the clean room's folder and run as a script by grader/cleanroom/keras_run.py, to
+train a fresh instance of a subclassed model that only its own class can rebuild. It never
+imports the grader (the grader is not mounted) and the grader never imports it; what it writes
+is checked on the trusted side, which predicts the grader's images with the exported model
+itself: nothing reported here is scored.
+
+Protocol: "STARTED" on stdout before anything else; "READY" once TensorFlow is imported; then it
+waits for "GO" on stdin, reads request.json (the notebook's definitions, the class, how it was
+compiled) and data.npz (the training subset, already shaped and encoded by the grader), builds
+and trains the model, exports it to out/model.savedmodel with a `serve` endpoint, writes
+out/report.json and says "DONE".
+"""
+
+import json
+import os
+import sys
+import time
+import traceback
+
+
+def _say(word):
+    sys.__stdout__.write(word + "\n")
+    sys.__stdout__.flush()
+
+
+def _report(data):
+    os.makedirs("out", exist_ok=True)
+    with open("out/report.part", "w") as fh:
+        json.dump(data, fh)
+    os.replace("out/report.part", "out/report.json")
+
+
+def _describe(exc):
+    try:
+        text = str(exc)
+    except BaseException:
+        text = ""
+    return (f"{type(exc).__name__}: {text}" if text else type(exc).__name__)[:500]
+
+
+def _train(request, keras, tf, np):
+    namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+    for chunk in request["source"]:
+        exec(compile(chunk["source"], f"<cell {chunk['cell']}>", "exec"), namespace)
+    cls = namespace.get(request["class_name"])
+    if not isinstance(cls, type):
+        return {"error": f"the notebook's definitions give no class {request['class_name']!r}"}
+    keras.utils.set_random_seed(request["seed"])  # before the weights are created
+    model = cls(*request.get("args", []), **request.get("kwargs", {}))
+    with np.load("data.npz", allow_pickle=False) as data:
+        x, y = data["x"], data["y"]
+    model(x[:2], training=False)
+    model.compile(optimizer=keras.optimizers.get(request["optimizer"]),
+                  loss=keras.losses.get(request["loss"]), metrics=["accuracy"])
+    epoch_seconds, losses, accuracies, stopped = [], [], [], False
+    started = time.monotonic()
+    for _ in range(int(request["epochs"])):
+        t0 = time.monotonic()
+        history = model.fit(x, y, epochs=1, batch_size=int(request["batch_size"]), verbose=0,
+                            shuffle=True).history
+        epoch_seconds.append(round(time.monotonic() - t0, 3))
+        losses.append(float((history.get("loss") or [float("nan")])[-1]))
+        accuracies.append(float((history.get("accuracy") or [float("nan")])[-1]))
+        if time.monotonic() - started >= float(request["max_seconds"]):
+            stopped = True
+            break
+    spec = [tf.TensorSpec((None, *request["layout"]), tf.float32)]
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serve", lambda t: model(t, training=False), input_signature=spec)
+    archive.write_out("out/model.savedmodel", verbose=False)
+    return {"epochs_run": len(epoch_seconds), "seconds_per_epoch": epoch_seconds,
+            "stopped_by_time": stopped, "loss": losses, "train_accuracy": accuracies}
+
+
+def main():
+    _say("STARTED")
+    import numpy as np
+    import tensorflow as tf
+    import keras
+
+    _say("READY")
+    if sys.stdin.readline().strip() != "GO":
+        return 0
+    with open("request.json") as fh:
+        request = json.load(fh)
+    try:
+        report = _train(request, keras, tf, np)
+    except BaseException as exc:  # noqa: BLE001 - the student's class may raise anything
+        report = {"error": _describe(exc), "traceback": traceback.format_exc()[-2000:]}
+    _report(report)
+    _say("DONE")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

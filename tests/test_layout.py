@@ -1,0 +1,68 @@
+"""The trust boundary is visible in the layout: grader/kernel/ is everything that runs in a
+student's process, and it and the trusted side never import each other."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+GRADER = Path(__file__).resolve().parents[1] / "grader"
+KERNEL = GRADER / "kernel"
+# What code in a student's process may import besides the standard library and itself.
+KERNEL_MAY_IMPORT = {"numpy", "tensorflow", "keras", "ipykernel"}
+
+
+def _imports(path: Path, text: str | None = None) -> list[tuple[str, int]]:
+    """(module, relative level) of every import statement in a file, nested ones included."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text() if text is None else text, str(path))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, 0) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            found.append((node.module or "", node.level))
+    return found
+
+
+def _absolute(path: Path, module: str, level: int) -> str:
+    if not level:
+        return module
+    package = path.relative_to(GRADER.parent).with_suffix("").parts[:-1]
+    base = package[:len(package) - (level - 1)]
+    return ".".join([*base, module] if module else base)
+
+
+def test_kernel_code_imports_nothing_of_the_trusted_side():
+    problems = []
+    for path in sorted(KERNEL.rglob("*.py")):
+        for module, level in _imports(path):
+            name = _absolute(path, module, level)
+            top = name.split(".")[0]
+            allowed = (name == "grader.kernel" or name.startswith("grader.kernel.")
+                       or top in KERNEL_MAY_IMPORT or top in sys.stdlib_module_names
+                       or name == "__future__")
+            if not allowed:
+                problems.append(f"{path.relative_to(GRADER.parent)} imports {name}")
+    assert not problems, problems
+
+
+def test_trusted_code_never_imports_kernel_code():
+    """The trusted side starts kernel code in other processes (by module name or by copying a
+    harness file); importing it would run untrusted-side code with the grader's rights."""
+    problems = []
+    for path in sorted(GRADER.rglob("*.py")):
+        if KERNEL in path.parents:
+            continue
+        for module, level in _imports(path):
+            name = _absolute(path, module, level)
+            if name == "grader.kernel" or name.startswith("grader.kernel."):
+                problems.append(f"{path.relative_to(GRADER.parent)} imports {name}")
+    assert not problems, problems
+
+
+def test_the_checker_sees_a_violation():
+    """The two tests above would notice an import across the boundary."""
+    probe = KERNEL / "probe.py"
+    found = _imports(probe, "from ..measure import introspect\nfrom . import datasets\n")
+    assert [_absolute(probe, m, level) for m, level in found] == ["grader.measure",
+                                                                  "grader.kernel"]
