@@ -53,6 +53,8 @@ def test_reference_scores_full_marks_and_collects_the_answers(grade, assignment)
     assert result.data["dataset"] == "mnist" and result.data["train"] == 2000
     model = result.models["model"]
     assert model["kind"] == "subclassed"
+    assert model["source"] == "savedmodel"  # read from the exported graph, not the kernel
+    assert model["unneeded_ops"] == [] and model["unused_layers"] == []
     # The seed's summary table: "Total params: 7,959,946"; 320, 18496, 7930880, 10250 per layer.
     assert model["total_params"] == 7_959_946
     assert [(l["class"], l["params"]) for l in model["layers"]] == [
@@ -64,7 +66,9 @@ def test_reference_scores_full_marks_and_collects_the_answers(grade, assignment)
         [None, 10]]
     assert TABLE in checks["fully-connected"].message
     assert model["timed_training"]["status"] == "trained"
-    assert model["timed_training"]["where"] == "kernel"  # a subclassed model: trained inside
+    # A fresh CustomizedCNN, built from the notebook's class definition in the clean room.
+    assert model["timed_training"]["where"] == "clean room"
+    assert model["timed_training"]["epochs_run"] == assignment.training.epochs
     # Written answers wait for a TA, with their text collected for the report.
     for cid, points in WRITTEN.items():
         assert checks[cid].status == "manual" and checks[cid].points == 0

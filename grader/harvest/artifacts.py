@@ -89,7 +89,7 @@ def _parse(name: str, entry: dict[str, Any], out_dir: Path, rows: int | None) ->
                                    f"over {MAX_EXPORT_BYTES // 2**20} MB", type=obj.type)
         # What the kernel says of a SavedModel it exported (class name, input layout, compile
         # settings): validated and used by the trusted side, which checks it against the graph.
-        obj.data["claim"] = {k: entry[k] for k in ("class_name", "layout", "compile")
+        obj.data["claim"] = {k: entry[k] for k in ("class_name", "layout", "compile", "layers")
                              if k in entry}
         return obj
     if "model" not in entry:  # another kind of object: its check module validates the rest

@@ -108,7 +108,8 @@ def _export_savedmodel(keras: Any, model: Any, obj: dict[str, Any], path: Path) 
     layout = _layout(model, obj.get("input_shape"))
     entry: dict[str, Any] = {"status": "found", "type": _type_name(model),
                              "class_name": type(model).__name__[:200],
-                             "compile": _compile_claim(keras, model)}
+                             "compile": _compile_claim(keras, model),
+                             "layers": _layers_claim(keras, model)}
     if layout is None:
         return {**entry, "status": "error", "message": "the model accepts none of the image "
                 "layouts " + ", ".join(str((None, *s)) for s in IMAGE_LAYOUTS)}
@@ -126,6 +127,25 @@ def _export_savedmodel(keras: Any, model: Any, obj: dict[str, Any], path: Path) 
         return {**entry, "status": "error", "message": "the model could not be exported for "
                 f"grading: {type(exc).__name__}: {exc}"[:500]}
     return {**entry, "export": path.name, "layout": list(layout)}
+
+
+def _layers_claim(keras: Any, model: Any) -> list[dict[str, str]]:
+    """The layers the model tracks (attributes included), for messages only: a layer without
+    weights that call() never uses leaves no trace in the exported graph."""
+    out: list[dict[str, str]] = []
+
+    def walk(layer: Any) -> None:
+        for sub in getattr(layer, "layers", None) or []:
+            if isinstance(sub, keras.Model) and getattr(sub, "layers", None):
+                walk(sub)
+            elif len(out) < 200:
+                out.append({"class": type(sub).__name__[:100], "name": str(sub.name)[:100]})
+
+    try:
+        walk(model)
+    except Exception:
+        pass
+    return out
 
 
 def _compile_claim(keras: Any, model: Any) -> dict[str, Any]:

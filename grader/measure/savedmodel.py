@@ -102,6 +102,7 @@ def _describe(concrete: Any, variables: list[Any], total: int, claim: dict[str, 
     view = graph_layers.read(frozen.graph)
     used = sum(int(v.size) for v in view.used_constants)
     unused = _unused_variables(variables, view.used_constants)
+    unused += _unused_claimed(claim.get("layers"), view.layers)
     return {
         "class": str(claim.get("class_name") or "unknown")[:200],
         "kind": "subclassed",
@@ -140,6 +141,33 @@ def _unused_variables(variables: list[Any], used: list[np.ndarray]) -> list[dict
         elif parts[-1].startswith(("gamma", "moving_mean")):
             group["class"] = group["class"] or "BatchNormalization"
     return [{**g, "class": g["class"] or "unknown"} for g in groups.values()]
+
+
+# Layers without weights that the graph shows as layers of their own, only where call() uses
+# them (an activation layer merges into the layer before it, so it is not listed).
+WEIGHTLESS = {"MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
+              "GlobalMaxPooling2D", "ZeroPadding2D"}
+
+
+def _unused_claimed(claimed: Any, layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Weightless layers the kernel says the model defines, more of which than the graph uses:
+    the kernel's claim, used in messages only (no parameters, no points hang on it)."""
+    if not isinstance(claimed, list):
+        return []
+    in_graph: dict[str, int] = {}
+    for layer in layers:
+        in_graph[layer["class"]] = in_graph.get(layer["class"], 0) + 1
+    out = []
+    for item in claimed[:200]:
+        cls = item.get("class") if isinstance(item, dict) else None
+        if cls not in WEIGHTLESS:
+            continue
+        if in_graph.get(cls, 0) > 0:
+            in_graph[cls] -= 1
+            continue
+        out.append({"class": cls, "name": str(item.get("name"))[:100], "params": 0,
+                    "claimed": True})
+    return out
 
 
 def compile_settings(claim: dict[str, Any]) -> dict[str, Any]:

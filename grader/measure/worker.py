@@ -137,9 +137,13 @@ def _measure(obj: dict[str, Any], request: dict[str, Any], images: np.ndarray,
     entry["design"] = _design(model, entry["model"])
     if compile_note:
         entry["model"]["compile"]["note"] = compile_note
-    refusal = _over_cap(entry["model"]["total_params"], request) or (
-        None if layout is not None else "the model accepts none of the image layouts " +
-        layouts_text())
+    if layout is None:
+        entry["predict_error"] = "the model accepts none of the image layouts " + layouts_text()
+        return entry
+    if obj.get("timed") and request.get("training"):  # declines models over its own cap
+        entry["timed"] = _timed(entry["design"], layout, images, request["training"],
+                                folder / f"{obj['name']}.timed.npz")
+    refusal = _over_cap(entry["model"]["total_params"], request)
     if refusal:
         entry["predict_error"] = refusal
         return entry
@@ -152,9 +156,6 @@ def _measure(obj: dict[str, Any], request: dict[str, Any], images: np.ndarray,
         entry["behaviour"] = _probe_dropout(lambda x: model(x, training=True),
                                             lambda x: model(x, training=False), images[:64],
                                             layout)
-    if obj.get("timed") and request.get("training"):
-        entry["timed"] = _timed(entry["design"], layout, images, request["training"],
-                                folder / f"{obj['name']}.timed.npz")
     return entry
 
 
