@@ -104,6 +104,9 @@ def test_untrained_model_fails_accuracy_with_numbers(grade):
 def test_wrong_final_activation(grade):
     checks = checks_by_id(grade("wrong_final_activation"))
     assert "layer 3 (Dense(10)): expected softmax, found relu" in checks["model-activations"].message
+    # One mistake costs points once: the activations check's, not the loss check's or layers' too.
+    assert checks["model-loss"].status == checks["model-layers"].status == "passed", \
+        (checks["model-loss"].message, checks["model-layers"].message)
     assert checks["model-accuracy"].status != "passed"
     assert "measured" in checks["model-accuracy"].message
 

@@ -227,10 +227,13 @@ def loss(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
                                   "classifier: use categorical_crossentropy (one-hot labels) or "
                                   "sparse_categorical_crossentropy (integer labels)")
     logits = bool(info.get("from_logits"))
-    if (last_act == "softmax") == logits:
-        what = "logits" if last_act != "softmax" else "softmax probabilities"
+    # Only a mismatch the loss itself makes: an output that is some other activation (relu,
+    # tanh) is the activations check's deduction, not this one's too.
+    outputs = {None: "logits", "linear": "logits", "softmax": "softmax probabilities",
+               "sigmoid": "sigmoid probabilities"}.get(last_act)
+    if outputs is not None and (outputs == "logits") != logits:
         return CheckResult.scored(spec, 0.5, f"{name} with from_logits={logits} but the model "
-                                  f"outputs {what}")
+                                  f"outputs {outputs}")
     if info.get("train_steps", 0) <= 0:
         return CheckResult.scored(spec, 0.5, f"{name} suits the output, but fit() never ran with "
                                   "it, so it is not shown to match the label encoding")
