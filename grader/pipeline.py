@@ -122,6 +122,7 @@ class Harvest:
     run_seed: int | None = None
     measure_seconds: float = 0.0  # the trusted measuring process, grader's training included
     timed_baselines: dict[str, float] = field(default_factory=dict)  # see grader/baselines.py
+    timed_costs: dict[str, float] = field(default_factory=dict)  # their CPU seconds here
 
 
 def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
@@ -133,7 +134,7 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
         record = runner.ExecutionRecord(status="invalid_notebook", message=loaded.error)
         return Harvest(loaded, record, {}, PreparedData({}, None, None, {}), started, mode)
     work = scratch_mod.create(path)
-    measure_seconds, timed_bars, worker, room = 0.0, {}, None, None
+    measure_seconds, timed_bars, timed_costs, worker, room = 0.0, {}, {}, None, None
     try:
         prepared = prepare_data(assignment, options, work.private)
         images_path = None
@@ -164,8 +165,8 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
         exported = [name for name, obj in objects.items() if obj.export is not None]
         if exported and worker is not None:
             t0 = time.monotonic()
-            measured, timed_bars = measure_models(worker, exported, objects, assignment,
-                                                  prepared, images_path, seed)
+            measured, timed_bars, timed_costs = measure_models(
+                worker, exported, objects, assignment, prepared, images_path, seed)
             objects.update(measured)
             if room is not None:
                 _retrain_subclassed(room, worker, loaded.node, objects, assignment, prepared,
@@ -178,7 +179,7 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
             worker.close()
         work.cleanup()
     return Harvest(loaded, record, objects, prepared, started, mode, inputs_seed, measure_seconds,
-                   timed_bars)
+                   timed_bars, timed_costs)
 
 
 def _refuse_kernel_descriptions(objects: dict[str, artifacts.HarvestedObject]
@@ -260,7 +261,8 @@ def _retrain_one(room, worker, nb, name, obj, prepared, images, seed, budget, en
               "y": encode_labels(y_train, info.get("loss"), tuple(output), n_classes)}
     run = room.retrain(nb, class_name, arguments, info, layout, arrays,
                        {"epochs": budget.epochs, "batch_size": budget.batch_size, "seed": seed,
-                        "max_seconds": budget.max_seconds})
+                        "max_cpu_seconds": budget.max_cpu_seconds,
+                        "wall_seconds": budget.wall_seconds_per_model})
     if run.export is None:
         return {"status": "error", "message": run.error or "the clean room exported no model"}
     request = measure.Request(images=images, objects=[{
@@ -276,9 +278,10 @@ def _retrain_one(room, worker, nb, name, obj, prepared, images, seed, budget, en
 def measure_models(worker: measure.Worker, names: list[str],
                    objects: dict[str, artifacts.HarvestedObject], assignment: Assignment,
                    prepared: PreparedData, images: Path, seed: int
-                   ) -> tuple[dict[str, artifacts.HarvestedObject], dict[str, float]]:
+                   ) -> tuple[dict[str, artifacts.HarvestedObject], dict[str, float],
+                              dict[str, float]]:
     """The trusted side's measurement of the models the kernel exported (grader/measure), and
-    the accuracy of each timed reference design trained the same way on this machine."""
+    the accuracy (and CPU seconds) of each timed reference design trained the same way here."""
     specs = {o.name: o for o in assignment.objects}
     wanted = timed_objects(assignment)
     # An encoder is loaded before the classifier of its codes.
@@ -288,7 +291,7 @@ def measure_models(worker: measure.Worker, names: list[str],
     training = None
     if budget and train_npz:
         training = {"train_npz": train_npz, "epochs": budget.epochs,
-                    "batch_size": budget.batch_size, "max_seconds": budget.max_seconds,
+                    "batch_size": budget.batch_size, "max_cpu_seconds": budget.max_cpu_seconds,
                     "seed": seed, "max_params": budget.max_params,
                     "n_classes": int(prepared.holdout_labels.max()) + 1}
     timed = [n for n in names if n in wanted]
@@ -304,14 +307,16 @@ def measure_models(worker: measure.Worker, names: list[str],
                   "input_shape": specs[n].input_shape, "timed": n in wanted,
                   "claim": objects[n].data.get("claim")} for n in names],
         baselines=missing,
-        timeout=300.0 + (len(timed) + len(missing)) * ((budget.max_seconds * 2 + 60)
+        timeout=300.0 + (len(timed) + len(missing)) * (budget.wall_seconds_per_model
                                                        if budget else 0))
     result = worker.measure(request, len(prepared.holdout_labels))
     for name, run in result.baselines.items():
         if run.get("status") == "trained":
             have[name] = baselines.remember(assignment, name, data_key, seed,
-                                            run["predictions"], prepared.holdout_labels)
-    return result.objects, have
+                                            run["predictions"], prepared.holdout_labels,
+                                            run.get("cpu_seconds"))
+    costs = baselines.costs(assignment, timed, data_key, seed) if training else {}
+    return result.objects, have, costs
 
 
 def grade(path: Path, assignment: Assignment, options: Options | None = None) -> GradeResult:
@@ -344,6 +349,7 @@ def _score(harvest: Harvest, assignment: Assignment) -> GradeResult:
                              holdout_images=harvest.data.holdout_images, notebook=harvest.loaded.node)
         ctx.notes["run_seed"] = harvest.run_seed
         ctx.notes["timed_baselines"] = harvest.timed_baselines
+        ctx.notes["timed_costs"] = harvest.timed_costs
         ctx.notes["manual_questions"] = [str(c.options.get("question", c.id))
                                          for c in assignment.checks if c.kind == "manual"]
         results = [checks.run(spec, ctx) for spec in assignment.checks]

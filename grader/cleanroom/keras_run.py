@@ -131,7 +131,7 @@ class Room:
                    "loss": compile_info["loss_config"],
                    "optimizer": compile_info["optimizer_config"], "layout": list(layout),
                    "epochs": budget["epochs"], "batch_size": budget["batch_size"],
-                   "seed": budget["seed"], "max_seconds": budget["max_seconds"]}
+                   "seed": budget["seed"], "max_cpu_seconds": budget["max_cpu_seconds"]}
         (self.folder / "request.json").write_text(json.dumps(request))
         if not self.reader.wait_for("STARTED", STARTUP_SECONDS):
             raise _grader_error(self, "did not start")
@@ -142,7 +142,7 @@ class Room:
             self.proc.stdin.flush()
         except OSError:
             raise _grader_error(self, "stopped before training") from None
-        limit = budget["max_seconds"] * 2 + 120
+        limit = budget["wall_seconds"]
         started = time.monotonic()
         done = self.reader.wait_for("DONE", limit)
         seconds = round(time.monotonic() - started, 3)
