@@ -197,9 +197,15 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     _check_data_dir(args.data_dir, assignment)
     options = Options(data_dir=args.data_dir, full=args.full, timeout=args.timeout,
                       sandbox=args.sandbox)
-    environment.verify(assignment.packages)
     with _interruptible() as interrupted:
-        result = grade(args.notebook, assignment, options)
+        try:
+            environment.verify(assignment.packages)
+            result = grade(args.notebook, assignment, options)
+        except BaseException:
+            # asyncio turns a Ctrl-C inside the kernel's event loop into a cancellation
+            if interrupted():
+                raise KeyboardInterrupt from None
+            raise
     if interrupted():  # the kernel may have died of the same Ctrl-C: that result is not real
         raise KeyboardInterrupt
     if result.grader_error:

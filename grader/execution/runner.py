@@ -147,8 +147,49 @@ def execute(nb: nbformat.NotebookNode, scratch: Scratch, *, cell_timeout: float,
     With `mounts`, the kernel runs inside bubblewrap: `mounts` lists what it may write and read
     beyond the read-only system, and what it must not see.
     """
-    return asyncio.run(_execute(nb, scratch, cell_timeout, notebook_timeout, kernel,
-                                harvest_code, harvest_timeout, mounts))
+    return _run(_execute(nb, scratch, cell_timeout, notebook_timeout, kernel, harvest_code,
+                         harvest_timeout, mounts))
+
+
+class _GraderLoop(asyncio.SelectorEventLoop):
+    """nbclient registers SIGINT and SIGTERM handlers on the loop that shut the kernel down and
+    let grading go on as if the kernel had died (a Ctrl-C became a student's zero). The grader's
+    process decides what those signals mean (grader/cli.py, grader/batch/worker.py), so they
+    are left to its own handlers."""
+
+    def add_signal_handler(self, sig, callback, *args):  # noqa: ANN001, ANN002
+        if sig in (signal.SIGINT, signal.SIGTERM):
+            return
+        super().add_signal_handler(sig, callback, *args)
+
+    def remove_signal_handler(self, sig):  # noqa: ANN001
+        if sig in (signal.SIGINT, signal.SIGTERM):
+            return False
+        return super().remove_signal_handler(sig)
+
+
+def _run(coro):  # noqa: ANN001, ANN202 - a coroutine and its result
+    """asyncio.run on _GraderLoop. A KeyboardInterrupt cancels the grading so that its clean-up
+    (killing the kernel) runs, and then propagates."""
+    loop = _GraderLoop()
+    task = loop.create_task(coro)
+    try:
+        return loop.run_until_complete(task)
+    except KeyboardInterrupt:
+        loop.set_exception_handler(lambda *_: None)  # nbclient's orphaned tasks: not news
+        task.cancel()
+        try:
+            loop.run_until_complete(task)
+        except BaseException:  # noqa: BLE001 - the cancellation itself, or what clean-up raised
+            pass
+        raise
+    finally:
+        for pending in asyncio.all_tasks(loop):
+            pending.cancel()
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
 
 
 async def _execute(nb, scratch, cell_timeout, notebook_timeout, kernel, harvest_code,
