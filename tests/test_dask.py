@@ -295,3 +295,28 @@ def test_a_killed_coordinator_stops_its_tasks_on_the_workers(cluster, tmp_path, 
         time.sleep(0.5)
     assert grading_processes(cluster.tmp) == [] and kernels(cluster.tmp) == []
     assert not (tmp_path / "out" / "slow" / "result.json").exists()
+
+
+def test_workers_with_another_assignment_version_grade_nobody(cluster, tmp_path, data_dir):
+    """The coordinator's spec differs from the workers' (a GRADER_HOME of its own): each
+    worker's preflight refuses, the students are left not graded, the batch stops (exit 3)."""
+    from grader.paths import ASSIGNMENTS_DIR, REFERENCE_DIR
+
+    home = tmp_path / "home"
+    shutil.copytree(ASSIGNMENTS_DIR / ASSIGNMENT, home / "assignments" / ASSIGNMENT)
+    shutil.copytree(REFERENCE_DIR / ASSIGNMENT, home / "reference" / ASSIGNMENT)
+    toml = home / "assignments" / ASSIGNMENT / "assignment.toml"
+    toml.write_text(toml.read_text() + "\n# edited on the coordinator only\n")
+    subs = tmp_path / "subs"
+    for name in ("a", "b", "c", "d"):
+        nf.write(reference(), subs / f"{name}.ipynb")
+    out = tmp_path / "out"
+    proc = grade_cli([subs, "-a", ASSIGNMENT, "--out", out, "--data-dir", data_dir,
+                      "--scheduler", cluster.address], cluster.tmp, timeout=300,
+                     GRADER_HOME=str(home))
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "another version of numpy-backprop" in proc.stderr
+    written = results(out)
+    assert len(written) == 3  # stopped after the first three
+    assert all(r["score"] is None and r["execution"]["status"] == "grader_error"
+               and r["batch"]["complete"] is False for r in written.values())

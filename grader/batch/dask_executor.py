@@ -69,12 +69,13 @@ _READY_LOCK = threading.Lock()
 
 
 def grade_on_worker(task: StudentTask) -> dict[str, Any]:
-    """The Dask task: {"result": dict} or {"failure": status, "message", "log"}, + seconds."""
-    started = time.monotonic()
+    """The Dask task: {"result": dict} or {"failure": status, "message", "log"}, + seconds
+    (of the grading, not of the worker's first-task preflight)."""
     problem = _ready(task.settings)
     if problem:
-        return {"failure": str(RunStatus.GRADER_ERROR), "seconds": time.monotonic() - started,
+        return {"failure": str(RunStatus.GRADER_ERROR),
                 "message": f"the Dask worker {_address()} cannot grade: {problem}"}
+    started = time.monotonic()
     folder = private_folder()
     try:
         notebook = _unpack(task, folder / "submission")

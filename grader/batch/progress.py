@@ -24,12 +24,20 @@ def running_names(students: list[str]) -> str:
     return escape(names if len(names) <= 40 else names[:39] + "…")
 
 
-def student_line(console: Console, student: str, result: dict[str, Any], status: str,
-                 seconds: float | None, width: int) -> None:
-    got = result.get("score")
-    score = f"{'—' if got is None else format(float(got), 'g')}/" \
-        f"{float(result.get('max_score') or 0):g}"
-    colour = "green" if status == "completed" else "red" if status in NOT_GRADED else "yellow"
-    secs = f"{seconds:7.1f} s" if seconds is not None else ""
-    console.print(f"{escape(student):<{width}}  {score:>9}  [{colour}]{str(status):<16}[/]  {secs}",
-                  highlight=False, soft_wrap=True)
+class StudentLines:
+    """One line per finished student: id, score, status, seconds, in aligned columns."""
+
+    def __init__(self, console: Console, width: int):
+        self.console = console
+        self.width = width  # of the student column
+
+    def print(self, student: str, result: dict[str, Any], status: str,
+              seconds: float | None = None) -> None:
+        got = result.get("score")
+        score = f"{'—' if got is None else format(float(got), 'g')}/" \
+            f"{float(result.get('max_score') or 0):g}"
+        colour = "green" if status == "completed" else "red" if status in NOT_GRADED else "yellow"
+        secs = f"{seconds:7.1f} s" if seconds is not None else ""
+        self.console.print(f"{escape(student):<{self.width}}  {score:>9}  "
+                           f"[{colour}]{str(status):<16}[/]  {secs}", highlight=False,
+                           soft_wrap=True)

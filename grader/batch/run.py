@@ -24,7 +24,7 @@ from .discovery import Submission, discover
 from .executor import (BatchConfig, BatchError, BatchGraderError, Executor, GradingRequest,
                        Outcome, WorkerSettings)
 from .gradebook import rebuild
-from .progress import progress_bar, running_names, student_line
+from .progress import StudentLines, progress_bar, running_names
 from .store import (BatchStamp, ResultStore, batch_info, comparable, error_result, is_current,
                     not_graded_result, status_of)
 
@@ -107,7 +107,7 @@ class _Batch:
     store: ResultStore
     stamp: BatchStamp
     console: Console
-    width: int  # of the student column
+    lines: StudentLines
 
 
 @dataclass
@@ -158,9 +158,10 @@ def _open(root: Path, assignment: Assignment, options: BatchOptions, console: Co
         except manual_scores.ManualScoresError as exc:
             raise BatchError(str(exc)) from None
     out.mkdir(parents=True, exist_ok=True)
+    width = min(max(len(s.student) for s in subs), 32)
     return _Batch(root, out, assignment, options, subs, ResultStore(out, console, manual),
                   BatchStamp(root, bool(options.grading.full)), console,
-                  min(max(len(s.student) for s in subs), 32))
+                  StudentLines(console, width))
 
 
 def _settle_known(batch: _Batch, outcomes: list[StudentOutcome]) -> list[_Todo]:
@@ -200,7 +201,7 @@ def _not_gradable(batch: _Batch, sub: Submission, old: dict[str, Any] | None) ->
     batch.store.finish(result, None)
     if old is None or comparable(old) != comparable(result):
         batch.store.write(result)
-    student_line(batch.console, sub.student, result, status, None, batch.width)
+    batch.lines.print(sub.student, result, status)
     return StudentOutcome(sub.student, "error", str(status), 0.0, batch.assignment.max_score)
 
 
@@ -210,7 +211,7 @@ def _unreadable(batch: _Batch, sub: Submission, exc: OSError) -> StudentOutcome:
                           sub.notebook)
     result["batch"] = batch_info(sub, batch.stamp, status)
     batch.store.write(batch.store.finish(result, None))
-    student_line(batch.console, sub.student, result, status, None, batch.width)
+    batch.lines.print(sub.student, result, status)
     return StudentOutcome(sub.student, "graded", str(status), 0.0, batch.assignment.max_score)
 
 
@@ -245,13 +246,13 @@ def _follow(batch: _Batch, executor: Executor, todo: list[_Todo],
                 item = left.pop(outcome.request.student, None)
                 if item is None:  # already recorded: never graded twice
                     continue
-                outcomes.append(_record(batch, item, outcome, progress.console))
+                outcomes.append(_record(batch, item, outcome))
                 progress.advance(bar)
                 _stop_if_the_grader_is_broken(outcomes)
         progress.update(bar, description="done")
 
 
-def _record(batch: _Batch, item: _Todo, outcome: Outcome, console: Console) -> StudentOutcome:
+def _record(batch: _Batch, item: _Todo, outcome: Outcome) -> StudentOutcome:
     """One finished student into the store, and its line on the terminal."""
     sub, log = item.sub, None
     if outcome.result is not None:
@@ -268,7 +269,7 @@ def _record(batch: _Batch, item: _Todo, outcome: Outcome, console: Console) -> S
         log = outcome.log
     result["batch"] = batch_info(sub, batch.stamp, status, outcome.seconds)
     batch.store.write(batch.store.finish(result, item.old), log)
-    student_line(console, sub.student, result, status, outcome.seconds, batch.width)
+    batch.lines.print(sub.student, result, status, outcome.seconds)
     return StudentOutcome(sub.student, "graded", str(status), float(result.get("score") or 0),
                           float(result.get("max_score") or 0), outcome.seconds,
                           str((result.get("execution") or {}).get("message") or "")[:300])
