@@ -84,7 +84,9 @@ def grade_on_worker(task: StudentTask) -> dict[str, Any]:
         while not process.done():
             if _cancelled():
                 process.stop()
-                return {"failure": str(RunStatus.GRADER_ERROR), "message": "cancelled"}
+                return {"failure": str(RunStatus.GRADER_ERROR), "message": (
+                    "the grading was cancelled on its worker (its batch was stopped) before it "
+                    "finished")}
             time.sleep(POLL)
         result, failure, message, log = process.outcome()
         seconds = time.monotonic() - started
