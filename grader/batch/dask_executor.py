@@ -31,6 +31,7 @@ import hashlib
 import io
 import json
 import shutil
+import socket
 import tarfile
 import threading
 import time
@@ -213,14 +214,16 @@ class DaskExecutor:
     def __enter__(self) -> "DaskExecutor":
         from distributed import Client
 
-        try:
-            # How long to try: Dask's distributed.comm.timeouts.connect (30 s by default;
-            # DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=10s sets it from the environment).
-            self.client = Client(self.scheduler, set_as_default=False)
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise BatchError(f"cannot reach the Dask scheduler at {self.scheduler} ({exc}): "
+        problem = _unreachable(self.scheduler)
+        if problem is None:
+            try:
+                self.client = Client(self.scheduler, set_as_default=False)
+            except Exception as exc:  # TLS without its configuration, a scheduler gone, …
+                problem = f"{type(exc).__name__}: {exc}"
+        if problem is not None:
+            raise BatchError(f"cannot reach the Dask scheduler at {self.scheduler} ({problem}): "
                              "start one with `dask scheduler` and its workers with `dask worker "
-                             f"{self.scheduler}`") from None
+                             f"{self.scheduler}`")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -308,6 +311,30 @@ class DaskExecutor:
             except Exception:  # the scheduler is gone: its tasks are too
                 pass
         self.futures.clear()
+
+
+def _unreachable(address: str) -> str | None:
+    """Why nothing listens at the address, tried before Dask's client (which retries for
+    distributed.comm.timeouts.connect, 30 s by default, and leaves a half-made client to
+    complain at exit); None when something does."""
+    import dask.config
+    from dask.utils import parse_timedelta
+    from distributed.comm import get_address_host_port
+
+    try:
+        host, port = get_address_host_port(address)
+    except (ValueError, TypeError) as exc:
+        return str(exc)
+    timeout = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), "s")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=min(5.0, timeout)).close()
+            return None
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                return str(exc)
+        time.sleep(1.0)
 
 
 def _from_task(request: GradingRequest, data: dict[str, Any]) -> Outcome:
