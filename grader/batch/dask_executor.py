@@ -78,6 +78,7 @@ def grade_on_worker(task: StudentTask) -> dict[str, Any]:
                 "message": f"the Dask worker {_address()} cannot grade: {problem}"}
     started = time.monotonic()
     folder = private_folder()
+    process = None
     try:
         notebook = _unpack(task, folder / "submission")
         process = WorkerProcess(folder, grading_request(task.settings, notebook, folder),
@@ -95,6 +96,8 @@ def grade_on_worker(task: StudentTask) -> dict[str, Any]:
             return {"result": result, "seconds": seconds}
         return {"failure": str(failure), "message": message, "log": log, "seconds": seconds}
     finally:
+        if process is not None and process.proc.poll() is None:  # left by an exception
+            process.stop()
         kill_by_home_prefix(folder)
         shutil.rmtree(folder, ignore_errors=True)
 
