@@ -97,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     grade_p.add_argument("--worker-timeout", type=_seconds, metavar="SECONDS",
                          help="stop one student's grading after this long (default: from the "
                               "assignment's time limits)")
+    grade_p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                         help="grade each student as a task on this Dask scheduler's workers "
+                              "(pip install 'dl-grader[dask]'); --data-dir is then a path on "
+                              "the workers, and -j is ignored (each worker's threads decide)")
 
     report = sub.add_parser("report", help="render a saved result.json in another format")
     report.add_argument("result", type=Path, help="a result.json written by `grader check`")
@@ -252,20 +256,21 @@ def cmd_grade(args: argparse.Namespace, console: Console) -> int:
         assignment = spec.load(next(iter(hints)))
         console.print(f"assignment {assignment.id} (from the notebooks' metadata)",
                       highlight=False)
-    _check_data_dir(args.data_dir, assignment)
+    if not args.scheduler:  # on a cluster --data-dir is the workers' path: they check it
+        _check_data_dir(args.data_dir, assignment)
     jobs = args.jobs if args.jobs is not None else batch.default_jobs()
     if jobs < 1:
         raise UsageError("--jobs must be at least 1")
     options = batch.BatchOptions(
         out=args.out, jobs=jobs, force=args.force, manual=args.manual,
-        worker_timeout=args.worker_timeout,
+        worker_timeout=args.worker_timeout, scheduler=args.scheduler,
         grading=Options(data_dir=args.data_dir, full=args.full, timeout=args.timeout,
                         sandbox=args.sandbox))
     try:
         report = batch.run(args.submissions, assignment, options, console)
     except batch.BatchError as exc:
         raise UsageError(str(exc)) from None
-    if report.outcomes and any(o.action == "graded" for o in report.outcomes):
+    if not args.scheduler and any(o.action == "graded" for o in report.outcomes):
         from .execution import sandbox
 
         if sandbox.resolve(args.sandbox) == "none":

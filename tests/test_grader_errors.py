@@ -141,13 +141,13 @@ def test_batch_leaves_grader_errors_ungraded_retries_them_and_stops_early(tmp_pa
     subs = tmp_path / "subs"
     for name in ("ann", "bob", "cat", "dan", "eve"):
         small_notebook(subs / f"{name}.ipynb")
-    from grader import batch
+    from grader.batch import local
 
     monkeypatch.setattr("grader.canary.ensure_reference_scores_full_marks", lambda *a: None)
     # Each worker is a process of its own: start it with a kernel interpreter that is gone.
     broken = ("import sys; sys.executable = sys.argv.pop(1); from grader.batch.worker import "
               "main; sys.exit(main(sys.argv[1:]))")
-    monkeypatch.setattr(batch._Pool, "command", [sys.executable, "-c", broken,
+    monkeypatch.setattr(local.LocalExecutor, "command", [sys.executable, "-c", broken,
                                                  str(tmp_path / "no-such-python")])
     out = tmp_path / "out"
     code = cli.main(["grade", str(subs), "-a", ASSIGNMENT, "--out", str(out), "-j", "1",
