@@ -48,8 +48,10 @@ def test_no_starter_forbids_the_homeworks_own_tools():
 
     import nbformat
 
+    tools = r"(scikit|sklearn|pandas|seaborn)"
     forbidding = re.compile(r"(not installed|\bno |don't use|do not use|without)[^.\n]{0,40}"
-                            r"(scikit|sklearn|pandas|seaborn)", re.I)
+                            + tools + "|" + tools + r"[^.\n]{0,40}(not installed|not available|"
+                            r"not allowed|forbidden)", re.I)
     for aid in spec.available():
         assignment = spec.load(aid)
         text = "\n".join(c.source for c in nbformat.read(assignment.starter, as_version=4).cells)
