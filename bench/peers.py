@@ -344,7 +344,8 @@ def nbgrader_source() -> nbformat.NotebookNode:
     return notebook([
         md(INTRO), code(LOAD_CELL), code(PREPARE_CELL),
         md(MODEL_PROMPT),
-        code(f"### BEGIN SOLUTION\n{MODEL_ANSWER}\n### END SOLUTION", **meta("model", solution=True)),
+        code(f"### BEGIN SOLUTION\n{MODEL_ANSWER}\n### END SOLUTION",
+             **meta("model", solution=True)),
         code(architecture, **meta("test_architecture", points=PEER_POINTS)),
         md(TRAIN_PROMPT),
         code(f"### BEGIN SOLUTION\n{TRAIN_ANSWERS['good']}\n### END SOLUTION",
@@ -368,7 +369,8 @@ class Nbgrader:
     assignment = "ps4"
 
     def __init__(self, venv: Path, work: Path, env: dict[str, str], timeout: float):
-        self.venv, self.course, self.env, self.timeout = venv / "bin", work / "nbgrader", env, timeout
+        self.venv, self.course = venv / "bin", work / "nbgrader"
+        self.env, self.timeout = env, timeout
 
     def set_up(self) -> float:
         source = self.course / "source" / self.assignment
@@ -482,9 +484,9 @@ class Grader:
 @dataclass
 class Figures:
     cores: int | None
-    load_before: list[float]
     rounds: int
     data_dir: str | None
+    load_before: list[float] = field(default_factory=list)
     setup_seconds: dict[str, float] = field(default_factory=dict)
     runs: list[dict[str, Any]] = field(default_factory=list)
     load_after: list[float] = field(default_factory=list)
@@ -510,9 +512,9 @@ def score_text(runs: list[dict[str, Any]]) -> str:
 
 def table(figures: Figures, tools: list[str]) -> str:
     kinds = list(TRAIN_ANSWERS)
-    lines = [f"fashion-mlp, 128-64-10 trained 8 epochs; {figures.rounds} rounds; "
-             f"{figures.cores} cores; load average before {fmt_load(figures.load_before)}, "
-             f"after {fmt_load(figures.load_after)}", "",
+    lines = [f"fashion-mlp, 128-64-10 trained 8 epochs; rounds: {figures.rounds}; "
+             f"{figures.cores} cores; load average (1, 5, 15 min) before the rounds "
+             f"{fmt_load(figures.load_before)}, after {fmt_load(figures.load_after)}", "",
              "| | " + " | ".join(tools) + " |", "|---" * (len(tools) + 1) + "|"]
     for kind in kinds:
         cells = []
@@ -569,8 +571,7 @@ def main() -> None:
     if any(work.iterdir()):
         parser.error(f"--keep {work} is not empty")
     data_dir = args.data_dir.resolve() if args.data_dir else None
-    figures = Figures(os.cpu_count(), list(os.getloadavg()), args.rounds,
-                      str(data_dir) if data_dir else None)
+    figures = Figures(os.cpu_count(), args.rounds, str(data_dir) if data_dir else None)
     try:
         figures.setup_seconds["peers' venv"] = ensure_venv(args.venv.resolve())
         env = peer_env(args.venv.resolve(), offline_keras_home(data_dir, work))
@@ -583,6 +584,8 @@ def main() -> None:
         for tool, what in zip(tools, setup_names):
             progress(f"set-up: {what} ...")
             figures.setup_seconds[what] = tool.set_up()
+        # The load the rounds ran under, not the venv's installation.
+        figures.load_before = list(os.getloadavg())
         for round_no in range(1, args.rounds + 1):
             for kind in TRAIN_ANSWERS:
                 for tool in tools:
