@@ -13,12 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, baselines, checks, environment, measure, notebook
+from . import __version__, baselines, checks, environment, measure, notebook, starter
 from .checks.context import GradingContext
 from .cleanroom import numpy_run as numpy_cleanroom
 from .errors import GraderError
 from .execution import runner, sandbox as sandbox_mod, scratch as scratch_mod
 from .harvest import artifacts
+from .progress import Phase, Progress, notify
 from .scoring import CheckResult, GradeResult, RunStatus, total
 from .paths import REFERENCE_DIR
 from .spec import Assignment
@@ -36,6 +37,9 @@ class Options:
     timeout: float | None = None  # overrides the spec's whole-notebook timeout
     sandbox: str = "auto"  # auto | bwrap | none
     hidden: tuple[Path, ...] = ()  # more paths the kernel must not see (e.g. a batch's reports)
+    # Hears of each phase (kernel start, each cell, harvest, measuring, scoring) to display it;
+    # never part of a grade (grader/progress.py).
+    progress: Progress | None = None
 
 
 @dataclass
@@ -162,16 +166,19 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
             harvest_code=harvest_code(assignment, harvest_dir, images_path,
                                       next(iter(prepared.student_npz.values()), None), seed,
                                       inputs_seed),
-            mounts=mounts)
+            mounts=mounts, progress=options.progress)
         rows = None if prepared.holdout_labels is None else len(prepared.holdout_labels)
         objects = artifacts.read(harvest_dir, [o.name for o in assignment.objects], rows)
         # numpy functions are measured in a clean room from the notebook's source, not the kernel.
+        if any(o.kind == "numpy_functions" for o in assignment.objects):
+            notify(options.progress, Phase.CLEANROOM)
         objects.update(numpy_cleanroom.measure_all(loaded.node, assignment.objects, inputs_seed,
                                                    mode, tuple(options.hidden)))
         objects.update(_refuse_kernel_claims(objects, assignment))
         exported = [name for name, obj in objects.items() if obj.export is not None]
         if exported and worker is not None:
             t0 = time.monotonic()
+            _announce_measuring(options.progress, assignment, exported)
             measured, timed_bars = measure_models(worker, exported, objects, assignment,
                                                   prepared, images_path, seed)
             objects.update(measured)
@@ -182,6 +189,15 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
         work.cleanup()
     return Harvest(loaded, record, objects, prepared, started, mode, inputs_seed, measure_seconds,
                    timed_bars)
+
+
+def _announce_measuring(progress: Progress | None, assignment: Assignment,
+                        exported: list[str]) -> None:
+    timed = sorted(timed_objects(assignment) & set(exported))
+    if timed and assignment.training:
+        notify(progress, Phase.TRAINING, objects=timed, max_seconds=assignment.training.max_seconds)
+    else:
+        notify(progress, Phase.MEASURE, objects=exported)
 
 
 def _refuse_kernel_claims(objects: dict[str, artifacts.HarvestedObject], assignment: Assignment
@@ -257,8 +273,9 @@ def grade(path: Path, assignment: Assignment, options: Options | None = None) ->
     """Grade one notebook. A failure of the grader's own set-up gives a `grader_error` result
     with the cause and no score, never a student's zero."""
     started = time.monotonic()
+    options = options or Options()
     try:
-        harvest = execute_and_harvest(path, assignment, options or Options())
+        harvest = execute_and_harvest(path, assignment, options)
         if harvest.record.status == "start_failed":  # student code never ran: ours to fix
             raise GraderError(harvest.record.message)
     except (GraderError, sandbox_mod.SandboxUnavailable) as exc:
@@ -269,6 +286,7 @@ def grade(path: Path, assignment: Assignment, options: Options | None = None) ->
         cause = str(exc) if isinstance(exc, DatasetError) else \
             f"internal error ({type(exc).__name__}: {exc})"
         return grader_error_result(assignment, path, cause, started)
+    notify(options.progress, Phase.SCORE)
     return _score(harvest, assignment)
 
 
@@ -302,6 +320,7 @@ def _score(harvest: Harvest, assignment: Assignment) -> GradeResult:
         if hint:
             error["hint"] = hint
     result.sandbox = harvest.sandbox
+    result.unchanged_starter = starter.unchanged(harvest.loaded.node, assignment.starter)
     return result
 
 
