@@ -21,6 +21,7 @@ from . import __version__, environment, notebook, spec
 from .errors import GraderError
 from .execution.sandbox import SandboxUnavailable
 from .pipeline import Options, grade
+from .progress import TerminalProgress
 from .scoring import write_atomic
 
 EXIT_OK, EXIT_BELOW, EXIT_USAGE, EXIT_GRADER_ERROR = 0, 1, 2, 3
@@ -101,9 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="render a saved result.json in another format")
     report.add_argument("result", type=Path, help="a result.json written by `grader check`")
     report.add_argument("--format", "-f", dest="fmt", required=True,
-                        choices=("html", "md", "gradescope", "classroom", "json"),
+                        choices=("html", "md", "gradescope", "classroom", "json", "terminal"),
                         help="html: report.html; md: job summary / PR comment; gradescope: "
-                             "results.json; classroom: base64 `result` for GitHub Classroom")
+                             "results.json; classroom: base64 `result` for GitHub Classroom; "
+                             "terminal: the table grader check prints")
     report.add_argument("--out", type=Path, help="write here instead of standard output")
 
     data = sub.add_parser("data", help="show which datasets are available and where")
@@ -195,10 +197,12 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
         raise UsageError(f"no such file: {args.notebook}")
     assignment = _resolve_assignment(args)
     _check_data_dir(args.data_dir, assignment)
+    # Progress on stderr, on a terminal only: piped output and --json stay clean.
+    progress = TerminalProgress(Console(stderr=True), enabled=not args.json)
     options = Options(data_dir=args.data_dir, full=args.full, timeout=args.timeout,
-                      sandbox=args.sandbox)
+                      sandbox=args.sandbox, progress=progress)
     environment.verify(assignment.packages)
-    with _interruptible() as interrupted:
+    with _interruptible() as interrupted, progress.shown():
         result = grade(args.notebook, assignment, options)
     if interrupted():  # the kernel may have died of the same Ctrl-C: that result is not real
         raise KeyboardInterrupt
@@ -314,6 +318,11 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         raise UsageError(f"{args.result} is not a readable result.json ({exc})") from None
     if not isinstance(result, dict) or not isinstance(result.get("checks"), list):
         raise UsageError(f"{args.result} is not a grader result.json (no checks)")
+    if args.fmt == "terminal" and not args.out:
+        from .reports import terminal
+
+        terminal.render(result, console)
+        return EXIT_OK
     text = render(result, args.fmt)
     if args.out:
         write_atomic(args.out, text)
