@@ -82,7 +82,9 @@ def sandbox_mounts(options: Options, prepared: PreparedData, harvest_dir: Path,
               *prepared.sources, *options.hidden]
     if options.data_dir:
         hidden.append(options.data_dir.resolve())
-    readable = [Path(p) for p in prepared.student_npz.values()]
+    # The grader package the kernel imports (grader.kernel.boot): already readable where it is
+    # installed, but a checkout under /tmp would be hidden by the sandbox's own /tmp.
+    readable = [runner.PROJECT_ROOT / "grader", *(Path(p) for p in prepared.student_npz.values())]
     if images is not None:
         readable.append(images)
     return sandbox_mod.Mounts(writable=[harvest_dir], readable=readable, hidden=hidden)
@@ -226,7 +228,8 @@ def _start_measuring(assignment: Assignment, prepared: PreparedData, images: Pat
         return None
     inputs = [images, harvest_dir, *(Path(p) for p in prepared.student_npz.values())]
     mounts = None if kernel_mounts is None else \
-        sandbox_mod.Mounts(writable=[], readable=[], hidden=kernel_mounts.hidden)
+        sandbox_mod.Mounts(writable=[], readable=[runner.PROJECT_ROOT / "grader"],
+                           hidden=kernel_mounts.hidden)
     return measure.Worker(work.private / "measure", inputs, assignment.limits.memory_mb, mounts)
 
 
