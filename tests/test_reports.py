@@ -297,7 +297,20 @@ def test_templates_are_package_data():
 
 @pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
                     reason="headless Chromium is not installed")
-def test_screenshot(tmp_path):
+def test_screenshots_of_both_pages_at_1280_and_400_px(tmp_path):
+    subprocess.run([sys.executable, str(REPO / "bench" / "screenshot_reports.py"),
+                    "--out-dir", str(tmp_path)], check=True, timeout=600, capture_output=True)
+    for page in ("report", "summary"):
+        for width in (1280, 400):
+            data = (tmp_path / f"{page}-{width}.png").read_bytes()
+            assert data[:8] == b"\x89PNG\r\n\x1a\n"
+            assert int.from_bytes(data[16:20], "big") == width  # the IHDR chunk's width
+            assert len(data) > 30_000  # a blank page compresses to a few kilobytes
+
+
+@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
+                    reason="headless Chromium is not installed")
+def test_screenshot_of_a_saved_result(tmp_path):
     source = tmp_path / "result.json"
     source.write_text(json.dumps(sample_result()))
     png = tmp_path / "report.png"
@@ -305,7 +318,7 @@ def test_screenshot(tmp_path):
                     "--out", str(png)], check=True, timeout=180, capture_output=True)
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(data) > 30_000  # a blank page compresses to a few kilobytes
+    assert len(data) > 30_000
 
 
 def test_cli_report_rerenders_a_saved_result(tmp_path, capsys):
