@@ -89,6 +89,9 @@ def test_a_missing_notebook_still_gets_a_result_with_the_reason(tmp_path):
     assert out["score"] == "0" and out["max-score"] == "16"
     assert "is not in the repository" in summary.read_text()
     assert (tmp_path / "report" / "report.html").is_file()
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.validate(json.loads((tmp_path / "report" / "result.json").read_text()),
+                        json.loads((REPO / "schemas" / "result.schema.json").read_text()))
 
 
 def test_a_notebook_of_another_assignment_scores_zero_with_the_graders_words(tmp_path):
@@ -186,3 +189,23 @@ def test_grade_step_writes_summary_and_classroom_result(tmp_path, data_dir):
     assert sum(t["score"] for t in payload["tests"]) == 0
     assert "no variable `model`" in summary.read_text()
     assert (tmp_path / "report" / "report.html").is_file()
+
+
+def test_a_grader_that_stopped_before_grading_records_no_grade(tmp_path):
+    """Exit 3 with no result.json (a package the assignment declares does not import, say)."""
+    errors = tmp_path / "stderr"
+    errors.write_text("grader: grader error (nothing was graded): the kernel's interpreter "
+                      "cannot import sklearn: pip install scikit-learn\n")
+    proc = subprocess.run([sys.executable, str(REPO / "action" / "not_graded.py"), "--out",
+                           str(tmp_path / "out"), "--notebook", "fashion-mlp.ipynb",
+                           "--assignment", "fashion-mlp", "--exit-status", "3", "--stderr",
+                           str(errors), "--workspace", str(tmp_path)], capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert result["execution"]["status"] == "grader_error" and result["score"] is None
+    assert "pip install scikit-learn" in result["execution"]["message"]
+    from grader.reports.classroom import classroom_payload
+    assert classroom_payload(result)["max_score"] == 0  # Classroom records nothing
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.validate(result, json.loads((REPO / "schemas" / "result.schema.json").read_text()))

@@ -151,3 +151,15 @@ def test_piped_and_json_output_stay_clean(tmp_path):
     assert table.returncode == 0
     assert "running cell" not in table.stderr + table.stdout
     assert "\x1b[" not in table.stdout and "numpy-backprop" in table.stdout
+
+
+def test_the_graders_own_training_is_announced_with_its_budget():
+    heard = []
+    assignment = spec.load("fashion-mlp")
+    pipeline._announce_measuring(lambda p, info: heard.append((p, info)), assignment, ["model"])
+    assert heard == [(Phase.TRAINING, {"objects": ["model"],
+                                       "max_seconds": assignment.training.max_seconds})]
+    heard.clear()
+    pipeline._announce_measuring(lambda p, info: heard.append((p, info)),
+                                 spec.load("autoassociator"), ["aanetwork"])
+    assert heard[0][0] in (Phase.MEASURE, Phase.TRAINING)
