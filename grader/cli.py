@@ -8,6 +8,7 @@ grader itself failed (sandbox, interpreter, packages, dataset): nothing was scor
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import signal
@@ -444,10 +445,53 @@ def _interruptible():
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGINT, on_sigint)
+    policy = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(_InterruptiblePolicy(seen, on_sigint))
     try:
         yield lambda: bool(seen)
     finally:
+        asyncio.set_event_loop_policy(policy)
         signal.signal(signal.SIGINT, previous)
+
+
+class _InterruptibleLoop(asyncio.SelectorEventLoop):
+    """While a notebook runs, nbclient replaces the SIGINT handler with its own loop handler,
+    which only shuts its kernel down: grading would go on and score a dead kernel. Here that
+    handler also remembers the Ctrl-C and stops grading (the runner then kills every process)."""
+
+    def __init__(self, seen: list[bool], on_sigint) -> None:  # noqa: ANN001
+        super().__init__()
+        self._seen = seen
+        self._on_sigint = on_sigint
+
+    def remove_signal_handler(self, sig) -> bool:  # noqa: ANN001
+        removed = super().remove_signal_handler(sig)
+        if sig == signal.SIGINT:  # asyncio leaves Python's default handler: ours again
+            signal.signal(signal.SIGINT, self._on_sigint)
+        return removed
+
+    def add_signal_handler(self, sig, callback, *args):  # noqa: ANN001, ANN002 - asyncio's
+        if sig != signal.SIGINT:
+            return super().add_signal_handler(sig, callback, *args)
+
+        def interrupt(*given):  # noqa: ANN002
+            self._seen.append(True)
+            callback(*given)
+            # The tasks torn down after a Ctrl-C fail as they go (a dead kernel): not news.
+            self.set_exception_handler(lambda loop, context: None)
+            raise KeyboardInterrupt
+
+        return super().add_signal_handler(sig, interrupt, *args)
+
+
+class _InterruptiblePolicy(asyncio.DefaultEventLoopPolicy):
+    def __init__(self, seen: list[bool], on_sigint) -> None:  # noqa: ANN001
+        super().__init__()
+        self._seen = seen
+        self._on_sigint = on_sigint
+
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        return _InterruptibleLoop(self._seen, self._on_sigint)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ import os
 import pty
 import re
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -102,16 +103,22 @@ def test_terminal_progress_draws_only_on_a_terminal():
     assert quiet_out.getvalue() == ""
 
 
-def _run_in_pty(argv: list[str], cwd: Path) -> tuple[int, str]:
-    """stderr on a pseudo-terminal (80×24), as in a person's shell; stdout discarded."""
+def _run_in_pty(argv: list[str], cwd: Path, interrupt_on: bytes | None = None
+                ) -> tuple[int, str]:
+    """stderr on a pseudo-terminal (80×24), as in a person's shell; stdout discarded. With
+    `interrupt_on`, Ctrl-C (SIGINT) once that text has been shown."""
     master, slave = pty.openpty()
     env = {**os.environ, "COLUMNS": "80", "LINES": "24", "TERM": "xterm"}
     env.pop("NO_COLOR", None)
     proc = subprocess.Popen(argv, stdin=slave, stdout=subprocess.DEVNULL, stderr=slave, cwd=cwd,
-                            env=env)
+                            env=env, start_new_session=True)
     os.close(slave)
     out = b""
     while True:
+        if interrupt_on is not None and interrupt_on in out:
+            time.sleep(2)  # well inside the cell
+            os.kill(proc.pid, signal.SIGINT)
+            interrupt_on = None
         ready, _, _ = select.select([master], [], [], 1)
         if ready:
             try:
@@ -163,3 +170,22 @@ def test_the_graders_own_training_is_announced_with_its_budget():
     pipeline._announce_measuring(lambda p, info: heard.append((p, info)),
                                  spec.load("autoassociator"), ["aanetwork"])
     assert heard[0][0] in (Phase.MEASURE, Phase.TRAINING)
+
+
+def test_ctrl_c_while_a_cell_runs_exits_130_and_writes_nothing(tmp_path):
+    """nbclient swaps in a SIGINT handler of its own while the kernel runs; Ctrl-C must still
+    stop `grader check`, not grade the kernel it killed."""
+    nb = json.loads(STARTER.read_text())
+    first = next(i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code")
+    nb["cells"].insert(first, {"cell_type": "code", "metadata": {}, "outputs": [],
+                               "execution_count": None, "source": "import time\ntime.sleep(50)"})
+    folder = tmp_path / "student"
+    folder.mkdir()
+    path = folder / "numpy-backprop.ipynb"
+    path.write_text(json.dumps(nb))
+    out = tmp_path / "report"
+    code, err = _run_in_pty([sys.executable, "-m", "grader.cli", "check", str(path), "--out",
+                             str(out)], REPO, interrupt_on=b"running cell 1 of")
+    assert code == 130, _ANSI.sub("", err)[-2000:]
+    assert "interrupted: nothing was written" in err
+    assert not (out / "result.json").exists()
