@@ -278,3 +278,20 @@ def test_unchanged_starter_ignores_outputs_markdown_and_blank_lines(tmp_path):
     assert starter.unchanged(edited, assignment.starter) is False
     assert starter.unchanged(None, assignment.starter) is None
     assert starter.unchanged(nb, tmp_path / "missing.ipynb") is None
+
+
+def test_a_name_error_is_put_down_to_the_failure_just_before_it():
+    """A timed-out sleep in In [1] is not why `gradients` is missing: In [6] failed to make it."""
+    timeout = {"cell": 1, "execution_count": 1, "ename": "CellTimeoutError",
+               "evalue": "the cell ran longer than its 60 s limit", "line": None, "traceback": ""}
+    errors = [timeout,
+              {"cell": 7, "execution_count": 6, "ename": "NotImplementedError", "evalue": "",
+               "line": 8, "traceback": NOT_IMPLEMENTED},
+              {"cell": 8, "execution_count": 7, "ename": "NameError",
+               "evalue": "name 'gradients' is not defined", "line": 1, "traceback": NAME_ERROR}]
+    shown = views(errors)
+    assert [v.causes for v in shown] == [0, 1, 0] and shown[2].caused_by == "In [6]"
+    text = terminal_text(errors_result(errors))
+    assert "In [6] (cell 8), line 1: NotImplementedError\n  ← fix this first: likely the cause " \
+           "of the 1 NameError after it" in text
+    assert "probably because In [6] failed" in text

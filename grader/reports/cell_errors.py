@@ -11,7 +11,8 @@ Read from the traceback text IPython formatted (result.json's `cell_errors[].tra
 The student's deepest frame says where their code went wrong. Only when the traceback holds
 none (it was cut, or the error surfaced in a callback) does a view name the library frame the
 error came from, preferring Keras's. A cell that fails leaves its variables undefined, so the
-NameErrors after the first error are most likely its consequence: the first error says so.
+NameErrors after an error are most likely its consequence: the first error (or, when other
+errors came between, the last one before them that is not a NameError) says so.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class ErrorView:
     entry_frame: Frame | None  # the failing cell's own line
     student_frame: Frame | None  # the deepest of the student's frames (maybe another cell's)
     origin: Frame | None  # a library frame: only when no student frame is known
-    causes: int = 0  # NameErrors after this, the first error, that it likely caused
+    causes: int = 0  # NameErrors after this error that it likely caused
     caused_by: str | None = None  # for those NameErrors: the first error's label
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -140,9 +141,17 @@ def views(cell_errors: list[dict[str, Any]]) -> list[ErrorView]:
                              summary=summary(err.get("ename"), err.get("evalue")),
                              entry_frame=entry, student_frame=mine[-1] if mine else None,
                              origin=None if mine else _origin(found), raw=err))
-    if out:
-        later = [v for v in out[1:] if v.ename == "NameError"]
-        out[0].causes = len(later)
-        for view in later:
-            view.caused_by = out[0].label
+    _link_causes(out)
     return out
+
+
+def _link_causes(shown: list[ErrorView]) -> None:
+    """Each NameError after the first error is put down to the last error before it that is
+    not itself a NameError (a cell that failed half-way), else to the first error: a timed-out
+    `sleep` in cell 2 is not why cell 9 lacks the `gradients` cell 8 failed to compute."""
+    for i, view in enumerate(shown[1:], 1):
+        if view.ename != "NameError":
+            continue
+        cause = next((v for v in reversed(shown[:i]) if v.ename != "NameError"), shown[0])
+        cause.causes += 1
+        view.caused_by = cause.label

@@ -102,19 +102,19 @@ def render_cell_errors(cell_errors: list[dict[str, Any]], console: Console) -> N
     NameErrors after it are likely its consequence."""
     shown = views(cell_errors)
     for view in shown[:MAX_ERRORS]:
-        console.print(_error_lines(view), soft_wrap=True, highlight=False)
+        console.print(_error_lines(view, shown[0]), soft_wrap=True, highlight=False)
     if len(shown) > MAX_ERRORS:
         console.print(f"... and {len(shown) - MAX_ERRORS} more cell errors (see report.html)",
                       highlight=False)
 
 
-def _error_lines(view: ErrorView) -> Text:
+def _error_lines(view: ErrorView, first_error: ErrorView) -> Text:
     text = Text.assemble((view.where, "yellow bold"), ": ", (view.ename, "bold"),
                          f": {_first_line(view.summary, 300)}" if view.summary else "")
     if view.causes:
-        text.append(f"\n  ← fix this first: it is the first error, and likely the cause of the "
-                    f"{view.causes} NameError{'s' if view.causes > 1 else ''} after it",
-                    style="bold")
+        first = "the first error, and " if view is first_error else ""
+        text.append(f"\n  ← fix this first: {first}likely the cause of the {view.causes} "
+                    f"NameError{'s' if view.causes > 1 else ''} after it", style="bold")
     elif view.caused_by:
         text.append(f"\n  probably because {view.caused_by} failed: a failing cell leaves its "
                     "variables undefined", style="dim")
