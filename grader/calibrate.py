@@ -3,8 +3,9 @@
 Writes reference/<id>/expected.json (architectures and compile settings, measured exactly as a
 student's are), reference/<id>/thresholds.json (accuracy thresholds: the reference's mean over
 runs minus a tolerance) and reference/<id>/designs.json (the designs the grader retrains, whose
-accuracy on each machine sets the timed-training bar there). All are small, reviewed and
-committed.
+accuracy on each machine sets the timed-training bar there), and reference/<id>/constraints.txt
+(the Python and package versions they were measured with, grader/constraints.py, which the
+Gradescope bundle and the Action install). All are small, reviewed and committed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from .checks.autoencoder_checks import code_size, reconstruction_errors
 from .checks.keras_checks import best_accuracy
+from . import constraints
 from .paths import PROJECT_ROOT
 from .pipeline import Options, execute_and_harvest
 from .scoring import write_atomic
@@ -36,6 +38,7 @@ def record_designs(assignment: Assignment, options: Options) -> dict[str, Any]:
     harvest = execute_and_harvest(assignment.reference, assignment, options)
     designs = _designs(assignment, harvest)
     write_atomic(assignment.designs_path, json.dumps(designs, indent=1) + "\n")
+    constraints.write(assignment)
     return designs
 
 
@@ -119,6 +122,7 @@ def calibrate(assignment: Assignment, options: Options, runs: int = 1,
     write_atomic(assignment.thresholds_path, json.dumps(thresholds, indent=1) + "\n")
     if designs["objects"]:
         write_atomic(assignment.designs_path, json.dumps(designs, indent=1) + "\n")
+    constraints.write(assignment)
     return thresholds
 
 

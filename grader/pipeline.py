@@ -12,12 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, baselines, checks, environment, holdout, measure, notebook
+from . import __version__, baselines, checks, environment, holdout, measure, notebook, starter
 from .checks.context import GradingContext
 from .cleanroom import keras_run, numpy_run as numpy_cleanroom
 from .errors import GraderError
 from .execution import runner, sandbox as sandbox_mod, scratch as scratch_mod
 from .harvest import artifacts
+from .progress import Phase, Progress, notify
 from .scoring import CheckResult, GradeResult, RunStatus, total
 from .paths import REFERENCE_DIR
 from .spec import Assignment
@@ -30,6 +31,9 @@ class Options:
     timeout: float | None = None  # overrides the spec's whole-notebook timeout
     sandbox: str = "auto"  # auto | bwrap | none
     hidden: tuple[Path, ...] = ()  # more paths the kernel must not see (e.g. a batch's reports)
+    # Hears of each phase (kernel start, each cell, harvest, measuring, scoring) to display it;
+    # never part of a grade (grader/progress.py).
+    progress: Progress | None = None
 
 
 @dataclass
@@ -84,7 +88,9 @@ def sandbox_mounts(options: Options, prepared: PreparedData, harvest_dir: Path
               *prepared.sources, *options.hidden]
     if options.data_dir:
         hidden.append(options.data_dir.resolve())
-    readable = [Path(p) for p in prepared.student_npz.values()]
+    # The grader package the kernel imports (grader.kernel.boot): already readable where it is
+    # installed, but a checkout under /tmp would be hidden by the sandbox's own /tmp.
+    readable = [runner.PROJECT_ROOT / "grader", *(Path(p) for p in prepared.student_npz.values())]
     return sandbox_mod.Mounts(writable=[harvest_dir], readable=readable, hidden=hidden)
 
 
@@ -156,15 +162,19 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
         record = runner.execute(
             loaded.node, work, cell_timeout=limits.cell_timeout,
             notebook_timeout=options.timeout or limits.notebook_timeout, kernel=kernel,
-            harvest_code=harvest_code(assignment, harvest_dir), mounts=mounts)
+            harvest_code=harvest_code(assignment, harvest_dir), mounts=mounts,
+            progress=options.progress)
         objects = artifacts.read(harvest_dir, [o.name for o in assignment.objects], None)
         objects.update(_refuse_kernel_descriptions(objects))
         # numpy functions are measured in a clean room from the notebook's source, not the kernel.
+        if any(o.kind == "numpy_functions" for o in assignment.objects):
+            notify(options.progress, Phase.CLEANROOM)
         objects.update(numpy_cleanroom.measure_all(loaded.node, assignment.objects, inputs_seed,
                                                    mode, tuple(options.hidden)))
         exported = [name for name, obj in objects.items() if obj.export is not None]
         if exported and worker is not None:
             t0 = time.monotonic()
+            _announce_measuring(options.progress, assignment, exported)
             measured, timed_bars, timed_costs = measure_models(
                 worker, exported, objects, assignment, prepared, images_path, seed)
             objects.update(measured)
@@ -180,6 +190,16 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
         work.cleanup()
     return Harvest(loaded, record, objects, prepared, started, mode, inputs_seed, measure_seconds,
                    timed_bars, timed_costs)
+
+
+def _announce_measuring(progress: Progress | None, assignment: Assignment,
+                        exported: list[str]) -> None:
+    timed = sorted(timed_objects(assignment) & set(exported))
+    if timed and assignment.training:
+        notify(progress, Phase.TRAINING, objects=timed,
+               max_cpu_seconds=assignment.training.max_cpu_seconds)
+    else:
+        notify(progress, Phase.MEASURE, objects=exported)
 
 
 def _refuse_kernel_descriptions(objects: dict[str, artifacts.HarvestedObject]
@@ -205,7 +225,8 @@ def _start_measuring(assignment: Assignment, prepared: PreparedData, images: Pat
     if room is not None:
         inputs.append(room.out)
     mounts = None if kernel_mounts is None else \
-        sandbox_mod.Mounts(writable=[], readable=[], hidden=kernel_mounts.hidden)
+        sandbox_mod.Mounts(writable=[], readable=[runner.PROJECT_ROOT / "grader"],
+                           hidden=kernel_mounts.hidden)
     return measure.Worker(work.private / "measure", inputs, assignment.limits.memory_mb, mounts)
 
 
@@ -323,8 +344,9 @@ def grade(path: Path, assignment: Assignment, options: Options | None = None) ->
     """Grade one notebook. A failure of the grader's own set-up gives a `grader_error` result
     with the cause and no score, never a student's zero."""
     started = time.monotonic()
+    options = options or Options()
     try:
-        harvest = execute_and_harvest(path, assignment, options or Options())
+        harvest = execute_and_harvest(path, assignment, options)
         if harvest.record.status == "start_failed":  # student code never ran: ours to fix
             raise GraderError(harvest.record.message)
     except (GraderError, sandbox_mod.SandboxUnavailable) as exc:
@@ -335,6 +357,7 @@ def grade(path: Path, assignment: Assignment, options: Options | None = None) ->
         cause = str(exc) if isinstance(exc, DatasetError) else \
             f"internal error ({type(exc).__name__}: {exc})"
         return grader_error_result(assignment, path, cause, started)
+    notify(options.progress, Phase.SCORE)
     return _score(harvest, assignment)
 
 
@@ -369,6 +392,7 @@ def _score(harvest: Harvest, assignment: Assignment) -> GradeResult:
         if hint:
             error["hint"] = hint
     result.sandbox = harvest.sandbox
+    result.unchanged_starter = starter.unchanged(harvest.loaded.node, assignment.starter)
     return result
 
 

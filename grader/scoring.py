@@ -89,6 +89,9 @@ class GradeResult:
     timings: dict[str, float]
     grader_version: str
     sandbox: str = "none"
+    # The notebook's code cells are the starter's (grader/starter.py): handed in untouched.
+    # None when that could not be told (no notebook, or no starter to compare with).
+    unchanged_starter: bool | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property

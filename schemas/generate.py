@@ -101,6 +101,9 @@ class Result(Open):
     timings: dict[str, NonNegativeFloat]
     grader_version: str
     sandbox: Literal["bwrap", "none"]
+    unchanged_starter: bool | None = Field(None, description="the notebook's code cells are "
+                                           "the starter's (handed in untouched); null when "
+                                           "that could not be told")
     schema_version: Literal[1]
 
 

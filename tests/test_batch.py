@@ -530,11 +530,11 @@ def test_manual_scores_merge_into_results_and_gradebook(tmp_path, data_dir, own_
         assert words in proc.stderr, proc.stderr
     proc = grade_cli([*base, "--manual", bad.with_name("nothing.csv")], tmp, **home)
     assert proc.returncode == 2 and "no such file" in proc.stderr
-    bad.write_text("student,check,points\nalice,written-encoding,3\nbob,model-layers,3\n")
+    bad.write_text("student,check,points\nalice,written-encoding,3\nbob,model-layers,4\n")
     proc = grade_cli([*base, "--manual", bad], tmp, **home)
     assert proc.returncode == 2
     assert "3 points for alice/written-encoding is outside 0..2" in proc.stderr
-    assert "'model-layers' is graded automatically" in proc.stderr
+    assert "4 points for bob/model-layers is outside 0..3" in proc.stderr  # an override
     assert mtimes(out) == graded_at  # a bad file changes nothing
 
     scores = tmp_path / "scores.csv"

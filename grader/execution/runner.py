@@ -23,6 +23,7 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
+from ..progress import Phase, Progress, notify
 from . import sandbox as sandbox_mod
 from .scratch import Scratch
 
@@ -141,14 +142,16 @@ def kernel_env(scratch: Scratch) -> dict[str, str]:
 def execute(nb: nbformat.NotebookNode, scratch: Scratch, *, cell_timeout: float,
             notebook_timeout: float, kernel: KernelConfig, harvest_code: str,
             harvest_timeout: float = 300.0,
-            mounts: sandbox_mod.Mounts | None = None) -> ExecutionRecord:
+            mounts: sandbox_mod.Mounts | None = None,
+            progress: Progress | None = None) -> ExecutionRecord:
     """Execute `nb` in place (outputs are added to it) and run `harvest_code` afterwards.
 
     With `mounts`, the kernel runs inside bubblewrap: `mounts` lists what it may write and read
-    beyond the read-only system, and what it must not see.
+    beyond the read-only system, and what it must not see. `progress` hears of the kernel's
+    start, each code cell and the harvest (grader/progress.py); it only displays.
     """
     return _run(_execute(nb, scratch, cell_timeout, notebook_timeout, kernel, harvest_code,
-                         harvest_timeout, mounts))
+                         harvest_timeout, mounts, progress))
 
 
 class _GraderLoop(asyncio.SelectorEventLoop):
@@ -193,7 +196,7 @@ def _run(coro):  # noqa: ANN001, ANN202 - a coroutine and its result
 
 
 async def _execute(nb, scratch, cell_timeout, notebook_timeout, kernel, harvest_code,
-                   harvest_timeout, mounts) -> ExecutionRecord:
+                   harvest_timeout, mounts, progress=None) -> ExecutionRecord:
     record = ExecutionRecord()
     config_path = scratch.private / "kernel.json"
     config_path.write_text(json.dumps(kernel.__dict__))
@@ -229,15 +232,18 @@ async def _execute(nb, scratch, cell_timeout, notebook_timeout, kernel, harvest_
     token = secrets.token_hex(12)
     env = kernel_env(scratch)
     env[KERNEL_TOKEN_VAR] = token
+    notify(progress, Phase.KERNEL_START, sandboxed=mounts is not None)
     try:
         async with client.async_setup_kernel(env=env, cwd=str(scratch.work),
                                              stdout=kernel_log, stderr=kernel_log):
             record.kernel_start_seconds = time.monotonic() - started
             t0 = time.monotonic()
-            alive = await _run_student_cells(client, nb, record, cell_timeout, notebook_timeout)
+            alive = await _run_student_cells(client, nb, record, cell_timeout, notebook_timeout,
+                                             progress)
             record.execute_seconds = time.monotonic() - t0
             if alive:
                 t1 = time.monotonic()
+                notify(progress, Phase.HARVEST)
                 record.harvested = await _run_harvest(client, nb, harvest_code, harvest_timeout, record)
                 record.harvest_seconds = time.monotonic() - t1
     except Exception as exc:  # kernel failed to start or vanished during shutdown
@@ -252,12 +258,17 @@ async def _execute(nb, scratch, cell_timeout, notebook_timeout, kernel, harvest_
     return record
 
 
-async def _run_student_cells(client, nb, record, cell_timeout, notebook_timeout) -> bool:
+async def _run_student_cells(client, nb, record, cell_timeout, notebook_timeout,
+                             progress=None) -> bool:
     """Returns False when the kernel can no longer be used."""
     deadline = time.monotonic() + notebook_timeout
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]
+    next_count = 1  # the In [k] Jupyter will show: the kernel counts each cell it runs
     for index, cell in enumerate(list(nb.cells)):
         if cell.cell_type != "code" or not cell.source.strip():
             continue
+        notify(progress, Phase.CELL, cell=index, number=code.index(index) + 1, total=len(code),
+               execution_count=next_count)
         remaining = deadline - time.monotonic()
         if remaining <= 1:
             record.status = "timeout"
@@ -278,6 +289,8 @@ async def _run_student_cells(client, nb, record, cell_timeout, notebook_timeout)
             record.message = f"cell {index + 1} did not stop when interrupted; the kernel was stopped"
             return False
         _trim_outputs(cell)
+        count = cell.get("execution_count")
+        next_count = count + 1 if isinstance(count, int) else next_count + 1
     return True
 
 
