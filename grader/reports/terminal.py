@@ -44,3 +44,5 @@ def render(result: GradeResult, console: Console | None = None) -> None:
                       highlight=False)
     if len(result.cell_errors) > 5:
         console.print(f"... and {len(result.cell_errors) - 5} more cell errors (see result.json)")
+    if result.cell_errors and result.cell_errors[0].get("note"):  # the same for every cell
+        console.print(result.cell_errors[0]["note"], style="dim", highlight=False)
