@@ -19,7 +19,7 @@ from .errors import GraderError
 from .execution import runner, sandbox as sandbox_mod, scratch as scratch_mod
 from .harvest import artifacts
 from .progress import Phase, Progress, notify
-from .scoring import CheckResult, GradeResult, RunStatus, total
+from .scoring import CELL_ERROR_NOTE, CheckResult, GradeResult, RunStatus, total
 from .paths import REFERENCE_DIR
 from .spec import Assignment
 
@@ -388,6 +388,7 @@ def _score(harvest: Harvest, assignment: Assignment) -> GradeResult:
     result = _result(assignment, harvest.loaded, record, results, models, harvest.data.summary,
                      timings)
     for error in result.cell_errors:
+        error["note"] = CELL_ERROR_NOTE
         hint = environment.missing_module_hint(error, assignment.packages)
         if hint:
             error["hint"] = hint

@@ -47,6 +47,13 @@ class RunStatus(_Status):
 
 STATUSES = tuple(s.value for s in CheckStatus)
 
+# `cell_errors[].note` in result.json: a notebook as submitted (Colab's `google.colab`, an
+# `input()`, a leftover cell) may fail in places that have nothing to do with what is graded.
+CELL_ERROR_NOTE = ("A cell that raised costs no points by itself: points come only from the "
+                   "checks, which grade what the grader measures of the notebook's models and "
+                   "functions, so this error matters only where it kept one of them from being "
+                   "built or trained")
+
 
 @dataclass
 class CheckResult:

@@ -74,6 +74,8 @@ class CellError(Open):
     evalue: str
     line: int | None
     traceback: str
+    note: str | None = Field(None, description="that the error costs no points by itself: "
+                             "points come only from the checks")
 
 
 class Data(Open):

@@ -437,3 +437,15 @@ def test_classroom_grader_error_records_nothing():
     # max_score 0: the reporter's notify-classroom.js skips it, so no zero is recorded.
     assert payload["max_score"] == 0 and payload["status"] == "error"
     assert payload["tests"][0]["message"] == "bwrap cannot start"
+
+
+def test_cell_errors_say_they_cost_nothing_by_themselves():
+    from grader.scoring import CELL_ERROR_NOTE
+
+    result = json.loads((Path(__file__).parent / "fixtures" /
+                         "fashion-mlp-reference.result.json").read_text())
+    result["cell_errors"] = [{"cell": 3, "execution_count": 4, "ename": "ModuleNotFoundError",
+                              "evalue": "No module named 'google.colab'", "line": 1,
+                              "traceback": "", "note": CELL_ERROR_NOTE}]
+    assert "costs no points by itself" in render(result, "html")
+    assert "costs no points by itself" in render(result, "md")

@@ -135,6 +135,16 @@ def kernel_env(scratch: Scratch) -> dict[str, str]:
         TF_NUM_INTRAOP_THREADS="2",
         TF_NUM_INTEROP_THREADS="1",
         PYTHONUNBUFFERED="1",
+        # A Colab habit, `!pip install …`, fails at once instead of retrying a network the
+        # sandbox does not have, and with --sandbox none installs nothing into the grader's
+        # own environment: no index, no pip.conf (a machine's mirror or wheel folder), no
+        # retries, no prompts. Packages the homework needs are already there (environment.py).
+        PIP_NO_INDEX="1",
+        PIP_CONFIG_FILE=os.devnull,
+        PIP_RETRIES="0",
+        PIP_DEFAULT_TIMEOUT="5",  # a URL requirement (git+https://…) on a network dropping packets
+        PIP_NO_INPUT="1",
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
     )
     return env
 

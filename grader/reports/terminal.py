@@ -106,6 +106,8 @@ def render_cell_errors(cell_errors: list[dict[str, Any]], console: Console) -> N
     if len(shown) > MAX_ERRORS:
         console.print(f"... and {len(shown) - MAX_ERRORS} more cell errors (see report.html)",
                       highlight=False)
+    if cell_errors and cell_errors[0].get("note"):  # the same for every cell
+        console.print(cell_errors[0]["note"], style="dim", highlight=False)
 
 
 def _error_lines(view: ErrorView, first_error: ErrorView) -> Text:
