@@ -29,7 +29,8 @@ from .scratch import Scratch
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_LINE = re.compile(r"^\s*(?:-+>|Cell In\[\d+\], line)\s*(\d+)", re.M)
+# IPython's header of a notebook cell's frame: "Cell In[5], line 3".
+_CELL_FRAME = re.compile(r"^\s*Cell In\[(\d+)\], line (\d+)", re.M)
 # Environment variables the kernel may inherit; everything else (tokens, keys) is dropped.
 _ENV_KEEP = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SYSTEMROOT")
 # Marks every process of one kernel, so none outlives grading (see kill_tagged_processes).
@@ -373,17 +374,25 @@ def _collect_errors(nb, replies, record: ExecutionRecord) -> None:
         if index >= len(nb.cells) or content.get("status") != "error":
             continue
         tb = _ANSI.sub("", "\n".join(content.get("traceback") or []))
-        match = None
-        for match in _LINE.finditer(tb):
-            pass  # the last frame in the cell is where the error surfaced
+        count = nb.cells[index].get("execution_count")
         record.cell_errors.append(CellError(
             cell=index,
-            execution_count=nb.cells[index].get("execution_count"),
+            execution_count=count,
             ename=str(content.get("ename", "Error"))[:200],
             evalue=str(content.get("evalue", ""))[:1000],
-            line=int(match.group(1)) if match else None,
+            line=_line_in_cell(tb, count),
             traceback=tb[-4000:],
         ))
+
+
+def _line_in_cell(traceback: str, execution_count: int | None) -> int | None:
+    """The line of the failing cell where the error surfaced: its own frame's, not that of a
+    library the cell called (an `input()` fails inside ipykernel, at ipykernel's line 1514)."""
+    frames = [(int(m.group(1)), int(m.group(2))) for m in _CELL_FRAME.finditer(traceback)]
+    own = [line for count, line in frames if count == execution_count]
+    if own:
+        return own[0]
+    return frames[0][1] if frames else None
 
 
 def _first_line(exc: BaseException) -> str:
