@@ -14,7 +14,7 @@ import numpy as np
 
 from . import __version__, baselines, checks, environment, holdout, measure, notebook, starter
 from .checks.context import GradingContext
-from .cleanroom import keras_run, numpy_run as numpy_cleanroom
+from .cleanroom import keras_run
 from .errors import GraderError
 from .execution import runner, sandbox as sandbox_mod, scratch as scratch_mod
 from .harvest import artifacts
@@ -169,8 +169,10 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
         # numpy functions are measured in a clean room from the notebook's source, not the kernel.
         if any(o.kind == "numpy_functions" for o in assignment.objects):
             notify(options.progress, Phase.CLEANROOM)
-        objects.update(numpy_cleanroom.measure_all(loaded.node, assignment.objects, inputs_seed,
-                                                   mode, tuple(options.hidden)))
+            from .cleanroom import numpy_run  # holds numpy-backprop's answer: only when needed
+
+            objects.update(numpy_run.measure_all(loaded.node, assignment.objects, inputs_seed,
+                                                 mode, tuple(options.hidden)))
         exported = [name for name, obj in objects.items() if obj.export is not None]
         if exported and worker is not None:
             t0 = time.monotonic()

@@ -39,6 +39,10 @@ MARKER = ".grader-publish.json"  # a folder `grader publish` wrote, safe to rewr
 SOLUTION_BEARING_SOURCE = {
     "grader/checks/numpy_reference.py": "numpy-backprop (Homework 4, Part 1): the grader's own "
                                         "forward and backward pass, which its checks compare with"}
+# Source that only those assignments' grading imports: left out of bundles without them.
+ANSWER_SOURCE = {"grader/checks/numpy_reference.py": {"numpy-backprop"},
+                 "grader/checks/backprop_checks.py": {"numpy-backprop"},
+                 "grader/cleanroom/numpy_run.py": {"numpy-backprop"}}
 MIN_SOLUTION_LINE = 12  # characters: shorter lines (`H = sigmoid(Z1)`) are anyone's code
 LEAK_SHARE = 0.5  # a file with half of a solution's own lines carries that solution
 
@@ -51,9 +55,12 @@ def grading_files(assignments: list[Assignment]) -> dict[str, Path]:
     """Archive name → file: the grader's source and, per assignment, its starter, spec and
     calibration files. No reference notebook."""
     out: dict[str, Path] = {}
+    needs = {a.id for a in assignments}
     for path in sorted((SOURCE_ROOT / "grader").rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-            out[path.relative_to(SOURCE_ROOT).as_posix()] = path
+            name = path.relative_to(SOURCE_ROOT).as_posix()
+            if ANSWER_SOURCE.get(name, needs) & needs:
+                out[name] = path
     for name in PROJECT_FILES:
         out[name] = SOURCE_ROOT / name
     for assignment in assignments:

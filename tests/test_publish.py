@@ -123,7 +123,8 @@ def test_publish_rewrites_its_own_folder_and_refuses_others(published, tmp_path,
 
 
 def test_publish_names_grader_source_that_is_an_answer(tmp_path, capsys):
-    assert cli_main(["publish", "--out", str(tmp_path / "out"), "-a", "fashion-mlp"]) == 0
+    """Where it must ship (numpy-backprop is published), the bundle says so."""
+    assert cli_main(["publish", "--out", str(tmp_path / "out"), "-a", "numpy-backprop"]) == 0
     err = capsys.readouterr().err
     assert "grader/checks/numpy_reference.py is numpy-backprop" in err
 
@@ -166,3 +167,19 @@ def test_a_keras_solution_scores_full_marks_with_only_the_calibration_files(publ
     result = json.loads(proc.stdout)
     lost = [(c["id"], c["message"]) for c in result["checks"] if c["points"] < c["max_points"]]
     assert lost == [] and result["score"] == 16
+
+
+def test_numpy_backprops_answer_ships_only_with_numpy_backprop(tmp_path):
+    """The grader's own forward and backward pass is numpy-backprop's answer: a bundle of other
+    assignments leaves it out, and its grader still starts."""
+    out = tmp_path / "fashion-only"
+    assert cli_main(["publish", "--out", str(out), "-a", "fashion-mlp"]) == 0
+    files = set(read_tree(out))
+    assert not files & set(publish.ANSWER_SOURCE), sorted(files & set(publish.ANSWER_SOURCE))
+    probe = subprocess.run([sys.executable, "-c", "import grader.cli, grader.pipeline, "
+                            "grader.batch, grader.checks; print('ok')"], cwd=out,
+                           capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert probe.stdout.strip() == "ok", probe.stderr[-1000:]
+    everything = tmp_path / "all"
+    assert cli_main(["publish", "--out", str(everything)]) == 0
+    assert set(publish.ANSWER_SOURCE) <= set(read_tree(everything))
