@@ -18,6 +18,7 @@ from .checks.context import GradingContext
 from .cleanroom import numpy_run as numpy_cleanroom
 from .errors import GraderError
 from .execution import runner, sandbox as sandbox_mod, scratch as scratch_mod
+from .execution.limits import Limits
 from .harvest import artifacts
 from .scoring import CheckResult, GradeResult, RunStatus, total
 from .paths import REFERENCE_DIR
@@ -162,7 +163,7 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
             harvest_code=harvest_code(assignment, harvest_dir, images_path,
                                       next(iter(prepared.student_npz.values()), None), seed,
                                       inputs_seed),
-            mounts=mounts)
+            mounts=mounts, limits=Limits.of(limits))
         rows = None if prepared.holdout_labels is None else len(prepared.holdout_labels)
         objects = artifacts.read(harvest_dir, [o.name for o in assignment.objects], rows)
         # numpy functions are measured in a clean room from the notebook's source, not the kernel.
@@ -211,7 +212,7 @@ def _start_measuring(assignment: Assignment, prepared: PreparedData, images: Pat
     inputs = [images, harvest_dir, *(Path(p) for p in prepared.student_npz.values())]
     mounts = None if kernel_mounts is None else \
         sandbox_mod.Mounts(writable=[], readable=[], hidden=kernel_mounts.hidden)
-    return measure.Worker(work.private / "measure", inputs, assignment.limits.memory_mb, mounts)
+    return measure.Worker(work.private / "measure", inputs, Limits.of(assignment.limits), mounts)
 
 
 def measure_models(worker: measure.Worker, names: list[str],
@@ -302,6 +303,7 @@ def _score(harvest: Harvest, assignment: Assignment) -> GradeResult:
         if hint:
             error["hint"] = hint
     result.sandbox = harvest.sandbox
+    result.limits = record.limits
     return result
 
 

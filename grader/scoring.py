@@ -89,6 +89,9 @@ class GradeResult:
     timings: dict[str, float]
     grader_version: str
     sandbox: str = "none"
+    # The kernel's caps: values, the mechanisms that held each, those missing here and why,
+    # and the caps reached (grader/execution/limits.py, Enforcement.as_dict()).
+    limits: dict[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property

@@ -20,10 +20,8 @@ from __future__ import annotations
 import functools
 import json
 import os
-import resource
 import selectors
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,7 +35,8 @@ import numpy as np
 from ..checks import numpy_reference as ref
 from ..checks.numpy_reference import ProbeStatus
 from ..errors import GraderError
-from ..execution import sandbox as sandbox_mod
+from ..execution import confine, sandbox as sandbox_mod
+from ..execution.limits import Limits
 from ..harvest.artifacts import HarvestedObject, load_numeric_arrays
 from ..paths import PROJECT_ROOT, REFERENCE_DIR
 from . import source as source_mod
@@ -51,6 +50,9 @@ PROBE_REFERENCE_FACTOR = 50  # ... and at least this many times the grader's own
 MAX_REPORT_BYTES = 2**20
 STARTUP_SECONDS = 60  # bwrap, the interpreter and numpy, before any student code
 MEMORY_MB = 2048
+# numpy with one BLAS thread needs few processes; its inputs and outputs are small.
+LIMITS = Limits(memory_mb=MEMORY_MB, processes=32, disk_mb=256, files=1000, file_mb=64,
+                cpu_seconds=600)
 
 
 @dataclass
@@ -171,9 +173,15 @@ def _run(room: Path, sandbox: str, probe: ref.Case, options: dict[str, Any],
     result = Probe(ProbeStatus.NOT_RUN, None, round(limit, 3), round(reference_seconds, 5),
                    round(forward_seconds, 5), probe.n_params)
     setup_limit = float(options.get("cleanroom_timeout", 120))
-    proc = subprocess.Popen(_command(room, sandbox, hidden), cwd=room, env=_environment(room),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=_limits, start_new_session=True)
+    confinement = _confinement(room, sandbox, hidden)
+    try:
+        proc = subprocess.Popen(confinement.command(_command(room)), cwd=room,
+                                env=_environment(room), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+    except BaseException:
+        confinement.close()
+        raise
     reader = _LineReader(proc)
     started = ready = False
     try:
@@ -197,22 +205,26 @@ def _run(room: Path, sandbox: str, probe: ref.Case, options: dict[str, Any],
     except (BrokenPipeError, OSError):
         pass
     finally:
-        _stop(proc)
+        _stop(proc, confinement)
     stderr = reader.stderr()
-    return _Outcome(started, ready, result, f"exit status {proc.returncode}", stderr)
+    hits = confinement.hits
+    exit_note = hits[0].message("the clean room") if hits else f"exit status {proc.returncode}"
+    return _Outcome(started, ready, result, exit_note, stderr)
 
 
-def _command(room: Path, sandbox: str, hidden: tuple[Path, ...]) -> list[str]:
-    """The only place this module uses the sandbox: keep it to `wrap` and `Mounts`."""
+def _command(room: Path) -> list[str]:
     # The real binary: a venv's bin/python may be a link inside a folder the sandbox hides (/tmp).
-    command = [os.path.realpath(sys.executable), "-I", "-S", str(room / HARNESS.name)]
-    if sandbox != "bwrap":
-        return command
-    numpy_dir = Path(np.__file__).resolve().parent
-    readable = [p for p in (numpy_dir, numpy_dir.with_name("numpy.libs")) if p.exists()]
-    mounts = sandbox_mod.Mounts(writable=[room], readable=readable,
-                                hidden=[*_forbidden_folders(), *_grader_folders(), *hidden])
-    return sandbox_mod.wrap(command, mounts, room)
+    return [os.path.realpath(sys.executable), "-I", "-S", str(room / HARNESS.name)]
+
+
+def _confinement(room: Path, sandbox: str, hidden: tuple[Path, ...]) -> confine.Confinement:
+    """The only place this module uses the sandbox: keep it to `Mounts` and `Confinement`.
+    The NUMPY view shows the standard library and numpy, nothing else of site-packages."""
+    mounts = sandbox_mod.Mounts(writable=[room],
+                                hidden=[*_forbidden_folders(), *_grader_folders(), *hidden],
+                                view=sandbox_mod.View.NUMPY)
+    return confine.Confinement(mounts, room, LIMITS, sandboxed=sandbox == "bwrap",
+                               label="cleanroom")
 
 
 def _forbidden_folders() -> list[Path]:
@@ -252,26 +264,16 @@ def _environment(room: Path) -> dict[str, str]:
             "PYTHONDONTWRITEBYTECODE": "1"}
 
 
-def _limits() -> None:
-    """In the child, before exec: memory, file size, CPU time, no core files."""
-    mem = MEMORY_MB * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 2**20, 64 * 2**20))
-    resource.setrlimit(resource.RLIMIT_CPU, (600, 600))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Kill the clean room's whole process group (bwrap's pid namespace dies with it)."""
+def _stop(proc: subprocess.Popen, confinement: confine.Confinement) -> None:
+    """Kill the clean room's whole tree, whatever it did to its session."""
+    confinement.kill()
     if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            proc.kill()
+        proc.kill()
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         pass
+    confinement.close()
 
 
 class _LineReader:

@@ -15,9 +15,11 @@ MAX_COPIED_BYTES = 200 * 2**20
 @dataclass
 class Scratch:
     root: Path  # removed when grading ends
-    work: Path  # the kernel's working directory, holding the copy of the submission
+    work: Path  # the kernel's working directory; boot.py copies the submission into it
     home: Path  # the kernel's private HOME
     private: Path  # the grader's files (kernel config, holdout images); never the cwd
+    submission: Path  # the copy of the submission's folder, read-only to the kernel
+    tmp: Path  # the kernel's TMPDIR
 
     @property
     def notebook_name(self) -> str:
@@ -29,10 +31,11 @@ class Scratch:
 
 def create(submission: Path) -> Scratch:
     root = Path(tempfile.mkdtemp(prefix="grader-"))
-    scratch = Scratch(root, root / "work", root / "home", root / "private")
-    for folder in (scratch.work, scratch.home, scratch.private):
+    scratch = Scratch(root, root / "work", root / "home", root / "private", root / "submission",
+                      root / "tmp")
+    for folder in (scratch.work, scratch.home, scratch.private, scratch.submission, scratch.tmp):
         folder.mkdir()
-    _copy_siblings(submission, scratch.work)
+    _copy_siblings(submission, scratch.submission)
     return scratch
 
 
