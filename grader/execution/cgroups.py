@@ -291,7 +291,7 @@ def sweep_stale() -> int:
             continue
         for child in children:
             owner = child.name[len(PREFIX):].split("-", 1)[0]
-            if not owner.isdigit() or _alive(int(owner)):
+            if not owner.isdigit() or alive(int(owner)):
                 continue
             stale = Cgroup(2 if (child / "cgroup.kill").exists() else 1, {"any": child})
             stale.kill(timeout=2.0)
@@ -300,7 +300,7 @@ def sweep_stale() -> int:
     return removed
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -244,7 +244,7 @@ class Confinement:
                 used, files = used + b, files + f
         if used > cap_bytes:
             return LimitHit(Limit.DISK, self.limits.describe(Limit.DISK), stopped=True,
-                            detail=f"{used // 2**20:,} MB written")
+                            detail=f"{-(-used // 2**20):,} MB written")
         if files > cap_files:
             return LimitHit(Limit.FILES, self.limits.describe(Limit.FILES), stopped=True,
                             detail=f"{files:,} files and folders made")
@@ -329,6 +329,12 @@ def close_all() -> None:
         live = list(_LIVE)
     for confinement in live:
         confinement.close()
+
+
+def sweep_leftovers() -> int:
+    """Trees of graders that died without closing them: cgroups whose owner is gone, and
+    processes of uids whose lock nobody holds. Returns how many were swept."""
+    return cgroups.sweep_stale() + uids.sweep_unowned()
 
 
 # --- measuring ------------------------------------------------------------------------------------
@@ -430,13 +436,22 @@ def _new_stage_dir() -> Path:
             for folder in (base, *base.parents):
                 if folder.stat().st_mode & 0o001 == 0:
                     raise PermissionError(f"{folder} is not reachable by other users")
-            stage = base / secrets.token_hex(8)
+            _remove_stale_stages(base)
+            stage = base / f"{os.getpid()}-{secrets.token_hex(8)}"
             stage.mkdir(mode=0o755)
             stage.chmod(0o755)
             return stage
         except OSError:
             continue
     raise OSError("no folder for staging the sandbox's sources (/run/dl-grader or /tmp)")
+
+
+def _remove_stale_stages(base: Path) -> None:
+    """The empty folders of graders that died before removing theirs."""
+    for folder in base.iterdir():
+        owner = folder.name.split("-", 1)[0]
+        if owner.isdigit() and not cgroups.alive(int(owner)):
+            _remove_stage_dir(folder)
 
 
 def _remove_stage_dir(stage: Path) -> None:

@@ -102,8 +102,22 @@ def _rlimits(spec: dict) -> None:
         resource.setrlimit(resource.RLIMIT_NPROC, (count, count))
 
 
+def _executable(name: str) -> str:
+    """The command's path, found while the interpreter's own files are still reachable (a
+    PATH search after the uid drop would import a module from a folder it cannot read)."""
+    if "/" in name:
+        return name
+    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        path = os.path.join(folder or ".", name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return name
+
+
 def _child(spec: dict, launcher: int, info_w: int) -> None:
     try:
+        argv = [a.replace(INFO_FD, str(info_w)) for a in spec["argv"]]
+        argv[0] = _executable(argv[0])
         if spec.get("stage") or spec.get("private_shm"):
             _private_mounts(spec)
         uid, gid = spec.get("uid"), spec.get("gid")
@@ -118,10 +132,9 @@ def _child(spec: dict, launcher: int, info_w: int) -> None:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid, which clears it
         if os.getppid() != launcher:
             os._exit(1)
-        argv = [a.replace(INFO_FD, str(info_w)) for a in spec["argv"]]
         if info_w >= 0:
             os.set_inheritable(info_w, True)
-        os.execvp(argv[0], argv)
+        os.execv(argv[0], argv)
     except BaseException as exc:  # noqa: BLE001 - nothing may escape a forked child
         os.write(2, f"grader launcher: {exc}\n".encode(errors="replace"))
     os._exit(127)
