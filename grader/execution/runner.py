@@ -212,9 +212,11 @@ async def _execute(nb, scratch, cell_timeout, notebook_timeout, kernel, harvest_
     token = secrets.token_hex(12)
     env = kernel_env(scratch)
     env[KERNEL_TOKEN_VAR] = token
+    sigint = signal.getsignal(signal.SIGINT)
     try:
         async with client.async_setup_kernel(env=env, cwd=str(scratch.work),
                                              stdout=kernel_log, stderr=kernel_log):
+            _keep_sigint(sigint)
             record.kernel_start_seconds = time.monotonic() - started
             t0 = time.monotonic()
             alive = await _run_student_cells(client, nb, record, cell_timeout, notebook_timeout,
@@ -238,6 +240,18 @@ async def _execute(nb, scratch, cell_timeout, notebook_timeout, kernel, harvest_
     record.limits = enforcement.as_dict()
     _collect_errors(nb, replies, record)
     return record
+
+
+def _keep_sigint(handler) -> None:  # noqa: ANN001 - whatever signal.getsignal returned
+    """nbclient answers Ctrl-C by quietly shutting the kernel down, which would pass for the
+    student's dead kernel; give Ctrl-C back to the grader (a KeyboardInterrupt: this run's
+    result is not written, and the finally clauses end the kernel's tree)."""
+    try:
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
+        if callable(handler):
+            signal.signal(signal.SIGINT, handler)
+    except (RuntimeError, ValueError):  # not the main thread: nothing was installed
+        pass
 
 
 def _note_hits(confinement: confine.Confinement, record: ExecutionRecord, index: int | None,
