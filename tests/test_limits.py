@@ -265,3 +265,50 @@ def test_the_measuring_process_is_confined_like_the_kernel(tmp_path, mode):
     finally:
         worker.close()
     assert leftovers() == []
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_cgroup_events_are_read_as_each_version_writes_them(tmp_path, version):
+    """The files of cgroup v1 and v2 as the kernel writes them (v2 cannot be set up here when
+    the machine runs v1, so its readers are checked on the same text)."""
+    memory, pids = (tmp_path, tmp_path) if version == 2 else (tmp_path / "m", tmp_path / "p")
+    for folder in (memory, pids):
+        folder.mkdir(exist_ok=True)
+        (folder / "cgroup.procs").write_text("12\n34\n")
+    if version == 2:
+        (memory / "memory.events").write_text("low 0\nhigh 0\nmax 17\noom 2\noom_kill 2\n"
+                                              "oom_group_kill 0\n")
+        (memory / "memory.peak").write_text(str(700 * 2**20))
+    else:
+        (memory / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\n"
+                                                   "oom_kill 2\n")
+        (memory / "memory.max_usage_in_bytes").write_text(str(700 * 2**20))
+    (pids / "pids.events").write_text("max 5\n")
+    group = cgroups.Cgroup(version, {"memory": memory, "pids": pids})
+    assert group.oom_kills() == 2 and group.pids_refused() == 5
+    assert group.memory_peak_mb() == 700 and group.members() == {12, 34}
+    assert len(group.procs_files()) == (1 if version == 2 else 2)
+
+
+@pytest.mark.parametrize("mode", modes())
+def test_the_grader_never_writes_through_a_link_the_clean_room_planted(tmp_path, mode):
+    """The clean room's folder belongs to its uid; a link it plants where the grader writes the
+    probe's inputs must not make the grader (root) write elsewhere."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("untouched")
+    nb = nbformat.read(spec.load("numpy-backprop").reference, as_version=4)
+    for cell in nb.cells:
+        if "backward" in cell.metadata.get("tags", []):
+            cell.source = cell.source.replace(
+                "def back_propagation(X, Y_T, weights):\n",
+                "def back_propagation(X, Y_T, weights):\n    _plant()\n")
+    nb.cells.insert(0, nbformat.v4.new_code_cell(
+        "import os\ndef _plant():\n    if not os.path.lexists('probe.part.npz'):\n"
+        f"        os.symlink({str(victim)!r}, 'probe.part.npz')"))
+    path = tmp_path / "nb" / "planted.ipynb"
+    path.parent.mkdir()
+    nbformat.write(nb, path)
+    result = pipeline.grade(path, spec.load("numpy-backprop"), pipeline.Options(sandbox=mode))
+    assert not result.grader_error, result.execution
+    assert victim.read_text() == "untouched"
+    assert result.score == result.max_score  # the probe ran on the grader's own file
