@@ -70,7 +70,8 @@ class Confinement:
         self.tmpfs_bytes = limits.disk_mb * 2**20
         self.cgroup: cgroups.Cgroup | None = None
         self.lease: uids.UidLease | None = None
-        self.stage: Path | None = None
+        self.stage: Path | None = None  # where the launcher stages bind sources for the uid
+        self._stage_spec: dict | None = None
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._watchdog: threading.Thread | None = None
@@ -118,10 +119,14 @@ class Confinement:
 
     def _pick_user(self) -> None:
         e = self.enforcement
-        why_not = uids.available()
-        if why_not is not None:  # not root: the tree already runs as an unprivileged user
+        if os.geteuid() != 0:  # the tree already runs as an unprivileged user
             e.hold("user", f"the grader's own user (uid {os.getuid()})")
             e.hold("processes", "RLIMIT_NPROC (the user's running processes + the limit)")
+            return
+        why_not = uids.available()
+        if why_not is not None:
+            e.lack("unprivileged uid", why_not, ENABLE["uid"])
+            e.lack("RLIMIT_NPROC", "it does not apply to root", ENABLE["uid"])
             return
         if not self.sandboxed:
             e.lack("unprivileged uid", "without bubblewrap the process runs as root: an "
@@ -166,8 +171,6 @@ class Confinement:
         path.write_text(json.dumps(spec))
         self._start_watchdog()
         return [LAUNCHER_PYTHON, "-I", "-S", str(LAUNCHER), str(path)]
-
-    _stage_spec: dict | None = None
 
     def _inner(self, argv: list[str]) -> list[str]:
         if not self.sandboxed:
@@ -240,7 +243,13 @@ class Confinement:
         if self.sandboxed:
             root = self._launched().get("sandbox_pid")
             for dest in ("/tmp", "/dev/shm", *map(str, self.mounts.private)):
-                b, f = _tmpfs_usage(root, dest, self.tmpfs_bytes)
+                try:
+                    b, f = _tmpfs_usage(root, dest, self.tmpfs_bytes)
+                except PermissionError:  # not root, and the kernel denies us its /proc/PID/root
+                    self.enforcement.lack("watchdog of the sandbox's tmpfs", "the grader may not "
+                                          "look into the sandbox (/proc/PID/root): only each "
+                                          "tmpfs's own size holds, no file count", ENABLE["uid"])
+                    continue
                 used, files = used + b, files + f
         if used > cap_bytes:
             return LimitHit(Limit.DISK, self.limits.describe(Limit.DISK), stopped=True,
@@ -376,7 +385,9 @@ def _tmpfs_usage(root_pid: int | None, dest: str, size: int) -> tuple[int, int]:
         return 0, 0
     try:
         st = os.statvfs(f"/proc/{root_pid}/root{dest}")
-    except OSError:
+    except PermissionError:
+        raise
+    except OSError:  # the sandbox has ended
         return 0, 0
     page = os.sysconf("SC_PAGE_SIZE")
     if st.f_blocks * st.f_frsize != -(-size // page) * page:

@@ -10,6 +10,9 @@ from pathlib import Path
 # Course material beside a notebook is copied; anything bigger (datasets, checkpoints) is not,
 # so one student's 5 GB folder cannot fill the disk during a batch.
 MAX_COPIED_BYTES = 200 * 2**20
+# ... and few enough files that the copy never meets the kernel's file-count limit by itself
+# (the default `files` is 10,000): a folder of 20,000 images is left out, not a grader error.
+MAX_COPIED_FILES = 2_000
 
 
 @dataclass
@@ -41,7 +44,7 @@ def create(submission: Path) -> Scratch:
 
 def _copy_siblings(submission: Path, dest: Path) -> None:
     """Copy the files next to the notebook, except other notebooks (other students' work)."""
-    budget = MAX_COPIED_BYTES
+    budget, files = MAX_COPIED_BYTES, MAX_COPIED_FILES
     for item in sorted(submission.parent.iterdir()):
         if item == submission or item.suffix == ".ipynb" or item.name.startswith("."):
             continue
@@ -50,13 +53,14 @@ def _copy_siblings(submission: Path, dest: Path) -> None:
                 continue
             if item.is_file():
                 size = item.stat().st_size
-                if size <= budget:
+                if size <= budget and files >= 1:
                     shutil.copy2(item, dest / item.name)
-                    budget -= size
+                    budget, files = budget - size, files - 1
             elif item.is_dir() and item.name not in {"grader-report", "__pycache__"}:
-                size = sum(f.stat().st_size for f in item.rglob("*") if f.is_file())
-                if size <= budget:
+                entries = list(item.rglob("*"))
+                size = sum(f.stat().st_size for f in entries if f.is_file())
+                if size <= budget and len(entries) + 1 <= files:
                     shutil.copytree(item, dest / item.name, symlinks=True)
-                    budget -= size
+                    budget, files = budget - size, files - len(entries) - 1
         except OSError:
             continue  # an unreadable sibling is not the student's grade
