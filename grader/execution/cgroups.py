@@ -47,13 +47,14 @@ class Cgroup:
         return [str(d / "cgroup.procs") for d in self.folders]
 
     def members(self) -> set[int]:
+        """Live members (a zombie waits for its parent, not for a signal)."""
         pids: set[int] = set()
         for folder in self.folders:
             try:
                 pids.update(int(p) for p in (folder / "cgroup.procs").read_text().split())
             except (OSError, ValueError):
                 continue
-        return pids
+        return {pid for pid in pids if not _zombie(pid)}
 
     def oom_kills(self) -> int:
         folder = self.dirs.get("memory")
@@ -101,6 +102,15 @@ class Cgroup:
     def remove(self) -> None:
         for folder in self.folders:
             _rmdir(folder)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return True  # gone already
+    return stat[stat.rfind(b")") + 2:].split()[:1] == [b"Z"]
 
 
 def _field(path: Path, key: str) -> int:

@@ -123,7 +123,8 @@ def _lock_dir() -> Path | None:
 
 
 def processes_of(uid: int) -> list[int]:
-    """From /proc/PID/status, not the owner of /proc/PID: a process that made itself
+    """Live processes running as `uid` (zombies are left out: only their parent's wait ends
+    them). From /proc/PID/status, not the owner of /proc/PID: a process that made itself
     non-dumpable shows root as that owner."""
     pids = []
     wanted = str(uid)
@@ -133,11 +134,13 @@ def processes_of(uid: int) -> list[int]:
         try:
             with open(f"/proc/{entry}/status") as fh:
                 for line in fh:
+                    if line.startswith("State:") and line.split()[1] == "Z":
+                        break
                     if line.startswith("Uid:"):
                         if wanted in line.split()[1:]:
                             pids.append(int(entry))
                         break
-        except OSError:
+        except (OSError, IndexError):
             continue
     return pids
 
