@@ -231,6 +231,10 @@ async def _execute(nb, scratch, cell_timeout, notebook_timeout, kernel, harvest_
         if record.kernel_start_seconds == 0.0:
             record.status = "start_failed"
             record.message = f"the kernel could not start: {_first_line(exc)}"
+            kernel_log.flush()
+            said = _last_line(log_path)  # bwrap's or the launcher's words; no student code ran
+            if said:
+                record.message += f" ({said})"
     finally:
         confinement.kill()  # the whole tree, while the launcher still holds its orphans
         await _kill(km, token)
@@ -386,6 +390,16 @@ def _collect_errors(nb, replies, record: ExecutionRecord) -> None:
             line=int(match.group(1)) if match else None,
             traceback=tb[-4000:],
         ))
+
+
+def _last_line(path: Path) -> str:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(max(0, path.stat().st_size - 4000))
+            lines = fh.read().decode(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1][:300] if lines else ""
 
 
 def _first_line(exc: BaseException) -> str:
