@@ -106,7 +106,11 @@ class Confinement:
         e.hold("file_size", "RLIMIT_FSIZE")
         self._pick_user()
         if self.sandboxed:
-            e.hold("disk", "size-capped tmpfs for /tmp, /dev/shm and its own folders")
+            if sandbox.bwrap_supports("--size"):
+                e.hold("disk", "size-capped tmpfs for /tmp, /dev/shm and its own folders")
+            else:
+                e.lack("size-capped tmpfs", "this bwrap has no --size (0.5 or later has); the "
+                       "watchdog alone caps the tmpfs", ENABLE["bwrap"])
             e.hold("cleanup", "pid namespace")
         elif self._private_shm():
             e.hold("disk", "a private size-capped /dev/shm")
@@ -390,9 +394,26 @@ def _tmpfs_usage(root_pid: int | None, dest: str, size: int) -> tuple[int, int]:
     except OSError:  # the sandbox has ended
         return 0, 0
     page = os.sysconf("SC_PAGE_SIZE")
-    if st.f_blocks * st.f_frsize != -(-size // page) * page:
+    if sandbox.bwrap_supports("--size"):
+        if st.f_blocks * st.f_frsize != -(-size // page) * page:
+            return 0, 0
+    elif not _tmpfs_mounted(root_pid, dest):
         return 0, 0
     return (st.f_blocks - st.f_bfree) * st.f_frsize, max(0, st.f_files - st.f_ffree - 1)
+
+
+def _tmpfs_mounted(pid: int, dest: str) -> bool:
+    """A tmpfs at `dest` as the sandbox's own processes see it (after bwrap's pivot_root)."""
+    try:
+        lines = Path(f"/proc/{pid}/mountinfo").read_text().splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        fields = left.split()
+        if len(fields) > 4 and fields[4] == dest and right.startswith("tmpfs "):
+            return True
+    return False
 
 
 # --- what this machine offers, probed once --------------------------------------------------------

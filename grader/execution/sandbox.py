@@ -70,6 +70,17 @@ def bwrap_path() -> str | None:
     return path if probe.returncode == 0 else None
 
 
+@functools.lru_cache(maxsize=None)
+def bwrap_supports(option: str) -> bool:
+    """Whether this bwrap knows `option` (--size came in 0.5, --disable-userns in 0.8)."""
+    try:
+        text = subprocess.run([bwrap_path() or "bwrap", "--help"], capture_output=True,
+                              text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return f"{option} " in text.stdout + text.stderr
+
+
 def resolve(mode: str) -> str:
     """'auto' → 'bwrap' when it works, else 'none'; an explicit 'bwrap' must work."""
     if mode not in MODES:
@@ -273,8 +284,11 @@ def wrap(command: list[str], mounts: Mounts, cwd: Path, *, tmpfs_bytes: int = 10
     `source_map` turns a host path into the one bwrap should bind from (confine.py stages
     sources where an unprivileged uid can reach them)."""
     source_map = source_map or (lambda s: s)
-    args = [bwrap_path() or "bwrap", "--unshare-user", "--unshare-all", "--disable-userns",
-            "--cap-drop", "ALL", "--die-with-parent", "--new-session"]
+    args = [bwrap_path() or "bwrap", "--unshare-user", "--unshare-all", "--cap-drop", "ALL",
+            "--die-with-parent", "--new-session"]
+    if bwrap_supports("--disable-userns"):  # no user namespace of its own inside
+        args.append("--disable-userns")
+    size = (lambda n: ["--size", str(n)]) if bwrap_supports("--size") else (lambda n: [])
     if info_fd is not None:
         args += ["--info-fd", info_fd]
     read_only_at_end = ["/"]  # bwrap's own root is a tmpfs: nothing may be written there
@@ -288,9 +302,9 @@ def wrap(command: list[str], mounts: Mounts, cwd: Path, *, tmpfs_bytes: int = 10
         elif op.kind in ("ro", "rw"):
             args += ["--ro-bind" if op.kind == "ro" else "--bind", source_map(op.source), op.dest]
         elif op.kind == "tmpfs":
-            args += ["--size", str(tmpfs_bytes), "--tmpfs", op.dest]
+            args += [*size(tmpfs_bytes), "--tmpfs", op.dest]
         elif op.source == "dir":  # hide a folder: an empty tmpfs, made read-only below
-            args += ["--size", "4096", "--tmpfs", op.dest]
+            args += [*size(4096), "--tmpfs", op.dest]
             read_only_at_end.append(op.dest)
         else:  # hide a file
             args += ["--ro-bind", "/dev/null", op.dest]
