@@ -239,6 +239,10 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     elif result.sandbox == "none":
         Console(stderr=True).print("[bold red]WARNING: no sandbox[/]: the notebook ran with "
                                    "process limits only (install bubblewrap, or see README)")
+    if result.limits and result.limits.get("missing"):  # which caps did not hold, and why
+        Console(stderr=True).print("[yellow]limits not in force here[/]: " + "; ".join(
+            f"{m['mechanism']} ({m['why']})" for m in result.limits["missing"])
+            + " (README: Enabling the limits)", highlight=False, soft_wrap=True)
     from .reports import write_all
 
     written = write_all(result.as_dict(), args.out)

@@ -17,6 +17,7 @@ from .checks.context import GradingContext
 from .cleanroom import keras_run
 from .errors import GraderError
 from .execution import runner, sandbox as sandbox_mod, scratch as scratch_mod
+from .execution.limits import Limits
 from .harvest import artifacts
 from .progress import Phase, Progress, notify
 from .scoring import CELL_ERROR_NOTE, CheckResult, GradeResult, RunStatus, total
@@ -163,7 +164,7 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
             loaded.node, work, cell_timeout=limits.cell_timeout,
             notebook_timeout=options.timeout or limits.notebook_timeout, kernel=kernel,
             harvest_code=harvest_code(assignment, harvest_dir), mounts=mounts,
-            progress=options.progress)
+            progress=options.progress, limits=Limits.of(limits))
         objects = artifacts.read(harvest_dir, [o.name for o in assignment.objects], None)
         objects.update(_refuse_kernel_descriptions(objects))
         # numpy functions are measured in a clean room from the notebook's source, not the kernel.
@@ -227,9 +228,8 @@ def _start_measuring(assignment: Assignment, prepared: PreparedData, images: Pat
     if room is not None:
         inputs.append(room.out)
     mounts = None if kernel_mounts is None else \
-        sandbox_mod.Mounts(writable=[], readable=[runner.PROJECT_ROOT / "grader"],
-                           hidden=kernel_mounts.hidden)
-    return measure.Worker(work.private / "measure", inputs, assignment.limits.memory_mb, mounts)
+        sandbox_mod.Mounts(writable=[], readable=[], hidden=kernel_mounts.hidden)
+    return measure.Worker(work.private / "measure", inputs, Limits.of(assignment.limits), mounts)
 
 
 def _start_keras_room(assignment: Assignment, nb: Any, work: scratch_mod.Scratch, mode: str,
@@ -396,6 +396,7 @@ def _score(harvest: Harvest, assignment: Assignment) -> GradeResult:
             error["hint"] = hint
     result.sandbox = harvest.sandbox
     result.unchanged_starter = starter.unchanged(harvest.loaded.node, assignment.starter)
+    result.limits = record.limits
     return result
 
 

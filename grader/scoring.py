@@ -99,6 +99,9 @@ class GradeResult:
     # The notebook's code cells are the starter's (grader/starter.py): handed in untouched.
     # None when that could not be told (no notebook, or no starter to compare with).
     unchanged_starter: bool | None = None
+    # The kernel's caps: values, the mechanisms that held each, those missing here and why,
+    # and the caps reached (grader/execution/limits.py, Enforcement.as_dict()).
+    limits: dict[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property

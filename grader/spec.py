@@ -36,6 +36,10 @@ class ExecutionLimits:
     cell_timeout: float = 300.0
     notebook_timeout: float = 900.0
     memory_mb: int = 6144
+    processes: int = 256
+    disk_mb: int = 1024
+    files: int = 10_000
+    file_mb: int = 512
 
 
 @dataclass(frozen=True)

@@ -65,9 +65,19 @@ class Table(BaseModel):
 
 
 class ExecutionTable(Table):
+    """Caps on the student's kernel (and on the grader's own processes that read its files):
+    each holds for the kernel's whole process tree, children included."""
+
     cell_timeout: PositiveFloat = Field(300.0, description="seconds for any one cell")
     notebook_timeout: PositiveFloat = Field(900.0, description="seconds for the whole notebook")
-    memory_mb: PositiveInt = Field(6144, description="address-space limit of the kernel, in MB")
+    memory_mb: PositiveInt = Field(6144, description="memory of the kernel's processes, tmpfs "
+                                   "files included (cgroup), and the address space of each "
+                                   "(RLIMIT_AS), in MB")
+    processes: PositiveInt = Field(256, description="processes and threads alive at once")
+    disk_mb: PositiveInt = Field(1024, description="everything the kernel writes (its working "
+                                 "folder, home, /tmp, /dev/shm), in MB")
+    files: PositiveInt = Field(10_000, description="files and folders the kernel may create")
+    file_mb: PositiveInt = Field(512, description="size of any one file, in MB")
 
 
 class DataTable(Table):

@@ -86,6 +86,28 @@ class Data(Open):
     holdout: NonNegativeInt | None = None
 
 
+class LimitHit(Open):
+    limit: Literal["memory", "processes", "disk", "files", "file_size"]
+    stopped: bool = Field(description="the process tree was stopped")
+    cell: NonNegativeInt | None = Field(description="0-based index of the cell that ran")
+    execution_count: int | None
+    message: str
+
+
+class MissingMechanism(Open):
+    mechanism: str
+    why: str
+    enable: str = Field(description="how to put it in force")
+
+
+class Limits(Open):
+    values: dict[str, NonNegativeInt] = Field(description="memory_mb, processes, disk_mb, "
+                                              "files, file_mb")
+    held_by: dict[str, list[str]] = Field(description="per cap, the mechanisms that held it")
+    missing: list[MissingMechanism] = Field(description="mechanisms not in force here")
+    hits: list[LimitHit] = Field(description="caps the kernel reached")
+
+
 class Result(Open):
     assignment: str
     assignment_title: str
@@ -106,6 +128,8 @@ class Result(Open):
     unchanged_starter: bool | None = Field(None, description="the notebook's code cells are "
                                            "the starter's (handed in untouched); null when "
                                            "that could not be told")
+    limits: Limits | None = Field(None, description="the kernel's caps and what enforced them "
+                                  "(absent when the grader failed before the kernel ran)")
     schema_version: Literal[1]
 
 

@@ -227,7 +227,8 @@ def test_pip_in_the_kernel_neither_waits_on_a_network_nor_finds_a_package(tmp_pa
     site_config = tmp_path / "xdg" / "pip" / "pip.conf"
     site_config.parent.mkdir(parents=True)
     site_config.write_text(f"[global]\nfind-links = {wheels}\n")
-    scratch = Scratch(tmp_path, tmp_path / "work", tmp_path / "home", tmp_path / "private")
+    scratch = Scratch(tmp_path, tmp_path / "work", tmp_path / "home", tmp_path / "private",
+                      tmp_path / "submission", tmp_path / "tmp")
     env = {**runner.kernel_env(scratch), "XDG_CONFIG_DIRS": str(tmp_path / "xdg")}
     fetched = tmp_path / "fetched"
     try:

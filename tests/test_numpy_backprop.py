@@ -423,7 +423,7 @@ def test_the_seeds_own_student_loses_one_point_for_the_bias_named(assignment):
 
 
 def test_a_clean_room_that_cannot_start_is_the_graders_error_not_a_zero(monkeypatch, assignment):
-    def broken_wrap(command, mounts, cwd):
+    def broken_wrap(command, mounts, cwd, **options):
         return ["sh", "-c", "echo 'bwrap: Can not mount tmpfs on /newroot/x' >&2; exit 1"]
     monkeypatch.setattr(numpy_run.sandbox_mod, "wrap", broken_wrap)
     with pytest.raises(GraderError, match="clean room did not start \\(bwrap: Can not mount"):

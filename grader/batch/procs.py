@@ -1,4 +1,11 @@
-"""Finding a worker's processes by their HOME, which lies in the worker's private folder."""
+"""Clean-up after a batch worker: the processes its gradings started, whatever became of it.
+
+Each process tree a worker starts runs confined (grader/execution/confine.py): in a cgroup named
+after the worker's pid, as a uid leased with a lock the worker holds, under a launcher that
+kills its tree when the worker dies. Once the worker is gone, `kill_by_home_prefix` sweeps all
+three (cgroups of dead owners, uids whose lock nobody holds), and, as before, every process
+whose HOME lies in the worker's private folder.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +13,15 @@ import os
 import signal
 from pathlib import Path
 
+from ..execution import confine
+
 
 def kill_by_home_prefix(prefix: Path | str, exclude: set[int] | None = None) -> int:
-    """SIGKILL every process whose HOME lies under `prefix`; returns how many."""
+    """SIGKILL every process whose HOME lies under `prefix`, and every leftover of a grader
+    that is no longer alive; returns how many processes or trees."""
+    killed = confine.sweep_leftovers()
     needle = str(prefix).rstrip("/").encode()
     skip = {os.getpid(), *(exclude or ())}
-    killed = 0
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) in skip:
             continue

@@ -9,10 +9,12 @@ for that student.
 `--preflight REQUEST.json` instead checks this machine's set-up (grader/batch/preflight.py) and
 writes {"problem": null or why not} to `request["result"]`.
 
-Every process a worker starts (the kernel, the timed-training process) gets a HOME inside the
-worker's private TMPDIR, which the batch sets; `kill_by_home_prefix` finds them all by that, even
-those that left the worker's process group or session. The worker dies with the batch
-(PR_SET_PDEATHSIG), and on SIGTERM it kills those processes before exiting.
+Every process tree a worker starts (the kernel, the measuring process, the numpy clean room) is
+confined (grader/execution/confine.py): on SIGTERM the worker ends each one as a whole (its
+cgroup, its pid namespace, its launcher's descendants, its uid) before exiting. Each also gets a
+HOME inside the worker's private TMPDIR, which the batch sets; `kill_by_home_prefix` sweeps those
+and whatever a worker killed before it could clean up left behind. The worker dies with the
+batch (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ _PRIVATE_TMP: str | None = None  # this worker's own TMPDIR, set by the batch
 
 
 def _terminate(signum, frame) -> None:  # noqa: ANN001 - signal handler
+    from ..execution import confine
+
+    confine.close_all()  # this worker's own trees, whatever they did to their environment
     if _PRIVATE_TMP:  # never a shared /tmp: that would reach other workers' kernels
         kill_by_home_prefix(_PRIVATE_TMP)
         shutil.rmtree(_PRIVATE_TMP, ignore_errors=True)  # the scratch copy, the holdout images

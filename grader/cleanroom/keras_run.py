@@ -18,9 +18,7 @@ from __future__ import annotations
 import ast
 import json
 import os
-import resource
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -30,14 +28,16 @@ from typing import Any
 
 import numpy as np
 
-from ..execution import sandbox as sandbox_mod
-from ..paths import PROJECT_ROOT, REFERENCE_DIR
+from ..execution import confine, sandbox as sandbox_mod
+from ..execution.limits import Limits
+from ..paths import REFERENCE_DIR
 from . import source as source_mod
 from .process import LineReader, read_json, stop
 
 HARNESS = Path(__file__).resolve().parents[1] / "kernel" / "keras_harness.py"
 STARTUP_SECONDS = 120  # bwrap, the interpreter and TensorFlow, before any student code
-MEMORY_MB = 6144
+# TensorFlow's threads, a training subset and one SavedModel; never reference/ or a dataset.
+LIMITS = Limits(memory_mb=6144, processes=256, disk_mb=1024, files=5000, file_mb=512)
 
 
 @dataclass
@@ -113,10 +113,15 @@ class Room:
         self.out = folder / "out"
         self.out.mkdir(parents=True, exist_ok=True)
         shutil.copy(HARNESS, folder / HARNESS.name)
-        self.proc = subprocess.Popen(
-            _command(folder, sandbox, hidden), cwd=folder, env=_environment(folder),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            preexec_fn=_limits, start_new_session=True)
+        self.confinement = _confinement(folder, sandbox, hidden)
+        try:
+            self.proc = subprocess.Popen(
+                self.confinement.command(_command(folder)), cwd=folder,
+                env=_environment(folder), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, start_new_session=True)
+        except BaseException:
+            self.confinement.close()
+            raise
         self.reader = LineReader(self.proc)
 
     def retrain(self, nb: Any, class_name: str, args: tuple[list[Any], dict[str, Any]],
@@ -160,7 +165,7 @@ class Room:
                          None if export.is_dir() else "the clean room exported no model")
 
     def close(self) -> None:
-        stop(self.proc)
+        stop(self.proc, self.confinement)
 
 
 def _tail(stderr: str) -> str:
@@ -174,15 +179,20 @@ def _grader_error(room: Room, what: str) -> Exception:
     return GraderError(f"the grader's Keras clean room {what}{_tail(room.reader.stderr())}")
 
 
-def _command(room: Path, sandbox: str, hidden: tuple[Path, ...]) -> list[str]:
-    command = [os.path.realpath(sys.executable), "-I", str(room / HARNESS.name)]
-    if sandbox != "bwrap":
-        return command
-    hide = [PROJECT_ROOT / "grader", REFERENCE_DIR, Path("/usr/share/datasets"),
-            Path.home() / ".keras", *hidden]
-    mounts = sandbox_mod.Mounts(writable=[room], readable=[],
-                                hidden=[p.resolve() for p in hide if p.exists()])
-    return sandbox_mod.wrap(command, mounts, room)
+def _command(room: Path) -> list[str]:
+    # The real binary: a venv's bin/python may be a link inside a folder the sandbox hides (/tmp).
+    return [os.path.realpath(sys.executable), "-I", str(room / HARNESS.name)]
+
+
+def _confinement(room: Path, sandbox: str, hidden: tuple[Path, ...]) -> confine.Confinement:
+    """The KERNEL view: site-packages (TensorFlow) and of the grader only what a student's kernel
+    runs; the room's folder is all it may write."""
+    hide = [REFERENCE_DIR, Path("/usr/share/datasets"), Path.home() / ".keras", *hidden]
+    mounts = sandbox_mod.Mounts(writable=[room],
+                                hidden=[p.resolve() for p in hide if p.exists()],
+                                view=sandbox_mod.View.KERNEL)
+    return confine.Confinement(mounts, room, LIMITS, sandboxed=sandbox == "bwrap",
+                               label="keras-room")
 
 
 def _environment(room: Path) -> dict[str, str]:
@@ -191,11 +201,3 @@ def _environment(room: Path) -> dict[str, str]:
 
     return {**worker_env(room), "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONPATH": ""}
-
-
-def _limits() -> None:
-    mem = MEMORY_MB * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (512 * 2**20, 512 * 2**20))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -35,7 +34,8 @@ import numpy as np
 from ..checks import numpy_reference as ref
 from ..checks.numpy_reference import ProbeStatus
 from ..errors import GraderError
-from ..execution import sandbox as sandbox_mod
+from ..execution import confine, sandbox as sandbox_mod
+from ..execution.limits import Limits
 from ..harvest.artifacts import HarvestedObject, load_numeric_arrays
 from ..paths import PROJECT_ROOT, REFERENCE_DIR
 from . import source as source_mod
@@ -49,6 +49,9 @@ PROBE_MIN_SECONDS = 3.0  # the probe's limit, at least
 PROBE_REFERENCE_FACTOR = 50  # ... and at least this many times the grader's own backward pass
 STARTUP_SECONDS = 60  # bwrap, the interpreter and numpy, before any student code
 MEMORY_MB = 2048
+# numpy with one BLAS thread needs few processes; its inputs and outputs are small.
+LIMITS = Limits(memory_mb=MEMORY_MB, processes=32, disk_mb=256, files=1000, file_mb=64,
+                cpu_seconds=600)
 
 
 @dataclass
@@ -169,16 +172,22 @@ def _run(room: Path, sandbox: str, probe: ref.Case, options: dict[str, Any],
     result = Probe(ProbeStatus.NOT_RUN, None, round(limit, 3), round(reference_seconds, 5),
                    round(forward_seconds, 5), probe.n_params)
     setup_limit = float(options.get("cleanroom_timeout", 120))
-    proc = subprocess.Popen(_command(room, sandbox, hidden), cwd=room, env=_environment(room),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=_limits, start_new_session=True)
+    confinement = _confinement(room, sandbox, hidden)
+    try:
+        proc = subprocess.Popen(confinement.command(_command(room)), cwd=room,
+                                env=_environment(room), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+    except BaseException:
+        confinement.close()
+        raise
     reader = LineReader(proc)
     started = ready = False
     try:
         started = reader.wait_for("STARTED", STARTUP_SECONDS)
         ready = started and reader.wait_for("READY", setup_limit)
         if ready:
-            np.savez(room / "probe.part.npz", **_case_arrays("p", probe))
+            _write_into_room(room / "probe.part.npz", _case_arrays("p", probe))
             os.replace(room / "probe.part.npz", room / "probe.npz")
             started = time.monotonic()  # the clock starts when the inputs exist
             proc.stdin.write(b"GO\n")
@@ -195,22 +204,35 @@ def _run(room: Path, sandbox: str, probe: ref.Case, options: dict[str, Any],
     except (BrokenPipeError, OSError):
         pass
     finally:
-        stop(proc)
+        stop(proc, confinement)
     stderr = reader.stderr()
-    return _Outcome(started, ready, result, f"exit status {proc.returncode}", stderr)
+    hits = confinement.hits
+    exit_note = hits[0].message("the clean room") if hits else f"exit status {proc.returncode}"
+    return _Outcome(started, ready, result, exit_note, stderr)
 
 
-def _command(room: Path, sandbox: str, hidden: tuple[Path, ...]) -> list[str]:
-    """The only place this module uses the sandbox: keep it to `wrap` and `Mounts`."""
+def _write_into_room(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """The room belongs to the clean room's uid, so it may hold a link planted by the student's
+    code: the grader never writes through one (unlink, then create anew, never following)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def _command(room: Path) -> list[str]:
     # The real binary: a venv's bin/python may be a link inside a folder the sandbox hides (/tmp).
-    command = [os.path.realpath(sys.executable), "-I", "-S", str(room / HARNESS.name)]
-    if sandbox != "bwrap":
-        return command
-    numpy_dir = Path(np.__file__).resolve().parent
-    readable = [p for p in (numpy_dir, numpy_dir.with_name("numpy.libs")) if p.exists()]
-    mounts = sandbox_mod.Mounts(writable=[room], readable=readable,
-                                hidden=[*_forbidden_folders(), *_grader_folders(), *hidden])
-    return sandbox_mod.wrap(command, mounts, room)
+    return [os.path.realpath(sys.executable), "-I", "-S", str(room / HARNESS.name)]
+
+
+def _confinement(room: Path, sandbox: str, hidden: tuple[Path, ...]) -> confine.Confinement:
+    """The only place this module uses the sandbox: keep it to `Mounts` and `Confinement`.
+    The NUMPY view shows the standard library and numpy, nothing else of site-packages."""
+    mounts = sandbox_mod.Mounts(writable=[room],
+                                hidden=[*_forbidden_folders(), *_grader_folders(), *hidden],
+                                view=sandbox_mod.View.NUMPY)
+    return confine.Confinement(mounts, room, LIMITS, sandboxed=sandbox == "bwrap",
+                               label="cleanroom")
 
 
 def _forbidden_folders() -> list[Path]:
@@ -250,13 +272,6 @@ def _environment(room: Path) -> dict[str, str]:
             "PYTHONDONTWRITEBYTECODE": "1"}
 
 
-def _limits() -> None:
-    """In the child, before exec: memory, file size, CPU time, no core files."""
-    mem = MEMORY_MB * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 2**20, 64 * 2**20))
-    resource.setrlimit(resource.RLIMIT_CPU, (600, 600))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def _collect(room: Path, name: str, seed: int, outcome: _Outcome,

@@ -12,11 +12,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..execution.confine import Confinement
+
 MAX_REPORT_BYTES = 2**20
 
 
-def stop(proc: subprocess.Popen) -> None:
-    """Kill the clean room's whole process group (bwrap's pid namespace dies with it)."""
+def stop(proc: subprocess.Popen, confinement: Confinement | None = None) -> None:
+    """Kill the clean room's whole tree, whatever it did to its session: its confinement's
+    cgroup, pid namespace and uid, else its process group."""
+    if confinement is not None:
+        confinement.kill()
     if proc.poll() is None:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -26,6 +31,8 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         pass
+    if confinement is not None:
+        confinement.close()
 
 
 class LineReader:

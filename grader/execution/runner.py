@@ -24,7 +24,8 @@ from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
 from ..progress import Phase, Progress, notify
-from . import sandbox as sandbox_mod
+from . import confine, sandbox as sandbox_mod
+from .limits import LimitHit, Limits
 from .scratch import Scratch
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -33,8 +34,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _CELL_FRAME = re.compile(r"^\s*Cell In\[(\d+)\], line (\d+)", re.M)
 # Environment variables the kernel may inherit; everything else (tokens, keys) is dropped.
 _ENV_KEEP = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SYSTEMROOT")
-# Marks every process of one kernel, so none outlives grading (see kill_tagged_processes).
-# Marks every process of one kernel, so all are killed at the end (not a secret: a random id).
+# Marks every process of one kernel (not a secret: a random id): a last sweep after the
+# confinement's own (cgroup, pid namespace, subreaper, uid), for processes that kept it.
 KERNEL_TOKEN_VAR = "GRADER_KERNEL_ID"
 # Outputs kept per cell: enough to read an error, not enough to exhaust the grader's memory.
 MAX_OUTPUT_CHARS = 20_000
@@ -55,13 +56,13 @@ class CellError:
 
 @dataclass
 class KernelConfig:
-    """What grader/kernel/boot.py applies inside the kernel process."""
+    """What grader/kernel/boot.py sets up inside the kernel process (its limits are set
+    before it starts, by grader/execution/confine.py)."""
 
-    memory_mb: int
+    memory_mb: int  # the default of `Limits` when execute() is given none
     seed: int = 0
-    max_file_mb: int = 512
-    max_processes: int = 64  # beyond what the user already runs
     datasets: dict[str, str] = field(default_factory=dict)
+    submission: str = ""  # the submission's folder, copied into the kernel's working folder
 
 
 @dataclass
@@ -73,6 +74,7 @@ class ExecutionRecord:
     execute_seconds: float = 0.0
     harvest_seconds: float = 0.0
     harvested: bool = False
+    limits: dict[str, Any] | None = None  # Enforcement.as_dict(): what held, what was reached
 
 
 class _BoundedClient(NotebookClient):
@@ -105,18 +107,17 @@ class _BoundedClient(NotebookClient):
 
 
 class _GraderKernelManager(AsyncKernelManager):
-    """Starts ipykernel through grader/kernel/boot.py, which applies limits before any student code runs."""
+    """Starts ipykernel through grader/kernel/boot.py, confined (limits, sandbox) before any
+    student code runs."""
 
     boot_config: str = ""
-    mounts: sandbox_mod.Mounts | None = None  # None: no sandbox, process limits only
-    workdir: str = ""
+    confinement: confine.Confinement | None = None
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         cmd = [sys.executable, "-m", "grader.kernel.boot", self.boot_config,
                "-f", os.path.realpath(self.connection_file), *(extra_arguments or [])]
-        if self.mounts is None:
-            return cmd
-        return sandbox_mod.wrap(cmd, self.mounts, Path(self.workdir))
+        assert self.confinement is not None
+        return self.confinement.command(cmd)
 
 
 def kernel_env(scratch: Scratch) -> dict[str, str]:
@@ -146,6 +147,7 @@ def kernel_env(scratch: Scratch) -> dict[str, str]:
         PIP_DEFAULT_TIMEOUT="5",  # a URL requirement (git+https://…) on a network dropping packets
         PIP_NO_INPUT="1",
         PIP_DISABLE_PIP_VERSION_CHECK="1",
+        TMPDIR=str(scratch.tmp),  # without bubblewrap, /tmp is the host's
     )
     return env
 
@@ -154,15 +156,18 @@ def execute(nb: nbformat.NotebookNode, scratch: Scratch, *, cell_timeout: float,
             notebook_timeout: float, kernel: KernelConfig, harvest_code: str,
             harvest_timeout: float = 300.0,
             mounts: sandbox_mod.Mounts | None = None,
-            progress: Progress | None = None) -> ExecutionRecord:
+            progress: Progress | None = None,
+            limits: Limits | None = None) -> ExecutionRecord:
     """Execute `nb` in place (outputs are added to it) and run `harvest_code` afterwards.
 
     With `mounts`, the kernel runs inside bubblewrap: `mounts` lists what it may write and read
-    beyond the read-only system, and what it must not see. `progress` hears of the kernel's
-    start, each code cell and the harvest (grader/progress.py); it only displays.
+    beyond the system and Python, and what it must not see. `limits` (default: Limits with the
+    kernel's memory_mb) cap the kernel's whole process tree in every mode. `progress` hears of
+    the kernel's start, each code cell and the harvest (grader/progress.py); it only displays.
     """
+    limits = limits or Limits(memory_mb=kernel.memory_mb)
     return _run(_execute(nb, scratch, cell_timeout, notebook_timeout, kernel, harvest_code,
-                         harvest_timeout, mounts, progress))
+                         harvest_timeout, mounts, limits, progress))
 
 
 class _GraderLoop(asyncio.SelectorEventLoop):
@@ -206,25 +211,44 @@ def _run(coro):  # noqa: ANN001, ANN202 - a coroutine and its result
             loop.close()
 
 
+def _kernel_confinement(scratch: Scratch, config_path: Path, ipc: Path, log: Path,
+                        mounts: sandbox_mod.Mounts | None,
+                        limits: Limits) -> confine.Confinement:
+    """The kernel sees its config, the submission (copied into its own working folder by
+    boot.py), its private work, home and /tmp, the ipc sockets and what the caller adds."""
+    extra = mounts or sandbox_mod.Mounts()
+    kernel_mounts = sandbox_mod.Mounts(
+        writable=[ipc, *extra.writable],
+        readable=[config_path, scratch.submission, *extra.readable],
+        hidden=list(extra.hidden), private=[scratch.work, scratch.home, scratch.tmp],
+        view=sandbox_mod.View.KERNEL)
+    return confine.Confinement(kernel_mounts, scratch.work, limits, sandboxed=mounts is not None,
+                               label="kernel", logs=(log,))
+
+
 async def _execute(nb, scratch, cell_timeout, notebook_timeout, kernel, harvest_code,
-                   harvest_timeout, mounts, progress=None) -> ExecutionRecord:
+                   harvest_timeout, mounts, limits, progress=None) -> ExecutionRecord:
     record = ExecutionRecord()
     config_path = scratch.private / "kernel.json"
-    config_path.write_text(json.dumps(kernel.__dict__))
+    config = {**kernel.__dict__, "submission": str(scratch.submission)}
+    config_path.write_text(json.dumps(config))
     ipc = scratch.private / "ipc"
     ipc.mkdir(exist_ok=True)
+    log_path = scratch.private / "kernel.log"
+    try:
+        confinement = _kernel_confinement(scratch, config_path, ipc, log_path, mounts, limits)
+    except OSError as exc:
+        record.status = "start_failed"
+        record.message = f"the kernel could not start: its limits could not be set up ({exc})"
+        return record
     # Unix sockets, not TCP: nothing else on the machine can reach the kernel, and it works
     # inside a network namespace with no network at all.
     km = _GraderKernelManager(kernel_name="python3", transport="ipc", ip=str(ipc / "kernel"),
                               connection_file=str(ipc / "connection.json"))
     km.kernel_spec.interrupt_mode = "message"  # a signal to bwrap would not reach ipykernel
     km.boot_config = str(config_path)
-    km.workdir = str(scratch.work)
-    if mounts is not None:
-        km.mounts = sandbox_mod.Mounts(
-            writable=[scratch.work, scratch.home, ipc, *mounts.writable],
-            readable=[config_path, *mounts.readable], hidden=mounts.hidden)
-    kernel_log = (scratch.private / "kernel.log").open("wb")
+    km.confinement = confinement
+    kernel_log = log_path.open("wb")
     replies: dict[int, dict[str, Any]] = {}
 
     def on_cell_executed(cell, cell_index, execute_reply):  # noqa: ANN001 - nbclient hook
@@ -250,27 +274,54 @@ async def _execute(nb, scratch, cell_timeout, notebook_timeout, kernel, harvest_
             record.kernel_start_seconds = time.monotonic() - started
             t0 = time.monotonic()
             alive = await _run_student_cells(client, nb, record, cell_timeout, notebook_timeout,
-                                             progress)
+                                             confinement, progress)
             record.execute_seconds = time.monotonic() - t0
             if alive:
                 t1 = time.monotonic()
                 notify(progress, Phase.HARVEST)
                 record.harvested = await _run_harvest(client, nb, harvest_code, harvest_timeout, record)
                 record.harvest_seconds = time.monotonic() - t1
+                _note_hits(confinement, record, None, nb, died=False)
     except Exception as exc:  # kernel failed to start or vanished during shutdown
         if record.kernel_start_seconds == 0.0:
             record.status = "start_failed"
             record.message = f"the kernel could not start: {_first_line(exc)}"
+            kernel_log.flush()
+            said = _last_line(log_path)  # bwrap's or the launcher's words; no student code ran
+            if said:
+                record.message += f" ({said})"
     finally:
+        confinement.kill()  # the whole tree, while the launcher still holds its orphans
         await _kill(km, token)
+        enforcement = confinement.close()
         kernel_log.close()
         client.km = km  # nbclient's exit hook asserts a manager exists, even after a failed start
+    record.limits = enforcement.as_dict()
     _collect_errors(nb, replies, record)
     return record
 
 
+def _note_hits(confinement: confine.Confinement, record: ExecutionRecord, index: int | None,
+               nb, died: bool) -> None:  # noqa: ANN001
+    """Caps reached while cell `index` ran (None: the grader's harvest) are that cell's; the
+    first one that ended the kernel explains its death."""
+    hits: list[LimitHit] = confinement.poll()
+    for hit in hits:
+        hit.cell = index
+        hit.execution_count = nb.cells[index].get("execution_count") if index is not None else None
+        hit.stopped = hit.stopped or died
+        where = "" if index is not None else " while the grader inspected the variables"
+        message = hit.message() + where
+        if died and record.status in ("completed", "kernel_died"):
+            record.status = "kernel_died"
+            record.message = message
+            died = False  # one explanation is enough
+        elif message not in record.message:
+            record.message = (record.message + "; " if record.message else "") + message
+
+
 async def _run_student_cells(client, nb, record, cell_timeout, notebook_timeout,
-                             progress=None) -> bool:
+                             confinement, progress=None) -> bool:
     """Returns False when the kernel can no longer be used."""
     deadline = time.monotonic() + notebook_timeout
     code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]
@@ -294,11 +345,14 @@ async def _run_student_cells(client, nb, record, cell_timeout, notebook_timeout,
             record.status = "kernel_died"
             record.message = (f"the kernel died while running cell {index + 1} "
                               "(it exited, was killed, or ran out of memory)")
+            _note_hits(confinement, record, index, nb, died=True)
             return False
         except asyncio.TimeoutError:
             record.status = "timeout"
             record.message = f"cell {index + 1} did not stop when interrupted; the kernel was stopped"
+            _note_hits(confinement, record, index, nb, died=False)
             return False
+        _note_hits(confinement, record, index, nb, died=False)
         _trim_outputs(cell)
         count = cell.get("execution_count")
         next_count = count + 1 if isinstance(count, int) else next_count + 1
@@ -393,6 +447,16 @@ def _line_in_cell(traceback: str, execution_count: int | None) -> int | None:
     if own:
         return own[0]
     return frames[0][1] if frames else None
+
+
+def _last_line(path: Path) -> str:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(max(0, path.stat().st_size - 4000))
+            lines = fh.read().decode(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1][:300] if lines else ""
 
 
 def _first_line(exc: BaseException) -> str:

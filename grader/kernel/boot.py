@@ -1,14 +1,16 @@
-"""Entry point of the student's kernel process: apply limits, serve data, seed, then start ipykernel.
+"""Entry point of the student's kernel process: its working folder, data, seeds, then ipykernel.
 
-Runs as `python -m grader.kernel.boot CONFIG.json -f CONNECTION_FILE`. Nothing here
-imports TensorFlow: numpy-only notebooks must start fast.
+Runs as `python -m grader.kernel.boot CONFIG.json -f CONNECTION_FILE`, already confined: the
+grader's launcher (grader/execution/launch.py) set its memory, process and file limits, its
+cgroup and its uid before this interpreter started. Nothing here imports TensorFlow:
+numpy-only notebooks must start fast.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import resource
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -16,28 +18,20 @@ from pathlib import Path
 from grader.kernel.import_hooks import after_import
 
 
-def _user_process_count() -> int:
-    uid = os.getuid()
-    count = 0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.stat(f"/proc/{entry}").st_uid == uid:
-                    count += 1
-            except OSError:
-                continue
-    return count
-
-
-def apply_limits(memory_mb: int, max_file_mb: int, max_processes: int) -> None:
-    mem = memory_mb * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-    # RLIMIT_NPROC counts every process of this user, so the cap is "what runs now + N".
-    nproc = _user_process_count() + max_processes
-    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-    size = max_file_mb * 2**20
-    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+def copy_submission(source: Path, work: Path) -> None:
+    """The submission's files into the working folder (a size-capped tmpfs in the sandbox):
+    whatever does not fit is left out, the notebook still runs."""
+    if not source.is_dir() or source.resolve() == work.resolve():
+        return
+    for item in sorted(source.iterdir()):
+        try:
+            if item.is_dir() and not item.is_symlink():
+                shutil.copytree(item, work / item.name, symlinks=True, dirs_exist_ok=True)
+            else:
+                shutil.copy2(item, work / item.name, follow_symlinks=False)
+        except OSError as exc:
+            print(f"grader: {item.name} was not copied into the working folder ({exc})",
+                  file=sys.stderr)
 
 
 def _seed_framework(seed: int):
@@ -65,8 +59,8 @@ def seed_everything(seed: int) -> None:
 
 def main(argv: list[str]) -> None:
     config = json.loads(Path(argv[0]).read_text())
-    apply_limits(config["memory_mb"], config.get("max_file_mb", 512),
-                 config.get("max_processes", 64))
+    if config.get("submission"):
+        copy_submission(Path(config["submission"]), Path.cwd())
     seed_everything(config.get("seed", 0))
     served = config.get("datasets") or {}
     if served:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GraderError
-from ..execution import sandbox as sandbox_mod
+from ..execution import confine, sandbox as sandbox_mod
+from ..execution.limits import Limits
 from ..execution.runner import PROJECT_ROOT
 from ..harvest import artifacts
 from ..harvest.artifacts import HarvestedObject
@@ -62,21 +62,35 @@ class Worker:
     time the kernel's exports are ready. Requests go to its standard input, one JSON line
     each; it answers each in out/r<n>/ and counts them in out/progress.json."""
 
-    def __init__(self, folder: Path, inputs: list[Path], memory_mb: int,
+    def __init__(self, folder: Path, inputs: list[Path], limits: Limits | int,
                  mounts: sandbox_mod.Mounts | None) -> None:
+        """`mounts` None: no sandbox (the limits still hold); `limits` an int: memory_mb."""
+        limits = Limits(memory_mb=limits) if isinstance(limits, int) else limits
         self.folder, self.out = folder, folder / "out"
-        for path in (folder / "home", self.out):
+        home = folder / "home"
+        for path in (home, self.out):
             path.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "grader.measure.worker", str(self.out), str(memory_mb)]
-        if mounts is not None:  # it reads files the student made: the kernel's confinement
-            command = sandbox_mod.wrap(command, sandbox_mod.Mounts(
-                writable=[folder, *mounts.writable], readable=[*inputs, *mounts.readable],
-                hidden=mounts.hidden), folder)
+        command = [sys.executable, "-m", "grader.measure.worker", str(self.out),
+                   str(limits.memory_mb)]
+        extra = mounts or sandbox_mod.Mounts()
+        # It reads files the student made: confined like the kernel, with the grader's
+        # package but never reference/, and only the inputs it is given.
+        self.confinement = confine.Confinement(
+            sandbox_mod.Mounts(writable=[self.out, *extra.writable],
+                               readable=[*inputs, *extra.readable], hidden=list(extra.hidden),
+                               private=[home], view=sandbox_mod.View.TRUSTED),
+            folder, limits, sandboxed=mounts is not None, label="measure",
+            logs=(folder / "worker.log",))
         # A file, not a pipe, for its output: a pipe held by a stray process never closes.
         self._log = (folder / "worker.log").open("wb")
-        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                     stderr=self._log, env=worker_env(folder / "home"),
-                                     cwd=folder, start_new_session=True)
+        try:
+            self.proc = subprocess.Popen(self.confinement.command(command),
+                                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                         stderr=self._log, env=worker_env(home), cwd=folder,
+                                         start_new_session=True)
+        except BaseException:
+            self.close()
+            raise
         self.sent = 0
 
     def measure(self, request: Request, rows: int) -> Measured:
@@ -110,20 +124,25 @@ class Worker:
             time.sleep(0.05)
 
     def close(self) -> None:
-        if self.proc.poll() is None:
+        proc = getattr(self, "proc", None)
+        if proc is not None and proc.poll() is None:
             try:
-                self.proc.stdin.close()
+                proc.stdin.close()
             except OSError:
                 pass
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except OSError:
-                self.proc.kill()
-            self.proc.wait()
+        self.confinement.kill()
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        if proc is not None:
+            proc.wait()
+        self.confinement.close()
         if not self._log.closed:
             self._log.close()
 
     def _tail(self) -> str:
+        hits = self.confinement.poll()
+        if hits:  # a cap it reached says more than its last line
+            return hits[0].message("it")
         self._log.flush()
         text = (self.folder / "worker.log").read_bytes()[-4000:].decode(errors="replace")
         return (text.strip().splitlines() or ["no output"])[-1]
