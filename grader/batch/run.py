@@ -268,7 +268,8 @@ def _record(batch: _Batch, item: _Todo, outcome: Outcome) -> StudentOutcome:
                               item.request.sha)
         log = outcome.log
     result["batch"] = batch_info(sub, batch.stamp, status, outcome.seconds)
-    batch.store.write(batch.store.finish(result, item.old), log)
+    batch.store.write(batch.store.finish(result, item.old), log,
+                      outcome.executed if outcome.result is not None else None)
     batch.lines.print(sub.student, result, status, outcome.seconds)
     return StudentOutcome(sub.student, "graded", str(status), float(result.get("score") or 0),
                           float(result.get("max_score") or 0), outcome.seconds,
