@@ -22,6 +22,7 @@ import notebook_factory as nf
 from grader import spec
 from grader.batch import feedback, gradebook, roster as roster_mod, store
 from grader.cli import main
+from grader.execution import runner
 from test_batch import grade_cli, mtimes, read_grades, results, short_tmp, wait_no_processes
 
 ASSIGNMENT = "numpy-backprop"
@@ -283,6 +284,7 @@ def test_unknown_student_and_bad_roster_are_usage_errors(tmp_path, capsys):
 PLOT = "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2, 4])\nplt.title('my curve')\nplt.show()"
 HUGE_IMAGE = ("from IPython.display import display\n"
               "display({'image/png': 'A' * 1_500_000}, raw=True)")
+FLOOD = "for _ in range(200):\n    display({'image/png': 'B' * 100_000}, raw=True)"  # 20 MB
 
 
 def bob_notebook() -> nbformat.NotebookNode:
@@ -294,6 +296,7 @@ def bob_notebook() -> nbformat.NotebookNode:
         nbformat.v4.new_code_cell(PLOT, execution_count=41, outputs=[stale]),
         nbformat.v4.new_code_cell("print('before')\nundefined_thing + 1"),
         nbformat.v4.new_code_cell(HUGE_IMAGE),
+        nbformat.v4.new_code_cell(FLOOD),
         nbformat.v4.new_code_cell("", execution_count=42, outputs=[stale])]
     return nb
 
@@ -354,7 +357,10 @@ def test_feedback_holds_the_student_s_run_annotated_and_nothing_hidden(graded):
     assert "costs no points by itself" in note.source
     huge = next(c for c in nb.cells if c.source == HUGE_IMAGE)
     assert "over the grader's limit for images" in huge.outputs[0]["text"]
-    assert len(raw) < 200_000
+    flood = next(c for c in nb.cells if c.source == FLOOD).outputs
+    kept = [o for o in flood if "image/png" in o.get("data", {})]
+    assert 50 <= len(kept) < 80 and len(flood) == len(kept) + 1  # one note for what was dropped
+    assert len(raw) < runner.MAX_NOTEBOOK_IMAGE_CHARS + 200_000
     for hidden in ("grader.kernel.harvest", "holdout", "reference/"):
         assert hidden not in raw, hidden
     alice = nbformat.read(out / "hw4-alice" / "feedback" / "hw4-alice.ipynb", as_version=4)

@@ -5,9 +5,8 @@ Each student's result.json is written atomically, and only after its report.html
 so a result on disk is always complete and killing the batch loses nothing already written. A
 student is current (skipped by the next run) when its result.json has the same
 `notebook_sha256`, `assignment_version` and --full mode, and was complete; the RETRIED statuses
-never are. TA
-points (grader/manual_scores.py) are merged into every result written, and points merged
-earlier are carried over when a student is regraded with an unchanged notebook.
+never are. TA points (grader/manual_scores.py) are merged into every result written, and points
+merged earlier are carried over when a student is regraded with an unchanged notebook.
 """
 
 from __future__ import annotations

@@ -111,9 +111,11 @@ class _BoundedClient(NotebookClient):
     def _image(self, outs, msg, display_id, cell_index):  # noqa: ANN001
         size = len(json.dumps(msg["content"].get("data"), default=str))
         if size > MAX_IMAGE_CHARS or self._images + size > MAX_NOTEBOOK_IMAGE_CHARS:
-            outs.append(nbformat.v4.new_output("stream", name="stderr", text=(
-                f"[grader: an image of {size // 1000:,} kB was not kept: over the grader's limit "
-                "for images]\n")))
+            if cell_index not in self._images_noted:  # once a cell: a loop of plots is bounded
+                self._images_noted.add(cell_index)
+                outs.append(nbformat.v4.new_output("stream", name="stderr", text=(
+                    f"[grader: an image of {size // 1000:,} kB and any after it over the "
+                    "grader's limit for images were not kept]\n")))
             return None
         out = super().output(outs, msg, display_id, cell_index)
         if out is not None:
@@ -125,6 +127,7 @@ class _BoundedClient(NotebookClient):
         self._kept: dict[int, int] = {}
         self._noted: dict[int, bool] = {}
         self._images = 0  # characters of images kept in the whole notebook
+        self._images_noted: set[int] = set()
 
 
 class _GraderKernelManager(AsyncKernelManager):
