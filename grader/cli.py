@@ -312,8 +312,9 @@ def _refuse_other_assignments(args: argparse.Namespace, assignment: spec.Assignm
     from .batch.discovery import assignment_hint, discover
 
     subs = discover(args.submissions, assignment.id, assignment.starter.name, exclude=args.out)
-    if args.students:  # only those being graded matter
-        subs = [s for s in subs if s.student in args.students]
+    wanted = getattr(args, "students", None)
+    if wanted:  # --student: only those being graded matter
+        subs = [s for s in subs if s.student in wanted]
     others: dict[str, list[str]] = {}
     for sub in subs:
         hint = assignment_hint(sub.notebook) if sub.notebook else None
