@@ -73,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     grade_p = sub.add_parser("grade", help="grade a folder of submissions into a gradebook",
                              description="Grade every notebook in a folder (or one folder per "
-                             "student) in parallel; writes OUT/<student>/result.json and "
-                             "report.html, OUT/grades.csv and OUT/summary.html. Resumable: "
+                             "student) in parallel; writes OUT/<student>/result.json, "
+                             "report.html and feedback/ (to hand back), OUT/grades.csv, "
+                             "summary.html and lms.csv (and canvas.csv with --roster). Resumable: "
                              "students already graded with the same notebook are skipped.",
                              epilog="A student is a notebook in SUBMISSIONS (id: its file name) "
                              "or a folder in it (id: the folder's name; notebooks at any depth). "
@@ -95,6 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
                               "grade notebooks whose metadata names another assignment")
     grade_p.add_argument("--manual", type=Path, metavar="CSV",
                          help="TA points for manual checks: columns student,check,points[,comment]")
+    grade_p.add_argument("--student", action="append", default=[], metavar="ID",
+                         dest="students",
+                         help="regrade only this student (repeatable), even if the notebook is "
+                              "unchanged; the others' results stay as they are")
+    grade_p.add_argument("--roster", type=Path, metavar="CSV",
+                         help="the course's roster (GitHub Classroom's export or the course's "
+                              "own: GitHub username or folder name, student id, name): writes "
+                              "canvas.csv beside grades.csv and puts ids and names in lms.csv")
+    grade_p.add_argument("--canvas-assignment", metavar="ID",
+                         help="Canvas's id of the assignment (from its address, "
+                              ".../assignments/ID), so that canvas.csv imports into it")
     grade_p.add_argument("--worker-timeout", type=_seconds, metavar="SECONDS",
                          help="stop one student's grading after this long (default: from the "
                               "assignment's time limits)")
@@ -289,6 +301,8 @@ def cmd_grade(args: argparse.Namespace, console: Console) -> int:
     options = batch.BatchOptions(
         out=args.out, jobs=jobs, force=args.force, manual=args.manual,
         worker_timeout=args.worker_timeout, scheduler=args.scheduler,
+        students=tuple(args.students), roster=args.roster,
+        canvas_assignment=args.canvas_assignment,
         grading=Options(data_dir=args.data_dir, full=args.full, timeout=args.timeout,
                         sandbox=args.sandbox))
     try:
@@ -302,10 +316,14 @@ def cmd_grade(args: argparse.Namespace, console: Console) -> int:
             Console(stderr=True).print("[bold red]WARNING: no sandbox[/]: the notebooks ran with "
                                        "process limits only (install bubblewrap, or see README)")
     failed = sum(1 for o in report.outcomes if o.status in batch.NOT_GRADED)
+    untouched = report.count("untouched")
+    wrote = ", ".join(str(p) for p in [report.gradebook, report.summary, *report.exports])
     console.print(f"{len(report.outcomes)} students: {report.count('graded')} graded, "
-                  f"{report.count('skipped')} skipped (already graded), {failed} without a "
-                  f"graded notebook. Wrote {report.gradebook} and {report.summary}",
-                  highlight=False, soft_wrap=True)
+                  f"{report.count('skipped')} skipped (already graded), "
+                  + (f"{untouched} left as they were (not named by --student), " if untouched
+                     else "")
+                  + f"{failed} without a graded notebook. Wrote {wrote}; feedback to hand back "
+                  f"in {report.out}/<student>/feedback/", highlight=False, soft_wrap=True)
     if report.interrupted:
         Console(stderr=True).print("interrupted: results written so far are kept; run the same "
                                    "command again to grade the rest", highlight=False)
@@ -319,6 +337,9 @@ def _refuse_other_assignments(args: argparse.Namespace, assignment: spec.Assignm
     from .batch.discovery import assignment_hint, discover
 
     subs = discover(args.submissions, assignment.id, assignment.starter.name, exclude=args.out)
+    wanted = getattr(args, "students", None)
+    if wanted:  # --student: only those being graded matter
+        subs = [s for s in subs if s.student in wanted]
     others: dict[str, list[str]] = {}
     for sub in subs:
         hint = assignment_hint(sub.notebook) if sub.notebook else None

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import numpy as np
 
 from . import __version__, baselines, checks, environment, holdout, measure, notebook, starter
@@ -20,7 +21,7 @@ from .execution import runner, sandbox as sandbox_mod, scratch as scratch_mod
 from .execution.limits import Limits
 from .harvest import artifacts
 from .progress import Phase, Progress, notify
-from .scoring import CELL_ERROR_NOTE, CheckResult, GradeResult, RunStatus, total
+from .scoring import CELL_ERROR_NOTE, CheckResult, GradeResult, RunStatus, total, write_atomic
 from .paths import REFERENCE_DIR
 from .spec import Assignment
 
@@ -342,9 +343,11 @@ def measure_models(worker: measure.Worker, names: list[str],
     return result.objects, have, costs
 
 
-def grade(path: Path, assignment: Assignment, options: Options | None = None) -> GradeResult:
+def grade(path: Path, assignment: Assignment, options: Options | None = None,
+          executed_to: Path | None = None) -> GradeResult:
     """Grade one notebook. A failure of the grader's own set-up gives a `grader_error` result
-    with the cause and no score, never a student's zero."""
+    with the cause and no score, never a student's zero. With `executed_to`, the notebook as
+    the kernel ran it (its outputs, without the grader's harvest cell) is written there."""
     started = time.monotonic()
     options = options or Options()
     try:
@@ -360,7 +363,17 @@ def grade(path: Path, assignment: Assignment, options: Options | None = None) ->
             f"internal error ({type(exc).__name__}: {exc})"
         return grader_error_result(assignment, path, cause, started)
     notify(options.progress, Phase.SCORE)
+    if executed_to is not None and harvest.record.status != "invalid_notebook":
+        _write_executed(harvest.loaded.node, executed_to)
     return _score(harvest, assignment)
+
+
+def _write_executed(nb: Any, path: Path) -> None:
+    """Best effort: the executed notebook is feedback, never a reason to lose the grade."""
+    try:
+        write_atomic(path, nbformat.writes(nb))
+    except Exception:  # noqa: BLE001 - e.g. an output nbformat cannot serialise
+        path.unlink(missing_ok=True)
 
 
 def _score(harvest: Harvest, assignment: Assignment) -> GradeResult:

@@ -203,6 +203,11 @@ def test_a_class_on_dask_grades_as_the_local_pool_even_when_a_worker_dies(cluste
     assert r["dana"]["batch"]["source"] == "dana/hw.ipynb"
     assert r["ref"]["notebook"] == str(subs / "ref.ipynb")
     assert not list(out.glob("*/worker.log"))
+    # The executed notebook came back with the task: the feedback is the local pool's.
+    for where in (out, tmp_path / "local"):
+        nb = nbformat.read(where / "raiser" / "feedback" / "raiser.ipynb", as_version=4)
+        notes = [c.source for c in nb.cells if "grader-note" in c.metadata.get("tags", [])]
+        assert any("RuntimeError: boom" in note for note in notes), where
 
     again = grade_cli([subs, "-a", ASSIGNMENT, "--out", out, "--data-dir", data_dir,
                        "--scheduler", cluster.address], cluster.tmp, timeout=300)

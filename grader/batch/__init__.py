@@ -7,8 +7,11 @@ What it writes into `--out`:
                             status, complete, seconds, graded_at, full, source)
     <student>/report.html   the student's report (when grader.reports.html is available)
     <student>/worker.log    only when the grading process itself failed: its output
+    <student>/feedback/     to hand back: report.html and the executed notebook, annotated
     grades.csv              student, total, max, one column per check id, status, message
     summary.html            the class at a glance (grader/reports/summary.py)
+    lms.csv                 student_id, name, score, max, percent, status, submission
+    canvas.csv              with --roster: Canvas's gradebook import format
 
 Run status (the gradebook's `status` column, also `execution.status` in result.json): what the
 engine reports (`completed`, `timeout`, `kernel_died`, `start_failed`, `invalid_notebook`), or
@@ -31,7 +34,9 @@ The modules, around one executor interface:
     preflight.py       what would fail every student, checked once where the grading runs
     store.py           OUT/<student>/: written atomically, current or not, error results,
                        TA points carried over
-    gradebook.py       grades.csv and summary.html rebuilt from the store
+    feedback.py        OUT/<student>/feedback/: the executed notebook, validated and annotated
+    roster.py          --roster: which student each submission is
+    gradebook.py       grades.csv, summary.html, lms.csv and canvas.csv rebuilt from the store
     progress.py        the progress bar and the line per student
 """
 

@@ -8,7 +8,8 @@ The task (`grade_on_worker`) carries the notebook's bytes, and for a student's f
 beside the notebook (up to MAX_SHIPPED_BYTES), since workers need not share the submissions
 folder; it grades them in today's `python -m grader.batch.worker` subprocess on the worker
 machine, so a segfault or a runaway kernel does not take the Dask worker down, with the batch's
-deadline (SIGTERM, then SIGKILL). It returns the result JSON, or why there is none; it never
+deadline (SIGTERM, then SIGKILL). It returns the result JSON with the executed notebook (the
+student's feedback, MAX_EXECUTED_BYTES at most), or why there is none; it never
 writes into OUT: the coordinator does, atomically, as for the local pool.
 
 Idempotent: the task writes only into a private folder it removes, and its key names the
@@ -70,8 +71,9 @@ _READY_LOCK = threading.Lock()
 
 
 def grade_on_worker(task: StudentTask) -> dict[str, Any]:
-    """The Dask task: {"result": dict} or {"failure": status, "message", "log"}, + seconds
-    (of the grading, not of the worker's first-task preflight)."""
+    """The Dask task: {"result": dict, "executed": the executed notebook's bytes or None} or
+    {"failure": status, "message", "log"}, + seconds (of the grading, not of the worker's
+    first-task preflight)."""
     problem = _ready(task.settings)
     if problem:
         return {"failure": str(RunStatus.GRADER_ERROR),
@@ -93,7 +95,7 @@ def grade_on_worker(task: StudentTask) -> dict[str, Any]:
         result, failure, message, log = process.outcome()
         seconds = time.monotonic() - started
         if result is not None:
-            return {"result": result, "seconds": seconds}
+            return {"result": result, "seconds": seconds, "executed": process.executed()}
         return {"failure": str(failure), "message": message, "log": log, "seconds": seconds}
     finally:
         if process is not None and process.proc.poll() is None:  # left by an exception
@@ -343,6 +345,8 @@ def _unreachable(address: str) -> str | None:
 def _from_task(request: GradingRequest, data: dict[str, Any]) -> Outcome:
     seconds = float(data.get("seconds") or 0.0)
     if isinstance(data.get("result"), dict):
-        return Outcome(request, data["result"], seconds=seconds)
+        executed = data.get("executed")
+        return Outcome(request, data["result"], seconds=seconds,
+                       executed=executed if isinstance(executed, bytes) else None)
     return Outcome.failed(request, RunStatus(data.get("failure") or RunStatus.WORKER_FAILED),
                           str(data.get("message") or ""), data.get("log"), seconds)

@@ -80,6 +80,7 @@ class Outcome:
     message: str = ""
     log: bytes | None = None  # the grading process's output, kept beside a failure
     seconds: float = 0.0
+    executed: bytes | None = None  # the notebook as the kernel ran it (untrusted, unvalidated)
 
     @classmethod
     def failed(cls, request: GradingRequest, failure: RunStatus, message: str,

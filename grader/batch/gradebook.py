@@ -1,4 +1,18 @@
-"""grades.csv and summary.html, rebuilt from every student's result.json in the store."""
+"""The gradebook files, rebuilt from every student's result.json in the store: grades.csv and
+summary.html for the TA, and for the course's LMS lms.csv (always) and canvas.csv (with a
+roster, grader/batch/roster.py).
+
+In the LMS exports a student who was not graded (grader_error, or a grading process that failed
+or ran out of time: the RETRIED statuses, which the next run grades) has an empty score, never a
+zero, so an import changes nothing for them; so has a roster student without a submission.
+
+canvas.csv is Canvas's gradebook import format, as its importer reads it: the header `Student,
+ID, SIS User ID, SIS Login ID, Section` and one assignment column `<title> (<Canvas assignment
+id>)` (with `--canvas-assignment ID`; without it `<title>`, which Canvas matches by title or
+creates), then a `Points Possible` row. Canvas finds each student by `ID` (its user id), else by
+`SIS User ID` or `SIS Login ID`, else by name; a submission without a roster row is exported
+under its own name, so Canvas's import preview lists it as an unknown student.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +25,10 @@ from rich.console import Console
 
 from ..scoring import write_atomic
 from ..spec import Assignment
-from .store import read_result, result_path, status_of
+from .roster import RosterMatch
+from .store import RETRIED, read_result, result_path, status_of
+
+CANVAS_STUDENT_COLUMNS = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
 
 
 def _csv_cell(value: Any) -> str:
@@ -48,16 +65,103 @@ def gradebook_csv(assignment: Assignment, students: list[tuple[str, dict[str, An
     return buffer.getvalue()
 
 
-def rebuild(out: Path, assignment: Assignment, students: list[str],
-            console: Console | None = None) -> tuple[Path, Path]:
-    """grades.csv and summary.html from every student's result.json in `out`."""
-    from ..reports.summary import render_summary
+def exported_score(result: dict[str, Any] | None) -> str:
+    """The points an LMS gets: empty when the student was not graded (never a zero)."""
+    if result is None or result.get("score") is None or status_of(result) in RETRIED:
+        return ""
+    return f"{float(result['score']):g}"
 
+
+def _percent(score: str, max_score: float) -> str:
+    return f"{round(100 * float(score) / max_score, 2):g}" if score and max_score else ""
+
+
+def _lms_rows(rows: list[tuple[str, dict[str, Any]]], roster: RosterMatch | None
+              ) -> list[tuple[str, str, str, dict[str, Any] | None]]:
+    """(student id, name, submission, result) for every submission, then every roster student
+    without one. Without a roster the submission's name is the student id."""
+    out = []
+    for student, result in rows:
+        entry = roster.entry(student) if roster else None
+        student_id = entry.student_id if entry else ("" if roster else student)
+        out.append((student_id, entry.name if entry else "", student, result))
+    for entry in roster.absent if roster else []:
+        out.append((entry.student_id, entry.name, "", None))
+    return out
+
+
+def lms_csv(assignment: Assignment, rows: list[tuple[str, dict[str, Any]]],
+            roster: RosterMatch | None) -> str:
+    """student_id, name, score, max, percent, status, submission: one row a student."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["student_id", "name", "score", "max", "percent", "status", "submission"])
+    max_score = float(assignment.max_score)
+    for student_id, name, submission, result in _lms_rows(rows, roster):
+        score = exported_score(result)
+        status = status_of(result) if result is not None else "no_submission"
+        writer.writerow([_csv_cell(student_id), _csv_cell(name), score, f"{max_score:g}",
+                         _percent(score, max_score), status, _csv_cell(submission)])
+    return buffer.getvalue()
+
+
+def canvas_csv(assignment: Assignment, rows: list[tuple[str, dict[str, Any]]],
+               roster: RosterMatch, canvas_assignment: str | None = None) -> str:
+    """Canvas's gradebook import CSV (see the module's docstring)."""
+    column = f"{assignment.title} ({canvas_assignment})" if canvas_assignment else \
+        assignment.title
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([*CANVAS_STUDENT_COLUMNS, column])
+    writer.writerow(["Points Possible", "", "", "", "", f"{float(assignment.max_score):g}"])
+    for student, result in rows:
+        entry = roster.entry(student)
+        if entry is None:  # Canvas's preview lists it as a student it does not know
+            writer.writerow([_csv_cell(student), "", "", "", "", exported_score(result)])
+            continue
+        writer.writerow([_csv_cell(entry.name or entry.student_id), _csv_cell(entry.canvas_id),
+                         _csv_cell(entry.student_id), _csv_cell(entry.sis_login_id),
+                         _csv_cell(entry.section), exported_score(result)])
+    for entry in roster.absent:
+        writer.writerow([_csv_cell(entry.name or entry.student_id), _csv_cell(entry.canvas_id),
+                         _csv_cell(entry.student_id), _csv_cell(entry.sis_login_id),
+                         _csv_cell(entry.section), ""])
+    return buffer.getvalue()
+
+
+def write_exports(out: Path, assignment: Assignment, rows: list[tuple[str, dict[str, Any]]],
+                  roster: RosterMatch | None, canvas_assignment: str | None = None,
+                  console: Console | None = None) -> list[Path]:
+    """lms.csv, and canvas.csv when there is a roster (an older one is removed without)."""
+    lms, canvas = out / "lms.csv", out / "canvas.csv"
+    write_atomic(lms, lms_csv(assignment, rows, roster))
+    if roster is not None:
+        write_atomic(canvas, canvas_csv(assignment, rows, roster, canvas_assignment))
+        return [lms, canvas]
+    if canvas.exists():
+        canvas.unlink()
+        if console is not None:
+            console.print(f"note: removed {canvas} of an earlier run: it is rebuilt only with "
+                          "--roster", highlight=False, markup=False)
+    return [lms]
+
+
+def read_rows(out: Path, students: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """(student, result) for each student with a result in the store, by student."""
     rows = []
     for student in sorted(students):
         result = read_result(result_path(out, student))
         if result is not None:
             rows.append((student, result))
+    return rows
+
+
+def rebuild(out: Path, assignment: Assignment, students: list[str],
+            console: Console | None = None) -> tuple[Path, Path]:
+    """grades.csv and summary.html from every student's result.json in `out`."""
+    from ..reports.summary import render_summary
+
+    rows = read_rows(out, students)
     _note_stale(out, set(students), console)
     gradebook = out / "grades.csv"
     write_atomic(gradebook, gradebook_csv(assignment, rows))

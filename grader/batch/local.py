@@ -118,4 +118,5 @@ class LocalExecutor:
         result, failure, message, log = job.process.outcome()
         if result is None:
             return Outcome.failed(job.request, failure, message, log, job.process.seconds)
-        return Outcome(job.request, result, seconds=job.process.seconds)
+        return Outcome(job.request, result, seconds=job.process.seconds,
+                       executed=job.process.executed())

@@ -9,6 +9,7 @@ cause is the set-up, not them: the batch stops (exit 3) and nobody was scored.
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +24,16 @@ from ..spec import Assignment
 from .discovery import Submission, discover
 from .executor import (BatchConfig, BatchError, BatchGraderError, Executor, GradingRequest,
                        Outcome, WorkerSettings)
-from .gradebook import rebuild
+from .gradebook import read_rows, rebuild, write_exports
 from .progress import StudentLines, progress_bar, running_names
+from .roster import RosterError, RosterMatch
+from .roster import load as load_roster
 from .store import (BatchStamp, ResultStore, batch_info, comparable, error_result, is_current,
                     not_graded_result, status_of)
 
 EARLY_STOP_AFTER = 3
-RESERVED = {"grades.csv", "summary.html"}  # out/<student>/ must not clash with these
+# out/<student>/ must not clash with the batch's own files
+RESERVED = {"grades.csv", "summary.html", "lms.csv", "canvas.csv"}
 POLL = 0.2
 
 
@@ -42,12 +46,16 @@ class BatchOptions:
     worker_timeout: float | None = None  # None: from the assignment's limits
     grading: Options = field(default_factory=Options)
     scheduler: str | None = None  # a Dask scheduler's address; None: the local pool
+    students: tuple[str, ...] = ()  # --student: regrade only these (even if unchanged)
+    roster: Path | None = None  # --roster: who each submission is, for the LMS exports
+    canvas_assignment: str | None = None  # Canvas's id of the assignment, for canvas.csv
 
 
 @dataclass
 class StudentOutcome:
     student: str
-    action: str  # graded | skipped | error (not gradable: no_notebook, ambiguous)
+    action: str  # graded | skipped | error (not gradable: no_notebook, ambiguous) | untouched
+    # (not named by --student: left as it was)
     status: str
     score: float
     max_score: float
@@ -62,6 +70,7 @@ class BatchReport:
     summary: Path
     out: Path
     interrupted: bool = False
+    exports: list[Path] = field(default_factory=list)  # lms.csv, canvas.csv
 
     def count(self, action: str) -> int:
         return sum(1 for o in self.outcomes if o.action == action)
@@ -108,6 +117,8 @@ class _Batch:
     stamp: BatchStamp
     console: Console
     lines: StudentLines
+    roster: RosterMatch | None = None
+    selected: frozenset[str] = frozenset()  # --student; empty: everyone
 
 
 @dataclass
@@ -128,9 +139,11 @@ def run(root: Path, assignment: Assignment, options: BatchOptions,
             _grade(batch, todo, outcomes)
         except KeyboardInterrupt:  # the engine stopped its workers; keep what was written
             interrupted = True
-    gradebook, summary = rebuild(batch.out, assignment, [s.student for s in batch.subs],
-                                 batch.console)
-    return BatchReport(outcomes, gradebook, summary, batch.out, interrupted)
+    students = [s.student for s in batch.subs]
+    gradebook, summary = rebuild(batch.out, assignment, students, batch.console)
+    exports = write_exports(batch.out, assignment, read_rows(batch.out, students), batch.roster,
+                            options.canvas_assignment, batch.console)
+    return BatchReport(outcomes, gradebook, summary, batch.out, interrupted, exports)
 
 
 def _open(root: Path, assignment: Assignment, options: BatchOptions, console: Console) -> _Batch:
@@ -151,17 +164,52 @@ def _open(root: Path, assignment: Assignment, options: BatchOptions, console: Co
     if clash:
         raise BatchError(f"submission(s) named like the batch's own output files: "
                          f"{', '.join(clash)}; rename them")
+    students = [s.student for s in subs]
+    selected = _selected(options.students, students)
     manual = None
     if options.manual is not None:
         try:
-            manual = manual_scores.load(options.manual, assignment, [s.student for s in subs])
+            manual = manual_scores.load(options.manual, assignment, students)
         except manual_scores.ManualScoresError as exc:
             raise BatchError(str(exc)) from None
+    roster = _roster(options, students)
     out.mkdir(parents=True, exist_ok=True)
+    for line in roster.summary() if roster is not None else []:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
     width = min(max(len(s.student) for s in subs), 32)
     return _Batch(root, out, assignment, options, subs, ResultStore(out, console, manual),
                   BatchStamp(root, bool(options.grading.full)), console,
-                  StudentLines(console, width))
+                  StudentLines(console, width), roster, selected)
+
+
+def _selected(wanted: tuple[str, ...], students: list[str]) -> frozenset[str]:
+    """--student IDs, each one of the batch's students (else a usage error naming the close
+    ones)."""
+    unknown = [w for w in dict.fromkeys(wanted) if w not in students]
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, students, n=3, cutoff=0.6)
+            hints.append(f"{name!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+        raise BatchError(f"--student: no submission named {'; '.join(hints)} among the "
+                         f"{len(students)} in the submissions folder")
+    return frozenset(wanted)
+
+
+def _roster(options: BatchOptions, students: list[str]) -> RosterMatch | None:
+    if options.canvas_assignment is not None and not options.canvas_assignment.isdigit():
+        raise BatchError(f"--canvas-assignment {options.canvas_assignment!r}: Canvas's id of the "
+                         "assignment is a number (the one in its address: "
+                         ".../courses/123/assignments/4567 → 4567)")
+    if options.roster is None:
+        if options.canvas_assignment is not None:
+            raise BatchError("--canvas-assignment needs --roster: canvas.csv names students by "
+                             "the roster's ids")
+        return None
+    try:
+        return load_roster(options.roster).match(students)
+    except RosterError as exc:
+        raise BatchError(str(exc)) from None
 
 
 def _settle_known(batch: _Batch, outcomes: list[StudentOutcome]) -> list[_Todo]:
@@ -171,6 +219,9 @@ def _settle_known(batch: _Batch, outcomes: list[StudentOutcome]) -> list[_Todo]:
     version = batch.assignment.version_key()
     for sub in batch.subs:
         old = batch.store.read(sub.student)
+        if batch.selected and sub.student not in batch.selected:
+            outcomes.append(_untouched(batch, sub, old))
+            continue
         if sub.notebook is None:
             outcomes.append(_not_gradable(batch, sub, old))
             continue
@@ -179,7 +230,8 @@ def _settle_known(batch: _Batch, outcomes: list[StudentOutcome]) -> list[_Todo]:
         except OSError as exc:
             outcomes.append(_unreadable(batch, sub, exc))
             continue
-        if not batch.options.force and is_current(old, sha, version, batch.stamp.full):
+        if not batch.options.force and not batch.selected and \
+                is_current(old, sha, version, batch.stamp.full):
             skipped += 1
             batch.store.keep(sub.student, old)
             outcomes.append(StudentOutcome(sub.student, "skipped", status_of(old),
@@ -191,7 +243,21 @@ def _settle_known(batch: _Batch, outcomes: list[StudentOutcome]) -> list[_Todo]:
         batch.console.print(f"{skipped} student(s) already graded with the same notebook and "
                             f"assignment version: skipped (--force regrades them)",
                             highlight=False, soft_wrap=True)
+    if batch.selected:
+        batch.console.print(f"--student: regrading {len(batch.selected)} student(s), even if "
+                            f"unchanged; the other {len(batch.subs) - len(batch.selected)} are "
+                            "left as they are", highlight=False, soft_wrap=True)
     return todo
+
+
+def _untouched(batch: _Batch, sub: Submission, old: dict[str, Any] | None) -> StudentOutcome:
+    """Not named by --student: its result stays (TA points from --manual still merge in)."""
+    if old is None:
+        return StudentOutcome(sub.student, "untouched", "not_graded", 0.0,
+                              batch.assignment.max_score)
+    batch.store.keep(sub.student, old)
+    return StudentOutcome(sub.student, "untouched", status_of(old),
+                          float(old.get("score") or 0), float(old.get("max_score") or 0))
 
 
 def _not_gradable(batch: _Batch, sub: Submission, old: dict[str, Any] | None) -> StudentOutcome:
@@ -268,7 +334,8 @@ def _record(batch: _Batch, item: _Todo, outcome: Outcome) -> StudentOutcome:
                               item.request.sha)
         log = outcome.log
     result["batch"] = batch_info(sub, batch.stamp, status, outcome.seconds)
-    batch.store.write(batch.store.finish(result, item.old), log)
+    batch.store.write(batch.store.finish(result, item.old), log,
+                      outcome.executed if outcome.result is not None else None)
     batch.lines.print(sub.student, result, status, outcome.seconds)
     return StudentOutcome(sub.student, "graded", str(status), float(result.get("score") or 0),
                           float(result.get("max_score") or 0), outcome.seconds,

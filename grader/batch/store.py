@@ -1,11 +1,12 @@
-"""The result store: OUT/<student>/result.json and report.html, written by the coordinator only.
+"""The result store: OUT/<student>/result.json, report.html and feedback/ (grader/batch/
+feedback.py), written by the coordinator only.
 
-Each student's result.json is written atomically, and only after its report.html, so a result
-on disk is always complete and killing the batch loses nothing already written. A student is
-current (skipped by the next run) when its result.json has the same `notebook_sha256`,
-`assignment_version` and --full mode, and was complete; the RETRIED statuses never are. TA
-points (grader/manual_scores.py) are merged into every result written, and points merged
-earlier are carried over when a student is regraded with an unchanged notebook.
+Each student's result.json is written atomically, and only after its report.html and feedback,
+so a result on disk is always complete and killing the batch loses nothing already written. A
+student is current (skipped by the next run) when its result.json has the same
+`notebook_sha256`, `assignment_version` and --full mode, and was complete; the RETRIED statuses
+never are. TA points (grader/manual_scores.py) are merged into every result written, and points
+merged earlier are carried over when a student is regraded with an unchanged notebook.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from rich.markup import escape
 from .. import manual_scores
 from ..scoring import CheckResult, GradeResult, RunStatus, total, write_atomic
 from ..spec import Assignment
+from . import feedback
 from .discovery import Submission
 
 NOT_GRADED = (RunStatus.NO_NOTEBOOK, RunStatus.AMBIGUOUS, RunStatus.WORKER_FAILED,
@@ -143,34 +145,61 @@ class ResultStore:
             manual_scores.apply(result, self.manual.get(student, []))
         return result
 
-    def write(self, result: dict[str, Any], log: bytes | None = None) -> None:
+    def write(self, result: dict[str, Any], log: bytes | None = None,
+              executed: bytes | None = None) -> None:
+        """A new grading: its reports, its feedback (with the executed notebook, or without
+        one: an older one is removed), the worker's log if it failed, and result.json last."""
         folder = self.out / result["batch"]["student"]
         folder.mkdir(parents=True, exist_ok=True)
         self.write_html(result)
+        self._write_feedback_notebook(folder, feedback.annotated(executed, result),
+                                      feedback.notebook_name(result))
         if log is not None:
             (folder / "worker.log").write_bytes(log)
         else:
             (folder / "worker.log").unlink(missing_ok=True)
         write_atomic(folder / "result.json", json.dumps(result, indent=2, default=str))
 
+    def refresh(self, result: dict[str, Any]) -> None:
+        """The same grading with other TA points: its reports and result.json; the executed
+        notebook in its feedback stays."""
+        self.write_html(result)
+        write_atomic(result_path(self.out, result["batch"]["student"]),
+                     json.dumps(result, indent=2, default=str))
+
     def write_html(self, result: dict[str, Any], student: str | None = None) -> None:
+        """report.html, and the same page in feedback/ for the student."""
         if self.render_html is None:
             return
         folder = self.out / (student or result["batch"]["student"])
         try:
-            write_atomic(folder / "report.html", self.render_html(result))
+            html = self.render_html(result)
         except Exception as exc:  # a report bug must not cost the grade
             if not self.html_failed:
                 self.html_failed = True
                 self.console.print(f"[yellow]warning:[/] report.html not written "
                                    f"({escape(type(exc).__name__)}: {escape(str(exc))[:200]})")
+            return
+        write_atomic(folder / feedback.FOLDER / "report.html", html)
+        write_atomic(folder / "report.html", html)
+
+    @staticmethod
+    def _write_feedback_notebook(folder: Path, text: str | None, name: str) -> None:
+        target = folder / feedback.FOLDER
+        target.mkdir(parents=True, exist_ok=True)
+        for stale in target.glob("*.ipynb"):
+            if text is None or stale.name != name:
+                stale.unlink(missing_ok=True)
+        if text is not None:
+            write_atomic(target / name, text)
 
     def keep(self, student: str, old: dict[str, Any]) -> None:
         """A current result, skipped: rewritten only when the TA's points changed (or its
-        report is missing)."""
+        reports are missing, as for results graded before feedback/ existed)."""
         before = comparable(old)
         self.finish(old, None)
         if comparable(old) != before:
-            self.write(old)
-        elif not (self.out / student / "report.html").exists():
+            self.refresh(old)
+        elif not (self.out / student / "report.html").exists() or \
+                not (self.out / student / feedback.FOLDER / "report.html").exists():
             self.write_html(old, student)

@@ -2,7 +2,9 @@
 
 Every engine starts one of these per student (see grader/batch/worker_process.py for why
 processes and not a pool). The request names the notebook, the assignment and the grading
-options; the worker writes the result JSON to `request["result"]` and exits 0. Anything else (a
+options; the worker writes the executed notebook to `request["executed"]` (feedback for the
+student; untrusted, read back bounded and validated), then the result JSON to
+`request["result"]`, and exits 0. Anything else (a
 crash, a signal, the OOM killer) leaves no result file, and the batch records an error result
 for that student.
 
@@ -85,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         write_atomic(Path(request["result"]), json.dumps({"problem": problem}))
         return 0
     assignment = spec.load(request["assignment"])
-    result = grade(Path(request["notebook"]), assignment, options)
+    executed = Path(request["executed"]) if request.get("executed") else None
+    result = grade(Path(request["notebook"]), assignment, options, executed_to=executed)
     write_atomic(Path(request["result"]), result.to_json())
     return 0
 

@@ -35,6 +35,9 @@ from .store import read_result
 COMMAND = [sys.executable, "-m", "grader.batch.worker"]  # + the request file
 TERM_GRACE = 15.0  # seconds between SIGTERM and SIGKILL for a worker past its deadline
 LOG_KEPT = 256 * 2**10  # bytes of a failed worker's output kept as worker.log
+# The executed notebook carried back to the coordinator (its outputs are bounded by the runner,
+# its own source by notebook.py); a bigger one is not carried, and the feedback lacks it.
+MAX_EXECUTED_BYTES = 40 * 2**20
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 
 
@@ -69,8 +72,9 @@ def grading_request(settings: WorkerSettings, notebook: Path | None, folder: Pat
             "data_dir": str(grading.data_dir.resolve()) if grading.data_dir else None,
             "full": grading.full, "timeout": grading.timeout, "sandbox": grading.sandbox,
             "hidden": [*safe_hidden(settings.hidden), *(str(p.resolve()) for p in grading.hidden)],
-            "result": str(folder / "result.json"), "private_tmp": str(folder / "t"),
-            "parent_pid": os.getpid()}
+            "result": str(folder / "result.json"),
+            "executed": str(folder / "executed.ipynb") if notebook else None,
+            "private_tmp": str(folder / "t"), "parent_pid": os.getpid()}
 
 
 class WorkerProcess:
@@ -83,6 +87,7 @@ class WorkerProcess:
         (folder / "t").mkdir(parents=True, exist_ok=True)
         (folder / "request.json").write_text(json.dumps(request), encoding="utf-8")
         self.result_file = Path(request["result"])
+        self.executed_file = Path(request["executed"]) if request.get("executed") else None
         self.log_file = folder / "worker.log"
         self._log = self.log_file.open("wb")
         try:
@@ -158,6 +163,18 @@ class WorkerProcess:
         return None, RunStatus.WORKER_FAILED, (
             f"the grading process failed ({why}{hint}); the student's notebook was not graded"
             + (f". Last output: {tail}" if tail else "")), self.log()
+
+    def executed(self) -> bytes | None:
+        """The executed notebook the worker left, as bytes (untrusted: whoever uses it validates
+        it), or None: none written, or over MAX_EXECUTED_BYTES."""
+        if self.executed_file is None:
+            return None
+        try:
+            with self.executed_file.open("rb") as fh:
+                data = fh.read(MAX_EXECUTED_BYTES + 1)
+        except OSError:
+            return None
+        return data if len(data) <= MAX_EXECUTED_BYTES else None
 
     def log(self) -> bytes | None:
         try:

@@ -39,6 +39,10 @@ _ENV_KEEP = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SYSTEMROOT")
 KERNEL_TOKEN_VAR = "GRADER_KERNEL_ID"
 # Outputs kept per cell: enough to read an error, not enough to exhaust the grader's memory.
 MAX_OUTPUT_CHARS = 20_000
+# Plots have their own budget (a training curve is 30-90 kB of base64), so the executed notebook
+# handed back to the student keeps them: per image, and for the whole notebook.
+MAX_IMAGE_CHARS = 1_000_000
+MAX_NOTEBOOK_IMAGE_CHARS = 8_000_000
 
 
 @dataclass
@@ -77,11 +81,19 @@ class ExecutionRecord:
     limits: dict[str, Any] | None = None  # Enforcement.as_dict(): what held, what was reached
 
 
+def _is_image(output_or_content: dict[str, Any]) -> bool:
+    data = output_or_content.get("data")
+    return isinstance(data, dict) and any(str(k).startswith("image/") for k in data)
+
+
 class _BoundedClient(NotebookClient):
-    """Keeps at most MAX_OUTPUT_CHARS of output per cell while the cell runs: a notebook that
-    prints gigabytes must not exhaust the grader's memory."""
+    """Keeps at most MAX_OUTPUT_CHARS of output per cell while the cell runs, and images within
+    their own budget: a notebook that prints or plots gigabytes must not exhaust the grader's
+    memory."""
 
     def output(self, outs, msg, display_id, cell_index):  # noqa: ANN001 - nbclient's signature
+        if msg["msg_type"] in ("display_data", "execute_result") and _is_image(msg["content"]):
+            return self._image(outs, msg, display_id, cell_index)
         kept = self._kept.get(cell_index, 0) if hasattr(self, "_kept") else 0
         if kept > MAX_OUTPUT_CHARS and msg["msg_type"] != "error":
             if not self._noted.get(cell_index):
@@ -100,10 +112,26 @@ class _BoundedClient(NotebookClient):
             self._kept[cell_index] = kept + min(size, MAX_OUTPUT_CHARS)
         return out
 
+    def _image(self, outs, msg, display_id, cell_index):  # noqa: ANN001
+        size = len(json.dumps(msg["content"].get("data"), default=str))
+        if size > MAX_IMAGE_CHARS or self._images + size > MAX_NOTEBOOK_IMAGE_CHARS:
+            if cell_index not in self._images_noted:  # once a cell: a loop of plots is bounded
+                self._images_noted.add(cell_index)
+                outs.append(nbformat.v4.new_output("stream", name="stderr", text=(
+                    f"[grader: an image of {size // 1000:,} kB and any after it over the "
+                    "grader's limit for images were not kept]\n")))
+            return None
+        out = super().output(outs, msg, display_id, cell_index)
+        if out is not None:
+            self._images += size
+        return out
+
     def __init__(self, *args, **kwargs):  # noqa: ANN002, ANN003
         super().__init__(*args, **kwargs)
         self._kept: dict[int, int] = {}
         self._noted: dict[int, bool] = {}
+        self._images = 0  # characters of images kept in the whole notebook
+        self._images_noted: set[int] = set()
 
 
 class _GraderKernelManager(AsyncKernelManager):
@@ -128,7 +156,8 @@ def kernel_env(scratch: Scratch) -> dict[str, str]:
         IPYTHONDIR=str(scratch.home / ".ipython"),
         JUPYTER_CONFIG_DIR=str(scratch.home / ".jupyter"),
         MPLCONFIGDIR=str(scratch.home / ".matplotlib"),
-        MPLBACKEND="Agg",
+        # Jupyter's own default: plots become outputs, as students see them (and get them back)
+        MPLBACKEND="module://matplotlib_inline.backend_inline",
         PYTHONPATH=str(PROJECT_ROOT),
         PYTHONHASHSEED="0",
         TF_CPP_MIN_LOG_LEVEL="2",
@@ -158,7 +187,9 @@ def execute(nb: nbformat.NotebookNode, scratch: Scratch, *, cell_timeout: float,
             mounts: sandbox_mod.Mounts | None = None,
             progress: Progress | None = None,
             limits: Limits | None = None) -> ExecutionRecord:
-    """Execute `nb` in place (outputs are added to it) and run `harvest_code` afterwards.
+    """Execute `nb` in place and run `harvest_code` afterwards. The outputs the notebook was
+    saved with are cleared first, so `nb` ends up holding only what this run produced (cells
+    not run have none): it is the executed notebook a batch hands back to the student.
 
     With `mounts`, the kernel runs inside bubblewrap: `mounts` lists what it may write and read
     beyond the system and Python, and what it must not see. `limits` (default: Limits with the
@@ -166,6 +197,10 @@ def execute(nb: nbformat.NotebookNode, scratch: Scratch, *, cell_timeout: float,
     the kernel's start, each code cell and the harvest (grader/progress.py); it only displays.
     """
     limits = limits or Limits(memory_mb=kernel.memory_mb)
+    for cell in nb.cells:
+        if cell.get("cell_type") == "code":
+            cell["outputs"] = []
+            cell["execution_count"] = None
     return _run(_execute(nb, scratch, cell_timeout, notebook_timeout, kernel, harvest_code,
                          harvest_timeout, mounts, limits, progress))
 
@@ -415,6 +450,9 @@ def _trim_outputs(cell) -> None:  # noqa: ANN001
     kept = 0
     outputs = []
     for out in cell.get("outputs", []):
+        if _is_image(out):  # bounded by _BoundedClient on their own budget
+            outputs.append(out)
+            continue
         size = len(json.dumps(out, default=str))
         if kept + size > MAX_OUTPUT_CHARS and out.get("output_type") != "error":
             continue
