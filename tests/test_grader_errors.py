@@ -59,6 +59,30 @@ def test_sandbox_that_cannot_start_is_a_grader_error(tmp_path, data_dir, monkeyp
     assert_not_graded(result, "kernel could not start")
 
 
+@pytest.mark.slow
+def test_measuring_process_that_dies_before_it_is_ready_is_a_grader_error(tmp_path, data_dir,
+                                                                          monkeypatch):
+    """The trusted side's own failure (its interpreter, TensorFlow's import) is never the
+    student's zero: the model was built, the grader could not measure it."""
+    from grader.execution import confine
+
+    real = confine.Confinement.command
+
+    def broken(self, argv):
+        if self.label == "measure":
+            argv = [argv[0], "-c", "raise SystemExit('cannot import tensorflow (simulated)')"]
+        return real(self, argv)
+
+    monkeypatch.setattr(confine.Confinement, "command", broken)
+    path = small_notebook(tmp_path / "a.ipynb", "import keras",
+                          "model = keras.Sequential([keras.Input((784,)), "
+                          "keras.layers.Dense(10, activation='softmax')])\n"
+                          "model.compile(optimizer='adam', loss='categorical_crossentropy')")
+    result = pipeline.grade(path, spec.load(ASSIGNMENT), pipeline.Options(data_dir=data_dir))
+    assert_not_graded(result, "measuring process failed")
+    assert "cannot import tensorflow (simulated)" in result.execution["message"]
+
+
 def test_unreadable_dataset_is_a_grader_error(tmp_path):
     broken = tmp_path / "data" / "fashion-mnist"
     broken.mkdir(parents=True)
