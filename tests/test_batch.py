@@ -599,3 +599,23 @@ def test_summary_is_escaped_and_self_contained():
     assert "<script" not in html and "&lt;script&gt;" in html and "<b>t</b>" not in html
     assert "50%" in html  # c1 pass rate
     assert "Where the class struggled" not in html  # mean 2 of 4 is not below half
+
+
+def test_summary_says_what_the_gradebook_holds_for_each_kind_of_student_not_graded():
+    """No notebook: 0. A grading process that failed: 0 in grades.csv, retried. The grader's own
+    failure: no number at all. The page must not tell the TA a grader failure is a zero."""
+    info = {"id": "x", "title": "t", "version": "1", "max_score": 4,
+            "checks": [{"id": "c1", "title": "one", "max_points": 4, "kind": "layers"}]}
+
+    def student(name, status, score):
+        return {"student": name, "report": None, "result": {
+            "score": score, "max_score": 4, "execution": {"status": status}, "checks": []}}
+
+    html = render_summary(info, [student("a", "no_notebook", 0), student("b", "grader_error", None),
+                                 student("c", "worker_timeout", 0), student("d", "grader_error", None)])
+    text = " ".join(html.split())
+    assert "1 student(s) without a notebook to grade (no_notebook, ambiguous) have 0 points" in text
+    assert "2 student(s) the grader failed on (grader_error) have no number in the gradebook" in text
+    assert "1 student(s) whose grading process failed or ran out of time" in text
+    only_graded = render_summary(info, [student("e", "completed", 4)])
+    assert "have 0 points" not in only_graded and "no number" not in only_graded

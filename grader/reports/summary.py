@@ -24,10 +24,15 @@ from urllib.parse import quote
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-# Run statuses where nothing was graded (no notebook, or the grading process failed): these
-# students get 0 points in the gradebook but are left out of the class statistics.
-NOT_GRADED = frozenset({"no_notebook", "ambiguous", "worker_failed", "worker_timeout",
-                        "grader_error"})
+# Run statuses where nothing was graded, left out of the class statistics: a student with no
+# (or no single) notebook gets 0 in the gradebook; one whose grading process failed or ran out
+# of time, 0 in grades.csv (the notebook may have caused it) but no number in the LMS exports;
+# one the grader failed on, no number at all. The last two are graded again on the next run
+# (grader/batch/store.py's RETRIED).
+NO_SUBMISSION = frozenset({"no_notebook", "ambiguous"})
+PROCESS_FAILED = frozenset({"worker_failed", "worker_timeout"})
+GRADER_FAILED = frozenset({"grader_error"})
+NOT_GRADED = NO_SUBMISSION | PROCESS_FAILED | GRADER_FAILED
 CHECK_STATUSES = ("passed", "partial", "failed", "error", "manual")
 STRUGGLE_BELOW = 0.5  # a check whose mean share of points is under this is flagged
 # Run statuses a TA should look at, with the words the matrix shows for them.
@@ -225,4 +230,6 @@ def render_summary(assignment: dict[str, Any], students: list[dict[str, Any]],
         a=assignment, rows=rows, stats=stats, hist=histogram(scores, max_score),
         statuses=sorted(statuses.items()), checks=checks, struggles=struggles, orders=orders,
         attention=[r for r in rows if r["status"] != "completed"],
-        not_graded=len(rows) - len(graded), generated=when, not_graded_names=sorted(NOT_GRADED))
+        no_submission=sum(1 for r in rows if r["status"] in NO_SUBMISSION),
+        process_failed=sum(1 for r in rows if r["status"] in PROCESS_FAILED),
+        grader_failed=sum(1 for r in rows if r["status"] in GRADER_FAILED), generated=when)
