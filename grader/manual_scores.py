@@ -32,11 +32,12 @@ the same notebook).
 from __future__ import annotations
 
 import csv
-import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
+
+from .csv_input import open_with_header
 
 REQUIRED = ("student", "check", "points")
 MAX_ERRORS_SHOWN = 20
@@ -66,20 +67,8 @@ def read(path: Path) -> list[ManualScore]:
 
 def _parse(path: Path) -> tuple[list[ManualScore], list[str]]:
     """The well-formed rows, and a message per malformed one (a bad header raises at once)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")  # Excel writes a BOM
-    except FileNotFoundError:
-        raise ManualScoresError(f"no such file: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ManualScoresError(f"{path} is not a readable UTF-8 CSV file ({exc})") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise ManualScoresError(f"{path} is empty; expected a header row "
-                                f"{','.join(REQUIRED)}[,comment]") from None
-    except csv.Error as exc:
-        raise ManualScoresError(f"{path}: not a CSV file ({exc})") from None
+    header, reader = open_with_header(path, ManualScoresError,
+                                      f"{','.join(REQUIRED)}[,comment]")
     names = [h.strip().lower() for h in header]
     missing = [c for c in REQUIRED if c not in names]
     if missing:

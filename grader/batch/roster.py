@@ -28,11 +28,12 @@ dropped.
 from __future__ import annotations
 
 import csv
-import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Collection
+
+from ..csv_input import open_with_header
 
 KEY = ("github_username", "github", "github_login", "username", "login", "folder", "submission")
 STUDENT_ID = ("student_id", "sis_user_id", "sis_id", "student_number", "identifier", "id")
@@ -168,20 +169,8 @@ def _columns(path: Path, header: list[str]) -> dict[str, int]:
 
 def load(path: Path) -> Roster:
     """Read and validate the roster; every problem at once, with its line."""
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")  # Excel writes a BOM
-    except FileNotFoundError:
-        raise RosterError(f"no such file: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RosterError(f"{path} is not a readable UTF-8 CSV file ({exc})") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise RosterError(f"{path} is empty; expected a header row such as "
-                          "github_username,student_id,name") from None
-    except csv.Error as exc:
-        raise RosterError(f"{path}: not a CSV file ({exc})") from None
+    header, reader = open_with_header(path, RosterError,
+                                      "such as github_username,student_id,name")
     col = _columns(path, header)
     entries: list[RosterEntry] = []
     errors: list[str] = []
