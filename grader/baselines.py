@@ -41,14 +41,27 @@ def _cache(assignment: Assignment, name: str, data_key: str, seed: int) -> Path:
 def known(assignment: Assignment, names: list[str], data_key: str, seed: int
           ) -> dict[str, float]:
     """Accuracies of reference designs already measured on this machine."""
+    return {name: record["accuracy"] for name, record in _records(assignment, names, data_key,
+                                                                   seed).items()}
+
+
+def costs(assignment: Assignment, names: list[str], data_key: str, seed: int
+          ) -> dict[str, float]:
+    """CPU seconds the reference designs took to train here, where known."""
+    return {name: record["cpu_seconds"] for name, record in
+            _records(assignment, names, data_key, seed).items() if "cpu_seconds" in record}
+
+
+def _records(assignment: Assignment, names: list[str], data_key: str, seed: int
+             ) -> dict[str, dict[str, float]]:
     found = {}
     for name in names:
         try:
-            found[name] = float(json.loads(_cache(assignment, name, data_key, seed).read_text())
-                                ["accuracy"])
+            raw = json.loads(_cache(assignment, name, data_key, seed).read_text())
+            found[name] = {k: float(raw[k]) for k in ("accuracy", "cpu_seconds") if k in raw}
         except (OSError, ValueError, KeyError, TypeError):
             continue
-    return found
+    return {name: record for name, record in found.items() if "accuracy" in record}
 
 
 def requests(assignment: Assignment, names: list[str], layouts: dict[str, Any]
@@ -61,13 +74,17 @@ def requests(assignment: Assignment, names: list[str], layouts: dict[str, Any]
 
 
 def remember(assignment: Assignment, name: str, data_key: str, seed: int,
-             predictions: np.ndarray, labels: np.ndarray) -> float:
+             predictions: np.ndarray, labels: np.ndarray, cpu_seconds: float | None = None
+             ) -> float:
     accuracy = float(np.mean(np.argmax(predictions, axis=1) == labels))
     path = _cache(assignment, name, data_key, seed)
+    record = {"accuracy": accuracy}
+    if cpu_seconds is not None:
+        record["cpu_seconds"] = float(cpu_seconds)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".part")
-        tmp.write_text(json.dumps({"accuracy": accuracy}))
+        tmp.write_text(json.dumps(record))
         tmp.replace(path)
     except OSError:
         pass  # not remembered: measured again next time

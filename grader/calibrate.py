@@ -3,9 +3,11 @@ compare against.
 
 Writes reference/<id>/expected.json (architectures and compile settings of the reference and
 its accepted alternatives, measured exactly as a student's are), reference/<id>/thresholds.json
-(the bars, with every run they came from) and reference/<id>/designs.json (the designs the
-grader retrains, whose accuracy on each machine sets the timed-training bar there). All are
-small, reviewed and committed.
+(the bars, with every run they came from), reference/<id>/designs.json (the designs the grader
+retrains, whose accuracy on each machine sets the timed-training bar there) and
+reference/<id>/constraints.txt (the Python and package versions they were measured with,
+grader/constraints.py, which the Gradescope bundle and the Action install). All are small,
+reviewed and committed.
 
 Correct runs: the reference, `runs` times (kernel and training seeds 0, 1, ...), each correct
 variant of reference/<id>/variants/ (grader/variants.py), and each accepted alternative of
@@ -37,6 +39,7 @@ from . import variants as variants_mod
 from .checks.autoencoder_checks import (code_accuracy_bar, code_size, mean_image_error,
                                         reconstruction_bar, reconstruction_errors)
 from .checks.keras_checks import best_accuracy
+from . import constraints
 from .errors import GraderError
 from .paths import PROJECT_ROOT
 from .pipeline import Harvest, Options, execute_and_harvest, score_harvest
@@ -70,6 +73,7 @@ def record_designs(assignment: Assignment, options: Options) -> dict[str, Any]:
     harvest = execute_and_harvest(assignment.reference, assignment, options)
     designs = _designs(assignment, harvest)
     write_atomic(assignment.designs_path, json.dumps(designs, indent=1) + "\n")
+    constraints.write(assignment)
     return designs
 
 
@@ -139,6 +143,7 @@ def calibrate(assignment: Assignment, options: Options, runs: int = 3,
     write_atomic(assignment.thresholds_path, json.dumps(thresholds, indent=1) + "\n")
     if designs["objects"]:
         write_atomic(assignment.designs_path, json.dumps(designs, indent=1) + "\n")
+    constraints.write(assignment)
     problems += _full_marks_problems(assignment, scored)
     if problems:
         raise CalibrationError("calibration wrote its files, but correct runs do not get full "

@@ -1,4 +1,4 @@
-"""Command line: `grader list | check | grade | report | data | calibrate | gradescope-bundle`.
+"""The grader's commands: list, check, grade, report, data, calibrate, gradescope-bundle, publish.
 
 Exit status: 0 when grading ran (whatever the score); 1 with --fail-under when the score is
 below it; 2 for a usage error (unknown assignment, no such file, bad option); 3 when the
@@ -21,6 +21,7 @@ from . import __version__, environment, notebook, spec
 from .errors import GraderError
 from .execution.sandbox import SandboxUnavailable
 from .pipeline import Options, grade
+from .progress import TerminalProgress
 from .scoring import write_atomic
 
 EXIT_OK, EXIT_BELOW, EXIT_USAGE, EXIT_GRADER_ERROR = 0, 1, 2, 3
@@ -97,13 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
     grade_p.add_argument("--worker-timeout", type=_seconds, metavar="SECONDS",
                          help="stop one student's grading after this long (default: from the "
                               "assignment's time limits)")
+    grade_p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                         help="grade each student as a task on this Dask scheduler's workers "
+                              "(pip install 'dl-grader[dask]'); --data-dir is then a path on "
+                              "the workers, and -j is ignored (each worker's threads decide)")
 
     report = sub.add_parser("report", help="render a saved result.json in another format")
     report.add_argument("result", type=Path, help="a result.json written by `grader check`")
     report.add_argument("--format", "-f", dest="fmt", required=True,
-                        choices=("html", "md", "gradescope", "classroom", "json"),
+                        choices=("html", "md", "gradescope", "classroom", "json", "terminal"),
                         help="html: report.html; md: job summary / PR comment; gradescope: "
-                             "results.json; classroom: base64 `result` for GitHub Classroom")
+                             "results.json; classroom: base64 `result` for GitHub Classroom; "
+                             "terminal: the table grader check prints")
     report.add_argument("--out", type=Path, help="write here instead of standard output")
 
     data = sub.add_parser("data", help="show which datasets are available and where")
@@ -124,6 +130,23 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--runs", type=int, default=3, help="runs with different kernel seeds")
     cal.add_argument("--designs-only", action="store_true",
                      help="only re-record the designs the grader retrains (one run)")
+    cal.add_argument("--constraints-only", action="store_true",
+                     help="only record this environment's Python and package versions in "
+                          "reference/<id>/constraints.txt (no run): in the environment the "
+                          "thresholds were calibrated in, or for an assignment with nothing "
+                          "to calibrate")
+
+    pub = sub.add_parser("publish", help="write the grader for a GitHub Action repository, "
+                                         "without any solution",
+                         description="Write an action repository into OUT: action.yml, the "
+                         "grader, and each assignment's starter, assignment.toml and "
+                         "calibration files (expected.json, thresholds.json, designs.json, "
+                         "constraints.txt). No reference or variant notebook, so students' "
+                         "workflows may read it. OUT must be empty, a checkout holding only "
+                         ".git, or a folder this command wrote before.")
+    pub.add_argument("--out", "-o", type=Path, required=True)
+    pub.add_argument("--assignment", "-a", action="append", metavar="ID",
+                     help="publish this assignment (repeatable; default: all)")
     return parser
 
 
@@ -195,11 +218,19 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
         raise UsageError(f"no such file: {args.notebook}")
     assignment = _resolve_assignment(args)
     _check_data_dir(args.data_dir, assignment)
+    # Progress on stderr, on a terminal only: piped output and --json stay clean.
+    progress = TerminalProgress(Console(stderr=True), enabled=not args.json)
     options = Options(data_dir=args.data_dir, full=args.full, timeout=args.timeout,
-                      sandbox=args.sandbox)
-    environment.verify(assignment.packages)
-    with _interruptible() as interrupted:
-        result = grade(args.notebook, assignment, options)
+                      sandbox=args.sandbox, progress=progress)
+    with _interruptible() as interrupted, progress.shown():
+        try:
+            environment.verify(assignment.packages)
+            result = grade(args.notebook, assignment, options)
+        except BaseException:
+            # asyncio turns a Ctrl-C inside the kernel's event loop into a cancellation
+            if interrupted():
+                raise KeyboardInterrupt from None
+            raise
     if interrupted():  # the kernel may have died of the same Ctrl-C: that result is not real
         raise KeyboardInterrupt
     if result.grader_error:
@@ -246,20 +277,21 @@ def cmd_grade(args: argparse.Namespace, console: Console) -> int:
         assignment = spec.load(next(iter(hints)))
         console.print(f"assignment {assignment.id} (from the notebooks' metadata)",
                       highlight=False)
-    _check_data_dir(args.data_dir, assignment)
+    if not args.scheduler:  # on a cluster --data-dir is the workers' path: they check it
+        _check_data_dir(args.data_dir, assignment)
     jobs = args.jobs if args.jobs is not None else batch.default_jobs()
     if jobs < 1:
         raise UsageError("--jobs must be at least 1")
     options = batch.BatchOptions(
         out=args.out, jobs=jobs, force=args.force, manual=args.manual,
-        worker_timeout=args.worker_timeout,
+        worker_timeout=args.worker_timeout, scheduler=args.scheduler,
         grading=Options(data_dir=args.data_dir, full=args.full, timeout=args.timeout,
                         sandbox=args.sandbox))
     try:
         report = batch.run(args.submissions, assignment, options, console)
     except batch.BatchError as exc:
         raise UsageError(str(exc)) from None
-    if report.outcomes and any(o.action == "graded" for o in report.outcomes):
+    if not args.scheduler and any(o.action == "graded" for o in report.outcomes):
         from .execution import sandbox
 
         if sandbox.resolve(args.sandbox) == "none":
@@ -314,6 +346,11 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         raise UsageError(f"{args.result} is not a readable result.json ({exc})") from None
     if not isinstance(result, dict) or not isinstance(result.get("checks"), list):
         raise UsageError(f"{args.result} is not a grader result.json (no checks)")
+    if args.fmt == "terminal" and not args.out:
+        from .reports import terminal
+
+        terminal.render(result, console)
+        return EXIT_OK
     text = render(result, args.fmt)
     if args.out:
         write_atomic(args.out, text)
@@ -337,6 +374,11 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
 
     assignment = spec.load(args.assignment)
     _check_data_dir(args.data_dir, assignment)
+    if args.constraints_only:
+        from . import constraints
+
+        console.print(f"wrote {constraints.write(assignment)}", highlight=False)
+        return EXIT_OK
     if args.designs_only:
         from .calibrate import record_designs
 
@@ -346,10 +388,10 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
         return EXIT_OK
     thresholds = calibrate(assignment, Options(data_dir=args.data_dir), runs=args.runs)
     for name, metrics in thresholds["objects"].items():
-        for metric, acc in metrics.items():
-            console.print(f"{name} {metric}: reference {acc['reference_mean']:.4f} "
-                          f"(± {acc['reference_std']:.4f}, runs {acc['runs']}) → threshold "
-                          f"{acc['threshold']:.4f}", highlight=False)
+        for metric, bar in metrics.items():
+            console.print(f"{name} {metric}: bar {bar['threshold']:.4f} ({bar['rule']}); "
+                          f"worst correct run: {bar['worst_correct']['run']} "
+                          f"{bar['worst_correct']['value']:.4f}", highlight=False)
     console.print(f"wrote {assignment.expected_path} and {assignment.thresholds_path}")
     return EXIT_OK
 
@@ -359,21 +401,52 @@ def cmd_gradescope_bundle(args: argparse.Namespace, console: Console) -> int:
 
     assignment = spec.load(args.assignment)
     target = args.out or Path(f"{assignment.id}-gradescope.zip")
-    names = gradescope_bundle.write(assignment, target, args.check_args)
+    try:
+        names = gradescope_bundle.write(assignment, target, args.check_args)
+    except gradescope_bundle.BundleError as exc:
+        raise UsageError(str(exc)) from None
+    except gradescope_bundle.publish.PublishError as exc:
+        raise UsageError(str(exc)) from None
     console.print(f"wrote {target} ({len(names)} files): upload it as the autograder of a "
                   "Gradescope programming assignment", highlight=False, soft_wrap=True)
     return EXIT_OK
 
 
+def cmd_publish(args: argparse.Namespace, console: Console) -> int:
+    from . import publish
+
+    ids = args.assignment or spec.available()
+    assignments = [spec.load(aid) for aid in dict.fromkeys(ids)]
+    missing = [a.id for a in assignments if not publish.has_constraints(a)]
+    try:
+        names = publish.publish(assignments, args.out)
+    except publish.PublishError as exc:
+        raise UsageError(str(exc)) from None
+    console.print(f"wrote {args.out}: {len(names)} files for {', '.join(a.id for a in assignments)}"
+                  " (no reference notebook). Commit it to the course's action repository and "
+                  "point the workflow's uses: at a tag of it (README: GitHub Classroom).",
+                  highlight=False, soft_wrap=True)
+    err = Console(stderr=True)
+    for warning in publish.solution_bearing(names):
+        err.print(f"warning: {warning}", highlight=False, soft_wrap=True, markup=False)
+    if missing:
+        err.print(f"note: no constraints.txt for {', '.join(missing)}: the action installs the "
+                  "newest versions its pyproject allows (grader calibrate -a ID records them)",
+                  highlight=False, soft_wrap=True, markup=False)
+    return EXIT_OK
+
+
 COMMANDS = {"list": cmd_list, "check": cmd_check, "grade": cmd_grade, "report": cmd_report,
             "data": cmd_data, "calibrate": cmd_calibrate,
-            "gradescope-bundle": cmd_gradescope_bundle}
+            "gradescope-bundle": cmd_gradescope_bundle, "publish": cmd_publish}
 
 
 @contextlib.contextmanager
 def _interruptible():
     """Remember a Ctrl-C even when the grading code swallows the KeyboardInterrupt (the kernel
-    got the same signal and died of it, say), so no result is written from a broken run."""
+    got the same signal and died of it, say), so no result is written from a broken run. The
+    runner keeps nbclient's own SIGINT handler off its event loop (execution/runner.py), so this
+    handler is the one that hears it."""
     seen: list[bool] = []
     if threading.current_thread() is not threading.main_thread():
         yield lambda: False

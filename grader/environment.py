@@ -23,7 +23,7 @@ from .errors import GraderError
 # Import names whose distribution on PyPI is called something else.
 PIP_NAMES = {"sklearn": "scikit-learn", "PIL": "pillow", "cv2": "opencv-python",
              "yaml": "pyyaml", "skimage": "scikit-image"}
-_NO_MODULE = re.compile(r"No module named '([^'.]+)")
+_NO_MODULE = re.compile(r"No module named '([^']+)'")
 IMPORT_TIMEOUT = 180.0  # TensorFlow imports in ~6 s warm, ~13 s cold; a hang is a grader error
 
 
@@ -97,10 +97,11 @@ def missing_module_hint(cell_error: dict[str, Any], declared: Iterable[str]) -> 
     match = _NO_MODULE.search(str(cell_error.get("evalue") or ""))
     if not match:
         return None
-    name = match.group(1)
+    name = match.group(1)  # `google.colab`: the whole name, as the student wrote it
+    top = name.split(".")[0]
     declared = sorted(set(declared))
     allowed = f" (it may use: {', '.join(declared)})" if declared else ""
-    if name in declared:
+    if top in declared:
         return (f"`{name}` is one of this assignment's packages but did not import where the "
                 "grader runs: tell your TA")
     return (f"this cell imports `{name}`, which is not installed where the grader runs and is "

@@ -1,4 +1,5 @@
-"""TA points for manual checks (written answers), merged into results and the gradebook.
+"""TA points, merged into results and the gradebook: for manual checks (written answers), and
+overrides of automatic checks.
 
 The file is a CSV with a header row: `student,check,points[,comment]` (column names are matched
 case-insensitively; other columns are ignored, so a TA's own notes can stay in the sheet).
@@ -9,18 +10,23 @@ case-insensitively; other columns are ignored, so a TA's own notes can stay in t
 
 Rules, all checked before anything is graded (a bad file is a usage error, exit 2):
 
-- `student` must be one of the batch's students, `check` one of the assignment's checks whose
-  kind is `manual`; automatic checks cannot be overridden here.
+- `student` must be one of the batch's students, `check` one of the assignment's checks: a
+  manual one (a written answer), or an automatic one the TA overrides (a regrade request, a
+  grader mistake).
 - `points` is a number from 0 to the check's maximum. An empty `points` cell means "not graded
   yet" and the row is skipped, so a TA can fill the sheet in several sittings.
 - one row per (student, check).
 
-Merging sets the check's `points` (status stays `manual`, so every report still shows it as
-TA-graded), records `details.ta_points` / `details.ta_comment`, replaces the message with
-"graded by TA: 3/4 — comment", and recomputes the total. It is idempotent. A file, when given,
-is the whole truth: a manual check that had TA points and has no row with points any more goes
-back to ungraded. Without a file, points merged earlier stay in result.json (and survive a
-regrade of the same notebook).
+Merging sets the check's `points`, records `details.ta_points` / `details.ta_comment`, replaces
+the message with "graded by TA: 3/4 — comment", and recomputes the total. A manual check keeps
+status `manual`. An overridden automatic check takes the status its new points give (passed,
+partial, failed), is marked `details.ta_override`, and keeps what the grader found beside the
+TA's: `details.auto_points`, `auto_status` and `auto_message`, also quoted in the message
+("graded by TA: 3/3 — comment (the grader gave 1/3, partial: layer 2: ...)"), so every report
+shows both. Merging is idempotent. A file, when given, is the whole truth: a check that had TA
+points and has no row with points any more goes back to what the grader gave (a manual check to
+ungraded). Without a file, points merged earlier stay in result.json (and survive a regrade of
+the same notebook).
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ from typing import Any, Iterable
 
 REQUIRED = ("student", "check", "points")
 MAX_ERRORS_SHOWN = 20
+# What an override keeps of the grader's own verdict (details keys).
+AUTO_KEYS = ("auto_points", "auto_status", "auto_message")
 
 
 class ManualScoresError(Exception):
@@ -120,7 +128,6 @@ def validate(scores: Iterable[ManualScore], assignment, students: Iterable[str],
 def problems(scores: Iterable[ManualScore], assignment, students: Iterable[str]) -> list[str]:
     known = set(students)
     by_id = {c.id: c for c in assignment.checks}
-    manual_ids = sorted(c.id for c in assignment.checks if c.kind == "manual")
     seen: dict[tuple[str, str], int] = {}
     errors: list[str] = []
     for s in scores:
@@ -130,12 +137,8 @@ def problems(scores: Iterable[ManualScore], assignment, students: Iterable[str])
                           f"{len(known)} submissions of this batch)")
         spec = by_id.get(s.check)
         if spec is None:
-            errors.append(f"{where}unknown check {s.check!r} for {assignment.id} (manual checks: "
-                          f"{', '.join(manual_ids) or 'none'})")
-        elif spec.kind != "manual":
-            errors.append(f"{where}check {s.check!r} is graded automatically ({spec.kind}); only "
-                          f"manual checks take TA points (manual checks: "
-                          f"{', '.join(manual_ids) or 'none'})")
+            errors.append(f"{where}unknown check {s.check!r} for {assignment.id} (checks: "
+                          f"{', '.join(by_id) or 'none'})")
         elif s.points < 0 or s.points > spec.points + 1e-9:
             errors.append(f"{where}{s.points:g} points for {s.student}/{s.check} is outside "
                           f"0..{spec.points:g} (the check's maximum)")
@@ -170,8 +173,60 @@ def _raise(path: Path | str, errors: list[str]) -> None:
     raise ManualScoresError(f"{path}: {len(errors)} problem(s):\n  {text}")
 
 
-def _ta_message(points: float, max_points: float, comment: str) -> str:
-    return f"graded by TA: {points:g}/{max_points:g}" + (f" — {comment}" if comment else "")
+def _ta_message(points: float, max_points: float, comment: str,
+                auto: dict[str, Any] | None = None) -> str:
+    text = f"graded by TA: {points:g}/{max_points:g}" + (f" — {comment}" if comment else "")
+    if auto is not None:
+        found = str(auto.get("auto_message") or "").strip()
+        text += (f" (the grader gave {float(auto.get('auto_points') or 0):g}/{max_points:g}, "
+                 f"{auto.get('auto_status')}" + (f": {found}" if found else "") + ")")
+    return text
+
+
+def _status_of(points: float, max_points: float) -> str:
+    if points >= max_points - 1e-9:
+        return "passed"
+    return "failed" if points <= 0 else "partial"
+
+
+def is_override(check: dict[str, Any]) -> bool:
+    """An automatic check whose points a TA set (a manual check's TA points are its grade)."""
+    details = check.get("details")
+    return isinstance(details, dict) and bool(details.get("ta_override"))
+
+
+@dataclass(frozen=True)
+class TAGrade:
+    """What every report shows of a TA's points on a check (None when the TA gave none)."""
+
+    points: float
+    max_points: float
+    comment: str
+    override: bool  # an automatic check's points replaced; the grader's are below
+    auto_points: float | None = None
+    auto_status: str | None = None
+    auto_message: str | None = None
+
+
+def ta_grade(check: dict[str, Any]) -> TAGrade | None:
+    details = check.get("details") if isinstance(check, dict) else None
+    if not isinstance(details, dict) or "ta_points" not in details:
+        return None
+    try:
+        points = float(details["ta_points"])
+        max_points = float(check.get("max_points") or 0)
+    except (TypeError, ValueError):
+        return None
+    override = is_override(check)
+    auto = None
+    if override:
+        try:
+            auto = float(details.get("auto_points") or 0)
+        except (TypeError, ValueError):
+            auto = None
+    return TAGrade(points, max_points, str(details.get("ta_comment") or ""), override,
+                   auto, str(details.get("auto_status") or "") if override else None,
+                   str(details.get("auto_message") or "") if override else None)
 
 
 def apply(result: dict[str, Any], scores: Iterable[ManualScore], *,
@@ -191,26 +246,46 @@ def apply(result: dict[str, Any], scores: Iterable[ManualScore], *,
         if score is not None:
             before = (check.get("points"), check.get("status"), check.get("message"),
                       details.get("ta_points"), details.get("ta_comment"))
-            details.setdefault("auto_message", check.get("message", ""))
-            points = round(float(score.points), 2)
-            check["points"] = points
-            check["status"] = "manual"
-            check["message"] = _ta_message(points, float(check.get("max_points") or 0),
-                                           score.comment)
-            details["ta_points"] = points
-            details["ta_comment"] = score.comment
+            _set_ta_points(check, details, round(float(score.points), 2), score.comment)
             changed |= before != (check["points"], check["status"], check["message"],
                                   details.get("ta_points"), details.get("ta_comment"))
         elif authoritative and "ta_points" in details:
-            check["points"] = 0.0
-            check["status"] = "manual"
-            check["message"] = details.pop("auto_message", "awaiting TA grading")
-            details.pop("ta_points", None)
-            details.pop("ta_comment", None)
+            _restore_grader_points(check, details)
             changed = True
     if changed:
         result["score"] = round(sum(float(c.get("points") or 0) for c in result["checks"]), 2)
     return changed
+
+
+def _set_ta_points(check: dict[str, Any], details: dict[str, Any], points: float,
+                   comment: str) -> None:
+    max_points = float(check.get("max_points") or 0)
+    automatic = is_override(check) or check.get("status") != "manual"
+    if automatic and not details.get("ta_override"):  # the grader's verdict, kept once
+        details.update(ta_override=True, auto_points=float(check.get("points") or 0),
+                       auto_status=str(check.get("status") or ""),
+                       auto_message=str(check.get("message") or ""))
+    else:
+        details.setdefault("auto_message", check.get("message", ""))
+    check["points"] = points
+    check["status"] = _status_of(points, max_points) if automatic else "manual"
+    check["message"] = _ta_message(points, max_points, comment, details if automatic else None)
+    details["ta_points"] = points
+    details["ta_comment"] = comment
+
+
+def _restore_grader_points(check: dict[str, Any], details: dict[str, Any]) -> None:
+    """The TA's row is gone: back to what the grader gave (a manual check: ungraded)."""
+    if details.pop("ta_override", False):
+        check["points"] = float(details.pop("auto_points", 0) or 0)
+        check["status"] = details.pop("auto_status", None) or "failed"
+        check["message"] = details.pop("auto_message", "")
+    else:
+        check["points"] = 0.0
+        check["status"] = "manual"
+        check["message"] = details.pop("auto_message", "awaiting TA grading")
+    details.pop("ta_points", None)
+    details.pop("ta_comment", None)
 
 
 def carried_over(old: dict[str, Any] | None) -> list[ManualScore]:

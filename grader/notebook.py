@@ -39,6 +39,13 @@ class LoadedNotebook:
         return value if isinstance(value, str) else None
 
 
+def _accept_cell_ids(node: nbformat.NotebookNode) -> None:
+    """Cell ids arrived in nbformat 4.5, but VS Code and jupytext write them into files that
+    declare an older minor version: the notebook is fine, its version number is not."""
+    if node.get("nbformat_minor", 0) < 5 and any("id" in c for c in node.get("cells", [])):
+        node["nbformat_minor"] = 5
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -71,6 +78,7 @@ def load(path: Path) -> LoadedNotebook:
         node = nbformat.reads(text, as_version=4)
     except Exception as exc:  # nbformat raises many types for malformed input
         return LoadedNotebook(path, sha, None, f"the notebook is not valid nbformat 4: {_one_line(exc)}")
+    _accept_cell_ids(node)
     try:
         nbformat.validate(node)
     except nbformat.ValidationError as exc:

@@ -12,13 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, baselines, checks, environment, holdout, measure, notebook
+from . import __version__, baselines, checks, environment, holdout, measure, notebook, starter
 from .checks.context import GradingContext
-from .cleanroom import keras_run, numpy_run as numpy_cleanroom
+from .cleanroom import keras_run
 from .errors import GraderError
 from .execution import runner, sandbox as sandbox_mod, scratch as scratch_mod
 from .harvest import artifacts
-from .scoring import CheckResult, GradeResult, RunStatus, total
+from .progress import Phase, Progress, notify
+from .scoring import CELL_ERROR_NOTE, CheckResult, GradeResult, RunStatus, total
 from .paths import REFERENCE_DIR
 from .spec import Assignment
 
@@ -30,6 +31,9 @@ class Options:
     timeout: float | None = None  # overrides the spec's whole-notebook timeout
     sandbox: str = "auto"  # auto | bwrap | none
     hidden: tuple[Path, ...] = ()  # more paths the kernel must not see (e.g. a batch's reports)
+    # Hears of each phase (kernel start, each cell, harvest, measuring, scoring) to display it;
+    # never part of a grade (grader/progress.py).
+    progress: Progress | None = None
 
 
 @dataclass
@@ -84,7 +88,9 @@ def sandbox_mounts(options: Options, prepared: PreparedData, harvest_dir: Path
               *prepared.sources, *options.hidden]
     if options.data_dir:
         hidden.append(options.data_dir.resolve())
-    readable = [Path(p) for p in prepared.student_npz.values()]
+    # The grader package the kernel imports (grader.kernel.boot): already readable where it is
+    # installed, but a checkout under /tmp would be hidden by the sandbox's own /tmp.
+    readable = [runner.PROJECT_ROOT / "grader", *(Path(p) for p in prepared.student_npz.values())]
     return sandbox_mod.Mounts(writable=[harvest_dir], readable=readable, hidden=hidden)
 
 
@@ -122,6 +128,7 @@ class Harvest:
     run_seed: int | None = None
     measure_seconds: float = 0.0  # the trusted measuring process, grader's training included
     timed_baselines: dict[str, float] = field(default_factory=dict)  # see grader/baselines.py
+    timed_costs: dict[str, float] = field(default_factory=dict)  # their CPU seconds here
 
 
 def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
@@ -133,7 +140,7 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
         record = runner.ExecutionRecord(status="invalid_notebook", message=loaded.error)
         return Harvest(loaded, record, {}, PreparedData({}, None, None, {}), started, mode)
     work = scratch_mod.create(path)
-    measure_seconds, timed_bars, worker, room = 0.0, {}, None, None
+    measure_seconds, timed_bars, timed_costs, worker, room = 0.0, {}, {}, None, None
     try:
         prepared = prepare_data(assignment, options, work.private)
         images_path = None
@@ -155,17 +162,23 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
         record = runner.execute(
             loaded.node, work, cell_timeout=limits.cell_timeout,
             notebook_timeout=options.timeout or limits.notebook_timeout, kernel=kernel,
-            harvest_code=harvest_code(assignment, harvest_dir), mounts=mounts)
+            harvest_code=harvest_code(assignment, harvest_dir), mounts=mounts,
+            progress=options.progress)
         objects = artifacts.read(harvest_dir, [o.name for o in assignment.objects], None)
         objects.update(_refuse_kernel_descriptions(objects))
         # numpy functions are measured in a clean room from the notebook's source, not the kernel.
-        objects.update(numpy_cleanroom.measure_all(loaded.node, assignment.objects, inputs_seed,
-                                                   mode, tuple(options.hidden)))
+        if any(o.kind == "numpy_functions" for o in assignment.objects):
+            notify(options.progress, Phase.CLEANROOM)
+            from .cleanroom import numpy_run  # holds numpy-backprop's answer: only when needed
+
+            objects.update(numpy_run.measure_all(loaded.node, assignment.objects, inputs_seed,
+                                                 mode, tuple(options.hidden)))
         exported = [name for name, obj in objects.items() if obj.export is not None]
         if exported and worker is not None:
             t0 = time.monotonic()
-            measured, timed_bars = measure_models(worker, exported, objects, assignment,
-                                                  prepared, images_path, seed)
+            _announce_measuring(options.progress, assignment, exported)
+            measured, timed_bars, timed_costs = measure_models(
+                worker, exported, objects, assignment, prepared, images_path, seed)
             objects.update(measured)
             if room is not None:
                 _retrain_subclassed(room, worker, loaded.node, objects, assignment, prepared,
@@ -178,7 +191,17 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
             worker.close()
         work.cleanup()
     return Harvest(loaded, record, objects, prepared, started, mode, inputs_seed, measure_seconds,
-                   timed_bars)
+                   timed_bars, timed_costs)
+
+
+def _announce_measuring(progress: Progress | None, assignment: Assignment,
+                        exported: list[str]) -> None:
+    timed = sorted(timed_objects(assignment) & set(exported))
+    if timed and assignment.training:
+        notify(progress, Phase.TRAINING, objects=timed,
+               max_cpu_seconds=assignment.training.max_cpu_seconds)
+    else:
+        notify(progress, Phase.MEASURE, objects=exported)
 
 
 def _refuse_kernel_descriptions(objects: dict[str, artifacts.HarvestedObject]
@@ -204,7 +227,8 @@ def _start_measuring(assignment: Assignment, prepared: PreparedData, images: Pat
     if room is not None:
         inputs.append(room.out)
     mounts = None if kernel_mounts is None else \
-        sandbox_mod.Mounts(writable=[], readable=[], hidden=kernel_mounts.hidden)
+        sandbox_mod.Mounts(writable=[], readable=[runner.PROJECT_ROOT / "grader"],
+                           hidden=kernel_mounts.hidden)
     return measure.Worker(work.private / "measure", inputs, assignment.limits.memory_mb, mounts)
 
 
@@ -260,7 +284,8 @@ def _retrain_one(room, worker, nb, name, obj, prepared, images, seed, budget, en
               "y": encode_labels(y_train, info.get("loss"), tuple(output), n_classes)}
     run = room.retrain(nb, class_name, arguments, info, layout, arrays,
                        {"epochs": budget.epochs, "batch_size": budget.batch_size, "seed": seed,
-                        "max_seconds": budget.max_seconds})
+                        "max_cpu_seconds": budget.max_cpu_seconds,
+                        "wall_seconds": budget.wall_seconds_per_model})
     if run.export is None:
         return {"status": "error", "message": run.error or "the clean room exported no model"}
     request = measure.Request(images=images, objects=[{
@@ -276,9 +301,10 @@ def _retrain_one(room, worker, nb, name, obj, prepared, images, seed, budget, en
 def measure_models(worker: measure.Worker, names: list[str],
                    objects: dict[str, artifacts.HarvestedObject], assignment: Assignment,
                    prepared: PreparedData, images: Path, seed: int
-                   ) -> tuple[dict[str, artifacts.HarvestedObject], dict[str, float]]:
+                   ) -> tuple[dict[str, artifacts.HarvestedObject], dict[str, float],
+                              dict[str, float]]:
     """The trusted side's measurement of the models the kernel exported (grader/measure), and
-    the accuracy of each timed reference design trained the same way on this machine."""
+    the accuracy (and CPU seconds) of each timed reference design trained the same way here."""
     specs = {o.name: o for o in assignment.objects}
     wanted = timed_objects(assignment)
     # An encoder is loaded before the classifier of its codes.
@@ -288,7 +314,7 @@ def measure_models(worker: measure.Worker, names: list[str],
     training = None
     if budget and train_npz:
         training = {"train_npz": train_npz, "epochs": budget.epochs,
-                    "batch_size": budget.batch_size, "max_seconds": budget.max_seconds,
+                    "batch_size": budget.batch_size, "max_cpu_seconds": budget.max_cpu_seconds,
                     "seed": seed, "max_params": budget.max_params,
                     "n_classes": int(prepared.holdout_labels.max()) + 1}
     timed = [n for n in names if n in wanted]
@@ -304,22 +330,25 @@ def measure_models(worker: measure.Worker, names: list[str],
                   "input_shape": specs[n].input_shape, "timed": n in wanted,
                   "claim": objects[n].data.get("claim")} for n in names],
         baselines=missing,
-        timeout=300.0 + (len(timed) + len(missing)) * ((budget.max_seconds * 2 + 60)
+        timeout=300.0 + (len(timed) + len(missing)) * (budget.wall_seconds_per_model
                                                        if budget else 0))
     result = worker.measure(request, len(prepared.holdout_labels))
     for name, run in result.baselines.items():
         if run.get("status") == "trained":
             have[name] = baselines.remember(assignment, name, data_key, seed,
-                                            run["predictions"], prepared.holdout_labels)
-    return result.objects, have
+                                            run["predictions"], prepared.holdout_labels,
+                                            run.get("cpu_seconds"))
+    costs = baselines.costs(assignment, timed, data_key, seed) if training else {}
+    return result.objects, have, costs
 
 
 def grade(path: Path, assignment: Assignment, options: Options | None = None) -> GradeResult:
     """Grade one notebook. A failure of the grader's own set-up gives a `grader_error` result
     with the cause and no score, never a student's zero."""
     started = time.monotonic()
+    options = options or Options()
     try:
-        harvest = execute_and_harvest(path, assignment, options or Options())
+        harvest = execute_and_harvest(path, assignment, options)
         if harvest.record.status == "start_failed":  # student code never ran: ours to fix
             raise GraderError(harvest.record.message)
     except (GraderError, sandbox_mod.SandboxUnavailable) as exc:
@@ -330,6 +359,7 @@ def grade(path: Path, assignment: Assignment, options: Options | None = None) ->
         cause = str(exc) if isinstance(exc, DatasetError) else \
             f"internal error ({type(exc).__name__}: {exc})"
         return grader_error_result(assignment, path, cause, started)
+    notify(options.progress, Phase.SCORE)
     return _score(harvest, assignment)
 
 
@@ -350,6 +380,7 @@ def _score(harvest: Harvest, assignment: Assignment) -> GradeResult:
                              holdout_images=harvest.data.holdout_images, notebook=harvest.loaded.node)
         ctx.notes["run_seed"] = harvest.run_seed
         ctx.notes["timed_baselines"] = harvest.timed_baselines
+        ctx.notes["timed_costs"] = harvest.timed_costs
         ctx.notes["manual_questions"] = [str(c.options.get("question", c.id))
                                          for c in assignment.checks if c.kind == "manual"]
         results = [checks.run(spec, ctx) for spec in assignment.checks]
@@ -365,10 +396,12 @@ def _score(harvest: Harvest, assignment: Assignment) -> GradeResult:
     result = _result(assignment, harvest.loaded, record, results, models, harvest.data.summary,
                      timings)
     for error in result.cell_errors:
+        error["note"] = CELL_ERROR_NOTE
         hint = environment.missing_module_hint(error, assignment.packages)
         if hint:
             error["hint"] = hint
     result.sandbox = harvest.sandbox
+    result.unchanged_starter = starter.unchanged(harvest.loaded.node, assignment.starter)
     return result
 
 

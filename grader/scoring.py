@@ -47,6 +47,13 @@ class RunStatus(_Status):
 
 STATUSES = tuple(s.value for s in CheckStatus)
 
+# `cell_errors[].note` in result.json: a notebook as submitted (Colab's `google.colab`, an
+# `input()`, a leftover cell) may fail in places that have nothing to do with what is graded.
+CELL_ERROR_NOTE = ("A cell that raised costs no points by itself: points come only from the "
+                   "checks, which grade what the grader measures of the notebook's models and "
+                   "functions, so this error matters only where it kept one of them from being "
+                   "built or trained")
+
 
 @dataclass
 class CheckResult:
@@ -89,6 +96,9 @@ class GradeResult:
     timings: dict[str, float]
     grader_version: str
     sandbox: str = "none"
+    # The notebook's code cells are the starter's (grader/starter.py): handed in untouched.
+    # None when that could not be told (no notebook, or no starter to compare with).
+    unchanged_starter: bool | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property

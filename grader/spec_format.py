@@ -83,7 +83,7 @@ class TrainingTable(Table):
 
     epochs: PositiveInt = 5
     batch_size: PositiveInt = 128
-    max_seconds: PositiveFloat = Field(120.0, description="wall-clock cap per model")
+    max_cpu_seconds: PositiveFloat = Field(600.0, description="CPU-seconds cap per model (a safety net: the budget is `epochs`)")
     seed: NonNegativeInt = 0
     max_params: PositiveInt = Field(20_000_000, description="above this the grader declines")
 

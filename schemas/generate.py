@@ -74,6 +74,8 @@ class CellError(Open):
     evalue: str
     line: int | None
     traceback: str
+    note: str | None = Field(None, description="that the error costs no points by itself: "
+                             "points come only from the checks")
 
 
 class Data(Open):
@@ -101,6 +103,9 @@ class Result(Open):
     timings: dict[str, NonNegativeFloat]
     grader_version: str
     sandbox: Literal["bwrap", "none"]
+    unchanged_starter: bool | None = Field(None, description="the notebook's code cells are "
+                                           "the starter's (handed in untouched); null when "
+                                           "that could not be told")
     schema_version: Literal[1]
 
 

@@ -25,7 +25,7 @@ from rich.console import Console
 
 import notebook_factory as nf
 from grader import batch, manual_scores, spec
-from grader.batch import discovery
+from grader.batch import discovery, local, preflight, store
 from grader.execution.runner import KERNEL_TOKEN_VAR
 from grader.paths import ASSIGNMENTS_DIR, REFERENCE_DIR
 from grader.reports.summary import render_summary
@@ -261,7 +261,7 @@ def test_per_student_folders_and_reports(graded_class):
     for student in graded_class["kinds"]:
         folder = out / student
         assert (folder / "result.json").is_file()
-        if batch._html_renderer() is not None:
+        if store.html_renderer() is not None:
             assert (folder / "report.html").is_file(), student
     assert not list(out.glob("*/.*"))  # no temporary files left behind
 
@@ -275,7 +275,7 @@ def test_summary_html_shows_histogram_pass_rates_and_students(graded_class):
         assert check.id in html
     for student in graded_class["kinds"]:
         assert f">{student}<" in html
-    assert 'href="ref/report.html"' in html or batch._html_renderer() is None
+    assert 'href="ref/report.html"' in html or store.html_renderer() is None
     assert "Where the class struggled" in html  # most of this class fails most checks
 
 
@@ -415,8 +415,8 @@ def test_a_crashing_worker_becomes_an_error_result(tmp_path, monkeypatch):
         nf.write(code_nb("x = 1"), subs / f"{name}.ipynb")
     crash = [sys.executable, "-c", "import os, signal, sys; print('dying'); sys.stdout.flush(); "
              "os.kill(os.getpid(), signal.SIGKILL)"]
-    monkeypatch.setattr(batch._Pool, "command", crash)
-    monkeypatch.setattr(batch, "_preflight", lambda *a: None)
+    monkeypatch.setattr(local.LocalExecutor, "command", crash)
+    monkeypatch.setattr(preflight, "check", lambda *a: None)
     buffer = io.StringIO()
     options = batch.BatchOptions(out=tmp_path / "out", jobs=2)
     report = batch.run(subs, spec.load(ASSIGNMENT), options, Console(file=buffer, width=160))
@@ -530,11 +530,11 @@ def test_manual_scores_merge_into_results_and_gradebook(tmp_path, data_dir, own_
         assert words in proc.stderr, proc.stderr
     proc = grade_cli([*base, "--manual", bad.with_name("nothing.csv")], tmp, **home)
     assert proc.returncode == 2 and "no such file" in proc.stderr
-    bad.write_text("student,check,points\nalice,written-encoding,3\nbob,model-layers,3\n")
+    bad.write_text("student,check,points\nalice,written-encoding,3\nbob,model-layers,4\n")
     proc = grade_cli([*base, "--manual", bad], tmp, **home)
     assert proc.returncode == 2
     assert "3 points for alice/written-encoding is outside 0..2" in proc.stderr
-    assert "'model-layers' is graded automatically" in proc.stderr
+    assert "4 points for bob/model-layers is outside 0..3" in proc.stderr  # an override
     assert mtimes(out) == graded_at  # a bad file changes nothing
 
     scores = tmp_path / "scores.csv"

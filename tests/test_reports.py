@@ -210,7 +210,7 @@ def test_markdown_table_and_details():
     assert "<script" not in text and "&lt;script&gt;" in text
     assert "@octocat" not in text and "\\[x\\]" in text
     assert "<details><summary>💥 Optimizer is Adam" in text
-    assert "<details><summary>cell 7, line 3: NameError" in text
+    assert "<details><summary>In [5] (cell 7), line 3: NameError" in text
     assert "| 2 | Dense(64, relu) (None, 64) | Dense(32, relu) (None, 32) | **≠ differs** |" in text
 
 
@@ -244,7 +244,7 @@ def test_gradescope_schema():
     assert "Dense(32, relu)" in out["tests"][0]["output"]
     manual = out["tests"][-1]
     assert manual["max_score"] == 0 and "status" not in manual and "co-adaptation" in manual["output"]
-    assert "cell 7, line 3: NameError" in out["output"]
+    assert "In [5] (cell 7), line 3: NameError" in out["output"]
     json.dumps(out)  # serialisable as is
 
 
@@ -297,7 +297,20 @@ def test_templates_are_package_data():
 
 @pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
                     reason="headless Chromium is not installed")
-def test_screenshot(tmp_path):
+def test_screenshots_of_both_pages_at_1280_and_400_px(tmp_path):
+    subprocess.run([sys.executable, str(REPO / "bench" / "screenshot_reports.py"),
+                    "--out-dir", str(tmp_path)], check=True, timeout=600, capture_output=True)
+    for page in ("report", "summary"):
+        for width in (1280, 400):
+            data = (tmp_path / f"{page}-{width}.png").read_bytes()
+            assert data[:8] == b"\x89PNG\r\n\x1a\n"
+            assert int.from_bytes(data[16:20], "big") == width  # the IHDR chunk's width
+            assert len(data) > 30_000  # a blank page compresses to a few kilobytes
+
+
+@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
+                    reason="headless Chromium is not installed")
+def test_screenshot_of_a_saved_result(tmp_path):
     source = tmp_path / "result.json"
     source.write_text(json.dumps(sample_result()))
     png = tmp_path / "report.png"
@@ -305,7 +318,7 @@ def test_screenshot(tmp_path):
                     "--out", str(png)], check=True, timeout=180, capture_output=True)
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(data) > 30_000  # a blank page compresses to a few kilobytes
+    assert len(data) > 30_000
 
 
 def test_cli_report_rerenders_a_saved_result(tmp_path, capsys):
@@ -322,3 +335,117 @@ def test_cli_report_rerenders_a_saved_result(tmp_path, capsys):
     assert cli_main(["report", str(tmp_path / "missing.json"), "-f", "html"]) == 2
     (tmp_path / "bad.json").write_text("{not json")
     assert cli_main(["report", str(tmp_path / "bad.json"), "-f", "html"]) == 2
+
+
+def sample_class() -> tuple[dict, list[dict]]:
+    """A fabricated fashion-mlp class for summary.html: full marks, partial credit, a TA
+    override, an unchanged starter, cell errors, a timeout, a grader error, no notebook."""
+    from grader import manual_scores, spec
+
+    assignment = spec.load("fashion-mlp")
+    info = {"id": assignment.id, "title": assignment.title, "version": "1+3f2a9c1b7d0e",
+            "max_score": assignment.max_score,
+            "checks": [{"id": c.id, "title": c.title, "max_points": c.points, "kind": c.kind}
+                       for c in assignment.checks]}
+
+    def result(points: dict[str, float], status="completed", message="", errors=0,
+               starter=False) -> dict:
+        checks = []
+        for c in assignment.checks:
+            got = points.get(c.id, 0.0)
+            state = "passed" if got >= c.points else "failed" if got == 0 else "partial"
+            checks.append({"id": c.id, "title": c.title, "points": got, "max_points": c.points,
+                           "status": state, "message": f"{c.id}: {state}", "details": {}})
+        if status == "grader_error":
+            checks = []
+        return {"assignment": assignment.id, "score": None if status == "grader_error" else
+                sum(c["points"] for c in checks), "max_score": assignment.max_score,
+                "checks": checks, "execution": {"status": status, "message": message},
+                "cell_errors": [{"cell": i, "execution_count": i, "ename": "NameError",
+                                 "evalue": "x", "line": 1, "traceback": ""}
+                                for i in range(errors)], "unchanged_starter": starter}
+
+    full = {c.id: c.points for c in assignment.checks}
+    partial = {**full, "model-layers": 1.0, "model-params": 0.0, "model-timed-training": 1.2}
+    overridden = result({**full, "model-layers": 1.0})
+    manual_scores.apply(overridden, [manual_scores.ManualScore(
+        "dana", "model-layers", 3, "Dropout before the output layer is fine")])
+    students = [
+        ("alice", result(full)), ("bob", result(partial, errors=1)), ("dana", overridden),
+        ("carol", result({}, errors=3, starter=True)),
+        ("erin", result({"model-layers": 3, "model-activations": 2}, "timeout",
+                        "the notebook ran past its 900 s limit; cells from cell 14 on were not run",
+                        errors=1)),
+        ("frank", result({}, "grader_error", "the grader failed, not the notebook: bwrap is "
+                                             "not installed")),
+        ("grace", result({}, "no_notebook", "no .ipynb file in grace/")),
+        ("a-student-with-a-very-long-folder-name", result({**full, "model-accuracy": 2.5})),
+    ]
+    return info, [{"student": s, "result": r, "report": f"{s}/report.html"}
+                  for s, r in students]
+
+
+# --- what GitHub Classroom's reporter shows -------------------------------------------------------
+
+def reporter_views(payload: dict) -> dict[str, float]:
+    """The three numbers classroom-resources/autograding-grading-reporter derives from one
+    runner's payload (src/aggregate-results.js, console-results.js, notify-classroom.js)."""
+    tests, top = payload["tests"], payload["max_score"]
+    passed = sum(1 for t in tests if t["status"] == "pass")
+    return {"table": passed / len(tests) * (top or 1), "log_percent": passed / len(tests) * 100,
+            "recorded": sum(t["score"] for t in tests), "max": top}
+
+
+def test_classroom_table_log_and_recorded_grade_agree():
+    result = sample_result()
+    result["checks"][-2].update(points=1.0, status="partial")  # whole points: exact agreement
+    views = reporter_views(classroom_payload(result))
+    assert views["recorded"] == pytest.approx(9.0) == pytest.approx(views["table"])
+    assert views["log_percent"] == pytest.approx(100 * 9 / 15)
+    assert views["max"] == 15
+    # A partly passed check is shown as what it earned: 1 of its 3 tests passes.
+    names = [(t["name"], t["status"]) for t in classroom_payload(result)["tests"]
+             if t["test_code"] == "model-layers"]
+    assert [s for _, s in names] == ["pass", "fail", "fail"]
+    assert names[0][0].endswith("(1/3)")
+
+
+def test_classroom_fractional_credit_is_recorded_exactly():
+    result = sample_result()  # model-timed-training earned 1.2 of 2
+    payload = classroom_payload(result)
+    views = reporter_views(payload)
+    assert views["recorded"] == pytest.approx(result["score"])  # what Classroom keeps
+    assert 0 <= views["recorded"] - views["table"] < 1  # the table shows whole units only
+    assert len(payload["tests"]) <= 50
+
+
+def test_classroom_half_points_make_half_point_tests():
+    result = {"notebook": "n.ipynb", "execution": {"status": "completed"}, "checks": [
+        {"id": "a", "title": "A", "points": 1.5, "max_points": 2, "status": "partial",
+         "message": "half"},
+        {"id": "b", "title": "B", "points": 1, "max_points": 1, "status": "passed", "message": ""}]}
+    payload = classroom_payload(result)
+    assert len(payload["tests"]) == 6  # 0.5 points each
+    views = reporter_views(payload)
+    assert views["table"] == pytest.approx(views["recorded"]) == pytest.approx(2.5)
+
+
+def test_classroom_grader_error_records_nothing():
+    result = {"notebook": "n.ipynb", "checks": [], "score": None, "max_score": 16,
+              "execution": {"status": "grader_error", "message": "bwrap cannot start"}}
+    payload = classroom_payload(result)
+    # max_score 0: the reporter's notify-classroom.js skips it, so no zero is recorded.
+    assert payload["max_score"] == 0 and payload["status"] == "error"
+    assert payload["tests"][0]["message"] == "bwrap cannot start"
+
+
+def test_cell_errors_say_they_cost_nothing_by_themselves():
+    from grader.scoring import CELL_ERROR_NOTE
+
+    result = json.loads((Path(__file__).parent / "fixtures" /
+                         "fashion-mlp-reference.result.json").read_text())
+    result["cell_errors"] = [{"cell": 3, "execution_count": 4, "ename": "ModuleNotFoundError",
+                              "evalue": "No module named 'google.colab'", "line": 1,
+                              "traceback": "", "note": CELL_ERROR_NOTE}]
+    assert "costs no points by itself" in render(result, "html")
+    assert "costs no points by itself" in render(result, "md")

@@ -33,12 +33,29 @@ def test_every_committed_spec_is_valid(aid):
 
 def test_packages_follow_the_homework():
     """Homework 4 tells students to use scikit-learn, pandas and seaborn; Part 1 numpy only."""
-    for aid in ("fashion-mlp", "lenet5"):
+    for aid in ("fashion-mlp", "lenet5", "autoassociator"):
         assert {"tensorflow", "keras", "numpy", "matplotlib", "sklearn", "pandas",
                 "seaborn"} <= set(spec.load(aid).packages)
     for aid in ("autoassociator", "mnist-cnn"):
         assert {"tensorflow", "keras", "numpy", "matplotlib"} <= set(spec.load(aid).packages)
     assert "tensorflow" not in spec.load("numpy-backprop").packages
+
+
+def test_no_starter_forbids_the_homeworks_own_tools():
+    """The grader serves the homework: a starter must not tell students to avoid a package the
+    assignment declares (Homework 4's scikit-learn, pandas, seaborn)."""
+    import re
+
+    import nbformat
+
+    tools = r"(scikit|sklearn|pandas|seaborn)"
+    forbidding = re.compile(r"(not installed|\bno |don't use|do not use|without)[^.\n]{0,40}"
+                            + tools + "|" + tools + r"[^.\n]{0,40}(not installed|not available|"
+                            r"not allowed|forbidden)", re.I)
+    for aid in spec.available():
+        assignment = spec.load(aid)
+        text = "\n".join(c.source for c in nbformat.read(assignment.starter, as_version=4).cells)
+        assert not forbidding.search(text), (aid, forbidding.search(text).group(0))
 
 
 def test_check_options_survive_as_written():

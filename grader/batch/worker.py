@@ -1,9 +1,13 @@
 """One student's grading in a process of its own: `python -m grader.batch.worker REQUEST.json`.
 
-The batch starts one of these per student (see grader/batch/__init__.py for why processes and
-not a pool). The request names the notebook, the assignment and the grading options; the worker
-writes the result JSON to `request["result"]` and exits 0. Anything else (a crash, a signal, the
-OOM killer) leaves no result file, and the batch records an error result for that student.
+Every engine starts one of these per student (see grader/batch/worker_process.py for why
+processes and not a pool). The request names the notebook, the assignment and the grading
+options; the worker writes the result JSON to `request["result"]` and exits 0. Anything else (a
+crash, a signal, the OOM killer) leaves no result file, and the batch records an error result
+for that student.
+
+`--preflight REQUEST.json` instead checks this machine's set-up (grader/batch/preflight.py) and
+writes {"problem": null or why not} to `request["result"]`.
 
 Every process a worker starts (the kernel, the timed-training process) gets a HOME inside the
 worker's private TMPDIR, which the batch sets; `kill_by_home_prefix` finds them all by that, even
@@ -50,7 +54,8 @@ def _terminate(signum, frame) -> None:  # noqa: ANN001 - signal handler
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    request = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    preflight = argv[:1] == ["--preflight"]
+    request = json.loads(Path(argv[-1]).read_text(encoding="utf-8"))
     global _PRIVATE_TMP
     private = request.get("private_tmp")
     if private and Path(tempfile.gettempdir()).resolve() == Path(private).resolve():
@@ -64,11 +69,17 @@ def main(argv: list[str] | None = None) -> int:
     from ..pipeline import Options, grade
     from ..scoring import write_atomic
 
-    assignment = spec.load(request["assignment"])
     options = Options(data_dir=Path(request["data_dir"]) if request.get("data_dir") else None,
                       full=bool(request.get("full")), timeout=request.get("timeout"),
                       sandbox=request.get("sandbox", "auto"),
                       hidden=tuple(Path(p) for p in request.get("hidden", ())))
+    if preflight:
+        from .preflight import on_this_machine
+
+        problem = on_this_machine(request["assignment"], request["version"], options)
+        write_atomic(Path(request["result"]), json.dumps({"problem": problem}))
+        return 0
+    assignment = spec.load(request["assignment"])
     result = grade(Path(request["notebook"]), assignment, options)
     write_atomic(Path(request["result"]), result.to_json())
     return 0

@@ -63,7 +63,26 @@ class GradingContext:
             return reason
         errors = self.execution.cell_errors
         if errors:
-            first = errors[0]
-            reason += (f" (cell {first.cell + 1} raised {first.ename}"
-                       f"{': ' + first.evalue[:120] if first.evalue else ''})")
+            # The cell that should have bound the name, if one raised; else the first error.
+            binding = [e for e in errors if self._binds(e.cell, name)]
+            cause = binding[-1] if binding else errors[0]
+            reason += (f" (cell {cause.cell + 1} raised {cause.ename}"
+                       f"{': ' + cause.evalue[:120] if cause.evalue else ''})")
         return reason
+
+    def _binds(self, index: int, name: str) -> bool:
+        """Whether code cell `index` of the notebook assigns `name` (read with ast, not run)."""
+        import ast
+
+        cells = getattr(self.notebook, "cells", None) or []
+        if not 0 <= index < len(cells):
+            return False
+        source = str(cells[index].get("source", ""))
+        source = "\n".join("" if line.lstrip().startswith(("%", "!")) else line
+                           for line in source.replace("\r\n", "\n").split("\n"))
+        try:
+            tree = ast.parse(source)
+        except (SyntaxError, ValueError):
+            return False
+        return any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store)
+                   for n in ast.walk(tree))

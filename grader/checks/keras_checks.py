@@ -345,7 +345,15 @@ def timed_training(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
             f"({sum(per_epoch) / len(per_epoch):.1f} s/epoch"
             + (f"; the reference design trained the same way here: {here:.3f})"
                if here is not None else ")"))
-    return _against_threshold(spec, acc, threshold, n_classes, what)
+    result = _against_threshold(spec, acc, threshold, n_classes, what)
+    if run.get("stopped_by_time"):
+        cost = (ctx.notes.get("timed_costs") or {}).get(spec.object)
+        result.message += (
+            f". The design is too slow to train: it used {run.get('cpu_seconds', 0):.0f} CPU "
+            f"seconds for {run.get('epochs_run')} of {run.get('epochs', '?')} epochs, past the "
+            f"grader's cap of {run.get('cpu_cap', 0):.0f}"
+            + (f" (the reference design needs {cost:.0f} here)" if cost is not None else ""))
+    return result
 
 
 @guarded

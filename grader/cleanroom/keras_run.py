@@ -33,7 +33,7 @@ import numpy as np
 from ..execution import sandbox as sandbox_mod
 from ..paths import PROJECT_ROOT, REFERENCE_DIR
 from . import source as source_mod
-from .numpy_run import _LineReader, _read_json, _stop
+from .process import LineReader, read_json, stop
 
 HARNESS = Path(__file__).resolve().parents[1] / "kernel" / "keras_harness.py"
 STARTUP_SECONDS = 120  # bwrap, the interpreter and TensorFlow, before any student code
@@ -117,7 +117,7 @@ class Room:
             _command(folder, sandbox, hidden), cwd=folder, env=_environment(folder),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             preexec_fn=_limits, start_new_session=True)
-        self.reader = _LineReader(self.proc)
+        self.reader = LineReader(self.proc)
 
     def retrain(self, nb: Any, class_name: str, args: tuple[list[Any], dict[str, Any]],
                 compile_info: dict[str, Any], layout: tuple[int, ...], data: dict[str, np.ndarray],
@@ -131,7 +131,7 @@ class Room:
                    "loss": compile_info["loss_config"],
                    "optimizer": compile_info["optimizer_config"], "layout": list(layout),
                    "epochs": budget["epochs"], "batch_size": budget["batch_size"],
-                   "seed": budget["seed"], "max_seconds": budget["max_seconds"]}
+                   "seed": budget["seed"], "max_cpu_seconds": budget["max_cpu_seconds"]}
         (self.folder / "request.json").write_text(json.dumps(request))
         if not self.reader.wait_for("STARTED", STARTUP_SECONDS):
             raise _grader_error(self, "did not start")
@@ -142,11 +142,11 @@ class Room:
             self.proc.stdin.flush()
         except OSError:
             raise _grader_error(self, "stopped before training") from None
-        limit = budget["max_seconds"] * 2 + 120
+        limit = budget["wall_seconds"]
         started = time.monotonic()
         done = self.reader.wait_for("DONE", limit)
         seconds = round(time.monotonic() - started, 3)
-        report = _read_json(self.out / "report.json") or {}
+        report = read_json(self.out / "report.json") or {}
         if not done:
             why = f"ran past {limit:.0f} s" if seconds >= limit else "stopped"
             return Retrained(None, report, f"training a fresh {class_name} in the grader's clean "
@@ -160,7 +160,7 @@ class Room:
                          None if export.is_dir() else "the clean room exported no model")
 
     def close(self) -> None:
-        _stop(self.proc)
+        stop(self.proc)
 
 
 def _tail(stderr: str) -> str:

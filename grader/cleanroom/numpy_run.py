@@ -21,9 +21,7 @@ import functools
 import json
 import os
 import resource
-import selectors
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -41,6 +39,7 @@ from ..execution import sandbox as sandbox_mod
 from ..harvest.artifacts import HarvestedObject, load_numeric_arrays
 from ..paths import PROJECT_ROOT, REFERENCE_DIR
 from . import source as source_mod
+from .process import LineReader, read_json, stop
 
 HARNESS = Path(__file__).resolve().parents[1] / "kernel" / "numpy_harness.py"
 # Frameworks that compute gradients (Part 1 allows numpy only), and the grader itself.
@@ -48,7 +47,6 @@ FORBIDDEN = ("tensorflow", "keras", "tf_keras", "torch", "jax", "jaxlib", "autog
              "mxnet", "paddle", "grader")
 PROBE_MIN_SECONDS = 3.0  # the probe's limit, at least
 PROBE_REFERENCE_FACTOR = 50  # ... and at least this many times the grader's own backward pass
-MAX_REPORT_BYTES = 2**20
 STARTUP_SECONDS = 60  # bwrap, the interpreter and numpy, before any student code
 MEMORY_MB = 2048
 
@@ -174,7 +172,7 @@ def _run(room: Path, sandbox: str, probe: ref.Case, options: dict[str, Any],
     proc = subprocess.Popen(_command(room, sandbox, hidden), cwd=room, env=_environment(room),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             preexec_fn=_limits, start_new_session=True)
-    reader = _LineReader(proc)
+    reader = LineReader(proc)
     started = ready = False
     try:
         started = reader.wait_for("STARTED", STARTUP_SECONDS)
@@ -197,7 +195,7 @@ def _run(room: Path, sandbox: str, probe: ref.Case, options: dict[str, Any],
     except (BrokenPipeError, OSError):
         pass
     finally:
-        _stop(proc)
+        stop(proc)
     stderr = reader.stderr()
     return _Outcome(started, ready, result, f"exit status {proc.returncode}", stderr)
 
@@ -261,71 +259,6 @@ def _limits() -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """Kill the clean room's whole process group (bwrap's pid namespace dies with it)."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            proc.kill()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
-
-
-class _LineReader:
-    """Protocol lines from the clean room's stdout, with a deadline; stderr kept, bounded."""
-
-    def __init__(self, proc: subprocess.Popen):
-        self.proc = proc
-        self.selector = selectors.DefaultSelector()
-        self.selector.register(proc.stdout, selectors.EVENT_READ, "out")
-        self.selector.register(proc.stderr, selectors.EVENT_READ, "err")
-        self.buffer = b""
-        self.err = b""
-
-    def wait_for(self, word: str, seconds: float) -> bool:
-        deadline = time.monotonic() + seconds
-        while True:
-            if b"\n" in self.buffer:
-                line, self.buffer = self.buffer.split(b"\n", 1)
-                if line.strip() == word.encode():
-                    return True
-                continue  # anything else on the pipe is not the harness's word
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self.selector.get_map():
-                return False
-            for key, _ in self.selector.select(remaining):
-                chunk = os.read(key.fileobj.fileno(), 65536)
-                if not chunk:
-                    self.selector.unregister(key.fileobj)
-                elif key.data == "out":
-                    self.buffer = (self.buffer + chunk)[-65536:]
-                else:
-                    self.err = (self.err + chunk)[-8192:]
-
-    def stderr(self) -> str:
-        """What is left on stderr, without blocking: a process that escaped the kill may still
-        hold the pipe open."""
-        try:
-            os.set_blocking(self.proc.stderr.fileno(), False)
-            self.err += os.read(self.proc.stderr.fileno(), 8192) or b""
-        except (OSError, ValueError):
-            pass
-        return self.err.decode(errors="replace")[-2000:]
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.is_file() or path.stat().st_size > MAX_REPORT_BYTES:
-        return None
-    try:
-        loaded = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    return loaded if isinstance(loaded, dict) else None
-
-
 def _collect(room: Path, name: str, seed: int, outcome: _Outcome,
              room_facts: dict[str, Any]) -> HarvestedObject:
     """Validate what the clean room wrote; anything malformed is the student's code's doing,
@@ -335,7 +268,7 @@ def _collect(room: Path, name: str, seed: int, outcome: _Outcome,
     if not outcome.started:  # no student code had run yet: the grader's own failure
         raise GraderError("the numpy clean room did not start ("
                           + (outcome.stderr.strip() or output.strip() or outcome.exit_note)[-300:] + ")")
-    report = _read_json(room / "results.json") if outcome.ready else None
+    report = read_json(room / "results.json") if outcome.ready else None
     room_facts["probe"] = outcome.probe.as_dict()
     if report is None:
         return HarvestedObject(name, "error", "the clean room running your functions stopped "
@@ -345,7 +278,7 @@ def _collect(room: Path, name: str, seed: int, outcome: _Outcome,
     # The probe's outputs come from probe_out.npz only, whatever else results.npz holds.
     arrays = {k: v for k, v in load_numeric_arrays(room / "results.npz").items()
               if not k.startswith("probe_")}
-    probe_report = _read_json(room / "probe_out.json") or _read_json(room / "probe.json") or {}
+    probe_report = read_json(room / "probe_out.json") or read_json(room / "probe.json") or {}
     if outcome.probe.status == ProbeStatus.PASSED:
         probe_arrays = load_numeric_arrays(room / "probe_out.npz")
         error = probe_report.get("error")

@@ -23,12 +23,14 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
+from ..progress import Phase, Progress, notify
 from . import sandbox as sandbox_mod
 from .scratch import Scratch
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_LINE = re.compile(r"^\s*(?:-+>|Cell In\[\d+\], line)\s*(\d+)", re.M)
+# IPython's header of a notebook cell's frame: "Cell In[5], line 3".
+_CELL_FRAME = re.compile(r"^\s*Cell In\[(\d+)\], line (\d+)", re.M)
 # Environment variables the kernel may inherit; everything else (tokens, keys) is dropped.
 _ENV_KEEP = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SYSTEMROOT")
 # Marks every process of one kernel, so none outlives grading (see kill_tagged_processes).
@@ -134,6 +136,16 @@ def kernel_env(scratch: Scratch) -> dict[str, str]:
         TF_NUM_INTRAOP_THREADS="2",
         TF_NUM_INTEROP_THREADS="1",
         PYTHONUNBUFFERED="1",
+        # A Colab habit, `!pip install …`, fails at once instead of retrying a network the
+        # sandbox does not have, and with --sandbox none installs nothing into the grader's
+        # own environment: no index, no pip.conf (a machine's mirror or wheel folder), no
+        # retries, no prompts. Packages the homework needs are already there (environment.py).
+        PIP_NO_INDEX="1",
+        PIP_CONFIG_FILE=os.devnull,
+        PIP_RETRIES="0",
+        PIP_DEFAULT_TIMEOUT="5",  # a URL requirement (git+https://…) on a network dropping packets
+        PIP_NO_INPUT="1",
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
     )
     return env
 
@@ -141,18 +153,61 @@ def kernel_env(scratch: Scratch) -> dict[str, str]:
 def execute(nb: nbformat.NotebookNode, scratch: Scratch, *, cell_timeout: float,
             notebook_timeout: float, kernel: KernelConfig, harvest_code: str,
             harvest_timeout: float = 300.0,
-            mounts: sandbox_mod.Mounts | None = None) -> ExecutionRecord:
+            mounts: sandbox_mod.Mounts | None = None,
+            progress: Progress | None = None) -> ExecutionRecord:
     """Execute `nb` in place (outputs are added to it) and run `harvest_code` afterwards.
 
     With `mounts`, the kernel runs inside bubblewrap: `mounts` lists what it may write and read
-    beyond the read-only system, and what it must not see.
+    beyond the read-only system, and what it must not see. `progress` hears of the kernel's
+    start, each code cell and the harvest (grader/progress.py); it only displays.
     """
-    return asyncio.run(_execute(nb, scratch, cell_timeout, notebook_timeout, kernel,
-                                harvest_code, harvest_timeout, mounts))
+    return _run(_execute(nb, scratch, cell_timeout, notebook_timeout, kernel, harvest_code,
+                         harvest_timeout, mounts, progress))
+
+
+class _GraderLoop(asyncio.SelectorEventLoop):
+    """nbclient registers SIGINT and SIGTERM handlers on the loop that shut the kernel down and
+    let grading go on as if the kernel had died (a Ctrl-C became a student's zero). The grader's
+    process decides what those signals mean (grader/cli.py, grader/batch/worker.py), so they
+    are left to its own handlers."""
+
+    def add_signal_handler(self, sig, callback, *args):  # noqa: ANN001, ANN002
+        if sig in (signal.SIGINT, signal.SIGTERM):
+            return
+        super().add_signal_handler(sig, callback, *args)
+
+    def remove_signal_handler(self, sig):  # noqa: ANN001
+        if sig in (signal.SIGINT, signal.SIGTERM):
+            return False
+        return super().remove_signal_handler(sig)
+
+
+def _run(coro):  # noqa: ANN001, ANN202 - a coroutine and its result
+    """asyncio.run on _GraderLoop. A KeyboardInterrupt cancels the grading so that its clean-up
+    (killing the kernel) runs, and then propagates."""
+    loop = _GraderLoop()
+    task = loop.create_task(coro)
+    try:
+        return loop.run_until_complete(task)
+    except KeyboardInterrupt:
+        loop.set_exception_handler(lambda *_: None)  # nbclient's orphaned tasks: not news
+        task.cancel()
+        try:
+            loop.run_until_complete(task)
+        except BaseException:  # noqa: BLE001 - the cancellation itself, or what clean-up raised
+            pass
+        raise
+    finally:
+        for pending in asyncio.all_tasks(loop):
+            pending.cancel()
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
 
 
 async def _execute(nb, scratch, cell_timeout, notebook_timeout, kernel, harvest_code,
-                   harvest_timeout, mounts) -> ExecutionRecord:
+                   harvest_timeout, mounts, progress=None) -> ExecutionRecord:
     record = ExecutionRecord()
     config_path = scratch.private / "kernel.json"
     config_path.write_text(json.dumps(kernel.__dict__))
@@ -188,15 +243,18 @@ async def _execute(nb, scratch, cell_timeout, notebook_timeout, kernel, harvest_
     token = secrets.token_hex(12)
     env = kernel_env(scratch)
     env[KERNEL_TOKEN_VAR] = token
+    notify(progress, Phase.KERNEL_START, sandboxed=mounts is not None)
     try:
         async with client.async_setup_kernel(env=env, cwd=str(scratch.work),
                                              stdout=kernel_log, stderr=kernel_log):
             record.kernel_start_seconds = time.monotonic() - started
             t0 = time.monotonic()
-            alive = await _run_student_cells(client, nb, record, cell_timeout, notebook_timeout)
+            alive = await _run_student_cells(client, nb, record, cell_timeout, notebook_timeout,
+                                             progress)
             record.execute_seconds = time.monotonic() - t0
             if alive:
                 t1 = time.monotonic()
+                notify(progress, Phase.HARVEST)
                 record.harvested = await _run_harvest(client, nb, harvest_code, harvest_timeout, record)
                 record.harvest_seconds = time.monotonic() - t1
     except Exception as exc:  # kernel failed to start or vanished during shutdown
@@ -211,12 +269,17 @@ async def _execute(nb, scratch, cell_timeout, notebook_timeout, kernel, harvest_
     return record
 
 
-async def _run_student_cells(client, nb, record, cell_timeout, notebook_timeout) -> bool:
+async def _run_student_cells(client, nb, record, cell_timeout, notebook_timeout,
+                             progress=None) -> bool:
     """Returns False when the kernel can no longer be used."""
     deadline = time.monotonic() + notebook_timeout
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]
+    next_count = 1  # the In [k] Jupyter will show: the kernel counts each cell it runs
     for index, cell in enumerate(list(nb.cells)):
         if cell.cell_type != "code" or not cell.source.strip():
             continue
+        notify(progress, Phase.CELL, cell=index, number=code.index(index) + 1, total=len(code),
+               execution_count=next_count)
         remaining = deadline - time.monotonic()
         if remaining <= 1:
             record.status = "timeout"
@@ -237,6 +300,8 @@ async def _run_student_cells(client, nb, record, cell_timeout, notebook_timeout)
             record.message = f"cell {index + 1} did not stop when interrupted; the kernel was stopped"
             return False
         _trim_outputs(cell)
+        count = cell.get("execution_count")
+        next_count = count + 1 if isinstance(count, int) else next_count + 1
     return True
 
 
@@ -309,17 +374,25 @@ def _collect_errors(nb, replies, record: ExecutionRecord) -> None:
         if index >= len(nb.cells) or content.get("status") != "error":
             continue
         tb = _ANSI.sub("", "\n".join(content.get("traceback") or []))
-        match = None
-        for match in _LINE.finditer(tb):
-            pass  # the last frame in the cell is where the error surfaced
+        count = nb.cells[index].get("execution_count")
         record.cell_errors.append(CellError(
             cell=index,
-            execution_count=nb.cells[index].get("execution_count"),
+            execution_count=count,
             ename=str(content.get("ename", "Error"))[:200],
             evalue=str(content.get("evalue", ""))[:1000],
-            line=int(match.group(1)) if match else None,
+            line=_line_in_cell(tb, count),
             traceback=tb[-4000:],
         ))
+
+
+def _line_in_cell(traceback: str, execution_count: int | None) -> int | None:
+    """The line of the failing cell where the error surfaced: its own frame's, not that of a
+    library the cell called (an `input()` fails inside ipykernel, at ipykernel's line 1514)."""
+    frames = [(int(m.group(1)), int(m.group(2))) for m in _CELL_FRAME.finditer(traceback)]
+    own = [line for count, line in frames if count == execution_count]
+    if own:
+        return own[0]
+    return frames[0][1] if frames else None
 
 
 def _first_line(exc: BaseException) -> str:

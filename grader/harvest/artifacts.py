@@ -172,7 +172,8 @@ def _load_predictions(path: Path, rows: int) -> dict[str, np.ndarray]:
 
 def read_timed(timed: dict[str, Any], out_dir: Path, rows: int | None) -> dict[str, Any]:
     """A timed-training entry and its predictions, validated."""
-    keep = {k: timed[k] for k in ("status", "message", "epochs_run", "seconds_per_epoch",
+    keep = {k: timed[k] for k in ("status", "message", "epochs_run", "epochs",
+                                  "seconds_per_epoch", "cpu_seconds", "cpu_cap",
                                   "stopped_by_time", "loss", "train_accuracy", "where", "seconds",
                                   "seed") if k in timed}
     name = timed.get("predictions_file")

@@ -55,7 +55,7 @@ def _train(request, keras, tf, np):
     model.compile(optimizer=keras.optimizers.get(request["optimizer"]),
                   loss=keras.losses.get(request["loss"]), metrics=["accuracy"])
     epoch_seconds, losses, accuracies, stopped = [], [], [], False
-    started = time.monotonic()
+    started = time.process_time()  # CPU seconds: a busy machine must not cut training short
     for _ in range(int(request["epochs"])):
         t0 = time.monotonic()
         history = model.fit(x, y, epochs=1, batch_size=int(request["batch_size"]), verbose=0,
@@ -63,7 +63,7 @@ def _train(request, keras, tf, np):
         epoch_seconds.append(round(time.monotonic() - t0, 3))
         losses.append(float((history.get("loss") or [float("nan")])[-1]))
         accuracies.append(float((history.get("accuracy") or [float("nan")])[-1]))
-        if time.monotonic() - started >= float(request["max_seconds"]):
+        if time.process_time() - started >= float(request["max_cpu_seconds"]):
             stopped = True
             break
     spec = [tf.TensorSpec((None, *request["layout"]), tf.float32)]
@@ -71,7 +71,9 @@ def _train(request, keras, tf, np):
     archive.track(model)
     archive.add_endpoint("serve", lambda t: model(t, training=False), input_signature=spec)
     archive.write_out("out/model.savedmodel", verbose=False)
-    return {"epochs_run": len(epoch_seconds), "seconds_per_epoch": epoch_seconds,
+    return {"epochs_run": len(epoch_seconds), "epochs": int(request["epochs"]),
+            "cpu_seconds": round(time.process_time() - started, 2),
+            "cpu_cap": float(request["max_cpu_seconds"]), "seconds_per_epoch": epoch_seconds,
             "stopped_by_time": stopped, "loss": losses, "train_accuracy": accuracies}
 
 

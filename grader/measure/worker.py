@@ -214,9 +214,10 @@ def _retrained(obj: dict[str, Any], images: np.ndarray, folder: Path) -> dict[st
     from . import savedmodel
 
     report = obj.get("report") or {}
-    timed: dict[str, Any] = {k: report[k] for k in ("epochs_run", "seconds_per_epoch",
-                                                   "stopped_by_time", "loss", "train_accuracy",
-                                                   "seconds") if k in report}
+    timed: dict[str, Any] = {k: report[k] for k in ("epochs_run", "epochs", "seconds_per_epoch",
+                                                   "cpu_seconds", "cpu_cap", "stopped_by_time",
+                                                   "loss", "train_accuracy", "seconds")
+                             if k in report}
     try:
         view = savedmodel.open_export(Path(obj["retrained"]), {})
     except savedmodel.ExportError as exc:
@@ -326,7 +327,8 @@ def _timed(design: dict[str, Any], layout: tuple[int, ...], images: np.ndarray,
         optimizer=keras.optimizers.deserialize(optimizer) if isinstance(optimizer, dict)
         else optimizer,
         epochs=budget["epochs"], batch_size=budget["batch_size"],
-        max_seconds=budget["max_seconds"], n_classes=budget["n_classes"], seed=budget["seed"])
+        max_cpu_seconds=budget["max_cpu_seconds"], n_classes=budget["n_classes"],
+        seed=budget["seed"])
     np.savez(path, predictions=result.pop("predictions"))
     result.update(status="trained", where="grader", seed=budget["seed"],
                   predictions_file=path.name)

@@ -1,5 +1,6 @@
-"""Renderers of a result (the dict of result.json): terminal table, HTML, Markdown, Gradescope,
-GitHub Classroom. Each takes the plain dict, so a saved result.json renders without re-grading."""
+"""Renderers of a result (the dict of result.json): terminal table (as plain text here), HTML,
+Markdown, Gradescope, GitHub Classroom. Each takes the plain dict, so a saved result.json
+renders without re-grading."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from typing import Any, Iterable
 
 from ..scoring import write_atomic
 
-FORMATS = {"json", "html", "md", "gradescope", "classroom"}
+FORMATS = {"json", "html", "md", "gradescope", "classroom", "terminal"}
 # File names in the report folder; results.json is the name Gradescope looks for.
 FILENAMES = {"json": "result.json", "html": "report.html", "md": "report.md",
-             "gradescope": "results.json", "classroom": "classroom-result.b64"}
+             "gradescope": "results.json", "classroom": "classroom-result.b64",
+             "terminal": "report.txt"}
 DEFAULT_FORMATS = ("json", "html", "md")
 
 
@@ -33,6 +35,9 @@ def render(result: dict[str, Any], fmt: str) -> str:
     if fmt == "gradescope":
         from .gradescope import to_gradescope
         return json.dumps(to_gradescope(result), indent=2, default=_json_default) + "\n"
+    if fmt == "terminal":
+        from .terminal import render_text
+        return render_text(result)
     if fmt == "classroom":
         from .classroom import to_classroom
         return to_classroom(result)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..manual_scores import is_override
+from .cell_errors import views
 from .html import clean, comparison_rows, fmt_points
 
 MAX_OUTPUT = 8000  # Gradescope collapses a test's output; keep each one readable
@@ -33,12 +35,13 @@ def _summary(result: dict[str, Any]) -> str:
              f"{fmt_points(result.get('score'))} / {fmt_points(result.get('max_score'))} points",
              f"notebook execution: {execution.get('status', 'unknown')}"
              + (f" ({clean(execution['message'], 500)})" if execution.get("message") else "")]
-    errors = result.get("cell_errors") or []
-    for err in errors[:10]:
-        where = f"cell {err['cell'] + 1}" if isinstance(err.get("cell"), int) else "a cell"
-        if err.get("line"):
-            where += f", line {err['line']}"
-        lines.append(f"{where}: {clean(err.get('ename'), 100)}: {clean(err.get('evalue'), 300)}")
+    errors = views(result.get("cell_errors") or [])
+    for view in errors[:10]:
+        line = f"{view.where}: {clean(view.ename, 100)}: {clean(view.summary, 300)}"
+        if view.causes:
+            line += (f"  <- fix this first: likely the cause of the {view.causes} "
+                     f"NameError{'s' if view.causes > 1 else ''} after it")
+        lines.append(line)
     if len(errors) > 10:
         lines.append(f"... and {len(errors) - 10} more cell errors")
     return "\n".join(lines)
@@ -48,7 +51,7 @@ def to_gradescope(result: dict[str, Any]) -> dict[str, Any]:
     tests = []
     for number, check in enumerate(result.get("checks") or [], 1):
         manual = check.get("status") == "manual"
-        name = str(check.get("title") or check.get("id"))
+        name = str(check.get("title") or check.get("id")) + (" (TA)" if is_override(check) else "")
         test: dict[str, Any] = {
             "name": f"{name} ({fmt_points(check.get('max_points'))} pts, graded by a TA)"
             if manual else name,
@@ -56,7 +59,8 @@ def to_gradescope(result: dict[str, Any]) -> dict[str, Any]:
             "score": float(check.get("points") or 0),
             "max_score": 0.0 if manual else float(check.get("max_points") or 0),
             "output": _test_output(check),
-            "tags": [str(check.get("id")), str(check.get("status"))],
+            "tags": [str(check.get("id")), str(check.get("status"))]
+            + (["ta-override"] if is_override(check) else []),
             "visibility": "visible",
             "extra_data": {"check_id": check.get("id"), "grader_status": check.get("status")},
         }

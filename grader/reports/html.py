@@ -13,6 +13,8 @@ from typing import Any
 
 from jinja2 import ChainableUndefined, Environment, PackageLoader, select_autoescape
 
+from ..manual_scores import ta_grade
+
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 MAX_TEXT = 20_000  # per traceback / answer: a notebook can print megabytes
@@ -233,14 +235,18 @@ def _environment() -> Environment:
                       # A result from an older grader may lack a field: render it empty.
                       undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(points=fmt_points, clean=clean, shape=fmt_shape)
-    env.globals.update(icon=HTML_ICON, charts_for=charts_for, gauge_chart=gauge_chart)
+    env.globals.update(icon=HTML_ICON, charts_for=charts_for, gauge_chart=gauge_chart,
+                       ta_grade=ta_grade)
     return env
 
 
 def render_html(result: dict[str, Any]) -> str:
+    from .cell_errors import views
+
     checks = result.get("checks") or []
     return _environment().get_template("report.html.j2").render(
         r=result, checks=checks, models=model_views(result),
+        error_views=views(result.get("cell_errors") or []),
         manual=[c for c in checks if c.get("status") == "manual"],
         counts={s: sum(1 for c in checks if c.get("status") == s) for s in STATUS_ICON},
         percent=100 * float(result.get("score") or 0) / float(result.get("max_score") or 1))

@@ -13,6 +13,8 @@ from typing import Any
 
 from jinja2 import ChainableUndefined, Environment, PackageLoader
 
+from ..manual_scores import is_override
+from .cell_errors import views
 from .html import STATUS_ICON, clean, comparison_rows, fmt_points
 
 MAX_CELL = 300  # the reason column shows a first line; full text is in the details below
@@ -55,7 +57,7 @@ def _environment(block_limit: int) -> Environment:
                       keep_trailing_newline=True)
     env.filters.update(md=md_inline, h=html_inline, points=fmt_points,
                        pre=lambda text: md_pre(text, block_limit))
-    env.globals.update(icon=STATUS_ICON, comparison_rows=comparison_rows)
+    env.globals.update(icon=STATUS_ICON, comparison_rows=comparison_rows, overridden=is_override)
     return env
 
 
@@ -67,7 +69,9 @@ def render_markdown(result: dict[str, Any], max_chars: int = MAX_TOTAL) -> str:
         r=result, checks=checks, ok=bool(auto) and all(c.get("status") == "passed" for c in auto),
         problems=[c for c in checks if c.get("status") in ("partial", "failed", "error")],
         manual=[c for c in checks if c.get("status") == "manual"],
-        execution=result.get("execution") or {}, cell_errors=result.get("cell_errors") or [])
+        overrides=[c for c in checks if is_override(c)],
+        execution=result.get("execution") or {}, cell_errors=result.get("cell_errors") or [],
+        error_views=views(result.get("cell_errors") or []))
     for block_limit in (MAX_BLOCK, 1000, 200):
         text = _environment(block_limit).get_template("report.md.j2").render(**context)
         text = re.sub(r"\n{3,}", "\n\n", text)

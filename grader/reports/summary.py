@@ -1,10 +1,15 @@
 """summary.html: a class at a glance for the TA (written by `grader grade`).
 
 The score histogram (inline SVG), each check's pass rate and mean points (so the question the
-class struggled with stands out), the run statuses, and a table of students linking to their
-report.html. One self-contained page: inline CSS and SVG, no scripts, no network. Everything that
-comes from results (student ids are file names students chose, messages come from notebooks) is
-escaped by Jinja's autoescape.
+class struggled with stands out), the run statuses, and a student × check matrix: each student's
+points per check coloured by status, flags (unchanged starter, cell errors, grader error,
+timeout, ...) and a link to their report.html. One self-contained page: inline CSS and SVG, no
+scripts, no network. Everything that comes from results (student ids are file names students
+chose, messages come from notebooks) is escaped by Jinja's autoescape.
+
+The matrix sorts without JavaScript: each column header links to an anchor (`#by-score`,
+`#by-c3-desc`), and a CSS rule per anchor (`#by-score:target ~ .matrix tr { order: var(--by-score) }`)
+orders the rows by a rank computed here. Without CSS the rows stay in student order.
 """
 
 from __future__ import annotations
@@ -25,6 +30,11 @@ NOT_GRADED = frozenset({"no_notebook", "ambiguous", "worker_failed", "worker_tim
                         "grader_error"})
 CHECK_STATUSES = ("passed", "partial", "failed", "error", "manual")
 STRUGGLE_BELOW = 0.5  # a check whose mean share of points is under this is flagged
+# Run statuses a TA should look at, with the words the matrix shows for them.
+RUN_FLAGS = {"grader_error": "grader error", "timeout": "timeout", "worker_timeout": "timeout",
+             "kernel_died": "kernel died", "invalid_notebook": "invalid notebook",
+             "no_notebook": "no notebook", "ambiguous": "ambiguous", "worker_failed": "not graded",
+             "start_failed": "not graded"}
 
 
 def _f(value: Any) -> float:
@@ -109,6 +119,67 @@ def _segments(counts: dict[str, int], n: int, width: float = 160) -> list[dict[s
     return out
 
 
+def flags(result: dict[str, Any], status: str) -> list[dict[str, str]]:
+    """What a TA should know about a student beyond the points."""
+    out = []
+    if status in RUN_FLAGS:
+        message = str((result.get("execution") or {}).get("message") or "")
+        out.append({"kind": "run", "label": RUN_FLAGS[status], "title": message[:300]})
+    if result.get("unchanged_starter") is True:
+        out.append({"kind": "starter", "label": "unchanged starter",
+                    "title": "the notebook's code cells are the starter's, as handed out"})
+    errors = len(result.get("cell_errors") or [])
+    if errors:
+        out.append({"kind": "errors", "label": f"{errors} cell error{'s' if errors > 1 else ''}",
+                    "title": "cells that raised an error when the grader ran the notebook"})
+    if any(isinstance(c, dict) and (c.get("details") or {}).get("ta_override")
+           for c in result.get("checks") or []):
+        out.append({"kind": "ta", "label": "TA override",
+                    "title": "a TA set the points of an automatic check"})
+    return out
+
+
+def _cells(result: dict[str, Any], checks_spec: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_id = {c.get("id"): c for c in result.get("checks") or [] if isinstance(c, dict)}
+    cells = []
+    for spec in checks_spec:
+        check = by_id.get(spec["id"])
+        if check is None:
+            cells.append({"status": "none", "points": None, "title": f"{spec['id']}: not graded"})
+            continue
+        details = check.get("details") if isinstance(check.get("details"), dict) else {}
+        status = str(check.get("status") or "")
+        graded_by_ta = "ta_points" in details
+        if status == "manual" and not graded_by_ta:
+            status = "awaiting"  # a written answer no TA has graded yet
+        message = " ".join(str(check.get("message") or "").split())[:200]
+        cells.append({"status": status, "points": _f(check.get("points")),
+                      "ta": bool(details.get("ta_override")) or (graded_by_ta and
+                                                                  check.get("status") == "manual"),
+                      "title": f"{spec['id']}: {_f(check.get('points')):g}/"
+                               f"{_f(spec.get('max_points')):g} {status} — {message}"})
+    return cells
+
+
+def sort_keys(rows: list[dict[str, Any]], n_checks: int) -> list[str]:
+    """Give each row its rank under each ordering (`order_<key>` and `order_<key>-desc`), for
+    the CSS that sorts the matrix; ties keep the students' alphabetical order."""
+    keys = {"student": lambda r: r["student"].lower(),
+            "score": lambda r: r["score"] if r["graded"] else -1.0,
+            "flags": lambda r: len(r["flags"])}
+    for i in range(n_checks):
+        keys[f"c{i}"] = lambda r, i=i: -1.0 if r["cells"][i]["points"] is None \
+            else r["cells"][i]["points"]
+    for name, key in keys.items():
+        for descending in (False, True):
+            ranked = sorted(rows, key=lambda r: r["student"].lower())
+            ranked.sort(key=key, reverse=descending)  # stable: ties stay alphabetical
+            suffix = f"{name}-desc" if descending else name
+            for rank, row in enumerate(ranked, 1):
+                row.setdefault("order", {})[suffix] = rank
+    return [k for name in keys for k in (name, f"{name}-desc")]
+
+
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)),
                       autoescape=select_autoescape(["html", "j2"], default=True),
@@ -133,7 +204,9 @@ def render_summary(assignment: dict[str, Any], students: list[dict[str, Any]],
                      "cell_errors": len(result.get("cell_errors") or []),
                      "message": str((result.get("execution") or {}).get("message") or "")[:300],
                      "href": quote(str(entry["report"])) if entry.get("report") else None,
-                     "result": result})
+                     "result": result, "flags": flags(result, status),
+                     "cells": _cells(result, list(assignment.get("checks") or []))})
+    orders = sort_keys(rows, len(assignment.get("checks") or []))
     graded = [r for r in rows if r["graded"]]
     scores = [r["score"] for r in graded]
     stats = None
@@ -150,5 +223,6 @@ def render_summary(assignment: dict[str, Any], students: list[dict[str, Any]],
     when = (generated or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
     return _environment().get_template("summary.html.j2").render(
         a=assignment, rows=rows, stats=stats, hist=histogram(scores, max_score),
-        statuses=sorted(statuses.items()), checks=checks, struggles=struggles,
+        statuses=sorted(statuses.items()), checks=checks, struggles=struggles, orders=orders,
+        attention=[r for r in rows if r["status"] != "completed"],
         not_graded=len(rows) - len(graded), generated=when, not_graded_names=sorted(NOT_GRADED))

@@ -1,46 +1,132 @@
-"""The `grader check` table: colour on a TTY, plain text otherwise (rich decides)."""
+"""The `grader check` table: colour on a TTY, plain text otherwise (rich decides).
+
+Renders the result dict (result.json), like every other report, so `grader report -f terminal`
+shows a saved result the way `grader check` did. Student text is printed with markup off: a
+message holding "[red]" or "[/]" is text, not styling.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from ..manual_scores import ta_grade
 from ..scoring import GradeResult
+from .cell_errors import ErrorView, views
+from .html import clean
 
 _STYLE = {"passed": "green", "partial": "yellow", "failed": "red", "error": "red bold",
           "manual": "cyan"}
+MAX_ERRORS = 5
 
 
-def _points(value: float | None) -> str:
-    return "—" if value is None else f"{value:g}"
+def _points(value: Any) -> str:
+    try:
+        return "—" if value is None else f"{float(value):g}"
+    except (TypeError, ValueError):
+        return "?"
 
 
-def render(result: GradeResult, console: Console | None = None) -> None:
+def _first_line(text: Any, limit: int = 400) -> str:
+    lines = clean(text, 100_000).strip().splitlines()
+    line = lines[0] if lines else ""
+    return line if len(line) <= limit else line[:limit] + "…"
+
+
+def _status(check: dict[str, Any]) -> Text:
+    status = str(check.get("status") or "")
+    text = Text(status, style=_STYLE.get(status, ""))
+    grade = ta_grade(check)
+    if grade is not None and grade.override:
+        text.append(" (TA)", style="bold cyan")
+    return text
+
+
+def _reason(check: dict[str, Any]) -> Text:
+    grade = ta_grade(check)
+    if grade is None or not grade.override:
+        return Text(_first_line(check.get("message")))
+    text = Text(f"TA: {grade.points:g}/{grade.max_points:g}", style="bold cyan")
+    if grade.comment:
+        text.append(f" — {_first_line(grade.comment, 200)}")
+    text.append(f"\ngrader: {grade.auto_points or 0:g}/{grade.max_points:g} {grade.auto_status}"
+                f": {_first_line(grade.auto_message, 300)}", style="dim")
+    return text
+
+
+def render(result: GradeResult | dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
-    if result.grader_error:
-        console.print(f"[bold red]{result.assignment}: not graded[/] ({result.notebook}): "
-                      f"{result.execution.get('message', '')}", highlight=False, soft_wrap=True)
+    r = result.as_dict() if isinstance(result, GradeResult) else result
+    execution = r.get("execution") or {}
+    if execution.get("status") == "grader_error":
+        console.print(Text.assemble((f"{r.get('assignment')}: not graded", "bold red"),
+                                    f" ({r.get('notebook')}): {execution.get('message', '')}"),
+                      soft_wrap=True)
         return
-    table = Table(title=f"{result.assignment}: {result.notebook}", title_justify="left",
+    table = Table(title=Text(f"{r.get('assignment')}: {r.get('notebook')}"), title_justify="left",
                   show_lines=False, expand=False)
     table.add_column("check")
     table.add_column("points", justify="right")
     table.add_column("max", justify="right")
     table.add_column("status")
     table.add_column("reason", overflow="fold")
-    for check in result.checks:
-        table.add_row(check.id, _points(check.points), _points(check.max_points),
-                      f"[{_STYLE.get(check.status, '')}]{check.status}[/]",
-                      check.message.splitlines()[0] if check.message else "")
+    for check in r.get("checks") or []:
+        table.add_row(Text(str(check.get("id"))), _points(check.get("points")),
+                      _points(check.get("max_points")), _status(check), _reason(check))
     table.add_section()
-    table.add_row("total", _points(result.score), _points(result.max_score), "", "")
+    table.add_row("total", _points(r.get("score")), _points(r.get("max_score")), "", "")
     console.print(table)
-    execution = result.execution
+    if any(getattr(ta_grade(c), "override", False) for c in r.get("checks") or []):
+        console.print("(TA): points set by a TA; the grader's own verdict is shown beneath",
+                      style="dim", highlight=False)
     if execution.get("status") not in (None, "completed"):
-        console.print(f"[red]notebook: {execution['status']}[/]: {execution.get('message', '')}")
-    for err in result.cell_errors[:5]:
-        where = f"cell {err['cell'] + 1}" + (f", line {err['line']}" if err.get("line") else "")
-        console.print(f"[yellow]{where}[/]: {err['ename']}: {err['evalue'][:200]}", markup=True,
+        console.print(Text.assemble((f"notebook: {execution['status']}", "red"),
+                                    f": {execution.get('message', '')}"), soft_wrap=True)
+    render_cell_errors(r.get("cell_errors") or [], console)
+
+
+def render_text(result: dict[str, Any], width: int = 100) -> str:
+    """The same as plain text (`grader report -f terminal --out FILE`)."""
+    import io
+
+    console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
+    render(result, console)
+    return console.file.getvalue()
+
+
+def render_cell_errors(cell_errors: list[dict[str, Any]], console: Console) -> None:
+    """Each error as `In [k] (cell n), line l: Error: what`, the first one marked when the
+    NameErrors after it are likely its consequence."""
+    shown = views(cell_errors)
+    for view in shown[:MAX_ERRORS]:
+        console.print(_error_lines(view, shown[0]), soft_wrap=True, highlight=False)
+    if len(shown) > MAX_ERRORS:
+        console.print(f"... and {len(shown) - MAX_ERRORS} more cell errors (see report.html)",
                       highlight=False)
-    if len(result.cell_errors) > 5:
-        console.print(f"... and {len(result.cell_errors) - 5} more cell errors (see result.json)")
+    if cell_errors and cell_errors[0].get("note"):  # the same for every cell
+        console.print(cell_errors[0]["note"], style="dim", highlight=False)
+
+
+def _error_lines(view: ErrorView, first_error: ErrorView) -> Text:
+    text = Text.assemble((view.where, "yellow bold"), ": ", (view.ename, "bold"),
+                         f": {_first_line(view.summary, 300)}" if view.summary else "")
+    if view.causes:
+        first = "the first error, and " if view is first_error else ""
+        text.append(f"\n  ← fix this first: {first}likely the cause of the {view.causes} "
+                    f"NameError{'s' if view.causes > 1 else ''} after it", style="bold")
+    elif view.caused_by:
+        text.append(f"\n  probably because {view.caused_by} failed: a failing cell leaves its "
+                    "variables undefined", style="dim")
+    entry, deeper = view.entry_frame, view.deeper
+    if entry is not None and entry.code:
+        text.append(f"\n  {entry.line} │ {_first_line(entry.code, 200)}", style="dim")
+    if deeper is not None:
+        text.append(f"\n  raised in {deeper.describe()}"
+                    + (f": {_first_line(deeper.code, 200)}" if deeper.code else ""), style="dim")
+    if view.student_frame is None and view.origin is not None:
+        text.append(f"\n  raised in {view.origin.describe()} (your own line is not in the "
+                    "traceback; see report.html)", style="dim")
+    return text

@@ -1,0 +1,43 @@
+"""What a batch prints while it runs, whatever the engine: a progress bar naming the students
+being graded, and one line per student as it finishes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+
+from .store import NOT_GRADED
+
+
+def progress_bar(console: Console) -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                    MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+                    TimeRemainingColumn(), console=console, transient=False)
+
+
+def running_names(students: list[str]) -> str:
+    names = ", ".join(students)
+    return escape(names if len(names) <= 40 else names[:39] + "…")
+
+
+class StudentLines:
+    """One line per finished student: id, score, status, seconds, in aligned columns."""
+
+    def __init__(self, console: Console, width: int):
+        self.console = console
+        self.width = width  # of the student column
+
+    def print(self, student: str, result: dict[str, Any], status: str,
+              seconds: float | None = None) -> None:
+        got = result.get("score")
+        score = f"{'—' if got is None else format(float(got), 'g')}/" \
+            f"{float(result.get('max_score') or 0):g}"
+        colour = "green" if status == "completed" else "red" if status in NOT_GRADED else "yellow"
+        secs = f"{seconds:7.1f} s" if seconds is not None else ""
+        self.console.print(f"{escape(student):<{self.width}}  {score:>9}  "
+                           f"[{colour}]{str(status):<16}[/]  {secs}", highlight=False,
+                           soft_wrap=True)

@@ -1,0 +1,283 @@
+"""The coordinator: discover the class, settle who needs no grading, check the set-up once, feed
+the engine, and write each outcome into the store as it arrives.
+
+Whatever the engine, only this process writes into OUT, one result per student per run (an
+outcome for a student already recorded is ignored), so a result on disk is complete and a rerun
+resumes. When the first EARLY_STOP_AFTER students graded all fail on the grader's side, the
+cause is the set-up, not them: the batch stops (exit 3) and nobody was scored.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from .. import manual_scores, notebook as notebook_mod
+from ..pipeline import Options
+from ..scoring import RunStatus
+from ..spec import Assignment
+from .discovery import Submission, discover
+from .executor import (BatchConfig, BatchError, BatchGraderError, Executor, GradingRequest,
+                       Outcome, WorkerSettings)
+from .gradebook import rebuild
+from .progress import StudentLines, progress_bar, running_names
+from .store import (BatchStamp, ResultStore, batch_info, comparable, error_result, is_current,
+                    not_graded_result, status_of)
+
+EARLY_STOP_AFTER = 3
+RESERVED = {"grades.csv", "summary.html"}  # out/<student>/ must not clash with these
+POLL = 0.2
+
+
+@dataclass
+class BatchOptions:
+    out: Path
+    jobs: int = 1
+    force: bool = False
+    manual: Path | None = None
+    worker_timeout: float | None = None  # None: from the assignment's limits
+    grading: Options = field(default_factory=Options)
+    scheduler: str | None = None  # a Dask scheduler's address; None: the local pool
+
+
+@dataclass
+class StudentOutcome:
+    student: str
+    action: str  # graded | skipped | error (not gradable: no_notebook, ambiguous)
+    status: str
+    score: float
+    max_score: float
+    seconds: float = 0.0
+    message: str = ""
+
+
+@dataclass
+class BatchReport:
+    outcomes: list[StudentOutcome]
+    gradebook: Path
+    summary: Path
+    out: Path
+    interrupted: bool = False
+
+    def count(self, action: str) -> int:
+        return sum(1 for o in self.outcomes if o.action == action)
+
+
+def default_jobs() -> int:
+    """Half the usable cores (each kernel and each timed training uses two threads), at least 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 2
+    return max(1, cores // 2)
+
+
+def worker_timeout(assignment: Assignment, grading: Options) -> float:
+    """The batch's own limit for one student, well beyond the engine's: notebook time limit,
+    kernel start, harvest, and the grader's timed training of each model."""
+    notebook = grading.timeout or assignment.limits.notebook_timeout
+    timed = sum(1 for c in assignment.checks if c.kind == "timed_training")
+    training = assignment.training.wall_seconds_per_model * timed if assignment.training else 0
+    return notebook + 120 + 330 + training + 120
+
+
+def make_executor(config: BatchConfig, scheduler: str | None) -> Executor:
+    if scheduler:
+        from .dask_executor import DaskExecutor  # only then is dask imported
+
+        return DaskExecutor(config, scheduler)
+    from .local import LocalExecutor
+
+    return LocalExecutor(config)
+
+
+@dataclass
+class _Batch:
+    """One run's fixed context."""
+
+    root: Path
+    out: Path
+    assignment: Assignment
+    options: BatchOptions
+    subs: list[Submission]
+    store: ResultStore
+    stamp: BatchStamp
+    console: Console
+    lines: StudentLines
+
+
+@dataclass
+class _Todo:
+    sub: Submission
+    request: GradingRequest
+    old: dict[str, Any] | None
+
+
+def run(root: Path, assignment: Assignment, options: BatchOptions,
+        console: Console | None = None) -> BatchReport:
+    batch = _open(Path(root), assignment, options, console or Console())
+    outcomes: list[StudentOutcome] = []
+    todo = _settle_known(batch, outcomes)
+    interrupted = False
+    if todo:
+        try:
+            _grade(batch, todo, outcomes)
+        except KeyboardInterrupt:  # the engine stopped its workers; keep what was written
+            interrupted = True
+    gradebook, summary = rebuild(batch.out, assignment, [s.student for s in batch.subs],
+                                 batch.console)
+    return BatchReport(outcomes, gradebook, summary, batch.out, interrupted)
+
+
+def _open(root: Path, assignment: Assignment, options: BatchOptions, console: Console) -> _Batch:
+    """Everything checked before anything is written (usage errors, exit 2)."""
+    if not root.is_dir():
+        raise BatchError(f"not a folder: {root} (grader grade takes a folder of notebooks or "
+                         "of student folders; use grader check for one notebook)")
+    if options.jobs < 1:
+        raise BatchError("-j must be at least 1")
+    out = Path(options.out).resolve()
+    if out == root.resolve():
+        raise BatchError("--out must not be the submissions folder itself")
+    subs = discover(root, assignment.id, assignment.starter.name, exclude=out)
+    if not subs:
+        raise BatchError(f"no submissions in {root}: expected notebooks (*.ipynb) or one folder "
+                         "per student")
+    clash = sorted(s.student for s in subs if s.student in RESERVED)
+    if clash:
+        raise BatchError(f"submission(s) named like the batch's own output files: "
+                         f"{', '.join(clash)}; rename them")
+    manual = None
+    if options.manual is not None:
+        try:
+            manual = manual_scores.load(options.manual, assignment, [s.student for s in subs])
+        except manual_scores.ManualScoresError as exc:
+            raise BatchError(str(exc)) from None
+    out.mkdir(parents=True, exist_ok=True)
+    width = min(max(len(s.student) for s in subs), 32)
+    return _Batch(root, out, assignment, options, subs, ResultStore(out, console, manual),
+                  BatchStamp(root, bool(options.grading.full)), console,
+                  StudentLines(console, width))
+
+
+def _settle_known(batch: _Batch, outcomes: list[StudentOutcome]) -> list[_Todo]:
+    """Record the students with nothing to grade, skip the current ones; return the rest."""
+    todo = []
+    skipped = 0
+    version = batch.assignment.version_key()
+    for sub in batch.subs:
+        old = batch.store.read(sub.student)
+        if sub.notebook is None:
+            outcomes.append(_not_gradable(batch, sub, old))
+            continue
+        try:
+            sha = notebook_mod.file_sha256(sub.notebook)
+        except OSError as exc:
+            outcomes.append(_unreadable(batch, sub, exc))
+            continue
+        if not batch.options.force and is_current(old, sha, version, batch.stamp.full):
+            skipped += 1
+            batch.store.keep(sub.student, old)
+            outcomes.append(StudentOutcome(sub.student, "skipped", status_of(old),
+                                           float(old.get("score") or 0),
+                                           float(old.get("max_score") or 0)))
+            continue
+        todo.append(_Todo(sub, GradingRequest(sub.student, sub.notebook, sub.layout, sha), old))
+    if skipped:
+        batch.console.print(f"{skipped} student(s) already graded with the same notebook and "
+                            f"assignment version: skipped (--force regrades them)",
+                            highlight=False, soft_wrap=True)
+    return todo
+
+
+def _not_gradable(batch: _Batch, sub: Submission, old: dict[str, Any] | None) -> StudentOutcome:
+    status = sub.status or RunStatus.NO_NOTEBOOK
+    result = error_result(batch.assignment, status, sub.error or "")
+    result["batch"] = batch_info(sub, batch.stamp, status)
+    batch.store.finish(result, None)
+    if old is None or comparable(old) != comparable(result):
+        batch.store.write(result)
+    batch.lines.print(sub.student, result, status)
+    return StudentOutcome(sub.student, "error", str(status), 0.0, batch.assignment.max_score)
+
+
+def _unreadable(batch: _Batch, sub: Submission, exc: OSError) -> StudentOutcome:
+    status = RunStatus.WORKER_FAILED
+    result = error_result(batch.assignment, status, f"the notebook could not be read: {exc}",
+                          sub.notebook)
+    result["batch"] = batch_info(sub, batch.stamp, status)
+    batch.store.write(batch.store.finish(result, None))
+    batch.lines.print(sub.student, result, status)
+    return StudentOutcome(sub.student, "graded", str(status), 0.0, batch.assignment.max_score)
+
+
+def _grade(batch: _Batch, todo: list[_Todo], outcomes: list[StudentOutcome]) -> None:
+    grading = batch.options.grading
+    settings = WorkerSettings(
+        batch.assignment.id, batch.assignment.version_key(), grading,
+        batch.options.worker_timeout or worker_timeout(batch.assignment, grading),
+        hidden=(str(batch.root.resolve()), str(batch.out)))
+    config = BatchConfig(batch.assignment, settings, jobs=batch.options.jobs)
+    with make_executor(config, batch.options.scheduler) as executor:
+        executor.prepare()
+        batch.console.print(executor.describe(len(todo)), highlight=False)
+        for item in todo:
+            executor.submit(item.request)
+        try:
+            _follow(batch, executor, todo, outcomes)
+        except BaseException:  # Ctrl-C, an early stop or a bug: stop every worker first
+            executor.cancel_all()
+            raise
+
+
+def _follow(batch: _Batch, executor: Executor, todo: list[_Todo],
+            outcomes: list[StudentOutcome]) -> None:
+    left = {item.request.student: item for item in todo}
+    progress = progress_bar(batch.console)
+    with progress:
+        bar = progress.add_task("starting", total=len(todo))
+        while left:
+            progress.update(bar, description=running_names(executor.running()))
+            for outcome in executor.collect(POLL):
+                item = left.pop(outcome.request.student, None)
+                if item is None:  # already recorded: never graded twice
+                    continue
+                outcomes.append(_record(batch, item, outcome))
+                progress.advance(bar)
+                _stop_if_the_grader_is_broken(outcomes)
+        progress.update(bar, description="done")
+
+
+def _record(batch: _Batch, item: _Todo, outcome: Outcome) -> StudentOutcome:
+    """One finished student into the store, and its line on the terminal."""
+    sub, log = item.sub, None
+    if outcome.result is not None:
+        result = outcome.result
+        status = status_of(result)
+        result["notebook"] = str(sub.notebook)  # not the private copy it was graded from
+    elif outcome.failure == RunStatus.GRADER_ERROR:
+        result = not_graded_result(batch.assignment, sub.notebook, outcome.message)
+        status = outcome.failure
+    else:
+        status = outcome.failure or RunStatus.WORKER_FAILED
+        result = error_result(batch.assignment, status, outcome.message, sub.notebook,
+                              item.request.sha)
+        log = outcome.log
+    result["batch"] = batch_info(sub, batch.stamp, status, outcome.seconds)
+    batch.store.write(batch.store.finish(result, item.old), log)
+    batch.lines.print(sub.student, result, status, outcome.seconds)
+    return StudentOutcome(sub.student, "graded", str(status), float(result.get("score") or 0),
+                          float(result.get("max_score") or 0), outcome.seconds,
+                          str((result.get("execution") or {}).get("message") or "")[:300])
+
+
+def _stop_if_the_grader_is_broken(outcomes: list[StudentOutcome]) -> None:
+    graded = [o for o in outcomes if o.action == "graded"]
+    if len(graded) == EARLY_STOP_AFTER and all(o.status == "grader_error" for o in graded):
+        raise BatchGraderError(f"the first {EARLY_STOP_AFTER} students all failed on the "
+                               f"grader's side ({graded[-1].message}); stopped. Fix the cause "
+                               "and run the same command again: nobody was scored.")

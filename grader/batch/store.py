@@ -1,0 +1,176 @@
+"""The result store: OUT/<student>/result.json and report.html, written by the coordinator only.
+
+Each student's result.json is written atomically, and only after its report.html, so a result
+on disk is always complete and killing the batch loses nothing already written. A student is
+current (skipped by the next run) when its result.json has the same `notebook_sha256`,
+`assignment_version` and --full mode, and was complete; the RETRIED statuses never are. TA
+points (grader/manual_scores.py) are merged into every result written, and points merged
+earlier are carried over when a student is regraded with an unchanged notebook.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from rich.console import Console
+from rich.markup import escape
+
+from .. import manual_scores
+from ..scoring import CheckResult, GradeResult, RunStatus, total, write_atomic
+from ..spec import Assignment
+from .discovery import Submission
+
+NOT_GRADED = (RunStatus.NO_NOTEBOOK, RunStatus.AMBIGUOUS, RunStatus.WORKER_FAILED,
+              RunStatus.WORKER_TIMEOUT, RunStatus.GRADER_ERROR)
+# Not cached: the next run tries again. grader_error results carry no score at all.
+RETRIED = (RunStatus.WORKER_FAILED, RunStatus.WORKER_TIMEOUT, RunStatus.GRADER_ERROR)
+
+
+def result_path(out: Path, student: str) -> Path:
+    return out / student / "result.json"
+
+
+def read_result(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("checks"), list) else None
+
+
+def status_of(result: dict[str, Any]) -> str:
+    return str((result.get("execution") or {}).get("status") or "unknown")
+
+
+def is_current(old: dict[str, Any] | None, sha: str, version: str, full: bool) -> bool:
+    """Graded already: same notebook bytes, same assignment version, same data mode."""
+    if not old:
+        return False
+    batch = old.get("batch") if isinstance(old.get("batch"), dict) else {}
+    return (old.get("notebook_sha256") == sha and old.get("assignment_version") == version
+            and batch.get("complete") is True and bool(batch.get("full")) == full)
+
+
+def error_result(assignment: Assignment, status: str, message: str, notebook: Path | None = None,
+                 sha: str = "") -> dict[str, Any]:
+    """Every check 0 points with `message`; the run status in execution.status."""
+    checks = [CheckResult.error(spec, message) for spec in assignment.checks]
+    from .. import __version__
+
+    result = GradeResult(
+        assignment=assignment.id, assignment_title=assignment.title,
+        assignment_version=assignment.version_key(), notebook=str(notebook or ""),
+        notebook_sha256=sha, score=total(checks), max_score=assignment.max_score, checks=checks,
+        models={}, execution={"status": str(status), "message": message, "harvested": False},
+        cell_errors=[], data={}, timings={}, grader_version=__version__)
+    return json.loads(result.to_json())
+
+
+def not_graded_result(assignment: Assignment, notebook: Path, message: str) -> dict[str, Any]:
+    """The grader's side failed on the engine (e.g. a worker machine's set-up): no score."""
+    from ..pipeline import grader_error_result
+
+    return json.loads(grader_error_result(assignment, notebook, message).to_json())
+
+
+def comparable(result: dict[str, Any]) -> str:
+    """The result without when it was written: equal means nothing to rewrite."""
+    data = json.loads(json.dumps(result, default=str))
+    if isinstance(data.get("batch"), dict):
+        data["batch"].pop("graded_at", None)
+        data["batch"].pop("seconds", None)
+    return json.dumps(data, sort_keys=True)
+
+
+def html_renderer() -> Callable[[dict[str, Any]], str] | None:
+    try:
+        from ..reports.html import render_html
+    except Exception:  # the HTML report is optional for the batch
+        return None
+    return render_html
+
+
+def now_utc() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class BatchStamp:
+    """What the `batch` field of every result of one run shares."""
+
+    root: Path  # the submissions folder, for each result's `source`
+    full: bool
+
+
+def batch_info(sub: Submission, stamp: BatchStamp, status: str, seconds: float = 0.0
+               ) -> dict[str, Any]:
+    source = ""
+    if sub.notebook is not None:
+        try:
+            source = str(sub.notebook.relative_to(stamp.root))
+        except ValueError:
+            source = str(sub.notebook)
+    return {"student": sub.student, "layout": sub.layout, "source": source, "status": str(status),
+            "complete": status not in RETRIED, "seconds": round(seconds, 3),
+            "graded_at": now_utc(), "full": stamp.full}
+
+
+class ResultStore:
+    """Finishes one student's result (TA points) and writes its folder."""
+
+    def __init__(self, out: Path, console: Console, manual: dict[str, list] | None):
+        self.out = out
+        self.console = console
+        self.manual = manual
+        self.render_html = html_renderer()
+        self.html_failed = False
+
+    def read(self, student: str) -> dict[str, Any] | None:
+        return read_result(result_path(self.out, student))
+
+    def finish(self, result: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
+        student = result["batch"]["student"]
+        if old and old.get("notebook_sha256") and \
+                old.get("notebook_sha256") == result.get("notebook_sha256"):
+            carried = manual_scores.carried_over(old)
+            if carried:
+                manual_scores.apply(result, carried, authoritative=False)
+        if self.manual is not None:
+            manual_scores.apply(result, self.manual.get(student, []))
+        return result
+
+    def write(self, result: dict[str, Any], log: bytes | None = None) -> None:
+        folder = self.out / result["batch"]["student"]
+        folder.mkdir(parents=True, exist_ok=True)
+        self.write_html(result)
+        if log is not None:
+            (folder / "worker.log").write_bytes(log)
+        else:
+            (folder / "worker.log").unlink(missing_ok=True)
+        write_atomic(folder / "result.json", json.dumps(result, indent=2, default=str))
+
+    def write_html(self, result: dict[str, Any], student: str | None = None) -> None:
+        if self.render_html is None:
+            return
+        folder = self.out / (student or result["batch"]["student"])
+        try:
+            write_atomic(folder / "report.html", self.render_html(result))
+        except Exception as exc:  # a report bug must not cost the grade
+            if not self.html_failed:
+                self.html_failed = True
+                self.console.print(f"[yellow]warning:[/] report.html not written "
+                                   f"({escape(type(exc).__name__)}: {escape(str(exc))[:200]})")
+
+    def keep(self, student: str, old: dict[str, Any]) -> None:
+        """A current result, skipped: rewritten only when the TA's points changed (or its
+        report is missing)."""
+        before = comparable(old)
+        self.finish(old, None)
+        if comparable(old) != before:
+            self.write(old)
+        elif not (self.out / student / "report.html").exists():
+            self.write_html(old, student)

@@ -1,0 +1,80 @@
+"""What both clean rooms (numpy_run.py, keras_run.py) do with the process they start: read its
+protocol lines with a deadline, read its small JSON reports, stop it whole."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+MAX_REPORT_BYTES = 2**20
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Kill the clean room's whole process group (bwrap's pid namespace dies with it)."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            proc.kill()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+class LineReader:
+    """Protocol lines from the clean room's stdout, with a deadline; stderr kept, bounded."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(proc.stdout, selectors.EVENT_READ, "out")
+        self.selector.register(proc.stderr, selectors.EVENT_READ, "err")
+        self.buffer = b""
+        self.err = b""
+
+    def wait_for(self, word: str, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while True:
+            if b"\n" in self.buffer:
+                line, self.buffer = self.buffer.split(b"\n", 1)
+                if line.strip() == word.encode():
+                    return True
+                continue  # anything else on the pipe is not the harness's word
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.selector.get_map():
+                return False
+            for key, _ in self.selector.select(remaining):
+                chunk = os.read(key.fileobj.fileno(), 65536)
+                if not chunk:
+                    self.selector.unregister(key.fileobj)
+                elif key.data == "out":
+                    self.buffer = (self.buffer + chunk)[-65536:]
+                else:
+                    self.err = (self.err + chunk)[-8192:]
+
+    def stderr(self) -> str:
+        """What is left on stderr, without blocking: a process that escaped the kill may still
+        hold the pipe open."""
+        try:
+            os.set_blocking(self.proc.stderr.fileno(), False)
+            self.err += os.read(self.proc.stderr.fileno(), 8192) or b""
+        except (OSError, ValueError):
+            pass
+        return self.err.decode(errors="replace")[-2000:]
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file() or path.stat().st_size > MAX_REPORT_BYTES:
+        return None
+    try:
+        loaded = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return loaded if isinstance(loaded, dict) else None
