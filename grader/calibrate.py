@@ -1,11 +1,28 @@
-"""`grader calibrate`: run the reference solution and record what the checks compare against.
+"""`grader calibrate`: run the reference and the correct variants, and record what the checks
+compare against.
 
-Writes reference/<id>/expected.json (architectures and compile settings, measured exactly as a
-student's are), reference/<id>/thresholds.json (accuracy thresholds: the reference's mean over
-runs minus a tolerance) and reference/<id>/designs.json (the designs the grader retrains, whose
-accuracy on each machine sets the timed-training bar there), and reference/<id>/constraints.txt
-(the Python and package versions they were measured with, grader/constraints.py, which the
-Gradescope bundle and the Action install). All are small, reviewed and committed.
+Writes reference/<id>/expected.json (architectures and compile settings of the reference and
+its accepted alternatives, measured exactly as a student's are), reference/<id>/thresholds.json
+(the bars, with every run they came from), reference/<id>/designs.json (the designs the grader
+retrains, whose accuracy on each machine sets the timed-training bar there) and
+reference/<id>/constraints.txt (the Python and package versions they were measured with,
+grader/constraints.py, which the Gradescope bundle and the Action install). All are small,
+reviewed and committed.
+
+Correct runs: the reference, `runs` times (kernel and training seeds 0, 1, ...), each correct
+variant of reference/<id>/variants/ (grader/variants.py), and each accepted alternative of
+`[[reference_variants]]` for the models it trains. The bars:
+
+- accuracy (the student's own trained model) and timed accuracy (the grader's training of the
+  design): the lowest correct run less a margin, max(tolerance, 2 × the spread of the reference's
+  seeds), so that every seed clears it by the margin wherever it runs; an accuracy bar is never
+  above the homework's figure (`homework_figure` of the check) less the tolerance, so a solution
+  that reaches the homework's figure passes;
+- reconstruction and code accuracy (Homework 7 asks for something that works): fixed in the
+  spec as the trivial answer beaten by a margin (grader/checks/autoencoder_checks.py);
+  calibration records every correct run against that bar and fails if one does not clear it.
+
+Last, every correct run is scored against the new files and must get full marks.
 """
 
 from __future__ import annotations
@@ -14,23 +31,41 @@ import json
 import os
 import statistics
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checks.autoencoder_checks import code_size, reconstruction_errors
+from . import variants as variants_mod
+from .checks.autoencoder_checks import (code_accuracy_bar, code_size, mean_image_error,
+                                        reconstruction_bar, reconstruction_errors)
 from .checks.keras_checks import best_accuracy
 from . import constraints
+from .errors import GraderError
 from .paths import PROJECT_ROOT
-from .pipeline import Options, execute_and_harvest
-from .scoring import write_atomic
-from .spec import Assignment
+from .pipeline import Harvest, Options, execute_and_harvest, score_harvest
+from .scoring import CheckStatus, write_atomic
+from .spec import Assignment, CheckSpec
 
-DEFAULT_TOLERANCE = 0.03  # accuracy: the threshold is the reference's mean minus this
-RECONSTRUCTION_TOLERANCE = 0.25  # reconstruction error: up to 25 % above the reference's
+DEFAULT_TOLERANCE = 0.03  # accuracy: the least margin below the lowest correct run
+# Metrics calibration derives a bar for, by check kind; the others' bars are fixed in the spec.
+CALIBRATED = {"accuracy": "accuracy", "timed_training": "timed_accuracy"}
+FIXED = {"reconstruction": "reconstruction", "code_accuracy": "code_accuracy"}
 
 
-class CalibrationError(Exception):
-    pass
+class CalibrationError(GraderError):
+    """The reference or a correct variant failed, or a correct run does not clear its bar."""
+
+
+@dataclass
+class Runs:
+    """The values one metric of one object took, run by run."""
+
+    reference: list[float] = field(default_factory=list)  # seed by seed
+    others: dict[str, float] = field(default_factory=dict)  # by label
+
+    def all(self) -> dict[str, float]:
+        return {**{f"reference, seed {i}": v for i, v in enumerate(self.reference)},
+                **self.others}
 
 
 def record_designs(assignment: Assignment, options: Options) -> dict[str, Any]:
@@ -42,7 +77,7 @@ def record_designs(assignment: Assignment, options: Options) -> dict[str, Any]:
     return designs
 
 
-def _designs(assignment: Assignment, harvest) -> dict[str, Any]:
+def _designs(assignment: Assignment, harvest: Harvest) -> dict[str, Any]:
     timed = {c.object for c in assignment.checks if c.kind == "timed_training"}
     out: dict[str, Any] = {"objects": {}}
     for name in sorted(timed):
@@ -52,78 +87,163 @@ def _designs(assignment: Assignment, harvest) -> dict[str, Any]:
     return out
 
 
-def calibrate(assignment: Assignment, options: Options, runs: int = 1,
+def calibrate(assignment: Assignment, options: Options, runs: int = 3,
               tolerance: float = DEFAULT_TOLERANCE, command: str | None = None) -> dict[str, Any]:
     expected: dict[str, Any] = {"objects": {}}
-    accuracies: dict[tuple[str, str], list[float]] = {}
+    metrics: dict[tuple[str, str], Runs] = {}
+    scored: list[tuple[str, Harvest]] = []  # correct runs that must get full marks
+    designs: dict[str, Any] = {"objects": {}}
     subset: dict[str, Any] = {}
-    # Classifiers of an encoder's codes: their accuracy is also recorded per code size k.
-    encoded = {o.name for o in assignment.objects if o.options.get("encoder")}
-    designs: dict[str, Any] = {}
     for run in range(runs):
         harvest = execute_and_harvest(assignment.reference, assignment, options,
                                       kernel_seed=run, training_seed=run)
+        _require_clean(harvest, "the reference", every_object=True)
         if run == 0:
             designs = _designs(assignment, harvest)
-        if harvest.record.cell_errors:
-            first = harvest.record.cell_errors[0]
-            raise CalibrationError(f"the reference notebook raised in cell {first.cell + 1}: "
-                                   f"{first.ename}: {first.evalue}")
-        subset = {**harvest.data.summary, "source": _portable(harvest.data.summary.get("source"))}
-        for name, obj in harvest.objects.items():
-            if obj.status != "found":
-                raise CalibrationError(f"the reference does not define `{name}` ({obj.status})")
-            if run == 0:
-                expected["objects"][name] = {
-                    "variants": [_variant(obj.model, assignment.reference_label)]}
-            labels = harvest.data.holdout_labels
-            if labels is None:
-                continue
-            best = best_accuracy(obj.predictions, labels) if obj.predictions else None
-            if best:
-                accuracies.setdefault((name, "accuracy"), []).append(round(best[1], 4))
-                if name in encoded:
-                    _record_code_accuracy(accuracies, name, obj, best)
-            if obj.predictions and harvest.data.holdout_images is not None:
-                _record_reconstruction(accuracies, name, obj, harvest.data.holdout_images)
-            if obj.timed and obj.timed.get("status") == "trained":
-                timed = best_accuracy({"unit": obj.timed["predictions"]}, labels)
-                accuracies.setdefault((name, "timed_accuracy"), []).append(round(timed[1], 4))
-            elif obj.timed:
-                raise CalibrationError(f"timed training of the reference `{name}` failed: "
-                                       f"{obj.timed.get('message')}")
+            subset = {**harvest.data.summary,
+                      "source": _portable(harvest.data.summary.get("source"))}
+            expected["objects"] = {name: {"variants": [_variant(obj.model,
+                                                                assignment.reference_label)]}
+                                   for name, obj in harvest.objects.items()}
+        for key, value in _values(assignment, harvest).items():
+            metrics.setdefault(key, Runs()).reference.append(value)
+        scored.append((f"the reference (seed {run})", harvest))
     for label, notebook in assignment.reference_variants:
-        # Accepted alternatives: their architecture, and reconstruction error for their own k.
+        # An accepted alternative's architecture; a correct run for the models it trains.
         harvest = execute_and_harvest(notebook, assignment, options)
         for name, obj in harvest.objects.items():
             if obj.status == "found":
                 expected["objects"][name]["variants"].append(_variant(obj.model, label))
-                if obj.predictions and harvest.data.holdout_images is not None:
-                    _record_reconstruction(accuracies, name, obj, harvest.data.holdout_images)
-                labels = harvest.data.holdout_labels
-                if name in encoded and labels is not None and obj.predictions:
-                    _record_code_accuracy(accuracies, name, obj,
-                                          best_accuracy(obj.predictions, labels))
+        trained = {n for n, o in harvest.objects.items() if o.status == "found" and
+                   ((o.model or {}).get("compile") or {}).get("train_steps", 0) > 0}
+        for (name, metric), value in _values(assignment, harvest, trained).items():
+            metrics.setdefault((name, metric), Runs()).others[label] = value
+    for variant in variants_mod.load_all(assignment):
+        if not variant.correct:
+            continue
+        harvest = execute_and_harvest(variant.path, assignment, options)
+        _require_clean(harvest, f"the correct variant {variant.name!r}", every_object=True)
+        for key, value in _values(assignment, harvest).items():
+            metrics.setdefault(key, Runs()).others[variant.label] = value
+        scored.append((f"the correct variant {variant.name!r}", harvest))
     thresholds = {"command": command or " ".join(["grader", *sys.argv[1:]]),
                   "tolerance": tolerance, "subset": subset, "objects": {}}
-    for (name, metric), values in accuracies.items():
-        mean = statistics.fmean(values)
-        spread = statistics.pstdev(values) if len(values) > 1 else 0.0
-        if metric.startswith("reconstruction"):  # an error: lower is better, tolerance relative
-            limit = round(mean * (1 + RECONSTRUCTION_TOLERANCE) + 2 * spread, 5)
-        else:
-            limit = round(mean - max(tolerance, 2 * spread), 4)
-        thresholds["objects"].setdefault(name, {})[metric] = {
-            "threshold": limit,
-            "reference_mean": round(mean, 4), "reference_std": round(spread, 4),
-            "runs": values, "seeds": list(range(runs)),
-        }
+    labels = scored[0][1].data.holdout_labels
+    n_classes = int(labels.max()) + 1 if labels is not None else 10
+    problems = []
+    for check in assignment.checks:
+        metric = CALIBRATED.get(check.kind) or FIXED.get(check.kind)
+        runs_of = metrics.get((check.object, metric)) if metric else None
+        if runs_of is None:
+            continue
+        entry, trouble = _bar(check, metric, runs_of, tolerance, n_classes)
+        thresholds["objects"].setdefault(check.object, {})[metric] = entry
+        problems += trouble
     write_atomic(assignment.expected_path, json.dumps(expected, indent=1) + "\n")
     write_atomic(assignment.thresholds_path, json.dumps(thresholds, indent=1) + "\n")
     if designs["objects"]:
         write_atomic(assignment.designs_path, json.dumps(designs, indent=1) + "\n")
     constraints.write(assignment)
+    problems += _full_marks_problems(assignment, scored)
+    if problems:
+        raise CalibrationError("calibration wrote its files, but correct runs do not get full "
+                               "marks with them:\n  " + "\n  ".join(problems))
     return thresholds
+
+
+def _require_clean(harvest: Harvest, what: str, every_object: bool) -> None:
+    if harvest.record.cell_errors:
+        first = harvest.record.cell_errors[0]
+        raise CalibrationError(f"{what} raised in cell {first.cell + 1}: "
+                               f"{first.ename}: {first.evalue}")
+    if harvest.record.status != "completed":
+        raise CalibrationError(f"{what} did not run to its end: {harvest.record.status} "
+                               f"({harvest.record.message})")
+    for name, obj in harvest.objects.items():
+        if every_object and obj.status != "found":
+            raise CalibrationError(f"{what} does not define `{name}` ({obj.status})")
+        if obj.timed and obj.timed.get("status") != "trained":
+            raise CalibrationError(f"timed training of `{name}` in {what} failed: "
+                                   f"{obj.timed.get('message')}")
+
+
+def _values(assignment: Assignment, harvest: Harvest, only: set[str] | None = None
+            ) -> dict[tuple[str, str], float]:
+    """What each check of the run measured, keyed by (object, metric)."""
+    labels, images = harvest.data.holdout_labels, harvest.data.holdout_images
+    out: dict[tuple[str, str], float] = {}
+    if labels is None:
+        return out
+    for check in assignment.checks:
+        obj = harvest.objects.get(check.object or "")
+        metric = CALIBRATED.get(check.kind) or FIXED.get(check.kind)
+        if metric is None or obj is None or obj.status != "found" or \
+                (only is not None and check.object not in only):
+            continue
+        value = None
+        if check.kind in ("accuracy", "code_accuracy") and obj.predictions:
+            best = best_accuracy(obj.predictions, labels)
+            value = round(best[1], 4) if best else None
+        elif check.kind == "timed_training" and obj.timed:
+            best = best_accuracy({"unit": obj.timed["predictions"]}, labels)
+            value = round(best[1], 4) if best else None
+        elif check.kind == "reconstruction" and obj.predictions and code_size(obj.model):
+            errors = reconstruction_errors(obj.predictions, images)
+            if errors:  # recorded as a fraction of the mean image's error, as the bar is
+                value = round(min(errors.values()) / mean_image_error(images), 4)
+        if value is not None:
+            out[(check.object, metric)] = value
+    return out
+
+
+def _bar(check: CheckSpec, metric: str, runs: Runs, tolerance: float, n_classes: int
+         ) -> tuple[dict[str, Any], list[str]]:
+    """The entry of thresholds.json for one metric, and the correct runs that miss a fixed bar."""
+    values = runs.all()
+    mean = statistics.fmean(runs.reference) if runs.reference else None
+    spread = statistics.pstdev(runs.reference) if len(runs.reference) > 1 else 0.0
+    lowest = min(values, key=values.get) if metric != "reconstruction" else \
+        max(values, key=values.get)  # an error: the worst correct run is the highest
+    entry: dict[str, Any] = {"threshold": None, "rule": "",
+                             "reference_mean": round(mean, 4) if mean is not None else None,
+                             "reference_std": round(spread, 4), "runs": runs.reference,
+                             "seeds": list(range(len(runs.reference))),
+                             "correct_runs": values,
+                             "worst_correct": {"run": lowest, "value": values[lowest]}}
+    if metric in CALIBRATED.values():
+        margin = round(max(tolerance, 2 * spread), 4)
+        limit = round(values[lowest] - margin, 4)
+        entry["rule"] = f"lowest correct run ({values[lowest]:.4f}) less {margin:.4f}"
+        figure = check.options.get("homework_figure")
+        if figure is not None and limit > figure - tolerance:
+            limit = round(figure - tolerance, 4)
+            entry["rule"] = f"the homework's figure ({figure}) less {tolerance}"
+        entry.update(threshold=limit, margin=margin)
+        if figure is not None:
+            entry["homework_figure"] = figure
+        return entry, []
+    if metric == "reconstruction":
+        bar = round(reconstruction_bar(check, 1.0), 4)  # a fraction of the mean image's error
+        entry.update(threshold=bar, rule=f"fixed: at most {bar:g} × the mean image's error "
+                     "(margin_below_mean_image); the runs are fractions of that error too")
+        misses = {run: v for run, v in values.items() if v > bar}
+    else:
+        bar = round(code_accuracy_bar(check, n_classes), 4)
+        entry.update(threshold=bar, rule=f"fixed: chance ({1 / n_classes:g}) plus "
+                     "margin_above_chance")
+        misses = {run: v for run, v in values.items() if v < bar}
+    return entry, [f"{check.id}: {run} measured {v:.4f}, short of the bar {bar:.4f}"
+                   for run, v in misses.items()]
+
+
+def _full_marks_problems(assignment: Assignment, scored: list[tuple[str, Harvest]]) -> list[str]:
+    """Every correct run, scored against the files just written, must pass every check."""
+    problems = []
+    for what, harvest in scored:
+        result = score_harvest(harvest, assignment)
+        problems += [f"{what}: {c.id} {c.status}: {c.message}" for c in result.checks
+                     if c.status not in (CheckStatus.PASSED, CheckStatus.MANUAL)]
+    return problems
 
 
 def _portable(source: str | None) -> str | None:
@@ -133,20 +253,6 @@ def _portable(source: str | None) -> str | None:
         return source
     path, beside = Path(source).resolve(), PROJECT_ROOT.resolve().parent
     return os.path.relpath(path, PROJECT_ROOT) if path.is_relative_to(beside) else str(path)
-
-
-def _record_reconstruction(store, name, obj, images) -> None:
-    errors = reconstruction_errors(obj.predictions, images)
-    k = code_size(obj.model)
-    if errors and k:
-        store.setdefault((name, f"reconstruction_k{k}"), []).append(round(min(errors.values()), 6))
-
-
-def _record_code_accuracy(store, name, obj, best: tuple[str, float] | None) -> None:
-    """The accuracy of a classifier of codes, also filed under its code size k."""
-    k = (obj.input_layout or [None])[0]
-    if best and k:
-        store.setdefault((name, f"accuracy_k{k}"), []).append(round(best[1], 4))
 
 
 def _variant(model: dict[str, Any], label: str) -> dict[str, Any]:

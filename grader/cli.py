@@ -413,10 +413,10 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
         return EXIT_OK
     thresholds = calibrate(assignment, Options(data_dir=args.data_dir), runs=args.runs)
     for name, metrics in thresholds["objects"].items():
-        for metric, acc in metrics.items():
-            console.print(f"{name} {metric}: reference {acc['reference_mean']:.4f} "
-                          f"(± {acc['reference_std']:.4f}, runs {acc['runs']}) → threshold "
-                          f"{acc['threshold']:.4f}", highlight=False)
+        for metric, bar in metrics.items():
+            console.print(f"{name} {metric}: bar {bar['threshold']:.4f} ({bar['rule']}); "
+                          f"worst correct run: {bar['worst_correct']['run']} "
+                          f"{bar['worst_correct']['value']:.4f}", highlight=False)
     console.print(f"wrote {assignment.expected_path} and {assignment.thresholds_path}")
     return EXIT_OK
 

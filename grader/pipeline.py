@@ -376,6 +376,12 @@ def _write_executed(nb: Any, path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def score_harvest(harvest: Harvest, assignment: Assignment) -> GradeResult:
+    """Score what a run harvested against the assignment's current files (calibration scores
+    its correct runs again once it has written the thresholds)."""
+    return _score(harvest, assignment)
+
+
 def _score(harvest: Harvest, assignment: Assignment) -> GradeResult:
     t_grade = time.monotonic()
     record = harvest.record

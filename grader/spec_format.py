@@ -164,10 +164,17 @@ class OptimizerCheck(CheckTable):
                                                "(default: the reference's)")
 
 
+Fraction = Annotated[float, Field(gt=0, lt=1)]
+
+
 class AccuracyCheck(CheckTable):
     needs = ("data",)
     threshold: Annotated[float, Field(gt=0, le=1)] | None = Field(
         None, description="used only when thresholds.json has none")
+    homework_figure: Fraction | None = Field(
+        None, description="the accuracy the homework states for a solution on the full data "
+                          "(e.g. 0.888): grader calibrate never sets the bar above it less the "
+                          "margin, so a solution that reaches it passes")
 
 
 class TimedTrainingCheck(CheckTable):
@@ -187,12 +194,17 @@ class ManualCheck(CheckTable):
 
 class ReconstructionCheck(CheckTable):
     needs = ("data",)
+    margin_below_mean_image: Fraction | None = Field(
+        None, description="full marks for an error at least this fraction below the error of "
+                          "outputting the mean image (default 0.05)")
 
 
 class CodeAccuracyCheck(CheckTable):
     needs = ("data",)
     encoder: Identifier | None = None
-    threshold: Annotated[float, Field(gt=0, le=1)] | None = None
+    margin_above_chance: Fraction | None = Field(
+        None, description="full marks for an accuracy at least this far above chance "
+                          "(default 0.10)")
 
 
 class ToleranceCheck(CheckTable):

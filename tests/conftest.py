@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nbformat
 import pytest
 
 import notebook_factory as nf
-from grader import pipeline, spec
+from grader import pipeline, spec, variants
 from grader.scoring import GradeResult
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,4 +40,15 @@ def grade(tmp_path_factory, assignment, data_dir):
             path = nf.write(nb if nb is not None else getattr(nf, name)(), folder / f"{name}.ipynb")
             cache[name] = pipeline.grade(path, assignment, pipeline.Options(data_dir=data_dir))
         return cache[name]
+    return run
+
+
+@pytest.fixture(scope="module")
+def grade_variant(grade, assignment):
+    """grade_variant(name) grades reference/<id>/variants/<name>.ipynb once per module and
+    returns the variant (its metadata says the verdict it must get) and the result."""
+    def run(name: str):
+        found = {v.name: v for v in variants.load_all(assignment)}
+        variant = found[name]
+        return variant, grade(f"variant-{name}", nbformat.read(variant.path, as_version=4))
     return run

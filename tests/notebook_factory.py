@@ -7,11 +7,15 @@ so each differs from the reference in exactly what its name says.
 from __future__ import annotations
 
 import copy
+import sys
 from pathlib import Path
 
 import nbformat
 
-from grader import spec
+if __name__ == "__main__":  # run as a script: this checkout's grader, not an installed one
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from grader import spec  # noqa: E402
 
 
 def reference_notebook(assignment_id: str) -> nbformat.NotebookNode:
@@ -259,3 +263,331 @@ def mnist_cnn_no_pooling_no_dropout() -> nbformat.NotebookNode:
                "SparseCategoricalCrossentropy(from_logits=True), metrics=['accuracy'])\n"
                "history = model.fit(train_images, train_labels, epochs=1, verbose=2,\n"
                "                    validation_data=(test_images, test_labels))"))
+
+
+# Committed variants: reference/<id>/variants/<name>.ipynb -------------------------------------
+#
+# Solutions students write, each with the verdict it must get (grader/variants.py): correct ones
+# calibrate the thresholds (`grader calibrate`) and must get full marks in subset and full mode;
+# wrong ones must lose the checks they name and keep the ones they name, in both modes.
+# `python3 tests/notebook_factory.py` rewrites them from the builders below; a test checks that
+# the committed files are what the builders give.
+
+def _mlp_train(epochs: int = 20, loss: str = "categorical_crossentropy") -> str:
+    return (f"model.compile(optimizer=\"adam\", loss=\"{loss}\", metrics=[\"accuracy\"])\n"
+            f"history = model.fit(X_train, y_train, batch_size=128, epochs={epochs}, verbose=2,\n"
+            "                    validation_data=(X_val, y_val))")
+
+
+def mlp_five_epochs() -> nbformat.NotebookNode:
+    return replace_cells(reference(), train=_mlp_train(epochs=5))
+
+
+def mlp_standardized() -> nbformat.NotebookNode:
+    """3.1.3 says "standardize": z-scores with the development set's mean and deviation."""
+    return replace_cells(reference(), prep=(
+        "xdev_flat = xdev.reshape((len(xdev), -1)).astype(\"float32\")\n"
+        "xtest_flat = xtest.reshape((len(xtest), -1)).astype(\"float32\")\n"
+        "mean, std = xdev_flat.mean(), xdev_flat.std()\n"
+        "X_dev = (xdev_flat - mean) / std\n"
+        "X_test = (xtest_flat - mean) / std\n"
+        "print(f\"X_dev after standardizing: mean {X_dev.mean():.3f}, std {X_dev.std():.3f}\")"))
+
+
+def mlp_functional_sparse_labels() -> nbformat.NotebookNode:
+    return replace_cells(
+        reference(), encode="y_dev, y_test = ydev, ytest  # integer labels",
+        model=("from tensorflow import keras\nfrom tensorflow.keras import layers\n\n"
+               "inputs = keras.Input(shape=(784,))\n"
+               "x = layers.Dense(128, activation=\"relu\")(inputs)\n"
+               "x = layers.Dense(64, activation=\"relu\")(x)\n"
+               "outputs = layers.Dense(10, activation=\"softmax\")(x)\n"
+               "model = keras.Model(inputs, outputs)\nmodel.summary()"),
+        train=_mlp_train(loss="sparse_categorical_crossentropy"))
+
+
+def mlp_flatten_layer() -> nbformat.NotebookNode:
+    """The images stay 28x28; a Flatten layer does what the reshape did."""
+    return replace_cells(
+        reference(), prep="X_dev = xdev / 255.0\nX_test = xtest / 255.0\nprint(X_dev.shape)",
+        model=("from tensorflow import keras\nfrom tensorflow.keras import layers\n\n"
+               "model = keras.Sequential([\n    keras.Input(shape=(28, 28)),\n"
+               "    layers.Flatten(),\n    layers.Dense(128, activation=\"relu\"),\n"
+               "    layers.Dense(64, activation=\"relu\"),\n"
+               "    layers.Dense(10, activation=\"softmax\"),\n])\nmodel.summary()"))
+
+
+def _lenet5_train(var: str, history: str, epochs: int, labels: str = "shaped") -> str:
+    y = {"shaped": ("y_train_shaped", "y_val_shaped"), "flat": ("y_train", "y_val")}[labels]
+    loss = "categorical_crossentropy" if labels == "shaped" else "sparse_categorical_crossentropy"
+    return (f"{var}.compile(optimizer=\"adam\", loss=\"{loss}\", metrics=[\"accuracy\"])\n"
+            f"{history} = {var}.fit(X_train, {y[0]}, batch_size=128, epochs={epochs}, "
+            f"verbose=2,\n    validation_data=(X_val, {y[1]}))")
+
+
+def lenet5_three_epochs() -> nbformat.NotebookNode:
+    """LeNet-5 and its dropout variant for 3 epochs instead of 10 and 15: on the full data they
+    still reach about the homework's figures (its own log: 0.871 validation accuracy after 3).
+    The batch-norm model keeps its 15: with 3 epochs its moving statistics need ~450 steps that
+    only a subset five times larger gives (README, "Subset sizes")."""
+    return replace_cells(
+        reference_notebook("lenet5"),
+        cnn_train=_lenet5_train("cnn", "cnn_history", 3),
+        dropout_train=_lenet5_train("cnn_dropout", "dropout_history", 3))
+
+
+def lenet5_flatten_sparse_functional() -> nbformat.NotebookNode:
+    """Integer labels with the sparse loss, a Flatten before the dense layers of every model,
+    and LeNet-5 itself written with the functional API."""
+    nb = reference_notebook("lenet5")
+    source = next(c.source for c in nb.cells if "prep" in c.metadata.get("tags", ()))
+    source = source.replace("y_dev = np.eye(num_classes)[ydev]\ny_test = np.eye(num_classes)[ytest]",
+                            "y_dev, y_test = ydev, ytest  # integer labels")
+    assert "integer labels" in source
+    functional = (
+        "from tensorflow import keras\nfrom tensorflow.keras import layers\n\n"
+        "inputs = keras.Input(shape=(28, 28, 1))\n"
+        "x = layers.Conv2D(6, (5, 5), padding=\"same\", activation=\"relu\")(inputs)\n"
+        "x = layers.MaxPooling2D((2, 2))(x)\n"
+        "x = layers.Conv2D(16, (5, 5), activation=\"relu\")(x)\n"
+        "x = layers.MaxPooling2D((2, 2))(x)\n"
+        "x = layers.Conv2D(120, (5, 5), activation=\"relu\")(x)\n"
+        "x = layers.Flatten()(x)\n"
+        "x = layers.Dense(84, activation=\"relu\")(x)\n"
+        "outputs = layers.Dense(num_classes, activation=\"softmax\")(x)\n"
+        "cnn = keras.Model(inputs, outputs)\n")
+    return replace_cells(
+        nb, prep=source, shape_labels=_LENET5_FLAT_LABELS, cnn=functional,
+        dropout=_lenet5("cnn_dropout", after="layers.Dropout(0.5)", flatten=True),
+        batch_norm=_lenet5_batch_norm(flatten=True),
+        cnn_train=_lenet5_train("cnn", "cnn_history", 10, "flat"),
+        dropout_train=_lenet5_train("cnn_dropout", "dropout_history", 15, "flat"),
+        batch_norm_train=_lenet5_train("cnn_batch_norm", "batch_norm_history", 15, "flat"))
+
+
+def _lenet5_batch_norm(flatten: bool) -> str:
+    """The reference's form: Conv/Dense → BatchNormalization → ReLU."""
+    def block(layer: str) -> str:
+        return (f"    {layer},\n    layers.BatchNormalization(),\n"
+                "    layers.Activation(\"relu\"),\n")
+    return ("from tensorflow import keras\nfrom tensorflow.keras import layers\n\n"
+            "cnn_batch_norm = keras.Sequential([\n    keras.Input(shape=(28, 28, 1)),\n"
+            + block("layers.Conv2D(6, (5, 5), padding=\"same\")")
+            + "    layers.MaxPooling2D((2, 2)),\n"
+            + block("layers.Conv2D(16, (5, 5))") + "    layers.MaxPooling2D((2, 2)),\n"
+            + block("layers.Conv2D(120, (5, 5))") + ("    layers.Flatten(),\n" if flatten else "")
+            + block("layers.Dense(84)")
+            + "    layers.Dense(10, activation=\"softmax\"),\n])\n")
+
+
+def autoassociator_as_the_slides() -> nbformat.NotebookNode:
+    """Homework 7 as its slides write it: 784 → 25 sigmoid → 784 sigmoid, Adam, MSE, 10 epochs of
+    batch 128 on one half; sigmoid codes from aaW and aaB; the slides' own CNN (10,710
+    parameters) on the reshaped, unscaled images, one-hot labels, batch 128."""
+    return replace_cells(
+        _autoassociator(),
+        aanetwork=("from tensorflow import keras\nfrom tensorflow.keras import layers, models\n\n"
+                   "aanetwork = models.Sequential()\n"
+                   "aanetwork.add(keras.Input(shape=(npix,)))\n"
+                   "aanetwork.add(layers.Dense(k, activation=\"sigmoid\"))\n"
+                   "aanetwork.add(layers.Dense(npix, activation=\"sigmoid\"))\n"
+                   "aanetwork.compile(optimizer=\"adam\", loss=\"mse\")\n"
+                   "aanetwork.summary()"),
+        aa_train=("aa_history = aanetwork.fit(X_aa, X_aa, epochs=10, batch_size=128, verbose=0)\n"
+                  "print(\"final training loss:\", aa_history.history[\"loss\"][-1])"),
+        codes=("# get weights and biases from the aa network\n"
+               "aaW = aanetwork.layers[0].get_weights()[0]\n"
+               "aaB = aanetwork.layers[0].get_weights()[1]\n\n"
+               "def hidden_activations(x):\n"
+               "    return 1.0 / (1.0 + np.exp(-(x @ aaW + aaB)))  # sigmoid\n\n"
+               "codes_rest = hidden_activations(X_rest)\n"
+               "codes_test = hidden_activations(X_test)\n"
+               "print(codes_rest.shape, codes_test.shape)"),
+        classifier=("classifier = models.Sequential()\n"
+                    "classifier.add(keras.Input(shape=(k,)))\n"
+                    "classifier.add(layers.Dense(64, activation=\"relu\"))\n"
+                    "classifier.add(layers.Dense(nout, activation=\"softmax\"))\n"
+                    "classifier.compile(optimizer=\"adam\", loss=\"categorical_crossentropy\",\n"
+                    "                   metrics=[\"accuracy\"])"),
+        classifier_train=("classifier.fit(codes_rest, np.eye(nout)[y_rest], epochs=10, "
+                          "batch_size=128, verbose=0,\n               validation_split=.1)\n"
+                          "test_loss, test_accuracy = classifier.evaluate(codes_test, "
+                          "np.eye(nout)[test_labels], verbose=0)\n"
+                          "print(f\"classifier on {k} hidden-unit codes: {test_accuracy:.4f}\")"),
+        cnn_prep=("train_images_2d = train_images.reshape((len(train_images), sz, sz, 1))\n"
+                  "test_images_2d = test_images.reshape((len(test_images), sz, sz, 1))\n"
+                  "train_labels_onehot = np.eye(nout)[train_labels]\n"
+                  "test_labels_onehot = np.eye(nout)[test_labels]"),
+        network=("ep = 10\n"
+                 "network = models.Sequential()\n"
+                 "network.add(layers.Conv2D(16, (3,3), activation='relu', "
+                 "input_shape=(sz,sz,1)))\n"
+                 "network.add(layers.MaxPooling2D((2,2)))\n"
+                 "network.add(layers.Conv2D(16, (3,3), activation='relu'))\n"
+                 "network.add(layers.MaxPooling2D((2,2)))\n"
+                 "network.add(layers.Flatten())\n"
+                 "network.add(layers.Dense(20, activation='relu'))\n"
+                 "network.add(layers.Dense(nout, activation='softmax'))\n"
+                 "network.summary()"),
+        network_train=("network.compile(optimizer='adam', loss='categorical_crossentropy',\n"
+                       "                metrics=['accuracy'])\n\n"
+                       "history = network.fit(train_images_2d, train_labels_onehot, "
+                       "verbose=False,\n                    validation_split=.1, epochs=ep, "
+                       "batch_size=128)\n\n"
+                       "test_loss, test_accuracy = network.evaluate(test_images_2d, "
+                       "test_labels_onehot)"))
+
+
+def _mnist_train(epochs: int = 10, labels: str = "train_labels", loss: str = "Sparse") -> str:
+    return ("model.compile(optimizer='adam',\n"
+            f"              loss=tf.keras.losses.{loss}CategoricalCrossentropy(from_logits=True),\n"
+            "              metrics=['accuracy'])\n"
+            f"history = model.fit(train_images, {labels}, epochs={epochs}, batch_size=32, "
+            "verbose=2)")
+
+
+def mnist_cnn_three_epochs() -> nbformat.NotebookNode:
+    """3 epochs instead of 10: on the full data the network passes the seed's 98.7 % by then."""
+    return replace_cells(reference_notebook("mnist-cnn"), train=_mnist_train(epochs=3),
+                         curves=None)
+
+
+def mnist_cnn_raw_pixels_one_hot() -> nbformat.NotebookNode:
+    """Problem Set 2 never says to scale: pixels 0..255 as loaded, and one-hot labels with the
+    categorical loss."""
+    nb = reference_notebook("mnist-cnn")
+    load = next(c.source for c in nb.cells if "load" in c.metadata.get("tags", ()))
+    raw = load.replace("# pixels 0..255 scaled to [0, 1]\n"
+                       "train_images, test_images = train_images / 255.0, test_images / 255.0\n",
+                       "train_onehot = tf.one_hot(train_labels, 10)\n"
+                       "test_onehot = tf.one_hot(test_labels, 10)\n")
+    assert raw != load
+    evaluate = ("test_loss, test_acc = model.evaluate(test_images, test_onehot, verbose=2)\n"
+                "print(test_acc)")
+    return replace_cells(nb, load=raw, train=_mnist_train(labels="train_onehot", loss=""),
+                         curves=None, evaluate=evaluate)
+
+
+def _meta(label: str, verdict: str, about: str = "", loses: tuple[str, ...] = (),
+          keeps: tuple[str, ...] = ()) -> dict:
+    meta = {"label": label, "verdict": verdict}
+    if about:
+        meta["about"] = about
+    if loses:
+        meta["loses"] = list(loses)
+    if keeps:
+        meta["keeps"] = list(keeps)
+    return meta
+
+
+VARIANTS = {
+    "fashion-mlp": {
+        "five-epochs": (mlp_five_epochs, _meta(
+            "5 epochs instead of 20", "correct", "on the full data 5 epochs reach about the "
+            "homework's 0.888 (its own log: 0.874 validation accuracy after 5)")),
+        "standardized": (mlp_standardized, _meta(
+            "pixels standardised to z-scores instead of divided by 255", "correct")),
+        "functional-sparse-labels": (mlp_functional_sparse_labels, _meta(
+            "the functional API, integer labels with the sparse loss", "correct")),
+        "flatten-layer": (mlp_flatten_layer, _meta(
+            "28x28 images and a Flatten layer instead of a reshape", "correct")),
+        "untrained": (untrained_model, _meta(
+            "compiled, never trained", "wrong", loses=("model-accuracy", "model-loss"),
+            keeps=("model-layers", "model-activations", "model-timed-training"))),
+        "shuffled-labels": (shuffled_labels, _meta(
+            "trained on labels shuffled against the images", "wrong",
+            loses=("model-accuracy",), keeps=("model-layers", "model-timed-training"))),
+        "relu-output": (wrong_final_activation, _meta(
+            "relu instead of softmax on the output layer", "wrong",
+            loses=("model-activations",),
+            keeps=("model-layers", "model-shapes", "model-params", "model-loss"))),
+        "lecture-mlp-300-100": (mlp_300_100_10, _meta(
+            "the lecture's 300-100-10 network instead of 128-64-10", "wrong",
+            loses=("model-layers", "model-shapes", "model-params"),
+            keeps=("model-activations", "model-loss", "model-accuracy"))),
+    },
+    "lenet5": {
+        "three-epochs": (lenet5_three_epochs, _meta(
+            "3 epochs for LeNet-5 and its dropout variant instead of 10 and 15", "correct",
+            "the batch-norm model keeps its 15 epochs (see README, Subset sizes)")),
+        "flatten-sparse-functional": (lenet5_flatten_sparse_functional, _meta(
+            "Flatten before the dense layers, integer labels with the sparse loss, LeNet-5 "
+            "in the functional API", "correct")),
+        "untrained-batch-norm": (lenet5_flatten_and_unevaluated_batch_norm, _meta(
+            "the batch-norm model never trained; its cell prints the dropout model's accuracy",
+            "wrong", loses=("batch-norm-accuracy", "batch-norm-loss"),
+            keeps=("batch-norm-layers", "batch-norm-shapes", "batch-norm-params",
+                   "batch-norm-timed-training", "cnn-accuracy", "dropout-accuracy"))),
+        "wrong-layers": (lenet5_wrong_layers, _meta(
+            "second convolution padded 'same', Dropout(0.25), no BatchNormalization after "
+            "Dense(84); the variants only built", "wrong",
+            loses=("cnn-layers", "cnn-shapes", "cnn-params", "dropout-layers",
+                   "batch-norm-layers", "batch-norm-params"),
+            keeps=("cnn-activations", "batch-norm-activations"))),
+    },
+    "autoassociator": {
+        "as-the-slides": (autoassociator_as_the_slides, _meta(
+            "the slides' code: sigmoid codes, 10 epochs of batch 128, the slides' CNN on "
+            "unscaled pixels", "correct")),
+        "untrained-pixel-classifier": (autoassociator_untrained_and_pixel_classifier, _meta(
+            "autoassociator never trained, classifier trained on pixels, CNN never trained",
+            "wrong", loses=("q1a-reconstruction", "q1b-code-accuracy", "q2-accuracy"),
+            keeps=("q2-architecture",))),
+        "wrong-input-dense-network": (
+            autoassociator_wrong_classifier_input_and_dense_network, _meta(
+                "classifier built for 100 inputs while k = 25; a dense network for Q2",
+                "wrong", loses=("q1b-code-accuracy", "q2-architecture"),
+                keeps=("q1a-reconstruction", "q2-loss"))),
+    },
+    "mnist-cnn": {
+        "three-epochs": (mnist_cnn_three_epochs, _meta(
+            "3 epochs instead of 10", "correct")),
+        "raw-pixels-one-hot": (mnist_cnn_raw_pixels_one_hot, _meta(
+            "unscaled pixels, one-hot labels with the categorical loss", "correct")),
+        "mistakes": (mnist_cnn_mistakes, _meta(
+            "first convolution 16@5x5, dropout also at inference, never trained", "wrong",
+            loses=("first-conv", "call-graph-shapes", "call-graph-params", "dropout",
+                   "accuracy", "loss"),
+            keeps=("pooling", "second-conv", "fully-connected", "timed-training"))),
+        "no-pooling-no-dropout": (mnist_cnn_no_pooling_no_dropout, _meta(
+            "no max pooling, no dropout, Dense 128, one epoch", "wrong",
+            loses=("pooling", "dropout", "call-graph-shapes", "call-graph-params"),
+            keeps=("first-conv", "second-conv", "fully-connected"))),
+    },
+}
+
+
+def build_variant(assignment_id: str, name: str) -> nbformat.NotebookNode:
+    """The variant as its builder makes it, with its metadata and a first cell saying what it is."""
+    builder, meta = VARIANTS[assignment_id][name]
+    nb = builder()
+    nb.metadata["grader"] = {"assignment": assignment_id, "variant": meta}
+    what = "must get full marks" if meta["verdict"] == "correct" else \
+        "must lose " + ", ".join(meta["loses"])
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell(
+        f"**Variant ({meta['verdict']}): {meta['label']}.** {meta.get('about', '')}".rstrip()
+        + f"\n\nIt {what}. Written by `python3 tests/notebook_factory.py`."))
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    return nb
+
+
+def variant(assignment_id: str, name: str) -> nbformat.NotebookNode:
+    """A committed variant, as the grader reads it."""
+    return nbformat.read(spec.load(assignment_id).reference_dir / "variants" / f"{name}.ipynb",
+                         as_version=4)
+
+
+def write_variants() -> list[Path]:
+    written = []
+    for assignment_id, table in VARIANTS.items():
+        folder = spec.load(assignment_id).reference_dir / "variants"
+        for name in table:
+            written.append(write(build_variant(assignment_id, name), folder / f"{name}.ipynb"))
+    return written
+
+
+if __name__ == "__main__":
+    for path in write_variants():
+        print(path)

@@ -12,7 +12,7 @@ import nbformat
 import pytest
 
 import notebook_factory as nf
-from grader import manual_scores
+from grader import manual_scores, variants
 
 pytestmark = pytest.mark.slow
 
@@ -116,9 +116,10 @@ def test_starter_scores_zero_and_says_why(grade, assignment):
         assert checks[cid].message == f"no answer to question {cid[1:].replace('-', '.')}"
 
 
-def test_mistakes_cost_the_parts_they_touch(grade):
+def test_mistakes_cost_the_parts_they_touch(grade_variant):
     """First convolution 16@5x5; dropout also at inference; compiled, never trained."""
-    result = grade("mnist_cnn_mistakes")
+    variant, result = grade_variant("mistakes")
+    assert variants.verdict_problems(variant, result) == []
     checks = checks_by_id(result)
     assert checks["first-conv"].points == 0
     assert ("layer 1: expected Conv2D(32, 3x3, relu), found Conv2D(16, 5x5, relu)"
@@ -138,8 +139,9 @@ def test_mistakes_cost_the_parts_they_touch(grade):
     assert checks["timed-training"].status == "passed"  # the design still learns
 
 
-def test_missing_pooling_and_dropout_are_named(grade):
-    result = grade("mnist_cnn_no_pooling_no_dropout")
+def test_missing_pooling_and_dropout_are_named(grade_variant):
+    variant, result = grade_variant("no-pooling-no-dropout")
+    assert variants.verdict_problems(variant, result) == []
     checks = checks_by_id(result)
     # The layer is defined in __init__, but call() skips it: the traced call decides.
     pooling = checks["pooling"]
@@ -154,3 +156,15 @@ def test_missing_pooling_and_dropout_are_named(grade):
     dropout = checks["dropout"]
     assert dropout.points == 0
     assert "no dropout is active during training" in dropout.message
+
+
+def test_unscaled_pixels_and_one_hot_labels_get_full_marks(grade_variant):
+    """Problem Set 2 never says to scale the pixels: 0..255 as loaded, one-hot labels with the
+    categorical loss. The grader measures it on the scaling that suits it."""
+    variant, result = grade_variant("raw-pixels-one-hot")
+    assert variant.correct
+    assert variants.verdict_problems(variant, result) == []
+    checks = checks_by_id(result)
+    assert checks["accuracy"].details["scaling"] == "raw"
+    loss = str(result.models["model"]["compile"]["loss"]).lower()
+    assert "categorical" in loss and "sparse" not in loss

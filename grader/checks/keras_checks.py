@@ -301,10 +301,12 @@ def accuracy(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
 
 
 def _against_threshold(spec: CheckSpec, acc: float, threshold: float, n_classes: int, what: str,
-                       **details: Any) -> CheckResult:
-    # Partial credit runs from halfway between chance and the threshold: a model that has not
-    # learned (untrained, shuffled labels) scores zero, not a few points for luck.
-    floor = (1.0 / n_classes + threshold) / 2
+                       floor: float | None = None, **details: Any) -> CheckResult:
+    """Full marks from `threshold`, partial credit from `floor` up to it. The default floor is
+    halfway between chance and the threshold: a model that has not learned (untrained, shuffled
+    labels) scores zero, not a few points for luck."""
+    if floor is None:
+        floor = (1.0 / n_classes + threshold) / 2
     fraction = (acc - floor) / (threshold - floor) if threshold > floor else float(acc >= threshold)
     message = f"measured {acc:.3f} {what}; expected at least {threshold:.3f}"
     if acc < threshold:
