@@ -255,7 +255,9 @@ class Confinement:
                                           "tmpfs's own size holds, no file count", ENABLE["uid"])
                     continue
                 used, files = used + b, files + f
-        if used > cap_bytes:
+        # >=, not >: a tmpfs sized at the cap refuses the write that would pass it (ENOSPC), so
+        # a full one is exactly at the cap, and that is the cap reached.
+        if used >= cap_bytes:
             return LimitHit(Limit.DISK, self.limits.describe(Limit.DISK), stopped=True,
                             detail=f"{-(-used // 2**20):,} MB written")
         if files > cap_files:
