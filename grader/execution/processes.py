@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from typing import Callable
 
 
 def parents() -> dict[int, int]:
@@ -44,24 +45,32 @@ def descendants(root: int) -> list[int]:
     return found
 
 
-def kill_tree(root: int, *, include_root: bool = True, timeout: float = 10.0) -> int:
-    """SIGKILL everything below `root` until nothing is left, then `root`; returns how many.
-
-    The root goes last: while it lives, the orphans of killed processes come back to it (a
-    subreaper) and are found on the next round instead of escaping to init."""
+def kill_until_none(find: Callable[[], list[int]], timeout: float = 10.0) -> int:
+    """SIGKILL what `find` returns, again and again, until it returns nothing (or `timeout`
+    passes): a process may start another while its siblings are being killed. Returns how
+    many were killed."""
     killed = 0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        below = descendants(root)
-        if not below:
+        pids = find()
+        if not pids:
             break
-        for pid in reversed(below):
+        for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
                 killed += 1
             except OSError:
                 pass
         time.sleep(0.01)
+    return killed
+
+
+def kill_tree(root: int, *, include_root: bool = True, timeout: float = 10.0) -> int:
+    """SIGKILL everything below `root` until nothing is left, then `root`; returns how many.
+
+    The root goes last: while it lives, the orphans of killed processes come back to it (a
+    subreaper) and are found on the next round instead of escaping to init."""
+    killed = kill_until_none(lambda: list(reversed(descendants(root))), timeout)
     if include_root:
         try:
             os.kill(root, signal.SIGKILL)

@@ -16,10 +16,10 @@ from __future__ import annotations
 import fcntl
 import os
 import random
-import signal
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from .processes import kill_until_none
 
 UID_BASE = int(os.environ.get("GRADER_UID_BASE", "2100000000"))
 UID_COUNT = int(os.environ.get("GRADER_UID_COUNT", "4096"))
@@ -149,17 +149,4 @@ def kill_uid(uid: int, timeout: float = 10.0) -> int:
     """SIGKILL every process running as `uid` until none is left; returns how many."""
     if uid < UID_BASE or uid >= UID_BASE + UID_COUNT:
         raise ValueError(f"uid {uid} is not one of the grader's")  # never anyone else's
-    killed = 0
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pids = processes_of(uid)
-        if not pids:
-            break
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed += 1
-            except OSError:
-                pass
-        time.sleep(0.01)
-    return killed
+    return kill_until_none(lambda: processes_of(uid), timeout)
