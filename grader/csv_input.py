@@ -27,3 +27,17 @@ def open_with_header(path: Path, error: type[Exception], expected: str
     except csv.Error as exc:
         raise error(f"{path}: not a CSV file ({exc})") from None
     return header, reader
+
+
+MAX_PROBLEMS_SHOWN = 20
+
+
+def raise_problems(path: Path | str, problems: list[str], error: type[Exception]) -> None:
+    """Every problem of the file at once (the first MAX_PROBLEMS_SHOWN), so a TA fixes them in
+    one pass; nothing when there are none."""
+    if not problems:
+        return
+    shown = problems[:MAX_PROBLEMS_SHOWN]
+    more = len(problems) - len(shown)
+    text = "\n  ".join(shown) + (f"\n  … and {more} more" if more else "")
+    raise error(f"{path}: {len(problems)} problem(s):\n  {text}")

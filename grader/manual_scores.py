@@ -37,10 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from .csv_input import open_with_header
+from .csv_input import open_with_header, raise_problems
 
 REQUIRED = ("student", "check", "points")
-MAX_ERRORS_SHOWN = 20
 # What an override keeps of the grader's own verdict (details keys).
 AUTO_KEYS = ("auto_points", "auto_status", "auto_message")
 
@@ -154,12 +153,7 @@ def load(path: Path, assignment, students: Iterable[str]) -> dict[str, list[Manu
 
 
 def _raise(path: Path | str, errors: list[str]) -> None:
-    if not errors:
-        return
-    shown = errors[:MAX_ERRORS_SHOWN]
-    more = len(errors) - len(shown)
-    text = "\n  ".join(shown) + (f"\n  … and {more} more" if more else "")
-    raise ManualScoresError(f"{path}: {len(errors)} problem(s):\n  {text}")
+    raise_problems(path, errors, ManualScoresError)
 
 
 def _ta_message(points: float, max_points: float, comment: str,

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Collection
 
-from ..csv_input import open_with_header
+from ..csv_input import open_with_header, raise_problems
 
 KEY = ("github_username", "github", "github_login", "username", "login", "folder", "submission")
 STUDENT_ID = ("student_id", "sis_user_id", "sis_id", "student_number", "identifier", "id")
@@ -41,7 +41,6 @@ NAME = ("name", "full_name", "student_name", "student")
 CANVAS_ID = ("canvas_id", "canvas_user_id")
 LOGIN = ("sis_login_id", "login_id", "email")
 SECTION = ("section",)
-MAX_ERRORS_SHOWN = 20
 
 
 class RosterError(Exception):
@@ -220,10 +219,5 @@ def _duplicates(entries: list[RosterEntry], attr: str, what: str) -> list[str]:
     return errors
 
 
-def _raise(path: Path, errors: list[str]) -> None:
-    if not errors:
-        return
-    shown = errors[:MAX_ERRORS_SHOWN]
-    more = len(errors) - len(shown)
-    text = "\n  ".join(shown) + (f"\n  … and {more} more" if more else "")
-    raise RosterError(f"{path}: {len(errors)} problem(s):\n  {text}")
+def _raise(path: Path | str, errors: list[str]) -> None:
+    raise_problems(path, errors, RosterError)
