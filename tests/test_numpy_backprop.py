@@ -9,6 +9,7 @@ notebooks through the pipeline (a numpy-only kernel starts in about a second).
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import nbformat
@@ -352,6 +353,20 @@ def test_pipeline_reference_scores_full_marks(assignment):
     assert result.score == result.max_score == 10
     assert result.execution["status"] == "completed" and result.cell_errors == []
     assert result.models["back_propagation"]["status"] == "found"
+
+
+def test_grading_many_notebooks_in_one_process_leaves_no_descriptor_open(assignment):
+    """A batch worker or a test session grades notebook after notebook in one process. Each
+    grading once left its kernel's zmq sockets and contexts open (~14 descriptors), until the
+    process passed 1,024 and select() failed."""
+    def open_descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    _grade(assignment.reference, assignment)  # first use: imports, caches, the dataset maps
+    before = open_descriptors()
+    for _ in range(3):
+        assert _grade(assignment.reference, assignment).score == 10
+    assert open_descriptors() <= before
 
 
 def test_pipeline_starter_scores_zero_and_says_why(assignment):

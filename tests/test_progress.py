@@ -113,14 +113,15 @@ def _run_in_pty(argv: list[str], cwd: Path, interrupt_on: bytes | None = None
     proc = subprocess.Popen(argv, stdin=slave, stdout=subprocess.DEVNULL, stderr=slave, cwd=cwd,
                             env=env, start_new_session=True)
     os.close(slave)
+    poller = select.poll()  # not select(): it fails on a descriptor numbered past 1,023
+    poller.register(master, select.POLLIN)
     out = b""
     while True:
         if interrupt_on is not None and interrupt_on in out:
             time.sleep(2)  # well inside the cell
             os.kill(proc.pid, signal.SIGINT)
             interrupt_on = None
-        ready, _, _ = select.select([master], [], [], 1)
-        if ready:
+        if poller.poll(1000):
             try:
                 chunk = os.read(master, 65536)
             except OSError:  # the child closed the terminal

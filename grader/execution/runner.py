@@ -328,6 +328,7 @@ async def _execute(nb, scratch, cell_timeout, notebook_timeout, kernel, harvest_
     finally:
         confinement.kill()  # the whole tree, while the launcher still holds its orphans
         await _kill(km, token)
+        await _release(km, client)
         enforcement = confinement.close()
         kernel_log.close()
         client.km = km  # nbclient's exit hook asserts a manager exists, even after a failed start
@@ -427,6 +428,20 @@ async def _kill(km: AsyncKernelManager, token: str) -> None:
         except OSError:
             pass
     kill_tagged_processes(token)
+
+
+async def _release(km: AsyncKernelManager, client: NotebookClient) -> None:
+    """Close the kernel's sockets and both zmq contexts. nbclient leaves that to whoever passed
+    it the manager, and jupyter_client does it only when it shuts a kernel down itself: a kernel
+    already killed left ~14 descriptors per notebook, until a long batch or test session ran out
+    of them."""
+    try:
+        await km.cleanup_resources()
+    except Exception:  # noqa: BLE001 - clean-up of a kernel that is gone either way
+        pass
+    if client.kc is not None:
+        client.kc.stop_channels()
+        client.kc = None
 
 
 def kill_tagged_processes(token: str) -> int:
