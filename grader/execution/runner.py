@@ -433,8 +433,9 @@ async def _kill(km: AsyncKernelManager, token: str) -> None:
 async def _release(km: AsyncKernelManager, client: NotebookClient) -> None:
     """Close the kernel's sockets and both zmq contexts. nbclient leaves that to whoever passed
     it the manager, and jupyter_client does it only when it shuts a kernel down itself: a kernel
-    already killed left ~14 descriptors per notebook, until a long batch or test session ran out
-    of them."""
+    already killed left ~14 descriptors per notebook, until a process grading notebook after
+    notebook (a test session, a script; a batch grades each student in a process of its own)
+    ran out of them."""
     try:
         await km.cleanup_resources()
     except Exception:  # noqa: BLE001 - clean-up of a kernel that is gone either way
