@@ -9,6 +9,7 @@ notebooks through the pipeline (a numpy-only kernel starts in about a second).
 from __future__ import annotations
 
 import copy
+import gc
 import os
 from pathlib import Path
 
@@ -360,6 +361,7 @@ def test_grading_many_notebooks_in_one_process_leaves_no_descriptor_open(assignm
     grading once left its kernel's zmq sockets and contexts open (~14 descriptors), until the
     process passed 1,024 and select() failed."""
     def open_descriptors() -> int:
+        gc.collect()  # a finished process's pipes close when its Popen is collected
         return len(os.listdir("/proc/self/fd"))
 
     _grade(assignment.reference, assignment)  # first use: imports, caches, the dataset maps

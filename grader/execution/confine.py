@@ -75,6 +75,9 @@ class Confinement:
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._watchdog: threading.Thread | None = None
+        self._disk_lock = threading.Lock()
+        self._disk_hit = False
+        self.ended = False  # the grader ended the tree for a reached cap (stop())
         self._hits: list[LimitHit] = []
         self._polled = 0
         self._events = {"oom": 0, "pids": 0}
@@ -230,10 +233,22 @@ class Confinement:
 
     def _watch(self) -> None:
         while not self._done.wait(WATCH_SECONDS):
-            hit = self._disk_check()
-            if hit is not None:
-                self.stop(hit)
+            if self._enforce_disk():
                 return
+
+    def _enforce_disk(self) -> bool:
+        """One look at the disk and file caps; a reached one is recorded once and ends the tree.
+        The watchdog looks every WATCH_SECONDS, and poll() once more: a cell that fills a tmpfs
+        gets ENOSPC and ends in milliseconds, before the next tick."""
+        with self._disk_lock:
+            if self._disk_hit or self._closed:
+                return self._disk_hit
+            hit = self._disk_check()
+            if hit is None:
+                return False
+            self._disk_hit = True
+        self.stop(hit)
+        return True
 
     def _disk_check(self) -> LimitHit | None:
         cap_bytes, cap_files = self.limits.disk_mb * 2**20, self.limits.files
@@ -267,6 +282,7 @@ class Confinement:
 
     def stop(self, hit: LimitHit) -> None:
         """Record a reached cap and end the whole tree."""
+        self.ended = True  # before the hit shows: whoever polls it knows the tree is gone
         with self._lock:
             self._hits.append(hit)
         self.kill()
@@ -283,8 +299,11 @@ class Confinement:
             uids.kill_uid(self.lease.uid)
 
     def poll(self) -> list[LimitHit]:
-        """Caps reached since the last call (cgroup events and the watchdog's verdicts)."""
+        """Caps reached since the last call (cgroup events, the disk caps as they are now and
+        the watchdog's verdicts)."""
         self._read_events()
+        if self._watchdog is not None:
+            self._enforce_disk()
         with self._lock:
             new = self._hits[self._polled:]
             self._polled = len(self._hits)

@@ -338,10 +338,14 @@ async def _execute(nb, scratch, cell_timeout, notebook_timeout, kernel, harvest_
 
 
 def _note_hits(confinement: confine.Confinement, record: ExecutionRecord, index: int | None,
-               nb, died: bool) -> None:  # noqa: ANN001
+               nb, died: bool) -> bool:  # noqa: ANN001
     """Caps reached while cell `index` ran (None: the grader's harvest) are that cell's; the
-    first one that ended the kernel explains its death."""
+    first one that ended the kernel explains its death. True when the kernel is gone: it died,
+    or the grader ended it for a cap the cell reached (a cell that fills its disk gets ENOSPC
+    and ends before the watchdog's next look, so the cell that did it is found here)."""
     hits: list[LimitHit] = confinement.poll()
+    died = died or confinement.ended
+    gone = died
     for hit in hits:
         hit.cell = index
         hit.execution_count = nb.cells[index].get("execution_count") if index is not None else None
@@ -354,6 +358,7 @@ def _note_hits(confinement: confine.Confinement, record: ExecutionRecord, index:
             died = False  # one explanation is enough
         elif message not in record.message:
             record.message = (record.message + "; " if record.message else "") + message
+    return gone
 
 
 async def _run_student_cells(client, nb, record, cell_timeout, notebook_timeout,
@@ -388,7 +393,8 @@ async def _run_student_cells(client, nb, record, cell_timeout, notebook_timeout,
             record.message = f"cell {index + 1} did not stop when interrupted; the kernel was stopped"
             _note_hits(confinement, record, index, nb, died=False)
             return False
-        _note_hits(confinement, record, index, nb, died=False)
+        if _note_hits(confinement, record, index, nb, died=False):
+            return False
         _trim_outputs(cell)
         count = cell.get("execution_count")
         next_count = count + 1 if isinstance(count, int) else next_count + 1
