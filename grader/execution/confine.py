@@ -76,7 +76,6 @@ class Confinement:
         self._done = threading.Event()
         self._watchdog: threading.Thread | None = None
         self._disk_lock = threading.Lock()
-        self._disk_hit = False
         self.ended = False  # the grader ended the tree for a reached cap (stop())
         self._hits: list[LimitHit] = []
         self._polled = 0
@@ -241,14 +240,13 @@ class Confinement:
         The watchdog looks every WATCH_SECONDS, and poll() once more: a cell that fills a tmpfs
         gets ENOSPC and ends in milliseconds, before the next tick."""
         with self._disk_lock:
-            if self._disk_hit or self._closed:
-                return self._disk_hit
+            if self.ended or self._closed:
+                return self.ended
             hit = self._disk_check()
             if hit is None:
                 return False
-            self._disk_hit = True
-        self.stop(hit)
-        return True
+            self.stop(hit)
+            return True
 
     def _disk_check(self) -> LimitHit | None:
         cap_bytes, cap_files = self.limits.disk_mb * 2**20, self.limits.files
