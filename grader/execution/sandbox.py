@@ -205,8 +205,11 @@ def _system_ops() -> list[Op]:
     return ops
 
 
-def _under(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
+def _under(path: Path | str, folder: Path | str) -> bool:
+    # On the strings: the plan compares every bind with every other, and Path.parents made that
+    # a fifth of a numpy-backprop grading. Both are absolute and normalised.
+    path, folder = str(path), str(folder)
+    return path == folder or folder == "/" or path.startswith(folder + "/")
 
 
 def _bind_ops(kind: str, paths: list[Path], system: list[Path]) -> list[Op]:
@@ -258,21 +261,26 @@ def _prune(ops: list[Op]) -> list[Op]:
     """Drop a bind that an enclosing bind of the same kind already shows at the same place,
     unless something between them (a hidden folder, a tmpfs) covers it."""
     binds = [op for op in ops if op.kind in ("ro", "rw")]
-    covers = [Path(op.dest) for op in ops if op.kind in ("hide", "tmpfs")]
+    covers = [op.dest for op in ops if op.kind in ("hide", "tmpfs")]
 
     def redundant(op: Op) -> bool:
-        if any(_under(Path(op.dest), c) for c in covers):
+        if any(_under(op.dest, c) for c in covers):
             return False
         for outer in binds:
             if outer is op or outer.kind != op.kind or outer.dest == op.dest:
                 continue
-            src, dest = Path(op.source), Path(op.dest)
-            if _under(src, Path(outer.source)) and \
-                    dest == Path(outer.dest) / src.relative_to(outer.source):
+            if _under(op.source, outer.source) and \
+                    op.dest == _moved(op.source, outer.source, outer.dest):
                 return True
         return False
 
     return [op for op in dict.fromkeys(ops) if op.kind not in ("ro", "rw") or not redundant(op)]
+
+
+def _moved(path: str, folder: str, dest: str) -> str:
+    """Where `path`, inside `folder`, appears when `folder` is shown at `dest`."""
+    rest = path[len(folder):].lstrip("/") if folder != "/" else path.lstrip("/")
+    return str(Path(dest) / rest) if rest else str(Path(dest))
 
 
 def wrap(command: list[str], mounts: Mounts, cwd: Path, *, tmpfs_bytes: int = 1024 * 2**20,
