@@ -197,3 +197,20 @@ def test_mounts_come_parents_first(tmp_path):
                 (op, later)
     dests = [op.dest for op in ops]
     assert dests.index("/tmp") < min(dests.index(str(out)), dests.index(str(work)))
+
+
+def test_a_folder_whose_name_extends_another_is_not_inside_it(tmp_path):
+    """Mount paths are compared as strings: /data/mnist-extra is not under /data/mnist, so
+    hiding the one leaves the other shown."""
+    assert sandbox._under("/data/mnist/train", "/data/mnist")
+    assert sandbox._under("/data/mnist", "/data/mnist")
+    assert not sandbox._under("/data/mnist-extra", "/data/mnist")
+    assert sandbox._under("/anything", "/")
+    shown, beside = tmp_path / "ds", tmp_path / "ds-extra"
+    for folder in (shown, beside):
+        folder.mkdir()
+    ops = sandbox.plan(sandbox.Mounts(readable=[shown, beside], hidden=[beside],
+                                      view=sandbox.View.NUMPY))
+    hides = {op.dest for op in ops if op.kind == "hide"}
+    assert {str(shown), str(beside)} <= {op.dest for op in ops if op.kind == "ro"}
+    assert str(beside) in hides and str(shown) not in hides
