@@ -206,8 +206,8 @@ def _system_ops() -> list[Op]:
 
 
 def _under(path: Path | str, folder: Path | str) -> bool:
-    # On the strings: the plan compares every bind with every other, and Path.parents made that
-    # a fifth of a numpy-backprop grading. Both are absolute and normalised.
+    # On the strings: the plan compares every bind with every other, four plans a grading, and
+    # Path.parents built thousands of Path objects each time. Both are absolute and normalised.
     path, folder = str(path), str(folder)
     return path == folder or folder == "/" or path.startswith(folder + "/")
 
@@ -279,7 +279,7 @@ def _prune(ops: list[Op]) -> list[Op]:
 
 def _moved(path: str, folder: str, dest: str) -> str:
     """Where `path`, inside `folder`, appears when `folder` is shown at `dest`."""
-    rest = path[len(folder):].lstrip("/") if folder != "/" else path.lstrip("/")
+    rest = path[len(folder):].lstrip("/")
     return str(Path(dest) / rest) if rest else str(Path(dest))
 
 
