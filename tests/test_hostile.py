@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -127,19 +128,29 @@ def hostile_assignment():
     return dataclasses.replace(base, limits=limits)
 
 
-def kernel_processes() -> list[str]:
+def kernel_processes(scratch: Path) -> list[str]:
+    """Live kernels of these gradings (their scratch folders are under `scratch`: a grader
+    running beside the tests has kernels of its own) and the cases' own `sleep 600`."""
     out = subprocess.run(["ps", "-eo", "pid,stat,args"], capture_output=True, text=True).stdout
     return [line for line in out.splitlines()
-            if ("grader.kernel.boot" in line or "sleep 600" in line) and " Z" not in line]
+            if (("grader.kernel.boot" in line and str(scratch) in line) or "sleep 600" in line)
+            and " Z" not in line]
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory, hostile_assignment, data_dir):
+def scratch(tmp_path_factory) -> Path:
+    """Where the gradings of this module keep their scratch folders."""
+    return tmp_path_factory.mktemp("scratch")
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, hostile_assignment, data_dir, scratch):
     """Grade every case once (in order), with secrets in the environment."""
     mode = "bwrap" if sandbox.bwrap_path() else "none"
     results = {}
     saved = {k: os.environ.get(k) for k in SECRET_ENV}
     os.environ.update(SECRET_ENV)
+    saved_tempdir, tempfile.tempdir = tempfile.tempdir, str(scratch)
     try:
         for name, (content, filename, _) in CASES.items():
             if mode == "none" and name in BWRAP_ONLY:
@@ -156,6 +167,7 @@ def graded(tmp_path_factory, hostile_assignment, data_dir):
             (report / "result.json").write_text(result.to_json())  # what `grader check` does
             results[name] = (result, report)
     finally:
+        tempfile.tempdir = saved_tempdir
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -172,8 +184,8 @@ def test_every_case_has_a_score_and_a_message(graded):
             assert check.message.strip(), (name, check.id)
 
 
-def test_no_process_outlives_grading(graded):
-    assert kernel_processes() == []
+def test_no_process_outlives_grading(graded, scratch):
+    assert kernel_processes(scratch) == []
 
 
 def checks(graded, name):
