@@ -279,8 +279,7 @@ def _prune(ops: list[Op]) -> list[Op]:
 
 def _moved(path: str, folder: str, dest: str) -> str:
     """Where `path`, inside `folder`, appears when `folder` is shown at `dest`."""
-    rest = path[len(folder):].lstrip("/")
-    return str(Path(dest) / rest) if rest else str(Path(dest))
+    return str(Path(dest) / path[len(folder):].lstrip("/"))
 
 
 def wrap(command: list[str], mounts: Mounts, cwd: Path, *, tmpfs_bytes: int = 1024 * 2**20,
