@@ -178,7 +178,7 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
         exported = [name for name, obj in objects.items() if obj.export is not None]
         if exported and worker is not None:
             t0 = time.monotonic()
-            _announce_measuring(options.progress, assignment, exported)
+            _announce_measuring(options.progress, assignment, exported, options.full)
             measured, timed_bars, timed_costs = measure_models(
                 worker, exported, objects, assignment, prepared, images_path, seed)
             objects.update(measured)
@@ -197,11 +197,11 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
 
 
 def _announce_measuring(progress: Progress | None, assignment: Assignment,
-                        exported: list[str]) -> None:
+                        exported: list[str], full: bool) -> None:
     timed = sorted(timed_objects(assignment) & set(exported))
-    if timed and assignment.training:
-        notify(progress, Phase.TRAINING, objects=timed,
-               max_cpu_seconds=assignment.training.max_cpu_seconds)
+    budget = assignment.training_for(full)
+    if timed and budget:
+        notify(progress, Phase.TRAINING, objects=timed, max_cpu_seconds=budget.max_cpu_seconds)
     else:
         notify(progress, Phase.MEASURE, objects=exported)
 
@@ -250,7 +250,7 @@ def _retrain_subclassed(room: keras_run.Room, worker: measure.Worker, nb: Any,
     of its class, trained in the clean room, then predicted by the measuring process."""
     from .training.timed_fit import encode_labels
 
-    budget = assignment.training
+    budget = assignment.training_for(prepared.summary.get("mode") == "full")
     for name in sorted(timed_objects(assignment)):
         obj = objects.get(name)
         if obj is None or obj.status != "found" or not obj.model or \
@@ -310,7 +310,7 @@ def measure_models(worker: measure.Worker, names: list[str],
     wanted = timed_objects(assignment)
     # An encoder is loaded before the classifier of its codes.
     names = sorted(names, key=lambda n: bool(specs[n].options.get("encoder")))
-    budget = assignment.training
+    budget = assignment.training_for(prepared.summary.get("mode") == "full")
     train_npz = next(iter(prepared.student_npz.values()), None)
     training = None
     if budget and train_npz:

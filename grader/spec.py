@@ -9,6 +9,7 @@ SpecError naming the file, the line and the field:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -64,6 +65,10 @@ class TrainingSpec:
     seed: int = 0
     max_params: int = 20_000_000  # above this the grader declines to retrain
 
+    def scaled(self, factor: float) -> TrainingSpec:
+        """The same budget for `factor` times as many training images per epoch."""
+        return dataclasses.replace(self, max_cpu_seconds=self.max_cpu_seconds * max(1.0, factor))
+
     @property
     def wall_seconds_per_model(self) -> float:
         """The wall-clock safety net for one model's training: its CPU cap, spent on two threads
@@ -110,6 +115,17 @@ class Assignment:
     reference_variants: tuple[tuple[str, Path], ...] = ()
     # [environment] packages: import names the notebooks may import (besides the stdlib).
     packages: tuple[str, ...] = ()
+
+    def training_for(self, full: bool) -> TrainingSpec | None:
+        """The grader's training budget in a data mode. max_cpu_seconds is set for the subset;
+        with --full each epoch has the whole training split, and the cap grows with it (a fixed
+        cap cut mnist-cnn's reference design short on the full data and called it too slow)."""
+        if not full or self.training is None or self.data is None:
+            return self.training
+        from .data.sources import DATASETS
+
+        whole = DATASETS[self.data.dataset].train_per_class - self.data.holdout_per_class
+        return self.training.scaled(whole / self.data.train_per_class)
 
     @property
     def max_score(self) -> float:

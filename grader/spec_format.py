@@ -93,7 +93,7 @@ class TrainingTable(Table):
 
     epochs: PositiveInt = 5
     batch_size: PositiveInt = 128
-    max_cpu_seconds: PositiveFloat = Field(600.0, description="CPU-seconds cap per model (a safety net: the budget is `epochs`)")
+    max_cpu_seconds: PositiveFloat = Field(600.0, description="CPU-seconds cap per model on the subset (a safety net: the budget is `epochs`); with --full it grows with the training images")
     seed: NonNegativeInt = 0
     max_params: PositiveInt = Field(20_000_000, description="above this the grader declines")
 

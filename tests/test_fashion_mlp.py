@@ -174,9 +174,20 @@ def test_full_mode_serves_the_whole_training_split_minus_the_holdout(tmp_path, d
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         "from tensorflow.keras.datasets import fashion_mnist\n"
         "(xdev, ydev), (xtest, ytest) = fashion_mnist.load_data()\n"
-        "assert xdev.shape == (58000, 28, 28) and xtest.shape == (10000, 28, 28), xdev.shape")])
+        "assert xdev.shape == (58000, 28, 28) and xtest.shape == (10000, 28, 28), xdev.shape"),
+        # Compiled, never fitted: the grader's own training of the design is what runs here.
+        nbformat.v4.new_code_cell(
+            "from tensorflow import keras\n"
+            "model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(128, 'relu'),\n"
+            "                          keras.layers.Dense(64, 'relu'),\n"
+            "                          keras.layers.Dense(10, 'softmax')])\n"
+            "model.compile(optimizer='adam', loss='categorical_crossentropy')")])
     path = nf.write(nb, tmp_path / "full.ipynb")
     result = pipeline.grade(path, assignment, pipeline.Options(data_dir=data_dir, full=True))
     assert result.cell_errors == []
     assert result.data["mode"] == "full" and result.data["train"] == 58000
     assert result.data["holdout"] == 2000
+    # Its CPU cap is the subset's per training image: ~10 times as many images, ~10 times the cap.
+    timed = result.models["model"]["timed_training"]
+    assert timed["epochs_run"] == assignment.training.epochs and not timed["stopped_by_time"]
+    assert timed["cpu_cap"] == pytest.approx(assignment.training.max_cpu_seconds * 58000 / 6000)

@@ -90,7 +90,8 @@ def worker_timeout(assignment: Assignment, grading: Options) -> float:
     kernel start, harvest, and the grader's timed training of each model."""
     notebook = grading.timeout or assignment.limits.notebook_timeout
     timed = sum(1 for c in assignment.checks if c.kind == "timed_training")
-    training = assignment.training.wall_seconds_per_model * timed if assignment.training else 0
+    budget = assignment.training_for(grading.full)
+    training = budget.wall_seconds_per_model * timed if budget else 0
     return notebook + 120 + 330 + training + 120
 
 

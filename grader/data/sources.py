@@ -32,6 +32,7 @@ class DatasetInfo:
     name: str
     npz_name: str | None  # the single-file form Keras caches, if any
     how_to_get: str
+    train_per_class: int = 6000  # in the original training split (MNIST's: on average)
 
 
 DATASETS = {
