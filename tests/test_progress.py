@@ -164,12 +164,16 @@ def test_piped_and_json_output_stay_clean(tmp_path):
 def test_the_graders_own_training_is_announced_with_its_budget():
     heard = []
     assignment = spec.load("fashion-mlp")
-    pipeline._announce_measuring(lambda p, info: heard.append((p, info)), assignment, ["model"])
-    assert heard == [(Phase.TRAINING, {"objects": ["model"],
-                                       "max_cpu_seconds": assignment.training.max_cpu_seconds})]
+    for full in (False, True):  # with --full, the cap of the whole split's training
+        heard.clear()
+        pipeline._announce_measuring(lambda p, info: heard.append((p, info)), assignment,
+                                     ["model"], full)
+        assert heard == [(Phase.TRAINING, {"objects": ["model"], "max_cpu_seconds":
+                                           assignment.training_for(full).max_cpu_seconds})]
+    assert assignment.training_for(True).max_cpu_seconds > assignment.training.max_cpu_seconds
     heard.clear()
     pipeline._announce_measuring(lambda p, info: heard.append((p, info)),
-                                 spec.load("autoassociator"), ["aanetwork"])
+                                 spec.load("autoassociator"), ["aanetwork"], False)
     assert heard[0][0] in (Phase.MEASURE, Phase.TRAINING)
 
 
