@@ -49,6 +49,11 @@ class PreparedData:
     sources: tuple[Path, ...] = ()  # where the full dataset (with holdout labels) lives
 
     @property
+    def full(self) -> bool:
+        """Whether the student got the whole training split (--full), not the subset."""
+        return self.summary.get("mode") == "full"
+
+    @property
     def holdout_id(self) -> str:
         """Which holdout this is, for what is remembered per holdout (grader/baselines.py)."""
         if self.holdout_images is None:
@@ -250,7 +255,7 @@ def _retrain_subclassed(room: keras_run.Room, worker: measure.Worker, nb: Any,
     of its class, trained in the clean room, then predicted by the measuring process."""
     from .training.timed_fit import encode_labels
 
-    budget = assignment.training_for(prepared.summary.get("mode") == "full")
+    budget = assignment.training_for(prepared.full)
     for name in sorted(timed_objects(assignment)):
         obj = objects.get(name)
         if obj is None or obj.status != "found" or not obj.model or \
@@ -310,7 +315,7 @@ def measure_models(worker: measure.Worker, names: list[str],
     wanted = timed_objects(assignment)
     # An encoder is loaded before the classifier of its codes.
     names = sorted(names, key=lambda n: bool(specs[n].options.get("encoder")))
-    budget = assignment.training_for(prepared.summary.get("mode") == "full")
+    budget = assignment.training_for(prepared.full)
     train_npz = next(iter(prepared.student_npz.values()), None)
     training = None
     if budget and train_npz:
@@ -319,7 +324,7 @@ def measure_models(worker: measure.Worker, names: list[str],
                     "seed": seed, "max_params": budget.max_params,
                     "n_classes": int(prepared.holdout_labels.max()) + 1}
     timed = [n for n in names if n in wanted]
-    mode = "full" if prepared.summary.get("mode") == "full" else "subset"
+    mode = "full" if prepared.full else "subset"
     data_key = f"{mode}-{prepared.holdout_id}"
     have = baselines.known(assignment, timed, data_key, seed) if training else {}
     missing = baselines.requests(assignment, [n for n in timed if n not in have], {}) \

@@ -119,7 +119,7 @@ class Assignment:
     def training_for(self, full: bool) -> TrainingSpec | None:
         """The grader's training budget in a data mode. max_cpu_seconds is set for the subset;
         with --full each epoch has the whole training split, and the cap grows with it (a fixed
-        cap cut mnist-cnn's reference design short on the full data and called it too slow)."""
+        cap cut a correct mnist-cnn design short on the full data and called it too slow)."""
         if not full or self.training is None or self.data is None:
             return self.training
         from .data.sources import DATASETS
