@@ -60,6 +60,7 @@ def main(out_dir: str, memory_mb: str) -> int:
     out.progress(ready=False)
     limit = int(memory_mb) * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    _skip_optional_imports()
     import keras  # noqa: F401 - the grader's own set-up: a failure here is not the student's
 
     out.progress(ready=True, done=0)  # imported while the notebook ran; now wait for requests
@@ -69,6 +70,21 @@ def main(out_dir: str, memory_mb: str) -> int:
         _serve(json.loads(line), out, loaded, number)
         out.progress(ready=True, done=number)
     return 0
+
+
+# Packages Keras and TensorFlow import at start-up only if installed, for features this process
+# never uses (the scikit-learn wrappers, DataFrame inputs, plotting, notebook helpers; SciPy
+# comes with scikit-learn and serves sparse inputs). The notebooks' environment has them all;
+# here they cost 1.5 of the 4.4 CPU seconds of `import keras` (timed with and without). This
+# process runs no student code, so none of it can miss them.
+OPTIONAL_IMPORTS = ("sklearn", "scipy", "pandas", "matplotlib", "IPython")
+
+
+def _skip_optional_imports() -> None:
+    """A None in sys.modules makes `import name` raise ImportError, which is how Keras and
+    TensorFlow learn that an optional package is absent."""
+    for name in OPTIONAL_IMPORTS:
+        sys.modules.setdefault(name, None)
 
 
 def _serve(request: dict[str, Any], out: _Output, loaded: dict[str, Any], number: int) -> None:
