@@ -1,0 +1,166 @@
+"""Benchmark: the floor under any grader's time, against what `grader check` takes.
+
+Run by hand:  python3 bench/notebook_floor.py [--assignment fashion-mlp] [--runs 2]
+              [--peers-submission] [--data-dir DIR] [--cores N] [--class-size 100]
+
+A notebook graded as written runs its own cells; no grader can take less than that. For each
+assignment this prints, per run and as medians:
+- a bare Jupyter kernel's start (jupyter_client, no sandbox, nothing imported);
+- the reference solution's cells (with --peers-submission: the fashion-mlp submission that
+  bench/peers.py grades with every tool) in such a kernel, served the grader's subset by the
+  grader's own load_data() and with the grader's thread settings, nothing measured: wall seconds
+  and CPU seconds of the kernel process;
+- `grader check` of the same notebook through the CLI: wall seconds and the CPU seconds the
+  whole machine spent meanwhile (/proc/stat), so run it on an otherwise idle machine;
+and from the medians, the shortest time a class of --class-size such notebooks can take on
+--cores cores (default: the cores usable here) when every core is busy all the time, for the
+cells alone and for `grader check` as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from jupyter_client.manager import start_new_kernel
+from nbclient import NotebookClient
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from grader import pipeline, spec  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+# The numeric settings of the grader's kernel (grader/execution/runner.py kernel_env).
+KERNEL_SETTINGS = {"PYTHONHASHSEED": "0", "TF_CPP_MIN_LOG_LEVEL": "2",
+                   "TF_ENABLE_ONEDNN_OPTS": "0", "OMP_NUM_THREADS": "2",
+                   "TF_NUM_INTRAOP_THREADS": "2", "TF_NUM_INTEROP_THREADS": "1",
+                   "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds of a process and of the children it has waited for."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / TICKS  # utime stime cutime cstime
+
+
+def machine_busy() -> float:
+    """CPU seconds every core of the machine has spent busy since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system = values[:3]
+    irq, softirq = values[5:7]
+    return (user + nice + system + irq + softirq) / TICKS
+
+
+def bare_kernel_start() -> float:
+    started = time.monotonic()
+    km, kc = start_new_kernel(kernel_name="python3", stderr=subprocess.DEVNULL)
+    seconds = time.monotonic() - started
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+    return seconds
+
+
+def cells_alone(notebook: Path, assignment: spec.Assignment, data_dir: Path | None
+                ) -> tuple[float, float, int]:
+    """Wall and CPU seconds of the notebook's cells, and how many raised an error."""
+    with tempfile.TemporaryDirectory(prefix="grader-floor-") as tmp:
+        folder = Path(tmp)
+        served = pipeline.prepare_data(assignment, pipeline.Options(data_dir=data_dir),
+                                       folder).student_npz
+        nb = nbformat.read(notebook, as_version=4)
+        serve = nbformat.v4.new_code_cell(
+            f"import sys; sys.path.insert(0, {str(REPO)!r})\nfrom pathlib import Path\n"
+            "from grader.kernel import datasets\n"
+            f"datasets.install({{k: Path(v) for k, v in {served!r}.items()}})")
+        client = NotebookClient(nb, timeout=3600, kernel_name="python3",
+                                resources={"metadata": {"path": tmp}})
+        with client.setup_kernel(env={**os.environ, **KERNEL_SETTINGS}, cwd=tmp,
+                                 stderr=subprocess.DEVNULL):
+            pid = client.km.provisioner.process.pid
+            client.execute_cell(serve, -1)
+            cpu, started = process_cpu(pid), time.monotonic()
+            for index, cell in enumerate(nb.cells):
+                client.execute_cell(cell, index)
+            wall, cpu = time.monotonic() - started, process_cpu(pid) - cpu
+    errors = sum(1 for c in nb.cells if c.cell_type == "code"
+                 for o in c.get("outputs", []) if o.get("output_type") == "error")
+    return wall, cpu, errors
+
+
+def grader_check(notebook: Path, assignment: spec.Assignment, data_dir: Path | None
+                 ) -> tuple[float, float]:
+    """Wall seconds of `grader check` and the machine's busy CPU seconds meanwhile."""
+    command = [sys.executable, "-m", "grader.cli", "check", str(notebook),
+               "--assignment", assignment.id]
+    if data_dir:
+        command += ["--data-dir", str(data_dir)]
+    with tempfile.TemporaryDirectory(prefix="grader-floor-") as out:
+        busy, started = machine_busy(), time.monotonic()
+        subprocess.run([*command, "--out", out], cwd=REPO, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return time.monotonic() - started, machine_busy() - busy
+
+
+def peers_submission(folder: Path) -> Path:
+    """The good submission bench/peers.py writes for the grader (128-64-10, 8 epochs)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    import peers
+
+    grader = peers.Grader(folder, full=False, data_dir=None, sandbox="auto", timeout=0)
+    grader.work.mkdir(parents=True, exist_ok=True)
+    return grader.submission("good", 0)
+
+
+def report(name: str, notebook: Path, args: argparse.Namespace) -> None:
+    assignment = spec.load(name)
+    starts, cells, checks = [], [], []
+    for run in range(1, args.runs + 1):
+        starts.append(bare_kernel_start())
+        cells.append(cells_alone(notebook, assignment, args.data_dir))
+        checks.append(grader_check(notebook, assignment, args.data_dir))
+        (wall, cpu, errors), (check_wall, check_cpu) = cells[-1], checks[-1]
+        print(f"{name} run {run}: bare kernel start {starts[-1]:.2f} s; cells alone "
+              f"{wall:.2f} s, {cpu:.2f} CPU s ({errors} errors); grader check "
+              f"{check_wall:.2f} s, {check_cpu:.2f} CPU s of the machine", flush=True)
+    start = statistics.median(starts)
+    wall, cpu = (statistics.median(c[i] for c in cells) for i in (0, 1))
+    check_wall, check_cpu = (statistics.median(c[i] for c in checks) for i in (0, 1))
+    n, cores = args.class_size, args.cores
+    print(f"{name} ({notebook.name}), medians of {args.runs}: one notebook can take no less "
+          f"than {start + wall:.1f} s (kernel start {start:.2f} + cells {wall:.2f}); "
+          f"grader check takes {check_wall:.1f} s.\n"
+          f"  {n} notebooks on {cores} cores, every core busy: the cells alone "
+          f"{n * cpu / cores / 60:.1f} min, grader check as it is "
+          f"{n * check_cpu / cores / 60:.1f} min", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--assignment", action="append")
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--peers-submission", action="store_true",
+                        help="bench/peers.py's fashion-mlp submission instead of the reference")
+    parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--class-size", type=int, default=100)
+    args = parser.parse_args()
+    names = args.assignment or ["fashion-mlp"]
+    if args.peers_submission and names != ["fashion-mlp"]:
+        parser.error("--peers-submission is a fashion-mlp notebook")
+    with tempfile.TemporaryDirectory(prefix="grader-floor-") as tmp:
+        for name in names:
+            notebook = peers_submission(Path(tmp)) if args.peers_submission else \
+                spec.load(name).reference
+            report(name, notebook, args)
+
+
+if __name__ == "__main__":
+    main()
