@@ -56,6 +56,9 @@ def _add_grading_options(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grader", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"grader {__version__}")
+    parser.add_argument("--python", action="version", version=sys.executable,
+                        help="print the Python the grader runs in, for scripts that must use "
+                             "its environment (a venv's) rather than the python3 on PATH")
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("list", help="assignments, their checks and points")
