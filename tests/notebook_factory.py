@@ -468,6 +468,28 @@ def mnist_cnn_raw_pixels_one_hot() -> nbformat.NotebookNode:
                          curves=None, evaluate=evaluate)
 
 
+def autoassociator_nested_models() -> nbformat.NotebookNode:
+    """Keras's autoencoder guide: an `encoder` model and a `decoder` model, the autoassociator
+    built from the two (`aanetwork.layers[0]` is then its InputLayer), codes from the encoder."""
+    return replace_cells(
+        _autoassociator(),
+        aanetwork=("from tensorflow import keras\nfrom tensorflow.keras import layers, models\n\n"
+                   "inputs = keras.Input(shape=(npix,))\n"
+                   "encoder = keras.Model(inputs, layers.Dense(k, activation=\"relu\")(inputs),\n"
+                   "                      name=\"encoder\")\n"
+                   "codes_in = keras.Input(shape=(k,))\n"
+                   "decoder = keras.Model(codes_in,\n"
+                   "                      layers.Dense(npix, activation=\"sigmoid\")(codes_in),\n"
+                   "                      name=\"decoder\")\n"
+                   "x = keras.Input(shape=(npix,))\n"
+                   "aanetwork = keras.Model(x, decoder(encoder(x)), name=\"autoassociator\")\n"
+                   "aanetwork.compile(optimizer=\"adam\", loss=\"mse\")\n"
+                   "aanetwork.summary()"),
+        codes=("codes_rest = encoder.predict(X_rest, verbose=0)\n"
+               "codes_test = encoder.predict(X_test, verbose=0)\n"
+               "print(codes_rest.shape, codes_test.shape)"))
+
+
 def _meta(label: str, verdict: str, about: str = "", loses: tuple[str, ...] = (),
           keeps: tuple[str, ...] = ()) -> dict:
     meta = {"label": label, "verdict": verdict}
@@ -529,6 +551,9 @@ VARIANTS = {
         "as-the-slides": (autoassociator_as_the_slides, _meta(
             "the slides' code: sigmoid codes, 10 epochs of batch 128, the slides' CNN on "
             "unscaled pixels", "correct")),
+        "nested-models": (autoassociator_nested_models, _meta(
+            "an encoder and a decoder model, aanetwork = Model(x, decoder(encoder(x))), as "
+            "Keras's autoencoder guide builds it", "correct")),
         "untrained-pixel-classifier": (autoassociator_untrained_and_pixel_classifier, _meta(
             "autoassociator never trained, classifier trained on pixels, CNN never trained",
             "wrong", loses=("q1a-reconstruction", "q1b-code-accuracy", "q2-accuracy"),

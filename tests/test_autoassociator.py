@@ -119,6 +119,21 @@ def test_the_slides_own_autoassociator_gets_full_marks(grade_variant):
     assert q1a.details["mse"] < q1a.details["threshold"]
 
 
+def test_encoder_and_decoder_models_get_full_marks(grade_variant):
+    """Keras's autoencoder guide: `aanetwork = Model(x, decoder(encoder(x)))`. Its layers[0] is
+    an InputLayer, and the hidden layer sits inside `encoder`; the grader finds it there and
+    encodes its images with it (Q1b got 0/3, 'the first layer has no weights')."""
+    variant, result = grade_variant("nested-models")
+    assert variants.verdict_problems(variant, result) == []
+    assert result.score == result.max_score
+    checks = checks_by_id(result)
+    assert checks["q1a-reconstruction"].details["k"] == 25
+    assert checks["q1b-code-accuracy"].details["k"] == 25
+    dense = [l["config"]["units"] for l in result.models["aanetwork"]["layers"]
+             if l["class"] == "Dense"]
+    assert dense == [25, 784]
+
+
 def test_classifier_whose_input_size_is_not_k_fails_q1b(grade_variant):
     variant, result = grade_variant("wrong-input-dense-network")
     assert variants.verdict_problems(variant, result) == []

@@ -99,8 +99,8 @@ def code_accuracy(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     encoder = f"`{spec.options.get('encoder', 'the autoassociator')}`"
     k = (obj.input_layout or [None])[0]
     if not k:
-        return CheckResult.scored(spec, 0.0, f"{encoder}'s first layer has no weights, so there "
-                                  "are no hidden-layer codes to classify")
+        return CheckResult.scored(spec, 0.0, f"{encoder} has no hidden layer (a Dense layer "
+                                  "narrower than its output), so there are no codes to classify")
     declared = (obj.model.get("input_shape") or [None])[1:]
     if declared and declared != [k]:
         size = declared[0] if len(declared) == 1 else tuple(declared)

@@ -49,6 +49,39 @@ def flat_layers(model: Any) -> list[Any]:
     return out
 
 
+def bottleneck(model: Any) -> Any | None:
+    """An autoassociator's hidden layer: the narrowest Dense layer before its output layer,
+    wherever it sits (a Sequential, an `encoder` model used as a layer, ...). The checks' own
+    code_size reads the same rule off the described layers."""
+    import keras
+
+    dense = [layer for layer in flat_layers(model) if isinstance(layer, keras.layers.Dense)]
+    return min(dense[:-1], key=lambda layer: layer.units) if len(dense) > 1 else None
+
+
+def layer_outputs(model: Any, layer: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """What `layer` outputs while `model` computes x: eager passes with the layer's call
+    recorded, so a layer nested in sub-models is reached the way the model itself reaches it."""
+    recorded: list[np.ndarray] = []
+    original = layer.call
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        recorded.append(np.asarray(result))
+        return result
+
+    layer.call = recording
+    try:
+        for start in range(0, len(x), batch_size):
+            model(x[start:start + batch_size], training=False)
+    finally:
+        try:
+            del layer.call
+        except AttributeError:
+            layer.call = original
+    return np.concatenate(recorded) if recorded else np.zeros((0,))
+
+
 def trace_output_shapes(model: Any, sample: np.ndarray) -> dict[int, list[list[int | None]]]:
     """Run one eager forward pass, recording every layer call's output shape (by layer id).
 
@@ -192,7 +225,7 @@ def describe_model(model: Any, sample: np.ndarray | None) -> dict[str, Any]:
         "class": type(model).__name__,
         "kind": kind,
         "built": bool(getattr(model, "built", False)),
-        "input_shape": _input_shape(model),
+        "input_shape": input_shape(model),
         "layers": layers,
         "unused_layers": [{"class": type(layer).__name__, "name": layer.name,
                            "params": sum(int(np.prod(w.shape)) for w in layer.weights)}
@@ -204,7 +237,7 @@ def describe_model(model: Any, sample: np.ndarray | None) -> dict[str, Any]:
     }
 
 
-def _input_shape(model: Any) -> list[int | None] | None:
+def input_shape(model: Any) -> list[int | None] | None:
     try:
         return _shape(model.inputs[0])
     except Exception:

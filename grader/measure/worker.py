@@ -290,24 +290,29 @@ def _probe_dropout(training: Any, inference: Any, images: np.ndarray, layout: tu
 
 def _on_codes(model: Any, obj: dict[str, Any], images: np.ndarray, loaded: dict[str, Any],
               folder: Path) -> dict[str, Any]:
-    """A classifier trained on an encoder's codes: the grader's images are encoded with the
-    student's own encoder (its first layer, as the homework computes them), then classified."""
+    """A classifier trained on an encoder's codes: the grader's images are encoded by the
+    student's own autoassociator up to its hidden layer (as the homework computes them, wherever
+    that layer is nested), then classified."""
     from . import introspect
 
     encoder = loaded.get(obj["encoder"])
     if encoder is None or not getattr(encoder, "layers", None):
-        return {"status": "error", "message": f"`{obj['encoder']}` (whose first layer encodes "
+        return {"status": "error", "message": f"`{obj['encoder']}` (whose hidden layer encodes "
                 "the inputs) is missing or could not be loaded"}
-    first = encoder.layers[0]
-    width = int(first.weights[0].shape[-1]) if first.weights else None
+    hidden = introspect.bottleneck(encoder)
+    width = int(hidden.units) if hidden is not None else None
     sample = np.zeros((2, width), dtype="float32") if width else None
     entry: dict[str, Any] = {"status": "found", "type": _type_name(model),
                              "input_layout": [width] if width else None, "code_size": width,
                              "model": introspect.describe_model(model, sample)}
     arrays, errors = {}, {}
+    layout = tuple((introspect.input_shape(encoder) or [None, -1])[1:])
     for scaling, transform in SCALINGS.items():
+        if hidden is None:
+            break
         try:
-            codes = np.asarray(first(transform(images).reshape((len(images), -1))))
+            x = transform(images).reshape((len(images), *layout)).astype("float32")
+            codes = introspect.layer_outputs(encoder, hidden, x).reshape((len(images), -1))
             pred = np.asarray(model.predict(codes.astype("float32"), batch_size=256, verbose=0))
             arrays[scaling] = pred.reshape((len(images), -1)).astype("float32")
         except Exception as exc:
