@@ -317,6 +317,29 @@ def mlp_flatten_layer() -> nbformat.NotebookNode:
                "    layers.Dense(10, activation=\"softmax\"),\n])\nmodel.summary()"))
 
 
+def mlp_colab_callbacks() -> nbformat.NotebookNode:
+    """Trained as Colab users do: TensorBoard (with `%load_ext tensorboard` and `%tensorboard`),
+    a checkpoint of the best epoch, a CSV log, BackupAndRestore and a tqdm progress bar."""
+    return replace_cells(reference(), train=(
+        "%load_ext tensorboard\n"
+        "import datetime\n"
+        "from tqdm.keras import TqdmCallback\n\n"
+        "log_dir = \"logs/fit/\" + datetime.datetime.now().strftime(\"%Y%m%d-%H%M%S\")\n"
+        "callbacks = [\n"
+        "    keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=1),\n"
+        "    keras.callbacks.ModelCheckpoint(\"best.keras\", monitor=\"val_accuracy\",\n"
+        "                                    save_best_only=True),\n"
+        "    keras.callbacks.CSVLogger(\"training.csv\"),\n"
+        "    keras.callbacks.BackupAndRestore(\"backup\"),\n"
+        "    TqdmCallback(verbose=0),\n"
+        "]\n"
+        "model.compile(optimizer=\"adam\", loss=\"categorical_crossentropy\", "
+        "metrics=[\"accuracy\"])\n"
+        "history = model.fit(X_train, y_train, batch_size=128, epochs=20, verbose=0,\n"
+        "                    validation_data=(X_val, y_val), callbacks=callbacks)\n"
+        "%tensorboard --logdir logs/fit"))
+
+
 def _lenet5_train(var: str, history: str, epochs: int, labels: str = "shaped") -> str:
     y = {"shaped": ("y_train_shaped", "y_val_shaped"), "flat": ("y_train", "y_val")}[labels]
     loss = "categorical_crossentropy" if labels == "shaped" else "sparse_categorical_crossentropy"
@@ -513,6 +536,9 @@ VARIANTS = {
             "the functional API, integer labels with the sparse loss", "correct")),
         "flatten-layer": (mlp_flatten_layer, _meta(
             "28x28 images and a Flatten layer instead of a reshape", "correct")),
+        "colab-callbacks": (mlp_colab_callbacks, _meta(
+            "TensorBoard, ModelCheckpoint, CSVLogger, BackupAndRestore and tqdm callbacks, "
+            "with Colab's %load_ext tensorboard and %tensorboard", "correct")),
         "untrained": (untrained_model, _meta(
             "compiled, never trained", "wrong", loses=("model-accuracy", "model-loss"),
             keeps=("model-layers", "model-activations", "model-timed-training"))),

@@ -159,6 +159,16 @@ def test_correct_variants_get_full_marks_in_subset_mode(grade_variant, name):
     assert result.data["mode"] == "subset"
 
 
+def test_colab_callbacks_train_and_get_full_marks(grade_variant):
+    """TensorBoard (with %load_ext tensorboard and %tensorboard), ModelCheckpoint, CSVLogger,
+    BackupAndRestore and tqdm's callback: without tensorboard in the kernel the TensorBoard
+    callback raised after the first epoch and the model was graded as untrained."""
+    variant, result = grade_variant("colab-callbacks")
+    assert result.cell_errors == [], [(e["ename"], e["evalue"]) for e in result.cell_errors]
+    assert variants.verdict_problems(variant, result) == []
+    assert result.score == result.max_score
+
+
 def test_grading_twice_gives_identical_scores(grade, assignment, data_dir, tmp_path):
     first = grade("reference", nf.reference_notebook(ASSIGNMENT))
     path = nf.write(nf.reference_notebook(ASSIGNMENT), tmp_path / "again.ipynb")
