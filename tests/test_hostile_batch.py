@@ -32,7 +32,7 @@ def code_nb(*cells: str) -> nbformat.NotebookNode:
 def odd_class(root: Path) -> Path:
     """Two gradable students among entries that are nobody's submission."""
     nf.write(code_nb("x = 1"), root / "alice.ipynb")
-    nf.write(code_nb("y = 2"), root / "bob" / "hw.ipynb")
+    nf.write(code_nb("y = 2"), root / "bob" / ODD_NAME)  # graded: bob is the student's id
     nf.write(code_nb("x = 1"), root / "lms.csv.ipynb")  # OUT/lms.csv/ would be OUT/lms.csv
     nf.write(code_nb("x = 1"), root / "summary.html" / "hw.ipynb")
     (root / "notes.txt").write_text("not a notebook")
@@ -77,6 +77,8 @@ def test_a_class_with_odd_files_is_graded_and_the_odd_files_listed(tmp_path, mon
     for student in ("alice", "bob"):
         result = json.loads((out / student / "result.json").read_text())
         assert result["execution"]["status"] == "completed", result["execution"]
+        assert (out / student / "feedback" / "report.html").is_file()
+    assert result["notebook"].endswith("bob/caf\ufffd.ipynb")
     with (out / "lms.csv").open(newline="") as fh:
         assert [row["submission"] for row in csv.DictReader(fh)] == ["alice", "bob"]
     listing = printed.out[printed.out.index("not graded: 7 file(s)"):]

@@ -184,8 +184,12 @@ def why_skipped(entry: Path) -> str | None:
 
 
 def shown_name(name: str) -> str:
-    """A file name as text: bytes that are not UTF-8 (kept by Python as surrogates) become �."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    """A file name as text a UTF-8 file can hold: bytes that are not UTF-8 (kept by Python as
+    surrogates) become �, and so does any other lone surrogate."""
+    try:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def assignment_hints(root: Path, exclude: Path | None = None) -> dict[str, int]:
