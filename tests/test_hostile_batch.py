@@ -100,3 +100,13 @@ def test_a_folder_of_odd_files_only_says_what_it_skipped(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no submissions" in err and "skipped grades.csv.ipynb: named like" in err
     assert "skipped notes.txt: not a notebook" in err
+
+
+def test_naming_a_skipped_entry_with_student_says_why_it_was_skipped(tmp_path, capsys):
+    from grader.cli import main
+
+    subs = odd_class(tmp_path / "subs")
+    assert main(["grade", str(subs), "-a", ASSIGNMENT, "--out", str(tmp_path / "out"),
+                 "--student", "lms.csv"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "'lms.csv' (skipped lms.csv.ipynb: named like the batch's own lms.csv" in err

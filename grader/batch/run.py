@@ -167,7 +167,7 @@ def _open(root: Path, assignment: Assignment, options: BatchOptions, console: Co
                          "per student" + "".join(f"\n  skipped {s.name}: {s.reason}"
                                                  for s in found.skipped[:20]))
     students = [s.student for s in subs]
-    selected = _selected(options.students, students)
+    selected = _selected(options.students, students, found.skipped)
     manual = None
     if options.manual is not None:
         try:
@@ -184,14 +184,20 @@ def _open(root: Path, assignment: Assignment, options: BatchOptions, console: Co
                   StudentLines(console, width), roster, selected, found.skipped)
 
 
-def _selected(wanted: tuple[str, ...], students: list[str]) -> frozenset[str]:
+def _selected(wanted: tuple[str, ...], students: list[str],
+              skipped: list[Skipped] | None = None) -> frozenset[str]:
     """--student IDs, each one of the batch's students (else a usage error naming the close
-    ones)."""
+    ones, or why discovery skipped it)."""
     unknown = [w for w in dict.fromkeys(wanted) if w not in students]
     if unknown:
+        why = {Path(s.name).stem if s.name.endswith(".ipynb") else s.name: s
+               for s in skipped or []}
         hints = []
         for name in unknown:
             close = difflib.get_close_matches(name, students, n=3, cutoff=0.6)
+            if name in why:
+                hints.append(f"{name!r} (skipped {why[name].name}: {why[name].reason})")
+                continue
             hints.append(f"{name!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
         raise BatchError(f"--student: no submission named {'; '.join(hints)} among the "
                          f"{len(students)} in the submissions folder")
