@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -25,6 +26,9 @@ from .execution.sandbox import SandboxUnavailable
 from .pipeline import Options, grade
 from .progress import TerminalProgress
 from .scoring import write_atomic
+
+if TYPE_CHECKING:  # the batch is imported only by `grader grade`
+    from .batch.discovery import Skipped
 
 EXIT_OK, EXIT_BELOW, EXIT_USAGE, EXIT_GRADER_ERROR = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
@@ -337,6 +341,7 @@ def cmd_grade(args: argparse.Namespace, console: Console) -> int:
         if sandbox.resolve(args.sandbox) == "none":
             Console(stderr=True).print("[bold red]WARNING: no sandbox[/]: the notebooks ran with "
                                        "process limits only (install bubblewrap, or see README)")
+    _print_skipped(report.skipped, args.submissions, console)
     failed = sum(1 for o in report.outcomes if o.status in batch.NOT_GRADED)
     untouched = report.count("untouched")
     wrote = ", ".join(str(p) for p in [report.gradebook, report.summary, *report.exports])
@@ -351,6 +356,18 @@ def cmd_grade(args: argparse.Namespace, console: Console) -> int:
                                    "command again to grade the rest", highlight=False)
         return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+def _print_skipped(skipped: list[Skipped], root: Path, console: Console) -> None:
+    """What the batch did not grade in the submissions folder, and why: at the end, where a TA
+    reads, not scrolled away above a class's lines."""
+    if not skipped:
+        return
+    console.print(f"not graded: {len(skipped)} file(s) in {root} (also listed in summary.html):",
+                  highlight=False, markup=False, soft_wrap=True)
+    for item in skipped:
+        console.print(f"  {item.name}: {item.reason}", highlight=False, markup=False,
+                      soft_wrap=True)
 
 
 def _refuse_other_assignments(args: argparse.Namespace, assignment: spec.Assignment) -> None:

@@ -23,7 +23,7 @@ so the next run retries them. `grader_error`: not graded, no score, retried.
 
 The modules, around one executor interface:
 
-    discovery.py       which notebook is each student's
+    discovery.py       which notebook is each student's, and what is skipped and why
     run.py             the coordinator: discover, skip current ones, preflight, feed the engine,
                        progress, early stop, Ctrl-C
     executor.py        the engine interface: a GradingRequest in, an Outcome out

@@ -5,7 +5,11 @@
     submissions/carol/work/hw4.ipynb     and nbgrader's exports), notebooks found at any depth
 
 Both layouts may be mixed. Names starting with "." (and `.ipynb_checkpoints`, `__pycache__`) are
-ignored, and so is the output folder when it sits inside the submissions folder.
+ignored, and so is the output folder when it sits inside the submissions folder. Anything else at
+the top that is no student's submission is skipped with its reason (`scan(...).skipped`), never
+a reason to refuse the batch: a file that is not a notebook, a link, a name that is not UTF-8,
+and a student named like one of the batch's own files in OUT (`lms.csv.ipynb` → OUT/lms.csv/
+would collide with OUT/lms.csv). The batch lists them; the others are graded.
 
 A student folder with several notebooks: the candidates are narrowed, in this order, to
   1. those whose `metadata.grader.assignment` names the assignment being graded (the starter
@@ -24,6 +28,8 @@ from pathlib import Path
 
 SKIP_DIRS = {".ipynb_checkpoints", "__pycache__", "__MACOSX"}
 MAX_HINT_BYTES = 100 * 2**20  # same limit as notebook.load: bigger files are not parsed here
+# The batch's own files beside OUT/<student>/ folders: a student of the same name would collide.
+OUTPUT_NAMES = frozenset({"grades.csv", "summary.html", "lms.csv", "canvas.csv"})
 
 
 @dataclass
@@ -34,6 +40,20 @@ class Submission:
     error: str | None = None
     status: str | None = None  # no_notebook | ambiguous (with error)
     candidates: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class Skipped:
+    """An entry of the submissions folder that is no student's submission, and why."""
+
+    name: str
+    reason: str
+
+
+@dataclass
+class Found:
+    submissions: list[Submission]
+    skipped: list[Skipped]
 
 
 def assignment_hint(path: Path) -> str | None:
@@ -99,17 +119,25 @@ def choose(candidates: list[Path], assignment_id: str | None, starter_name: str 
 def discover(root: Path, assignment_id: str | None = None, starter_name: str | None = None,
              exclude: Path | None = None) -> list[Submission]:
     """Every student under `root`, sorted by id; `exclude` (the output folder) is skipped."""
+    return scan(root, assignment_id, starter_name, exclude).submissions
+
+
+def scan(root: Path, assignment_id: str | None = None, starter_name: str | None = None,
+         exclude: Path | None = None) -> Found:
+    """Every student under `root`, sorted by id, and what was skipped at the top and why."""
     exclude = exclude.resolve() if exclude is not None else None
     files: dict[str, Path] = {}
     folders: dict[str, Path] = {}
+    skipped: list[Skipped] = []
     for entry in sorted(root.iterdir()):
-        if not _visible(entry) or entry.is_symlink():
+        if not _visible(entry) or _is_output(entry, exclude):
             continue
-        if entry.is_dir():
-            if exclude is not None and entry.resolve() == exclude:
-                continue
+        why = why_skipped(entry)
+        if why:
+            skipped.append(Skipped(shown_name(entry.name), why))
+        elif entry.is_dir():
             folders[entry.name] = entry
-        elif entry.suffix == ".ipynb" and entry.is_file():
+        else:
             files[entry.stem] = entry
     subs = []
     for student in sorted(set(files) | set(folders)):
@@ -124,7 +152,44 @@ def discover(root: Path, assignment_id: str | None = None, starter_name: str | N
             chosen, why = choose(candidates, assignment_id, starter_name, folders[student])
             status = None if chosen else ("no_notebook" if not candidates else "ambiguous")
             subs.append(Submission(student, chosen, "folder", why, status, candidates))
-    return subs
+    return Found(subs, skipped)
+
+
+def _is_output(entry: Path, exclude: Path | None) -> bool:
+    try:
+        return exclude is not None and entry.resolve() == exclude
+    except (OSError, RuntimeError):  # a link loop is no output folder
+        return False
+
+
+def why_skipped(entry: Path) -> str | None:
+    """Why a visible top-level entry is no student's submission; None when it is one."""
+    if shown_name(entry.name) != entry.name:  # OUT/<student>/ and the CSVs need a UTF-8 name
+        return "its name is not valid UTF-8: rename it to grade it"
+    if entry.is_symlink():
+        return "a symbolic link (links are not followed): copy the notebook in to grade it"
+    if entry.is_dir():
+        student = entry.name
+    elif not entry.is_file():
+        return "not a regular file"
+    elif entry.suffix != ".ipynb":
+        return (f"its extension is {entry.suffix}, not .ipynb: rename it to grade it"
+                if entry.suffix.lower() == ".ipynb" else "not a notebook (.ipynb)")
+    else:
+        student = entry.stem
+    if student in OUTPUT_NAMES:
+        return (f"named like the batch's own {student}, which it writes in the output folder "
+                f"beside each student's folder: rename it to grade it")
+    return None
+
+
+def shown_name(name: str) -> str:
+    """A file name as text a UTF-8 file can hold: bytes that are not UTF-8 (kept by Python as
+    surrogates) become �, and so does any other lone surrogate."""
+    try:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def assignment_hints(root: Path, exclude: Path | None = None) -> dict[str, int]:

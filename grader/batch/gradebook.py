@@ -25,6 +25,7 @@ from rich.console import Console
 
 from ..scoring import write_atomic
 from ..spec import Assignment
+from .discovery import Skipped
 from .roster import RosterMatch
 from .store import RETRIED, read_result, result_path, status_of
 
@@ -157,8 +158,10 @@ def read_rows(out: Path, students: list[str]) -> list[tuple[str, dict[str, Any]]
 
 
 def rebuild(out: Path, assignment: Assignment, students: list[str],
-            console: Console | None = None) -> tuple[Path, Path]:
-    """grades.csv and summary.html from every student's result.json in `out`."""
+            console: Console | None = None, skipped: list[Skipped] | None = None
+            ) -> tuple[Path, Path]:
+    """grades.csv and summary.html from every student's result.json in `out`; summary.html also
+    lists what discovery skipped in the submissions folder, and why."""
     from ..reports.summary import render_summary
 
     rows = read_rows(out, students)
@@ -173,7 +176,8 @@ def rebuild(out: Path, assignment: Assignment, students: list[str],
                 "report": f"{s}/report.html" if (out / s / "report.html").is_file() else None}
                for s, r in rows]
     summary = out / "summary.html"
-    write_atomic(summary, render_summary(info, entries))
+    write_atomic(summary, render_summary(info, entries, skipped=[
+        {"name": s.name, "reason": s.reason} for s in skipped or []]))
     return gradebook, summary
 
 

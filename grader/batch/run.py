@@ -4,7 +4,9 @@ the engine, and write each outcome into the store as it arrives.
 Whatever the engine, only this process writes into OUT, one result per student per run (an
 outcome for a student already recorded is ignored), so a result on disk is complete and a rerun
 resumes. When the first EARLY_STOP_AFTER students graded all fail on the grader's side, the
-cause is the set-up, not them: the batch stops (exit 3) and nobody was scored.
+cause is the set-up, not them: the batch stops (exit 3) and nobody was scored. What discovery
+skipped (a file that is no notebook, a name colliding with OUT's own files) never stops the
+batch: it is listed in the report and in summary.html, and every other student is graded.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from .. import manual_scores, notebook as notebook_mod
 from ..pipeline import Options
 from ..scoring import RunStatus
 from ..spec import Assignment
-from .discovery import Submission, discover
+from .discovery import Skipped, Submission, scan
 from .executor import (BatchConfig, BatchError, BatchGraderError, Executor, GradingRequest,
                        Outcome, WorkerSettings)
 from .gradebook import read_rows, rebuild, write_exports
@@ -32,8 +34,6 @@ from .store import (BatchStamp, ResultStore, batch_info, comparable, error_resul
                     not_graded_result, status_of)
 
 EARLY_STOP_AFTER = 3
-# out/<student>/ must not clash with the batch's own files
-RESERVED = {"grades.csv", "summary.html", "lms.csv", "canvas.csv"}
 POLL = 0.2
 
 
@@ -71,6 +71,7 @@ class BatchReport:
     out: Path
     interrupted: bool = False
     exports: list[Path] = field(default_factory=list)  # lms.csv, canvas.csv
+    skipped: list[Skipped] = field(default_factory=list)  # not students' submissions, and why
 
     def count(self, action: str) -> int:
         return sum(1 for o in self.outcomes if o.action == action)
@@ -120,6 +121,7 @@ class _Batch:
     lines: StudentLines
     roster: RosterMatch | None = None
     selected: frozenset[str] = frozenset()  # --student; empty: everyone
+    skipped: list[Skipped] = field(default_factory=list)
 
 
 @dataclass
@@ -141,10 +143,11 @@ def run(root: Path, assignment: Assignment, options: BatchOptions,
         except KeyboardInterrupt:  # the engine stopped its workers; keep what was written
             interrupted = True
     students = [s.student for s in batch.subs]
-    gradebook, summary = rebuild(batch.out, assignment, students, batch.console)
+    gradebook, summary = rebuild(batch.out, assignment, students, batch.console, batch.skipped)
     exports = write_exports(batch.out, assignment, read_rows(batch.out, students), batch.roster,
                             options.canvas_assignment, batch.console)
-    return BatchReport(outcomes, gradebook, summary, batch.out, interrupted, exports)
+    return BatchReport(outcomes, gradebook, summary, batch.out, interrupted, exports,
+                       batch.skipped)
 
 
 def _open(root: Path, assignment: Assignment, options: BatchOptions, console: Console) -> _Batch:
@@ -157,16 +160,14 @@ def _open(root: Path, assignment: Assignment, options: BatchOptions, console: Co
     out = Path(options.out).resolve()
     if out == root.resolve():
         raise BatchError("--out must not be the submissions folder itself")
-    subs = discover(root, assignment.id, assignment.starter.name, exclude=out)
+    found = scan(root, assignment.id, assignment.starter.name, exclude=out)
+    subs = found.submissions
     if not subs:
         raise BatchError(f"no submissions in {root}: expected notebooks (*.ipynb) or one folder "
-                         "per student")
-    clash = sorted(s.student for s in subs if s.student in RESERVED)
-    if clash:
-        raise BatchError(f"submission(s) named like the batch's own output files: "
-                         f"{', '.join(clash)}; rename them")
+                         "per student" + "".join(f"\n  skipped {s.name}: {s.reason}"
+                                                 for s in found.skipped[:20]))
     students = [s.student for s in subs]
-    selected = _selected(options.students, students)
+    selected = _selected(options.students, students, found.skipped)
     manual = None
     if options.manual is not None:
         try:
@@ -180,17 +181,23 @@ def _open(root: Path, assignment: Assignment, options: BatchOptions, console: Co
     width = min(max(len(s.student) for s in subs), 32)
     return _Batch(root, out, assignment, options, subs, ResultStore(out, console, manual),
                   BatchStamp(root, bool(options.grading.full)), console,
-                  StudentLines(console, width), roster, selected)
+                  StudentLines(console, width), roster, selected, found.skipped)
 
 
-def _selected(wanted: tuple[str, ...], students: list[str]) -> frozenset[str]:
+def _selected(wanted: tuple[str, ...], students: list[str],
+              skipped: list[Skipped] | None = None) -> frozenset[str]:
     """--student IDs, each one of the batch's students (else a usage error naming the close
-    ones)."""
+    ones, or why discovery skipped it)."""
     unknown = [w for w in dict.fromkeys(wanted) if w not in students]
     if unknown:
+        why = {Path(s.name).stem if s.name.endswith(".ipynb") else s.name: s
+               for s in skipped or []}
         hints = []
         for name in unknown:
             close = difflib.get_close_matches(name, students, n=3, cutoff=0.6)
+            if name in why:
+                hints.append(f"{name!r} (skipped {why[name].name}: {why[name].reason})")
+                continue
             hints.append(f"{name!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
         raise BatchError(f"--student: no submission named {'; '.join(hints)} among the "
                          f"{len(students)} in the submissions folder")

@@ -24,7 +24,7 @@ from .. import manual_scores
 from ..scoring import CheckResult, GradeResult, RunStatus, total, write_atomic
 from ..spec import Assignment
 from . import feedback
-from .discovery import Submission
+from .discovery import Submission, shown_name
 
 NOT_GRADED = (RunStatus.NO_NOTEBOOK, RunStatus.AMBIGUOUS, RunStatus.WORKER_FAILED,
               RunStatus.WORKER_TIMEOUT, RunStatus.GRADER_ERROR)
@@ -77,6 +77,18 @@ def not_graded_result(assignment: Assignment, notebook: Path, message: str) -> d
     from ..pipeline import grader_error_result
 
     return json.loads(grader_error_result(assignment, notebook, message).to_json())
+
+
+def as_text(value: Any) -> Any:
+    """The result with strings a UTF-8 file can hold. A notebook's name that is not UTF-8 (in a
+    student's folder) reaches it as Python's surrogates, and writing report.html would fail."""
+    if isinstance(value, str):
+        return shown_name(value)
+    if isinstance(value, dict):
+        return {as_text(k): as_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_text(v) for v in value]
+    return value
 
 
 def comparable(result: dict[str, Any]) -> str:
@@ -149,6 +161,7 @@ class ResultStore:
               executed: bytes | None = None) -> None:
         """A new grading: its reports, its feedback (with the executed notebook, or without
         one: an older one is removed), the worker's log if it failed, and result.json last."""
+        result = as_text(result)
         folder = self.out / result["batch"]["student"]
         folder.mkdir(parents=True, exist_ok=True)
         self.write_html(result)
@@ -163,6 +176,7 @@ class ResultStore:
     def refresh(self, result: dict[str, Any]) -> None:
         """The same grading with other TA points: its reports and result.json; the executed
         notebook in its feedback stays."""
+        result = as_text(result)
         self.write_html(result)
         write_atomic(result_path(self.out, result["batch"]["student"]),
                      json.dumps(result, indent=2, default=str))

@@ -110,9 +110,13 @@ def _serve(request: dict[str, Any], out: _Output, loaded: dict[str, Any], number
 
 def load(path: Path) -> tuple[Any, str | None]:
     """The model in a Keras archive, without running any code it carries; compile settings too
-    where Keras can restore them without code (a custom loss function cannot be)."""
+    where Keras can restore them without code (a custom loss function cannot be). An archive
+    that would inflate beyond the grader's caps is refused unread (grader/measure/archive.py)."""
     import keras
 
+    from . import archive
+
+    archive.check(path)
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=True), None
     except Exception as exc:

@@ -195,9 +195,11 @@ def _environment() -> Environment:
 
 
 def render_summary(assignment: dict[str, Any], students: list[dict[str, Any]],
-                   generated: datetime | None = None) -> str:
+                   generated: datetime | None = None,
+                   skipped: list[dict[str, str]] | None = None) -> str:
     """assignment: id, title, version, max_score, checks [{id, title, max_points, kind}];
-    students: [{student, result (the result.json dict), report (relative path or None)}]."""
+    students: [{student, result (the result.json dict), report (relative path or None)}];
+    skipped: [{name, reason}], entries of the submissions folder graded as nobody's."""
     max_score = _f(assignment.get("max_score"))
     rows = []
     for entry in sorted(students, key=lambda e: str(e["student"])):
@@ -232,4 +234,5 @@ def render_summary(assignment: dict[str, Any], students: list[dict[str, Any]],
         attention=[r for r in rows if r["status"] != "completed"],
         no_submission=sum(1 for r in rows if r["status"] in NO_SUBMISSION),
         process_failed=sum(1 for r in rows if r["status"] in PROCESS_FAILED),
-        grader_failed=sum(1 for r in rows if r["status"] in GRADER_FAILED), generated=when)
+        grader_failed=sum(1 for r in rows if r["status"] in GRADER_FAILED), generated=when,
+        skipped=list(skipped or []))
