@@ -88,6 +88,21 @@ def test_run_autograder_without_a_notebook_still_writes_results(bundle, tmp_path
     assert "No notebook (.ipynb) was found" in results["output"]
 
 
+def python_claiming(version: str, path: Path) -> Path:
+    """A stand-in for `python -c CODE` that runs CODE in this Python, which says it is `version`."""
+    parts = [int(p) for p in version.split(".")]
+    path.write_text(f"""#!/bin/sh
+exec "{sys.executable}" - "$@" <<'PY'
+import sys
+code = sys.argv[2]
+sys.version_info = ({parts[0]}, {parts[1]}, {parts[2]}, "final", 0)
+exec(code)
+PY
+""")
+    path.chmod(0o755)
+    return path
+
+
 def test_setup_installs_the_calibrated_python_and_pins(bundle, tmp_path):
     """setup.sh run with stand-ins for apt-get, curl and uv that record what they are asked."""
     root = tmp_path / "autograder"
@@ -101,10 +116,12 @@ def test_setup_installs_the_calibrated_python_and_pins(bundle, tmp_path):
     stubs.mkdir()
     for tool in ("apt-get", "curl"):
         (stubs / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> {calls}\n')
-    # uv: `uv venv` makes the venv with this interpreter (its version is what calibration used).
+    # uv: `uv venv` makes the venv with an interpreter of the version calibration used, which
+    # the Python running these tests need not be.
+    fake = python_claiming(python, tmp_path / f"python-{python}")
     (stubs / "uv").write_text(f"""#!/bin/sh
 echo "uv $*" >> {calls}
-if [ "$1" = venv ]; then mkdir -p "$4/bin" && ln -sf "{sys.executable}" "$4/bin/python"; fi
+if [ "$1" = venv ]; then mkdir -p "$4/bin" && ln -sf "{fake}" "$4/bin/python"; fi
 """)
     for stub in stubs.iterdir():
         stub.chmod(0o755)
@@ -130,16 +147,7 @@ def test_setup_refuses_a_python_other_than_calibrations(bundle, tmp_path):
     for tool in ("apt-get", "curl"):
         (stubs / tool).write_text("#!/bin/sh\n")
     # A venv whose Python says it is 3.10.12 (the image's own python3 on Ubuntu 22.04).
-    fake = tmp_path / "python-3.10"
-    fake.write_text(f"""#!/bin/sh
-exec "{sys.executable}" - "$@" <<'PY'
-import sys
-code = sys.argv[2]
-sys.version_info = (3, 10, 12, "final", 0)
-exec(code)
-PY
-""")
-    fake.chmod(0o755)
+    fake = python_claiming("3.10.12", tmp_path / "python-3.10")
     (stubs / "uv").write_text(f"""#!/bin/sh
 if [ "$1" = venv ]; then mkdir -p "$4/bin" && ln -sf "{fake}" "$4/bin/python"; fi
 """)
