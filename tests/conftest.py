@@ -12,6 +12,7 @@ import pytest
 import notebook_factory as nf
 from grader import pipeline, spec, variants
 from grader.data import sources
+from grader.execution import runner
 from grader.scoring import GradeResult
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,6 +79,40 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.write_line(
             f"{sum(missing.values())} tests did not run, their dataset not found ({counts}): "
             f"`{FETCH}` downloads it where there is a network, or set {DATA_DIR_VARIABLE}")
+
+
+_KERNELS_STARTED = [0]  # kernels this test process has started
+_KERNELS_BEFORE = pytest.StashKey[int]()  # ... when a test's setup began
+
+
+def pytest_configure(config) -> None:
+    original = runner._GraderKernelManager.format_kernel_cmd
+
+    def counted(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        _KERNELS_STARTED[0] += 1
+        return original(self, *args, **kwargs)
+
+    runner._GraderKernelManager.format_kernel_cmd = counted
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item) -> None:
+    item.stash[_KERNELS_BEFORE] = _KERNELS_STARTED[0]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """`pytest -m "not slow"` is the contributors' fast lane: a test not marked slow that starts
+    a kernel in this process (its module's fixtures included) fails, so the lane stays free of
+    kernels as tests are added."""
+    outcome = yield
+    report = outcome.get_result()
+    if call.when != "teardown" or item.get_closest_marker("slow") or report.failed:
+        return
+    if _KERNELS_STARTED[0] > item.stash.get(_KERNELS_BEFORE, _KERNELS_STARTED[0]):
+        report.outcome = "failed"
+        report.longrepr = (f"{item.nodeid} starts a kernel: mark it @pytest.mark.slow, so the "
+                           "fast lane (-m 'not slow') stays fast")
 
 
 @pytest.fixture(scope="module")

@@ -75,6 +75,7 @@ def run_step(tmp_path: Path, env: dict[str, str], cwd: Path) -> tuple[subprocess
     return run, outputs(github_output) if github_output.exists() else {}, summary
 
 
+@pytest.mark.slow
 def test_a_missing_notebook_still_gets_a_result_with_the_reason(tmp_path):
     repo = tmp_path / "student"
     (repo / "hw").mkdir(parents=True)
@@ -97,6 +98,7 @@ def test_a_missing_notebook_still_gets_a_result_with_the_reason(tmp_path):
                         json.loads((REPO / "schemas" / "result.schema.json").read_text()))
 
 
+@pytest.mark.slow
 def test_a_notebook_of_another_assignment_scores_zero_with_the_graders_words(tmp_path):
     repo = tmp_path / "student"
     repo.mkdir()
@@ -110,6 +112,7 @@ def test_a_notebook_of_another_assignment_scores_zero_with_the_graders_words(tmp
     assert "is a notebook of 'numpy-backprop'" in payload["tests"][0]["message"]
 
 
+@pytest.mark.slow
 def test_an_unusable_sandbox_is_a_grader_error_never_an_unsandboxed_grade(tmp_path):
     fake = tmp_path / "bin"
     fake.mkdir()

@@ -239,6 +239,7 @@ def test_conflict_markers_are_named(tmp_path):
     assert "not valid notebook JSON" in notebook.load(plain).error
 
 
+@pytest.mark.slow
 def test_check_on_a_conflicted_notebook_is_a_graded_error(tmp_path, capsys):
     """As for any malformed notebook: a result saying why (0 points), found without -a."""
     path = conflicted(tmp_path / "hw.ipynb")

@@ -155,6 +155,7 @@ def _grade(path: Path, assignment, mode: str = "bwrap"):
     return result, {c.id: c for c in result.checks}
 
 
+@pytest.mark.slow
 def test_the_honest_reference_still_gets_full_marks_and_the_starter_nothing(assignment, bwrap):
     result, checks = _grade(assignment.reference, assignment)
     assert result.score == 10, {k: c.message for k, c in checks.items()}
@@ -165,6 +166,7 @@ def test_the_honest_reference_still_gets_full_marks_and_the_starter_nothing(assi
     assert starter.score == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, source", [("fd", FD_BACKWARD), ("fd-inline", FD_INLINE_BACKWARD)])
 def test_finite_differences_earn_no_backward_points(tmp_path, assignment, bwrap, name, source):
     result, checks = _grade(_notebook(tmp_path, assignment, name, source), assignment)
@@ -178,6 +180,7 @@ def test_finite_differences_earn_no_backward_points(tmp_path, assignment, bwrap,
     assert checks["forward"].points == 2 and result.score == 3
 
 
+@pytest.mark.slow
 def test_finite_differences_that_refuse_a_wider_network_earn_nothing(tmp_path, assignment, bwrap):
     _, checks = _grade(_notebook(tmp_path, assignment, "fd-dodge", FD_DODGE_BACKWARD), assignment)
     assert checks["backward"].points == 0 and checks["gradient-check"].points == 0
@@ -185,6 +188,7 @@ def test_finite_differences_that_refuse_a_wider_network_earn_nothing(tmp_path, a
     assert "not finite differences" in checks["backward"].message
 
 
+@pytest.mark.slow
 def test_finite_differences_are_caught_without_a_sandbox_too(assignment):
     """The probe's clock is the grader's, whatever the sandbox."""
     nb = copy.deepcopy(nbformat.read(assignment.reference, as_version=4))
@@ -198,6 +202,7 @@ def test_finite_differences_are_caught_without_a_sandbox_too(assignment):
 
 @pytest.mark.parametrize("name, source", [("tape", TAPE_BACKWARD),
                                           ("tape-cleaned", TAPE_CLEANED_BACKWARD)])
+@pytest.mark.slow
 def test_gradient_tape_earns_nothing(tmp_path, assignment, bwrap, name, source):
     result, checks = _grade(_notebook(tmp_path, assignment, name, source), assignment)
     assert checks["backward"].points == 0 and checks["gradient-check"].points == 0
@@ -206,6 +211,7 @@ def test_gradient_tape_earns_nothing(tmp_path, assignment, bwrap, name, source):
     assert result.score == 2  # the forward pass is the student's own numpy
 
 
+@pytest.mark.slow
 def test_the_graders_own_reference_cannot_be_imported(tmp_path, assignment, bwrap):
     result, checks = _grade(_notebook(tmp_path, assignment, "grader-ref", GRADER_REFERENCE_BACKWARD),
                             assignment)
@@ -214,6 +220,7 @@ def test_the_graders_own_reference_cannot_be_imported(tmp_path, assignment, bwra
     assert result.score == 2
 
 
+@pytest.mark.slow
 def test_the_graders_files_cannot_be_read(tmp_path, assignment, bwrap):
     result, checks = _grade(_notebook(tmp_path, assignment, "read-files", READ_FILES_BACKWARD),
                             assignment)

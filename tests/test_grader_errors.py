@@ -38,6 +38,7 @@ def assert_not_graded(result, cause: str) -> None:
     assert "the grader failed, not the notebook" in result.execution["message"]
 
 
+@pytest.mark.slow
 def test_kernel_interpreter_that_cannot_start_is_a_grader_error(tmp_path, data_dir, monkeypatch):
     monkeypatch.setattr(runner.sys, "executable", str(tmp_path / "no-such-python"))
     result = pipeline.grade(small_notebook(tmp_path / "a.ipynb"), spec.load(ASSIGNMENT),
@@ -45,6 +46,7 @@ def test_kernel_interpreter_that_cannot_start_is_a_grader_error(tmp_path, data_d
     assert_not_graded(result, "kernel could not start")
 
 
+@pytest.mark.slow
 def test_sandbox_that_cannot_start_is_a_grader_error(tmp_path, data_dir, monkeypatch):
     from grader.execution import sandbox
 
@@ -105,6 +107,7 @@ def test_grader_bug_is_a_grader_error_not_a_traceback(tmp_path, data_dir, monkey
     assert_not_graded(result, "RuntimeError: a bug in the grader")
 
 
+@pytest.mark.slow
 def test_check_exits_3_and_reports_render_without_a_score(tmp_path, data_dir, monkeypatch,
                                                          capsys):
     monkeypatch.setattr(runner.sys, "executable", str(tmp_path / "no-such-python"))
@@ -146,6 +149,7 @@ def test_missing_declared_package_stops_check_with_exit_3(tmp_path, data_dir, mo
     assert list((tmp_path / "cache").glob("packages-*.ok"))
 
 
+@pytest.mark.slow
 def test_undeclared_missing_import_is_a_hint_on_its_cell(tmp_path, data_dir):
     path = small_notebook(tmp_path / "a.ipynb", "import numpy as np",
                           "import no_such_package_for_grading", "y = np.zeros(3)")
@@ -158,6 +162,7 @@ def test_undeclared_missing_import_is_a_hint_on_its_cell(tmp_path, data_dir):
     assert "not installed where the grader runs" in error["hint"]
 
 
+@pytest.mark.slow
 def test_batch_leaves_grader_errors_ungraded_retries_them_and_stops_early(tmp_path, data_dir,
                                                                           monkeypatch):
     """Every student fails on the grader's side (a kernel interpreter that cannot start):
@@ -232,6 +237,7 @@ def descendants(root: int) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_check_exits_130_writes_nothing_and_leaves_no_process(tmp_path, data_dir):
     """Ctrl-C reaches the whole foreground process group, as a terminal sends it."""
     import os

@@ -73,6 +73,7 @@ def run_autograder(bundle: Path, root: Path, submission: dict[str, Path]) -> dic
     return json.loads((root / "results" / "results.json").read_text())
 
 
+@pytest.mark.slow
 def test_run_autograder_grades_the_submission(bundle, tmp_path):
     assignment = spec.load(ASSIGNMENT)
     results = run_autograder(bundle, tmp_path, {"numpy-backprop.ipynb": assignment.reference})

@@ -59,6 +59,7 @@ def test_odd_entries_are_skipped_with_their_reason_and_the_rest_found(tmp_path):
     assert "not valid UTF-8" in reasons["caf\ufffd.ipynb"]
 
 
+@pytest.mark.slow
 def test_a_class_with_odd_files_is_graded_and_the_odd_files_listed(tmp_path, monkeypatch, capsys,
                                                                    data_dir):
     """`grader grade` on a folder holding lms.csv.ipynb used to refuse the whole batch (exit 2).

@@ -62,6 +62,7 @@ def test_an_archive_of_many_files_is_refused(tmp_path):
         archive.check(path)
 
 
+@pytest.mark.slow
 def test_a_real_keras_archive_and_a_non_zip_pass_the_check(tmp_path):
     import keras
 
@@ -72,6 +73,7 @@ def test_a_real_keras_archive_and_a_non_zip_pass_the_check(tmp_path):
     archive.check(tmp_path / "other.keras")
 
 
+@pytest.mark.slow
 def test_the_refusal_reaches_the_student_as_the_reason(tmp_path):
     """The measuring process refuses the archive unread and goes on: the model gets an error
     with the sizes, which the checks give the student as why it earned nothing."""

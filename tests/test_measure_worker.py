@@ -34,6 +34,7 @@ def exported(tmp_path_factory) -> tuple[Path, Path, np.ndarray]:
     return archive, folder / "images.npy", expected
 
 
+@pytest.mark.slow
 def test_the_measuring_process_leaves_out_what_it_never_uses(tmp_path, exported):
     """scikit-learn, SciPy, pandas and matplotlib are installed for the notebooks; the trusted
     process measures without them (1.5 CPU seconds of its start-up) and predicts as Keras does."""

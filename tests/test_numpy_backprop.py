@@ -250,6 +250,7 @@ def test_numpy_only_reads_the_imports_the_functions_depend_on(tmp_path, assignme
                                               (2, "importlib"), (2, "autograd"), (3, "tensorflow")]
 
 
+@pytest.mark.slow
 def test_numpy_only_says_when_it_was_not_enforced(tmp_path, assignment):
     none = grade_source(tmp_path, assignment, _reference_functions(), sandbox="none")["numpy-only"]
     assert none.points == 1 and "NOT enforced" in none.message and none.details["enforced"] is False
@@ -305,6 +306,7 @@ def test_tampered_outputs_do_not_pass(tmp_path, assignment):
     assert results["forward"].points == 0 and results["backward"].points == 0
 
 
+@pytest.mark.slow
 def test_hanging_exiting_and_missing_functions_are_contained(tmp_path, assignment):
     hang = SIGMOID + ("def forward_propagation(X, weights):\n    raise SystemExit(3)\n"
                       "def back_propagation(X, Y_T, weights):\n    while True:\n        pass\n")
@@ -348,6 +350,7 @@ def _by_id(result):
     return {c.id: c for c in result.checks}
 
 
+@pytest.mark.slow
 def test_pipeline_reference_scores_full_marks(assignment):
     result = _grade(assignment.reference, assignment)
     assert [(c.id, c.message) for c in result.checks if c.status != "passed"] == []
@@ -356,6 +359,7 @@ def test_pipeline_reference_scores_full_marks(assignment):
     assert result.models["back_propagation"]["status"] == "found"
 
 
+@pytest.mark.slow
 def test_grading_many_notebooks_in_one_process_leaves_no_descriptor_open(assignment):
     """A batch worker or a test session grades notebook after notebook in one process. Each
     grading once left its kernel's zmq sockets and contexts open (~14 descriptors), until the
@@ -371,6 +375,7 @@ def test_grading_many_notebooks_in_one_process_leaves_no_descriptor_open(assignm
     assert open_descriptors() <= before
 
 
+@pytest.mark.slow
 def test_pipeline_starter_scores_zero_and_says_why(assignment):
     result = _grade(assignment.starter, assignment)
     assert result.score == 0
@@ -382,6 +387,7 @@ def test_pipeline_starter_scores_zero_and_says_why(assignment):
     assert any(e["ename"] == "NotImplementedError" for e in result.cell_errors)
 
 
+@pytest.mark.slow
 def test_pipeline_seed_solution_loses_the_b2_point(tmp_path, assignment):
     result = _grade(_variant(tmp_path, "seed", forward=SEED_FORWARD, backward=SEED_BACKWARD), assignment)
     checks_ = _by_id(result)
@@ -390,6 +396,7 @@ def test_pipeline_seed_solution_loses_the_b2_point(tmp_path, assignment):
     assert result.cell_errors == []  # the homework's own run (b2 = 0) looks fine
 
 
+@pytest.mark.slow
 def test_pipeline_hardcoded_numbers_lose_points(tmp_path, assignment):
     result = _grade(_variant(tmp_path, "hardcoded", backward=HARDCODED_BACKWARD), assignment)
     checks_ = _by_id(result)
@@ -397,6 +404,7 @@ def test_pipeline_hardcoded_numbers_lose_points(tmp_path, assignment):
     assert result.score <= 3  # the forward pass (2) and numpy-only (1) are real
 
 
+@pytest.mark.slow
 def test_pipeline_an_unused_tensorflow_import_costs_nothing(tmp_path, assignment):
     path = _variant(tmp_path, "tf", extra_first="import tensorflow as tf")
     result = _grade(path, assignment)
@@ -405,6 +413,7 @@ def test_pipeline_an_unused_tensorflow_import_costs_nothing(tmp_path, assignment
     assert result.score == 10
 
 
+@pytest.mark.slow
 def test_pipeline_grades_the_same_file_on_the_same_grader_chosen_inputs(tmp_path, assignment):
     """The seed of the inputs comes from the grader (the notebook's hash), not from the kernel:
     the seed's buggy solution gets the same points and messages twice, and another file gets
@@ -421,6 +430,7 @@ def test_pipeline_grades_the_same_file_on_the_same_grader_chosen_inputs(tmp_path
 SEED_NOTEBOOK = Path(__file__).parent / "student_notebooks" / "seed004_part1.ipynb"
 
 
+@pytest.mark.slow
 def test_the_seeds_own_student_loses_one_point_for_the_bias_named(assignment):
     """Seed 004's Part 1 as submitted: matplotlib and pprint imported, lowercase 'w1'/'w2' keys in
     its weights (so its own In [7] raises KeyError in the kernel, which costs nothing: the
@@ -439,6 +449,7 @@ def test_the_seeds_own_student_loses_one_point_for_the_bias_named(assignment):
         [("KeyError", "'W1'"), ("NameError", "name 'gradients' is not defined")]
 
 
+@pytest.mark.slow
 def test_a_clean_room_that_cannot_start_is_the_graders_error_not_a_zero(monkeypatch, assignment):
     def broken_wrap(command, mounts, cwd, **options):
         return ["sh", "-c", "echo 'bwrap: Can not mount tmpfs on /newroot/x' >&2; exit 1"]

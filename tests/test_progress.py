@@ -44,6 +44,7 @@ def graded():
     return heard, result
 
 
+@pytest.mark.slow
 def test_the_pipeline_reports_each_phase_in_order(graded):
     phases, _ = graded
     order = [p for p, _ in phases]
@@ -136,6 +137,7 @@ def _run_in_pty(argv: list[str], cwd: Path, interrupt_on: bytes | None = None
     return proc.returncode, out.decode(errors="replace")
 
 
+@pytest.mark.slow
 def test_check_on_a_terminal_shows_the_phases(tmp_path):
     code, err = _run_in_pty([sys.executable, "-m", "grader.cli", "check", str(STARTER),
                              "--out", str(tmp_path / "report")], REPO)
@@ -146,6 +148,7 @@ def test_check_on_a_terminal_shows_the_phases(tmp_path):
     assert "scoring the checks" in text
 
 
+@pytest.mark.slow
 def test_piped_and_json_output_stay_clean(tmp_path):
     piped = subprocess.run([sys.executable, "-m", "grader.cli", "check", str(STARTER),
                             "--out", str(tmp_path / "a"), "--json"], cwd=REPO,
@@ -177,6 +180,7 @@ def test_the_graders_own_training_is_announced_with_its_budget():
     assert heard[0][0] in (Phase.MEASURE, Phase.TRAINING)
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_a_cell_runs_exits_130_and_writes_nothing(tmp_path):
     """nbclient swaps in a SIGINT handler of its own while the kernel runs; Ctrl-C must still
     stop `grader check`, not grade the kernel it killed."""

@@ -137,6 +137,7 @@ def run_published(root: Path, *args: str, timeout: float = 600) -> subprocess.Co
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_the_published_grader_grades_without_reference_notebooks(published, tmp_path):
     assert not list((published / "reference").rglob("*.ipynb"))
     listed = run_published(published, "list")

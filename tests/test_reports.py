@@ -297,6 +297,7 @@ def test_templates_are_package_data():
 
 @pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
                     reason="headless Chromium is not installed")
+@pytest.mark.slow
 def test_screenshots_of_both_pages_at_1280_and_400_px(tmp_path):
     subprocess.run([sys.executable, str(REPO / "bench" / "screenshot_reports.py"),
                     "--out-dir", str(tmp_path)], check=True, timeout=600, capture_output=True)
@@ -310,6 +311,7 @@ def test_screenshots_of_both_pages_at_1280_and_400_px(tmp_path):
 
 @pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
                     reason="headless Chromium is not installed")
+@pytest.mark.slow
 def test_screenshot_of_a_saved_result(tmp_path):
     source = tmp_path / "result.json"
     source.write_text(json.dumps(sample_result()))

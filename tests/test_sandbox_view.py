@@ -70,6 +70,7 @@ def test_the_numpy_view_hides_every_other_package():
     assert str(numpy_dir) in {op.dest for op in ops if op.kind == "ro"}
 
 
+@pytest.mark.slow
 def test_copies_of_the_reference_and_of_a_dataset_are_not_readable(tmp_path, data_dir):
     """Another checkout's reference/ and a dataset copied elsewhere on the machine (outside /tmp
     too) are simply not in the kernel's view, nor the trusted side of the grader's package."""
@@ -96,6 +97,7 @@ def test_copies_of_the_reference_and_of_a_dataset_are_not_readable(tmp_path, dat
     assert result.cell_errors == [], result.cell_errors[0]["evalue"]
 
 
+@pytest.mark.slow
 def test_data_reached_through_a_symlink(tmp_path, data_dir):
     """A --data-dir whose dataset folder is a link elsewhere (bwrap cannot mount on a link)."""
     (tmp_path / "data").mkdir()
@@ -144,6 +146,7 @@ def writable_again():
         top.chmod(0o755)
 
 
+@pytest.mark.slow
 def test_a_read_only_clone_under_tmp_grades_the_numpy_reference(tmp_path, writable_again):
     """The README's habit: grade from a fresh clone under /tmp; read-only here as well."""
     clone = _copy_project(tmp_path / "clone")
@@ -169,6 +172,7 @@ def _fresh_venv(where: Path) -> Path:
     return where / "bin" / "python"
 
 
+@pytest.mark.slow
 def test_a_fresh_venv_sees_only_its_own_packages(tmp_path):
     """The premise of the venv tests: the base interpreter behind the venv's link has none of
     the grader's packages, so a process started by that binary could not grade."""
@@ -181,6 +185,7 @@ def test_a_fresh_venv_sees_only_its_own_packages(tmp_path):
     assert lost.returncode != 0 and "ModuleNotFoundError" in lost.stderr
 
 
+@pytest.mark.slow
 def test_a_venv_under_tmp_grades_the_numpy_reference(tmp_path):
     python = _fresh_venv(tmp_path / "venv")
     result = _check(str(python), REPO, spec.load("numpy-backprop").reference, tmp_path / "report")
