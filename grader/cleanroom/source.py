@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import symtable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,21 +55,20 @@ def code_cells(nb: Any) -> list[tuple[int, str]]:
 
 def extract(nb: Any, names: list[str]) -> Extracted:
     statements, skipped = _statements(nb)
-    last: dict[str, int] = {}  # name → index of its last binding statement
+    bindings: dict[str, list[int]] = {}  # name → indexes of the statements binding it, in order
     for i, st in enumerate(statements):
         for name in st.binds:
-            last[name] = i
+            bindings.setdefault(name, []).append(i)
+    last = {name: where[-1] for name, where in bindings.items()}
     chosen: set[int] = set()
-    pending = [n for n in names if n in last]
-    seen: set[str] = set()
+    pending = [last[n] for n in names if n in last]
     while pending:
-        name = pending.pop()
-        if name in seen or name not in last:
+        index = pending.pop()
+        if index in chosen:
             continue
-        seen.add(name)
-        index = last[name]
         chosen.add(index)
-        pending += [r for r in statements[index].reads if r not in seen]
+        pending += [b for r in statements[index].reads
+                    if (b := _binding_read(statements, bindings, index, r)) is not None]
     # Star imports bind names ast cannot see: keep them when something is left unresolved.
     unresolved = {r for i in chosen for r in statements[i].reads} - set(last) - _BUILTINS
     if unresolved:
@@ -76,8 +76,23 @@ def extract(nb: Any, names: list[str]) -> Extracted:
     ordered = sorted(chosen)
     imports = [(statements[i].cell, module, line) for i in ordered
                for module, line in _imported_modules(statements[i])]
-    return Extracted([(statements[i].cell, statements[i].text) for i in ordered], {n: statements[last[n]].cell for n in names if n in last},
+    return Extracted([(statements[i].cell, statements[i].text) for i in ordered],
+                     {n: statements[last[n]].cell for n in names if n in last},
                      [n for n in names if n not in last], imports, skipped)
+
+
+def _binding_read(statements: list[_Statement], bindings: dict[str, list[int]], index: int,
+                  name: str) -> int | None:
+    """The statement whose binding of `name` statement `index` reads. A def or class reads it
+    when called, after every cell ran: the last binding. Any other statement reads it as it
+    runs: the binding before it (`x = x / 255.0` needs the `x` before, not itself)."""
+    where = bindings.get(name)
+    if not where:
+        return None
+    if isinstance(statements[index].node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return where[-1]
+    before = [i for i in where if i < index]
+    return before[-1] if before else None
 
 
 def _statements(nb: Any) -> tuple[list[_Statement], list[int]]:
@@ -122,10 +137,35 @@ def _names(node: ast.stmt) -> tuple[set[str], set[str]]:
                 binds.add(sub.name)
             elif isinstance(sub, (ast.Import, ast.ImportFrom)):
                 binds |= {a.asname or a.name.split(".")[0] for a in sub.names}
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
-            reads.add(sub.id)
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        reads = _free_names(node)
+    else:
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
+                reads.add(sub.id)
     return binds, reads - _BUILTINS
+
+
+def _free_names(node: ast.stmt) -> set[str]:
+    """The module-level names a def or class reads, by Python's own scoping (symtable): a local
+    of a method (`x = self.conv(x)`) is not the notebook's `x`, whose value would drag the
+    notebook's data loading into the clean room."""
+    try:
+        table = symtable.symtable(ast.unparse(node), "<cell>", "exec")
+    except SyntaxError:
+        return {sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name)}
+    free: set[str] = set()
+    pending = list(table.get_children())
+    while pending:
+        scope = pending.pop()
+        pending += scope.get_children()
+        for symbol in scope.get_symbols():
+            if symbol.is_referenced() and (symbol.is_global() or
+                                           (scope.get_type() == "class" and not symbol.is_local())):
+                free.add(symbol.get_name())
+    # Decorators, base classes and default values run at the top: symtable puts them there.
+    free |= {sym.get_name() for sym in table.get_symbols() if sym.is_referenced()}
+    return free
 
 
 def _imported_modules(st: _Statement) -> list[tuple[str, str]]:
