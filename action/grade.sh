@@ -19,11 +19,13 @@ args=(check "$NOTEBOOK" --out "$OUT" --sandbox "${SANDBOX:-bwrap}")
 # shellcheck disable=SC2206 # EXTRA_ARGS is a list of options the workflow author wrote
 [ -n "${EXTRA_ARGS:-}" ] && args+=($EXTRA_ARGS)
 
+# The Python the grader was installed in (a venv's, setup-python's), not the python3 on PATH.
+py=$(grader --python) || { echo "::error::the grader is not installed (grader --python failed)"; exit 3; }
 rm -f "$OUT/result.json"  # only this run's result counts
 errors=$(mktemp)
 # Student text reaches the log through the table; stop workflow commands while it prints, so a
 # message like "::error::" or a fake "Autograding complete" notice is only text.
-stop=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+stop=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 echo "::stop-commands::$stop"
 grader "${args[@]}" 2> "$errors"
 status=$?
@@ -33,7 +35,7 @@ echo "::$stop::"
 if [ ! -f "$OUT/result.json" ]; then
   # The grader refused (a missing or renamed notebook, exit 2) or failed before it graded:
   # a result all the same, with the reason, so Classroom and the student see what happened.
-  python3 "$here/not_graded.py" --out "$OUT" --notebook "$NOTEBOOK" \
+  "$py" "$here/not_graded.py" --out "$OUT" --notebook "$NOTEBOOK" \
     --assignment "${ASSIGNMENT:-}" --exit-status "$status" --stderr "$errors" \
     --workspace "$PWD" || { echo "::error::the grader produced no result (exit $status)"; exit 1; }
   if [ "$status" = 2 ]; then
@@ -42,7 +44,7 @@ if [ ! -f "$OUT/result.json" ]; then
   fi
 fi
 rm -f "$errors"
-outcome=$(python3 - "$OUT/result.json" <<'PY'
+outcome=$("$py" - "$OUT/result.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 print((r.get("execution") or {}).get("status", ""))
@@ -63,7 +65,7 @@ fi
 if [ -n "${GITHUB_OUTPUT:-}" ]; then
   {
     echo "result=$(grader report "$OUT/result.json" --format classroom)"
-    python3 - "$OUT/result.json" <<'PY'
+    "$py" - "$OUT/result.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 score = r.get("score")  # null: not graded (a grader error), never a zero

@@ -1,6 +1,6 @@
 """The action's result when `grader check` wrote none: every check at 0 points with the reason.
 
-Run by action/grade.sh with the grader's Python:
+Run by action/grade.sh with the grader's Python (`grader --python`):
 
     python3 action/not_graded.py --out DIR --notebook PATH [--assignment ID]
                                  --exit-status N --stderr FILE

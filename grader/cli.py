@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -18,6 +19,7 @@ from pathlib import Path
 from rich.console import Console
 
 from . import __version__, environment, notebook, spec
+from .data.sources import DATASETS
 from .errors import GraderError
 from .execution.sandbox import SandboxUnavailable
 from .pipeline import Options, grade
@@ -28,8 +30,17 @@ EXIT_OK, EXIT_BELOW, EXIT_USAGE, EXIT_GRADER_ERROR = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
+DATA_DIR_VARIABLE = "GRADER_DATA_DIR"
+
+
 class UsageError(Exception):
     pass
+
+
+def _env_path(variable: str) -> Path | None:
+    """An option's default from the environment (a CI job or a TA's shell sets it once)."""
+    value = os.environ.get(variable)
+    return Path(value) if value else None
 
 
 def _seconds(text: str) -> float:
@@ -46,7 +57,9 @@ def _seconds(text: str) -> float:
 def _add_grading_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--assignment", "-a", help="assignment id (default: the notebook's "
                    "metadata.grader.assignment)")
-    p.add_argument("--data-dir", type=Path, help="folder holding fashion-mnist/ and/or mnist/")
+    p.add_argument("--data-dir", type=Path, default=_env_path(DATA_DIR_VARIABLE),
+                   help=f"folder holding fashion-mnist/ and/or mnist/ (default: "
+                        f"${DATA_DIR_VARIABLE})")
     p.add_argument("--full", action="store_true", help="run on the whole dataset, not the subset")
     p.add_argument("--timeout", type=_seconds, help="whole-notebook time limit in seconds")
     p.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
@@ -56,6 +69,9 @@ def _add_grading_options(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grader", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"grader {__version__}")
+    parser.add_argument("--python", action="version", version=sys.executable,
+                        help="print the Python the grader runs in, for scripts that must use "
+                             "its environment (a venv's) rather than the python3 on PATH")
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("list", help="assignments, their checks and points")
@@ -125,7 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, help="write here instead of standard output")
 
     data = sub.add_parser("data", help="show which datasets are available and where")
-    data.add_argument("--data-dir", type=Path)
+    data.add_argument("--data-dir", type=Path, default=_env_path(DATA_DIR_VARIABLE),
+                      help=f"a folder holding fashion-mnist/ and/or mnist/ (default: "
+                           f"${DATA_DIR_VARIABLE})")
+    data.add_argument("--fetch", nargs="*", metavar="DATASET", choices=sorted(DATASETS),
+                      help="download these datasets (default: all) where not found, as Keras "
+                           "does, into its cache (~/.keras/datasets), each file checked "
+                           "against its published checksum")
 
     bundle = sub.add_parser("gradescope-bundle", help="write the autograder zip Gradescope takes",
                             description="A zip with setup.sh and run_autograder at its root and "
@@ -138,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cal = sub.add_parser("calibrate", help="record the reference's architecture and thresholds")
     cal.add_argument("--assignment", "-a", required=True)
-    cal.add_argument("--data-dir", type=Path)
+    cal.add_argument("--data-dir", type=Path, default=_env_path(DATA_DIR_VARIABLE))
     cal.add_argument("--runs", type=int, default=3, help="runs with different kernel seeds")
     cal.add_argument("--designs-only", action="store_true",
                      help="only re-record the designs the grader retrains (one run)")
@@ -389,9 +411,26 @@ def cmd_data(args: argparse.Namespace, console: Console) -> int:
     from . import data
 
     _check_data_dir(args.data_dir, None)
+    failed = args.fetch is not None and not _fetch(args.fetch or list(data.DATASETS), console)
     for line in data.describe(args.data_dir):
         console.print(line, highlight=False, soft_wrap=True)
-    return EXIT_OK
+    return EXIT_GRADER_ERROR if failed else EXIT_OK
+
+
+def _fetch(names: list[str], console: Console) -> bool:
+    """Download each dataset not found; False when one could not be had (offline, say)."""
+    from . import data
+
+    fetched = True
+    for name in names:
+        try:
+            found = data.fetch(name)
+        except data.DatasetError as exc:
+            console.print(f"{name}: {exc}", highlight=False, soft_wrap=True)
+            fetched = False
+            continue
+        console.print(f"{name}: {found.where} ({found.origin})", highlight=False, soft_wrap=True)
+    return fetched
 
 
 def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:

@@ -3,6 +3,7 @@ modules that set ASSIGNMENT, that assignment and a grader of notebooks that grad
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nbformat
@@ -10,17 +11,73 @@ import pytest
 
 import notebook_factory as nf
 from grader import pipeline, spec, variants
+from grader.data import sources
 from grader.scoring import GradeResult
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+DATA_DIR_VARIABLE = "GRADER_DATA_DIR"
+FETCH = "grader data --fetch"
+REQUIRE_DATASETS = "GRADER_TESTS_REQUIRE_DATASETS"  # CI: a missing dataset fails, never skips
+NOT_FOUND = "dataset not found: "  # the start of every skip reason for a missing dataset
+
+
+def _given_folders() -> list[Path]:
+    """Folders named for the tests, in order: $GRADER_DATA_DIR, then ../shared/data (CI's)."""
+    named = os.environ.get(DATA_DIR_VARIABLE)
+    return ([Path(named)] if named else []) + [SHARED_DATA]
 
 
 @pytest.fixture(scope="session")
-def data_dir() -> Path:
-    if not (SHARED_DATA / "fashion-mnist").is_dir():
-        pytest.skip(f"real datasets not found at {SHARED_DATA}")
-    return SHARED_DATA
+def data_dir(tmp_path_factory) -> Path:
+    """A folder holding the datasets where the grader finds them (`grader data`'s search): a
+    folder named for the tests when it holds Fashion-MNIST, else one of links to wherever the
+    grader's own search finds each dataset (Debian's package, the Keras cache)."""
+    for folder in _given_folders():
+        found = sources.locate("fashion-mnist", folder)
+        if found is not None and found.origin == "data-dir":
+            return folder.resolve()
+    linked = tmp_path_factory.mktemp("datasets")
+    for name, info in sources.DATASETS.items():
+        found = sources.locate(name)
+        if found is None:
+            continue
+        target = linked / (info.npz_name if found.layout == "npz" else name)
+        target.symlink_to(found.where)
+    require("fashion-mnist", linked)
+    return linked
+
+
+def require(name: str, folder: Path) -> None:
+    """Skip, with the reason the run's last line counts, when `folder` lacks the dataset."""
+    found = sources.locate(name, folder)
+    if (found is None or found.origin != "data-dir") and os.environ.get(REQUIRE_DATASETS):
+        pytest.fail(f"{NOT_FOUND}{name}, and {REQUIRE_DATASETS} says every test must run")
+    if found is None or found.origin != "data-dir":
+        pytest.skip(f"{NOT_FOUND}{name} (searched {', '.join(map(str, _given_folders()))}, "
+                    f"the Keras cache and {sources.DEBIAN_DIR}; `{FETCH}` downloads it)")
+
+
+@pytest.fixture(scope="session")
+def mnist_dir(data_dir) -> Path:
+    """data_dir, for a test that needs MNIST as well."""
+    require("mnist", data_dir)
+    return data_dir
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """One line naming the tests a missing dataset kept from running, and the fix."""
+    missing: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else ""
+        if NOT_FOUND in reason:
+            name = reason.split(NOT_FOUND, 1)[1].split(" ", 1)[0]
+            missing[name] = missing.get(name, 0) + 1
+    if missing:
+        counts = ", ".join(f"{n} for {name}" for name, n in sorted(missing.items()))
+        terminalreporter.write_line(
+            f"{sum(missing.values())} tests did not run, their dataset not found ({counts}): "
+            f"`{FETCH}` downloads it where there is a network, or set {DATA_DIR_VARIABLE}")
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +90,8 @@ def grade(tmp_path_factory, assignment, data_dir):
     """grade(name) grades notebook_factory.<name>(); grade(name, nb) grades nb. Each name is
     executed once per module, in a real kernel, and its result shared by the module's tests."""
     cache: dict[str, GradeResult] = {}
+    if assignment.data is not None:
+        require(assignment.data.dataset, data_dir)
 
     def run(name: str, nb=None):
         if name not in cache:

@@ -55,7 +55,10 @@ def grader_on_path(tmp_path: Path) -> dict[str, str]:
     shim.mkdir(exist_ok=True)
     (shim / "grader").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m grader.cli "$@"\n')
     (shim / "grader").chmod(0o755)
-    (shim / "python3").symlink_to(sys.executable)
+    # A python3 on PATH without the grader's packages, as in a venv that is not activated: the
+    # step must use the grader's own Python (`grader --python`), never this one.
+    (shim / "python3").write_text("#!/bin/sh\necho 'not the grader python' >&2\nexit 97\n")
+    (shim / "python3").chmod(0o755)
     return {"PATH": f"{shim}:{os.environ['PATH']}", "PYTHONPATH": str(REPO)}
 
 

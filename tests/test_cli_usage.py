@@ -150,12 +150,9 @@ def test_data_dir_without_the_dataset_says_what_it_should_hold(starter_copy, tmp
     assert not (tmp_path / "out").exists()
 
 
-def test_data_dir_with_the_dataset_is_accepted():
-    data = REPO.parent / "shared" / "data"
-    if not (data / "fashion-mnist").is_dir():
-        pytest.skip(f"real datasets not found at {data}")
-    cli._check_data_dir(data, spec.load("fashion-mlp"))  # no error
-    cli._check_data_dir(data, spec.load("mnist-cnn"))
+def test_data_dir_with_the_dataset_is_accepted(mnist_dir):
+    cli._check_data_dir(mnist_dir, spec.load("fashion-mlp"))  # no error
+    cli._check_data_dir(mnist_dir, spec.load("mnist-cnn"))
 
 
 # --- wrong -a ---------------------------------------------------------------------------------------

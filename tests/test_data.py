@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -32,8 +34,8 @@ def test_fashion_mnist_decodes_as_sources_md_says(fashion):
     assert fashion.location.origin == "data-dir"
 
 
-def test_mnist_decodes_as_sources_md_says(data_dir):
-    mnist = data.load("mnist", data_dir)
+def test_mnist_decodes_as_sources_md_says(mnist_dir):
+    mnist = data.load("mnist", mnist_dir)
     # SOURCES.md: test class counts 980 1135 1032 …; first test labels 7 2 1 0 4 1 4 9 5 9.
     assert np.bincount(mnist.test[1]).tolist()[:3] == [980, 1135, 1032]
     assert mnist.test[1][:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
@@ -50,8 +52,8 @@ def test_debian_package_gives_identical_pixels(fashion, tmp_path, monkeypatch):
     assert np.array_equal(debian.test[1], fashion.test[1])
 
 
-def test_keras_cache_mnist_npz_is_found(data_dir, tmp_path, monkeypatch):
-    mnist = data.load("mnist", data_dir)
+def test_keras_cache_mnist_npz_is_found(mnist_dir, tmp_path, monkeypatch):
+    mnist = data.load("mnist", mnist_dir)
     (tmp_path / "datasets").mkdir()
     np.savez(tmp_path / "datasets" / "mnist.npz", x_train=mnist.train[0], y_train=mnist.train[1],
              x_test=mnist.test[0], y_test=mnist.test[1])
@@ -104,10 +106,10 @@ def test_student_file_holds_no_holdout(fashion, tmp_path):
 
 
 @pytest.mark.slow
-def test_every_keras_import_path_gets_the_subset_offline(fashion, data_dir, tmp_path):
+def test_every_keras_import_path_gets_the_subset_offline(fashion, mnist_dir, tmp_path):
     """keras, tf.keras and keras.src, for Fashion-MNIST and MNIST (which Keras hash-checks)."""
     served = {}
-    for name, dataset in (("fashion-mnist", fashion), ("mnist", data.load("mnist", data_dir))):
+    for name, dataset in (("fashion-mnist", fashion), ("mnist", data.load("mnist", mnist_dir))):
         split = data.make_split(dataset, seed=0, train_per_class=3, test_per_class=1,
                                 holdout_per_class=1)
         served[name] = tmp_path / f"{name}.npz"
@@ -150,3 +152,52 @@ def test_holdout_secret_changes_the_holdout_not_the_subset(fashion):
     assert np.bincount(secret.holdout[1]).tolist() == [20] * 10
     train = {x.tobytes() for x in secret.train[0]}
     assert not any(x.tobytes() in train for x in secret.holdout[0])
+
+
+@pytest.fixture
+def original_fashion(data_dir) -> Path:
+    """The four files as Zalando published them (Debian's copies differ in their gzip header)."""
+    folder = Path(data_dir, "fashion-mnist").resolve()
+    stem = "t10k-labels-idx1-ubyte"
+    if hashlib.sha256((folder / f"{stem}.gz").read_bytes()).hexdigest() != \
+            sources.FASHION_SHA256[stem]:
+        pytest.skip(f"{folder} holds a repacked Fashion-MNIST, not the published files")
+    return folder
+
+
+def _served_from(folder: Path, monkeypatch, tmp_path) -> Path:
+    """Keras's download address pointed at a local folder (urlopen reads file: URLs), an empty
+    Keras cache, no Debian package: `grader data --fetch` has to download."""
+    monkeypatch.setattr(sources, "KERAS_URL", folder.as_uri() + "/")
+    monkeypatch.setattr(sources, "DEBIAN_DIR", tmp_path / "no-debian")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    return tmp_path / "keras" / "datasets" / "fashion-mnist"
+
+
+def test_fetch_downloads_fashion_mnist_and_checks_every_file(original_fashion, tmp_path,
+                                                             monkeypatch, capsys):
+    target = _served_from(original_fashion, monkeypatch, tmp_path)
+    assert cli_main(["data", "--fetch", "fashion-mnist"]) == 0
+    assert f"fashion-mnist: {target} (download)" in capsys.readouterr().out
+    assert data.locate("fashion-mnist").origin == "keras-cache"
+    assert round(float(data.load("fashion-mnist").test[0].mean()), 2) == 73.15
+
+
+def test_fetch_refuses_a_file_that_is_not_the_published_one(original_fashion, tmp_path,
+                                                            monkeypatch):
+    served = tmp_path / "served"
+    shutil.copytree(original_fashion, served)
+    with open(served / "t10k-labels-idx1-ubyte.gz", "ab") as fh:
+        fh.write(b"\0")  # one byte more: still a gzip file, no longer the published one
+    target = _served_from(served, monkeypatch, tmp_path)
+    with pytest.raises(data.DatasetError, match="checksum mismatch"):
+        data.fetch("fashion-mnist")
+    assert cli_main(["data", "--fetch"]) == 3  # the grader's set-up, not a usage error
+    assert not (target / "t10k-labels-idx1-ubyte.gz").exists()
+    assert not list(target.glob("*.part"))
+
+
+def test_the_data_dir_option_defaults_to_the_environment_variable(data_dir, monkeypatch, capsys):
+    monkeypatch.setenv("GRADER_DATA_DIR", str(data_dir))
+    assert cli_main(["data"]) == 0
+    assert f"fashion-mnist: {Path(data_dir, 'fashion-mnist')}" in capsys.readouterr().out

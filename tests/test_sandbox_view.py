@@ -154,13 +154,54 @@ def test_a_read_only_clone_under_tmp_grades_the_numpy_reference(tmp_path, writab
     assert result["sandbox"] == "bwrap" and result["score"] == result["max_score"] == 10
 
 
+def _fresh_venv(where: Path) -> Path:
+    """A new venv, not --system-site-packages: what it imports comes only through its own
+    site-packages, as after `pip install` into it. A .pth there lists the running environment's
+    packages, so nothing is downloaded; only a process that runs the venv's own interpreter
+    (and so reads its pyvenv.cfg) finds them, the base binary behind its link does not."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True,
+                   timeout=300)
+    inner = subprocess.run([str(where / "bin" / "python"), "-c",
+                            "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                           check=True, capture_output=True, text=True).stdout.strip()
+    outer = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+    (Path(inner) / "outer-environment.pth").write_text("\n".join(outer + [str(REPO)]) + "\n")
+    return where / "bin" / "python"
+
+
+def test_a_fresh_venv_sees_only_its_own_packages(tmp_path):
+    """The premise of the venv tests: the base interpreter behind the venv's link has none of
+    the grader's packages, so a process started by that binary could not grade."""
+    python = _fresh_venv(tmp_path / "venv")
+    probe = "import nbclient, keras; print('ok')"
+    assert subprocess.run([str(python), "-c", probe], capture_output=True, text=True,
+                          cwd=tmp_path).stdout.strip() == "ok"
+    base = os.path.realpath(python)
+    lost = subprocess.run([base, "-I", "-c", probe], capture_output=True, text=True)
+    assert lost.returncode != 0 and "ModuleNotFoundError" in lost.stderr
+
+
 def test_a_venv_under_tmp_grades_the_numpy_reference(tmp_path):
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
-                    str(venv)], check=True, timeout=300)
-    result = _check(str(venv / "bin" / "python"), REPO, spec.load("numpy-backprop").reference,
-                    tmp_path / "report")
+    python = _fresh_venv(tmp_path / "venv")
+    result = _check(str(python), REPO, spec.load("numpy-backprop").reference, tmp_path / "report")
     assert result["sandbox"] == "bwrap" and result["score"] == 10
+
+
+@pytest.mark.slow
+def test_a_venv_under_tmp_grades_a_subclassed_model(tmp_path, mnist_dir):
+    """Every process the grader starts runs the venv's interpreter: the subclassed mnist-cnn
+    reference is retrained in the Keras clean room, which must import TensorFlow from the venv."""
+    python = _fresh_venv(tmp_path / "venv")
+    result = _check(str(python), REPO, spec.load("mnist-cnn").reference, tmp_path / "report",
+                    "--data-dir", str(mnist_dir))
+    assert result["sandbox"] == "bwrap" and result["execution"]["status"] == "completed"
+    kinds = {c.id: c.kind for c in spec.load("mnist-cnn").checks}
+    checks = {c["id"]: c for c in result["checks"]}
+    timed = [c for i, c in checks.items() if kinds[i] == "timed_training"]
+    assert timed and all(c["status"] == "passed" for c in timed), timed
+    automatic = [c for i, c in checks.items() if kinds[i] != "manual"]
+    assert all(c["points"] == c["max_points"] for c in automatic), \
+        [(c["id"], c["message"]) for c in automatic if c["points"] != c["max_points"]]
 
 
 @pytest.mark.slow

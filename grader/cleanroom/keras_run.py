@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +30,7 @@ from ..execution import confine, sandbox as sandbox_mod
 from ..execution.limits import Limits
 from ..paths import REFERENCE_DIR
 from . import source as source_mod
-from .process import LineReader, read_json, stop
+from .process import interpreter, LineReader, read_json, stop
 
 HARNESS = Path(__file__).resolve().parents[1] / "kernel" / "keras_harness.py"
 # The grader's training (starting weights, checks, loop), copied beside the harness: the room
@@ -188,8 +186,7 @@ def _grader_error(room: Room, what: str) -> Exception:
 
 
 def _command(room: Path) -> list[str]:
-    # The real binary: a venv's bin/python may be a link inside a folder the sandbox hides (/tmp).
-    return [os.path.realpath(sys.executable), "-I", str(room / HARNESS.name)]
+    return [interpreter(), "-I", str(room / HARNESS.name)]
 
 
 def _confinement(room: Path, sandbox: str, hidden: tuple[Path, ...]) -> confine.Confinement:

@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from ..execution.limits import Limits
 from ..harvest.artifacts import HarvestedObject, load_numeric_arrays
 from ..paths import PROJECT_ROOT, REFERENCE_DIR
 from . import source as source_mod
-from .process import LineReader, read_json, stop
+from .process import interpreter, LineReader, read_json, stop
 
 HARNESS = Path(__file__).resolve().parents[1] / "kernel" / "numpy_harness.py"
 # Frameworks that compute gradients (Part 1 allows numpy only), and the grader itself.
@@ -221,8 +220,7 @@ def _write_into_room(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def _command(room: Path) -> list[str]:
-    # The real binary: a venv's bin/python may be a link inside a folder the sandbox hides (/tmp).
-    return [os.path.realpath(sys.executable), "-I", "-S", str(room / HARNESS.name)]
+    return [interpreter(), "-I", "-S", str(room / HARNESS.name)]
 
 
 def _confinement(room: Path, sandbox: str, hidden: tuple[Path, ...]) -> confine.Confinement:

@@ -8,6 +8,7 @@ import os
 import selectors
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,14 @@ from typing import Any
 from ..execution.confine import Confinement
 
 MAX_REPORT_BYTES = 2**20
+
+
+def interpreter() -> str:
+    """The grader's interpreter as it was started, never the binary a venv's `bin/python` links
+    to: Python finds its environment (pyvenv.cfg, and so the venv's site-packages, where
+    TensorFlow is) beside the path it was started by. The sandbox shows the environment's
+    prefix, so the link resolves inside it too."""
+    return sys.executable
 
 
 def stop(proc: subprocess.Popen, confinement: Confinement | None = None) -> None:

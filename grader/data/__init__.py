@@ -4,8 +4,8 @@
 the grader's holdout; grader/kernel/datasets.py serves the subset to the notebook's `load_data()`.
 """
 
-from .sources import DATASETS, Dataset, DatasetError, describe, load, locate
+from .sources import DATASETS, Dataset, DatasetError, describe, fetch, load, locate
 from .split import Split, make_split
 
-__all__ = ["DATASETS", "Dataset", "DatasetError", "Split", "describe", "load", "locate",
+__all__ = ["DATASETS", "Dataset", "DatasetError", "Split", "describe", "fetch", "load", "locate",
            "make_split"]
