@@ -180,3 +180,17 @@ def test_a_failure_in_the_graders_training_is_reported_on_that_training(tmp_path
     run = _timed(design, (784,), np.zeros((2, 28, 28), "uint8"), budget, Path(tmp_path))
     assert run["status"] == "error" and "the grader's training of this design failed" in \
         run["message"]
+
+
+def test_predicting_the_holdout_stops_past_the_cap_and_its_grace(monkeypatch):
+    """A design that spent its cap training is not given unbounded time to predict either."""
+    import keras
+
+    from grader.training import timed_fit
+
+    monkeypatch.setattr(timed_fit, "PREDICT_GRACE", 0.0)
+    with pytest.raises(timed_fit.TooSlow, match=r"\[training\] max_cpu_seconds"):
+        timed_fit.timed_fit(mlp(keras), x_train=(X * 255).astype("uint8"), y_train=Y,
+                            images=np.zeros((4, 28, 28), "uint8"), layout=(784,),
+                            loss="sparse_categorical_crossentropy", optimizer="adam", epochs=1,
+                            batch_size=32, max_cpu_seconds=1e-6, n_classes=10, seed=0)

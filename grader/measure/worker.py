@@ -342,12 +342,13 @@ def _timed(design: dict[str, Any], layout: tuple[int, ...], images: np.ndarray,
     from ..training.design_data import CarriesData
     from ..training.initial import UnknownVariable
     from ..training.learnable import CannotLearn
+    from ..training.timed_fit import TooSlow
 
     try:
         return _train_design(design, layout, images, budget, path)
     except CannotLearn as exc:
         return {"status": "cannot_learn", "message": str(exc)}
-    except (CarriesData, UnknownVariable) as exc:
+    except (CarriesData, UnknownVariable, TooSlow) as exc:
         return {"status": "declined", "message": str(exc)}
     except Exception as exc:  # noqa: BLE001 - reported on this check, never the whole model
         return {"status": "error", "message": f"the grader's training of this design failed: "
