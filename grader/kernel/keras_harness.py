@@ -76,7 +76,7 @@ def _train(request, keras, tf, np, training):
             epochs=int(request["epochs"]), batch_size=int(request["batch_size"]),
             max_cpu_seconds=float(request["max_cpu_seconds"]),
             n_classes=int(request["n_classes"]), seed=int(request["seed"]))
-    except (training.learnable.CannotLearn, training.initial.UnknownVariable) as exc:
+    except training.learnable.CannotLearn as exc:
         return {"cannot_learn": _describe(exc).split(": ", 1)[-1]}
     spec = [tf.TensorSpec((None, *request["layout"]), tf.float32)]
     archive = keras.export.ExportArchive()
