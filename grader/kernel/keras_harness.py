@@ -9,14 +9,14 @@ itself: nothing reported here is scored.
 Protocol: "STARTED" on stdout before anything else; "READY" once TensorFlow is imported; then it
 waits for "GO" on stdin, reads request.json (the notebook's definitions, the class, how it was
 compiled) and data.npz (the training subset, already shaped and encoded by the grader), builds
-the model, trains it with the grader's own loop from the grader's starting weights, exports it to out/model.savedmodel with a `serve` endpoint, writes
-out/report.json and says "DONE".
+the model, trains it with the grader's own loop (grader/training/, copied beside this file) from
+the grader's starting weights, exports it to out/model.savedmodel with a `serve` endpoint,
+writes out/report.json and says "DONE".
 """
 
 import json
 import os
 import sys
-import time
 import traceback
 
 
