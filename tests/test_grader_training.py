@@ -194,3 +194,24 @@ def test_predicting_the_holdout_stops_past_the_cap_and_its_grace(monkeypatch):
                             images=np.zeros((4, 28, 28), "uint8"), layout=(784,),
                             loss="sparse_categorical_crossentropy", optimizer="adam", epochs=1,
                             batch_size=32, max_cpu_seconds=1e-6, n_classes=10, seed=0)
+
+
+def test_the_models_other_measurements_stand_when_the_graders_training_fails(tmp_path):
+    """The training subset is unreadable mid-way through the grader's training: the entry still
+    describes and predicts the model; only its timed training says it failed."""
+    import keras
+
+    from grader.measure.worker import _measure
+
+    model = mlp(keras)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.save(tmp_path / "model.keras")
+    budget = {"max_params": 10**6, "seed": 0, "train_npz": str(tmp_path / "missing.npz"),
+              "epochs": 1, "batch_size": 32, "max_cpu_seconds": 60.0, "n_classes": 10}
+    entry = _measure({"name": "model", "export": str(tmp_path / "model.keras"),
+                      "input_shape": None, "timed": True},
+                     {"training": budget, "max_params": 10**6},
+                     np.zeros((8, 28, 28), "uint8"), {}, tmp_path)
+    assert entry["status"] == "found" and entry["model"]["total_params"] == 25_450
+    assert entry["predictions"] and not entry["predict_errors"]
+    assert entry["timed"]["status"] == "error" and "missing.npz" in entry["timed"]["message"]
