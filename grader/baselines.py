@@ -18,6 +18,7 @@ import numpy as np
 
 from . import environment
 from .spec import Assignment
+from .training.timed_fit import LOOP_VERSION
 
 
 @functools.cache  # per process: the CPU does not change under a grading
@@ -36,7 +37,8 @@ def machine_key() -> str:
 def _cache(assignment: Assignment, name: str, data_key: str, seed: int) -> Path:
     """`data_key`: the data mode and which holdout (pipeline.PreparedData.holdout_id); both
     change what the reference design reaches."""
-    key = f"{assignment.id}-{assignment.version_key()}-{name}-{data_key}-{seed}-{machine_key()}"
+    key = (f"{assignment.id}-{assignment.version_key()}-{name}-{data_key}-{seed}-{LOOP_VERSION}"
+           f"-{machine_key()}")
     return environment.cache_dir() / "baselines" / f"{key}.json"
 
 

@@ -290,8 +290,10 @@ def _retrain_one(room, worker, nb, name, obj, prepared, images, seed, budget, en
               "y": encode_labels(y_train, info.get("loss"), tuple(output), n_classes)}
     run = room.retrain(nb, class_name, arguments, info, layout, arrays,
                        {"epochs": budget.epochs, "batch_size": budget.batch_size, "seed": seed,
-                        "max_cpu_seconds": budget.max_cpu_seconds,
+                        "max_cpu_seconds": budget.max_cpu_seconds, "n_classes": n_classes,
                         "wall_seconds": budget.wall_seconds_per_model})
+    if run.report.get("cannot_learn"):  # the room's word can only cost the student points
+        return {"status": "cannot_learn", "message": run.error}
     if run.export is None:
         return {"status": "error", "message": run.error or "the clean room exported no model"}
     request = measure.Request(images=images, objects=[{

@@ -206,3 +206,127 @@ def test_perturbation_moves_every_image_a_little(data_dir):
     assert all(changed)
     assert np.abs(shown.astype(int) - images).mean() < 3
     assert np.array_equal(shown, holdout.perturb(images, "a secret"))  # same secret, same images
+
+
+# Issue 23: weights the design never learned, handed to the grader's own (timed) training.
+HOME = ("import base64, io\nimport numpy as np\nimport keras\n"
+        "HOME = 'PLACEHOLDER'\n"
+        "W = dict(np.load(io.BytesIO(base64.b64decode(HOME))))\n"
+        "def planted(name):\n    return keras.initializers.Constant(W[name])\n")
+
+
+def _dense(units: int, activation: str, index: int, planted: bool) -> str:
+    init = (f", kernel_initializer=planted('k{index}'), bias_initializer=planted('b{index}')"
+            if planted else "")
+    return f"keras.layers.Dense({units}, activation='{activation}'{init})"
+
+
+def sequential_cells(b64: str | None, learning_rate: float | None) -> list[str]:
+    """The homework's 128-64-10 design; with `b64`, every weight comes from the config's
+    Constant initializers (trained at home on all 60,000 public images)."""
+    dense = ", ".join(_dense(u, a, i, b64 is not None)
+                      for i, (u, a) in enumerate([(128, "relu"), (64, "relu"), (10, "softmax")]))
+    optimizer = "'adam'" if learning_rate is None else \
+        f"keras.optimizers.Adam(learning_rate={learning_rate})"
+    head = HOME.replace("PLACEHOLDER", b64) if b64 else "import keras\n"
+    return [head + f"model = keras.Sequential([keras.Input((784,)), {dense}])\n"
+            f"model.compile({optimizer}, 'categorical_crossentropy', metrics=['accuracy'])"]
+
+
+def subclassed_cells(b64: str | None) -> list[str]:
+    """The same design as a class; with `b64`, its __init__ plants the weights and its
+    train_step reports metrics without applying a gradient."""
+    idle = ("    def train_step(self, data):\n        x, y = data\n"
+            "        self.compute_loss(x, y, self(x, training=True))\n"
+            "        return {m.name: m.result() for m in self.metrics}\n") if b64 else ""
+    head = HOME.replace("PLACEHOLDER", b64) if b64 else "import numpy as np\nimport keras\n"
+    planted = b64 is not None
+    return [head + (
+        "class HomeMLP(keras.Model):\n"
+        "    def __init__(self):\n        super().__init__()\n"
+        f"        self.h1 = {_dense(128, 'relu', 0, planted)}\n"
+        f"        self.h2 = {_dense(64, 'relu', 1, planted)}\n"
+        f"        self.out = {_dense(10, 'softmax', 2, planted)}\n"
+        "    def call(self, x, training=False):\n        return self.out(self.h2(self.h1(x)))\n"
+        + idle +
+        "model = HomeMLP()\nmodel(np.zeros((2, 784), 'float32'))\n"
+        "model.compile('adam', 'categorical_crossentropy', metrics=['accuracy'])")]
+
+
+def home_trained(data_dir) -> str:
+    """The design trained at home on every public training image, as a base64 .npz."""
+    import base64
+    import io
+
+    import keras
+
+    x, y = data.load("fashion-mnist", data_dir).train
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(128, activation="relu"),
+                              keras.layers.Dense(64, activation="relu"),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x.reshape(len(x), -1) / 255.0, y, epochs=5, batch_size=128, verbose=0)
+    buffer = io.BytesIO()
+    weights = [layer.get_weights() for layer in model.layers]
+    np.savez(buffer, **{f"{k}{i}": w[j] for i, w in enumerate(weights)
+                        for j, k in enumerate("kb")})
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory, data_dir):
+    b64 = home_trained(data_dir)
+    cases = {"config-lr0": sequential_cells(b64, 0.0), "config": sequential_cells(b64, None),
+             "config-honest": sequential_cells(None, None), "class": subclassed_cells(b64),
+             "class-honest": subclassed_cells(None)}
+    assignment = spec.load(ASSIGNMENT)
+    results = {}
+    for name, cells in cases.items():
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+        path = tmp_path_factory.mktemp(name) / f"{name}.ipynb"
+        nbformat.write(nb, path)
+        results[name] = pipeline.grade(path, assignment, pipeline.Options(data_dir=data_dir))
+    return results
+
+
+def check(result, check_id: str):
+    return next(c for c in result.checks if c.id == check_id)
+
+
+def test_weights_in_the_config_with_a_learning_rate_of_0_cannot_learn(planted):
+    result = planted["config-lr0"]
+    assert not result.cell_errors, result.cell_errors
+    timed = check(result, "model-timed-training")
+    assert timed.points == 0 and "the design cannot learn" in timed.message, timed.message
+    assert "learning rate is 0" in timed.message
+    # The trusted side's other measurements stand: the design is the homework's.
+    for check_id in ("model-layers", "model-activations", "model-shapes", "model-params"):
+        assert check(result, check_id).points == check(planted["config-honest"], check_id).points
+        assert check(result, check_id).points > 0
+
+
+def test_weights_in_the_config_are_not_what_the_grader_trains_from(planted):
+    """Planted weights that learn: the grader starts from its own, so the design earns what the
+    same design with default initializers earns, and the message says what it ignored."""
+    forged, honest = (check(planted[n], "model-timed-training") for n in ("config",
+                                                                          "config-honest"))
+    assert forged.details["accuracy"] == honest.details["accuracy"], forged.message
+    assert "which the grader does not use" in forged.message
+    # What the planted weights would have earned: more than the grader's training gives.
+    home = check(planted["config"], "model-accuracy").details["accuracy"]
+    assert home > forged.details["accuracy"] + 0.02, (home, forged.message)
+
+
+def test_a_class_that_plants_weights_and_never_steps_is_trained_by_the_grader(planted):
+    """In the clean room the grader's loop trains a fresh instance from the grader's starting
+    weights: the class's Constant initializers and its gradient-free train_step change nothing."""
+    forged, honest = planted["class"], planted["class-honest"]
+    assert not forged.cell_errors, forged.cell_errors
+    run = forged.models["model"]["timed_training"]
+    assert run["where"] == "clean room" and run["status"] == "trained", run
+    assert run["loss"][-1] < run["loss"][0]  # the grader's steps, not the class's
+    assert check(forged, "model-timed-training").details["accuracy"] == \
+        check(honest, "model-timed-training").details["accuracy"]
+    home = check(forged, "model-accuracy").details["accuracy"]
+    assert home > check(forged, "model-timed-training").details["accuracy"] + 0.02

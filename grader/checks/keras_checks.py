@@ -323,6 +323,9 @@ def timed_training(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     run = obj.timed
     if labels is None or run is None:
         return CheckResult.error(spec, "the grader did not run its own training for this model")
+    if run.get("status") == "cannot_learn":
+        return CheckResult.scored(spec, 0.0, f"the design cannot learn under the grader's "
+                                  f"training: {run.get('message', 'unknown reason')}")
     if run.get("status") != "trained":
         return CheckResult.scored(spec, 0.0, f"the grader could not train this design: "
                                   f"{run.get('message', 'unknown reason')}")
@@ -351,8 +354,11 @@ def timed_training(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
         result.message += (
             f". The design is too slow to train: it used {run.get('cpu_seconds', 0):.0f} CPU "
             f"seconds for {run.get('epochs_run')} of {run.get('epochs', '?')} epochs, past the "
-            f"grader's cap of {run.get('cpu_cap', 0):.0f}"
+            f"grader's cap of {run.get('cpu_cap', 0):.0f} "
+            f"({run.get('cap_name', '[training] max_cpu_seconds')}, checked after every batch)"
             + (f" (the reference design needs {cost:.0f} here)" if cost is not None else ""))
+    for note in run.get("notes") or []:
+        result.message += f". {note}"
     return result
 
 

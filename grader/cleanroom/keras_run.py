@@ -33,6 +33,9 @@ from . import source as source_mod
 from .process import interpreter, LineReader, read_json, stop
 
 HARNESS = Path(__file__).resolve().parents[1] / "kernel" / "keras_harness.py"
+# The grader's training (starting weights, checks, loop), copied beside the harness: the room
+# trains with the grader's loop, never the class's fit() or train_step().
+TRAINING = Path(__file__).resolve().parents[1] / "training"
 STARTUP_SECONDS = 120  # bwrap, the interpreter and TensorFlow, before any student code
 # TensorFlow's threads, a training subset and one SavedModel; never reference/ or a dataset.
 LIMITS = Limits(memory_mb=6144, processes=256, disk_mb=1024, files=5000, file_mb=512)
@@ -111,6 +114,8 @@ class Room:
         self.out = folder / "out"
         self.out.mkdir(parents=True, exist_ok=True)
         shutil.copy(HARNESS, folder / HARNESS.name)
+        shutil.copytree(TRAINING, folder / "grader_training",
+                        ignore=shutil.ignore_patterns("__pycache__"))
         self.confinement = _confinement(folder, sandbox, hidden)
         try:
             self.proc = subprocess.Popen(
@@ -134,7 +139,8 @@ class Room:
                    "loss": compile_info["loss_config"],
                    "optimizer": compile_info["optimizer_config"], "layout": list(layout),
                    "epochs": budget["epochs"], "batch_size": budget["batch_size"],
-                   "seed": budget["seed"], "max_cpu_seconds": budget["max_cpu_seconds"]}
+                   "seed": budget["seed"], "max_cpu_seconds": budget["max_cpu_seconds"],
+                   "n_classes": budget.get("n_classes", 10)}
         (self.folder / "request.json").write_text(json.dumps(request))
         if not self.reader.wait_for("STARTED", STARTUP_SECONDS):
             raise _grader_error(self, "did not start")
@@ -154,6 +160,8 @@ class Room:
             why = f"ran past {limit:.0f} s" if seconds >= limit else "stopped"
             return Retrained(None, report, f"training a fresh {class_name} in the grader's clean "
                              f"room {why}" + _tail(self.reader.stderr()))
+        if report.get("cannot_learn"):
+            return Retrained(None, report, str(report["cannot_learn"])[:300])
         if report.get("error"):
             return Retrained(None, report, f"training a fresh {class_name} in the grader's clean "
                              f"room failed: {str(report['error'])[:300]}")

@@ -6,7 +6,7 @@ answers up (grader/measure/graph_layers.py lists them) is refused before anythin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,6 +32,7 @@ class View:
     serve: Callable[[np.ndarray], np.ndarray]
     serve_training: Callable[[np.ndarray], np.ndarray] | None
     params: int  # variables plus large constants: what max_params applies to
+    trainable: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (name, value)
 
 
 def open_export(path: Path, claim: dict[str, Any]) -> View:
@@ -58,8 +59,9 @@ def open_export(path: Path, claim: dict[str, Any]) -> View:
                  if not any(word in v.name for word in _NOT_PARAMETERS)]
     total = sum(int(np.prod(v.shape)) for v in variables)
     description = _describe(concrete, variables, total, claim, op_types, constant_values)
+    trainable = [(v.name, v.numpy()) for v in variables if v.trainable]
     return View(layout, description, refused, _caller(serve), _caller(training)
-                if training is not None else None, total + constant_values)
+                if training is not None else None, total + constant_values, trainable)
 
 
 def _layout(serve: Any) -> tuple[int, ...]:

@@ -249,12 +249,24 @@ def _retrained(obj: dict[str, Any], images: np.ndarray, folder: Path) -> dict[st
             _layer_kinds(obj.get("expected_layers") or []):
         return {"status": "found", "timed": {"status": "error", "message": "the model the "
                 "clean room trained is not the architecture the notebook exported"}}
+    if _untrained(view.trainable, obj.get("seed")):
+        return {"status": "found", "timed": {**timed, "status": "cannot_learn", "message": "the "
+                "clean room's training left every weight where the grader started it"}}
     x = SCALINGS["unit"](images).reshape((len(images), *view.layout))
     pred = np.concatenate([view.serve(x[i:i + 256]) for i in range(0, len(x), 256)])
     path = folder / f"{obj['name']}.timed.npz"
     np.savez(path, predictions=pred.reshape((len(images), -1)).astype("float32"))
     return {"status": "found", "timed": {**timed, "status": "trained", "where": "clean room",
                                           "seed": obj.get("seed"), "predictions_file": path.name}}
+
+
+def _untrained(trainable: list[tuple[str, np.ndarray]], seed: Any) -> bool:
+    """Every trainable variable still holds the grader's starting value for its shape, which
+    this process regenerates itself (grader/training/initial.py): the room trained nothing."""
+    from ..training import initial
+
+    return isinstance(seed, int) and bool(trainable) and all(
+        initial.is_start(value, seed, name) for name, value in trainable)
 
 
 def _layer_kinds(layers: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -333,10 +345,31 @@ def _on_codes(model: Any, obj: dict[str, Any], images: np.ndarray, loaded: dict[
 
 def _timed(design: dict[str, Any], layout: tuple[int, ...], images: np.ndarray,
            budget: dict[str, Any], path: Path) -> dict[str, Any]:
-    """The grader's own training of a design, from fresh weights, with a fixed seed."""
+    """The grader's own training of a design, from the grader's starting weights, with a fixed
+    seed. Whatever goes wrong here costs the timed-training check only: the model's other
+    measurements stand."""
+    from ..training.design_data import CarriesData
+    from ..training.initial import UnknownVariable
+    from ..training.learnable import CannotLearn
+    from ..training.timed_fit import TooSlow
+
+    try:
+        return _train_design(design, layout, images, budget, path)
+    except CannotLearn as exc:
+        return {"status": "cannot_learn", "message": str(exc)}
+    except (CarriesData, UnknownVariable, TooSlow) as exc:
+        return {"status": "declined", "message": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - reported on this check, never the whole model
+        return {"status": "error", "message": f"the grader's training of this design failed: "
+                f"{type(exc).__name__}: {exc}"[:500]}
+
+
+def _train_design(design: dict[str, Any], layout: tuple[int, ...], images: np.ndarray,
+                  budget: dict[str, Any], path: Path) -> dict[str, Any]:
     import keras
 
-    from ..training.timed_fit import timed_fit
+    from ..training.design_data import strip
+    from ..training.timed_fit import keras_seed, timed_fit
 
     params = design["total_params"]
     if params > budget["max_params"]:
@@ -346,21 +379,22 @@ def _timed(design: dict[str, Any], layout: tuple[int, ...], images: np.ndarray,
     if not loss or not optimizer:
         return {"status": "error", "message": "the model was never compiled, so the grader does "
                 "not know which loss and optimizer to train it with"}
-    keras.utils.set_random_seed(budget["seed"])  # before the weights are created
-    fresh = keras.models.model_from_json(json.dumps(design["config"]))
+    config, notes = strip(design["config"])
+    keras_seed(budget["seed"])  # before the weights are created
+    fresh = keras.models.model_from_json(json.dumps(config))
     with np.load(budget["train_npz"], allow_pickle=False) as data:
         x_train, y_train = data["x_train"], data["y_train"]
     result = timed_fit(
-        fresh, x_train=x_train, y_train=y_train, images=images, layout=layout,
-        loss=keras.losses.deserialize(loss) if isinstance(loss, dict) else loss,
-        optimizer=keras.optimizers.deserialize(optimizer) if isinstance(optimizer, dict)
-        else optimizer,
-        epochs=budget["epochs"], batch_size=budget["batch_size"],
+        fresh, x_train=x_train, y_train=y_train, images=images, layout=layout, loss=loss,
+        optimizer=optimizer, epochs=budget["epochs"], batch_size=budget["batch_size"],
         max_cpu_seconds=budget["max_cpu_seconds"], n_classes=budget["n_classes"],
         seed=budget["seed"])
+    if not result["weights_changed"]:
+        return {"status": "cannot_learn", "message": "the grader's training left every weight "
+                "where it started", "loss": result["loss"]}
     np.savez(path, predictions=result.pop("predictions"))
     result.update(status="trained", where="grader", seed=budget["seed"],
-                  predictions_file=path.name)
+                  predictions_file=path.name, notes=notes)
     return result
 
 
