@@ -491,6 +491,23 @@ def mnist_cnn_raw_pixels_one_hot() -> nbformat.NotebookNode:
                          curves=None, evaluate=evaluate)
 
 
+def mnist_cnn_reshape_in_call() -> nbformat.NotebookNode:
+    """The class reshapes and casts inside call() with a Reshape layer, is built for (None, 28,
+    28) and trained on the 28x28 images as loaded; a cell tries it on one image named `x`, the
+    name call() gives its own tensor (the clean room once took that cell along, and its
+    train_images, and failed with a NameError)."""
+    cnn = _customized_cnn().replace(
+        "        self.conv2d_2 =",
+        "        self.reshape = tf.keras.layers.Reshape((28, 28, 1))\n        self.conv2d_2 =", 1
+    ).replace("        x = tf.cast(tf.expand_dims(inputs, axis=-1), tf.float32)\n",
+              "        x = self.reshape(tf.cast(inputs, tf.float32))\n")
+    assert "self.reshape(" in cnn
+    return replace_cells(
+        reference_notebook("mnist-cnn"), cnn_class=cnn,
+        model=("model = CustomizedCNN()\nmodel.build(input_shape=(None, 28, 28))\n"
+               "x = train_images[:1]\nprint(model(x).shape)\nmodel.summary()"))
+
+
 def autoassociator_nested_models() -> nbformat.NotebookNode:
     """Keras's autoencoder guide: an `encoder` model and a `decoder` model, the autoassociator
     built from the two (`aanetwork.layers[0]` is then its InputLayer), codes from the encoder."""
@@ -595,6 +612,9 @@ VARIANTS = {
             "3 epochs instead of 10", "correct")),
         "raw-pixels-one-hot": (mnist_cnn_raw_pixels_one_hot, _meta(
             "unscaled pixels, one-hot labels with the categorical loss", "correct")),
+        "reshape-in-call": (mnist_cnn_reshape_in_call, _meta(
+            "a Reshape layer and tf.cast in call(), built for (None, 28, 28), a cell that tries "
+            "the model on one image named x", "correct")),
         "mistakes": (mnist_cnn_mistakes, _meta(
             "first convolution 16@5x5, dropout also at inference, never trained", "wrong",
             loses=("first-conv", "call-graph-shapes", "call-graph-params", "dropout",

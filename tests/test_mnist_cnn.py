@@ -168,3 +168,16 @@ def test_unscaled_pixels_and_one_hot_labels_get_full_marks(grade_variant):
     assert checks["accuracy"].details["scaling"] == "raw"
     loss = str(result.models["model"]["compile"]["loss"]).lower()
     assert "categorical" in loss and "sparse" not in loss
+
+
+def test_a_class_that_reshapes_in_call_is_retrained_and_gets_full_marks(grade_variant):
+    """A Reshape layer and tf.cast in call(), built for (None, 28, 28), and a notebook cell
+    that tries the model on an image it names `x`: the clean room trains the class without
+    that cell (it once failed with "NameError: name 'train_images' is not defined")."""
+    variant, result = grade_variant("reshape-in-call")
+    assert variants.verdict_problems(variant, result) == []
+    checks = checks_by_id(result)
+    assert checks["timed-training"].status == "passed", checks["timed-training"].message
+    automatic = [c for c in result.checks if c.id not in WRITTEN]
+    assert all(c.points == c.max_points for c in automatic), \
+        [(c.id, c.message) for c in automatic if c.points != c.max_points]
