@@ -320,7 +320,8 @@ async def _execute(nb, scratch, times, kernel, harvest_code,
                                              stdout=kernel_log, stderr=kernel_log):
             record.kernel_start_seconds = time.monotonic() - started
             t0 = time.monotonic()
-            alive = await _run_student_cells(client, nb, record, times, confinement, progress)
+            alive = await _run_student_cells(client, nb, record, times, confinement, replies,
+                                             progress)
             record.execute_seconds = time.monotonic() - t0
             if alive:
                 t1 = time.monotonic()
@@ -372,9 +373,10 @@ def _note_hits(confinement: confine.Confinement, record: ExecutionRecord, index:
     return gone
 
 
-async def _run_student_cells(client, nb, record, times: TimeLimits, confinement,
+async def _run_student_cells(client, nb, record, times: TimeLimits, confinement, replies,
                              progress=None) -> bool:
-    """Returns False when the kernel can no longer be used."""
+    """Returns False when the kernel can no longer be used. `replies` fills with each cell's
+    execute_reply as it ends."""
     deadline = time.monotonic() + times.notebook.seconds
     code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]
     next_count = 1  # the In [k] Jupyter will show: the kernel counts each cell it runs
@@ -397,8 +399,10 @@ async def _run_student_cells(client, nb, record, times: TimeLimits, confinement,
             await asyncio.wait_for(client.async_execute_cell(cell, index), client.timeout + 30)
         except DeadKernelError:
             record.status = "kernel_died"
+            # What an earlier cell reached (a cap) stays: it may be why the kernel died now.
+            earlier = f"; before that, {record.message}" if record.message else ""
             record.message = (f"the kernel died while running cell {index + 1} "
-                              "(it exited, was killed, or ran out of memory)")
+                              f"(it exited, was killed, or ran out of memory){earlier}")
             _note_hits(confinement, record, index, nb, died=True)
             return False
         except asyncio.TimeoutError:
@@ -406,6 +410,9 @@ async def _run_student_cells(client, nb, record, times: TimeLimits, confinement,
                      "was stopped", in_cell=True)
             _note_hits(confinement, record, index, nb, died=False)
             return False
+        # From the reply: a kernel out of address space may fail to send the error's output.
+        if replies.get(index, {}).get("ename") == "MemoryError":
+            confinement.refused_allocation()
         if _note_hits(confinement, record, index, nb, died=False):
             return False
         _trim_outputs(cell)
