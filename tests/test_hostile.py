@@ -235,6 +235,11 @@ def test_memory_bomb_meets_the_limit(graded):
     result = graded["memory-bomb"][0]
     assert any(e["ename"] == "MemoryError" for e in result.cell_errors) or \
         result.execution["status"] == "kernel_died"
+    # Whichever met it first (RLIMIT_AS: a MemoryError; the cgroup: the kernel killed), the
+    # memory cap is reported, in the bomb's cell.
+    memory = [h for h in result.limits["hits"] if h["limit"] == "memory"]
+    assert memory, result.limits["hits"]
+    assert memory[0]["message"].startswith("memory limit of 4,096 MB reached in cell 2"), memory
 
 
 def test_dead_kernel_is_reported(graded):
