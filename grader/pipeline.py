@@ -19,6 +19,7 @@ from .cleanroom import keras_run
 from .errors import GraderError
 from .execution import runner, sandbox as sandbox_mod, scratch as scratch_mod
 from .execution.limits import Limits
+from .execution.time_limits import TimeLimits
 from .harvest import artifacts
 from .progress import Phase, Progress, notify
 from .scoring import CELL_ERROR_NOTE, CheckResult, GradeResult, RunStatus, total, write_atomic
@@ -166,9 +167,10 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
         room = _start_keras_room(assignment, loaded.node, work, mode, options)
         worker = _start_measuring(assignment, prepared, images_path, harvest_dir, work, mounts,
                                   room)
+        times = TimeLimits.of(limits.cell_timeout, limits.notebook_timeout,
+                              assignment.folder / "assignment.toml", options.timeout)
         record = runner.execute(
-            loaded.node, work, cell_timeout=limits.cell_timeout,
-            notebook_timeout=options.timeout or limits.notebook_timeout, kernel=kernel,
+            loaded.node, work, times=times, kernel=kernel,
             harvest_code=harvest_code(assignment, harvest_dir), mounts=mounts,
             progress=options.progress, limits=Limits.of(limits))
         objects = artifacts.read(harvest_dir, [o.name for o in assignment.objects], None)
@@ -462,7 +464,8 @@ def _result(assignment, loaded, record, results, models, data_summary, timings) 
         checks=results,
         models=models,
         execution={"status": record.status, "message": record.message,
-                   "harvested": record.harvested},
+                   "harvested": record.harvested,
+                   **({"time_limit": record.time_limit.as_dict()} if record.time_limit else {})},
         cell_errors=[e.as_dict() for e in record.cell_errors],
         data=data_summary,
         timings={k: round(v, 3) for k, v in timings.items()},

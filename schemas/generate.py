@@ -61,10 +61,20 @@ class HarvestedObject(Open):
     total_params: NonNegativeInt | None = None
 
 
+class TimeLimit(Open):
+    scope: Literal["cell", "notebook"]
+    seconds: float
+    origin: Literal["option", "spec"] = Field(description="--timeout, or the assignment's "
+                                              "assignment.toml [execution]")
+    source: str = Field(description="where to change it, e.g. \"--timeout 120\"")
+
+
 class Execution(Open):
     status: EXECUTION_STATUS
     message: str | None
     harvested: bool
+    time_limit: TimeLimit | None = Field(None, description="the time limit a cell or the "
+                                         "notebook ran past first, and where its value came from")
 
 
 class CellError(Open):

@@ -307,6 +307,16 @@ class Confinement:
             self._polled = len(self._hits)
         return new
 
+    def refused_allocation(self) -> None:
+        """The tree's Python raised MemoryError: RLIMIT_AS refused an allocation, and met the
+        memory cap before the cgroup did (a kernel with numpy holds ~700 MB of address space
+        before it allocates anything, so with a small cap either may be first). The process
+        lives on; the cap is reported like the cgroup's."""
+        with self._lock:
+            self._hits.append(LimitHit(Limit.MEMORY, self.limits.describe(Limit.MEMORY),
+                                       detail="an allocation was refused (MemoryError, "
+                                              "address space)"))
+
     def _read_events(self) -> None:
         if self.cgroup is None:
             return

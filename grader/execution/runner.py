@@ -1,6 +1,7 @@
 """Run a notebook's code cells in a fresh kernel with per-cell and whole-notebook time limits.
 
 Errors in one cell do not stop the rest (`allow_errors`); each is recorded with its cell and line.
+A cell or notebook stopped by a time limit names that limit and its origin (time_limits.py).
 After the student's cells, the grader's harvest code runs in the same kernel.
 """
 
@@ -28,6 +29,7 @@ from ..progress import Phase, Progress, notify
 from . import confine, sandbox as sandbox_mod
 from .limits import LimitHit, Limits
 from .scratch import Scratch
+from .time_limits import Scope, TimeLimit, TimeLimits
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -74,6 +76,7 @@ class KernelConfig:
 class ExecutionRecord:
     status: str = "completed"  # completed | timeout | kernel_died | start_failed
     message: str = ""
+    time_limit: TimeLimit | None = None  # the time limit that stopped a cell or the notebook
     cell_errors: list[CellError] = field(default_factory=list)
     kernel_start_seconds: float = 0.0
     execute_seconds: float = 0.0
@@ -192,8 +195,8 @@ def kernel_env(scratch: Scratch) -> dict[str, str]:
     return env
 
 
-def execute(nb: nbformat.NotebookNode, scratch: Scratch, *, cell_timeout: float,
-            notebook_timeout: float, kernel: KernelConfig, harvest_code: str,
+def execute(nb: nbformat.NotebookNode, scratch: Scratch, *, times: TimeLimits,
+            kernel: KernelConfig, harvest_code: str,
             harvest_timeout: float = 300.0,
             mounts: sandbox_mod.Mounts | None = None,
             progress: Progress | None = None,
@@ -212,7 +215,7 @@ def execute(nb: nbformat.NotebookNode, scratch: Scratch, *, cell_timeout: float,
         if cell.get("cell_type") == "code":
             cell["outputs"] = []
             cell["execution_count"] = None
-    return _run(_execute(nb, scratch, cell_timeout, notebook_timeout, kernel, harvest_code,
+    return _run(_execute(nb, scratch, times, kernel, harvest_code,
                          harvest_timeout, mounts, limits, progress))
 
 
@@ -272,7 +275,7 @@ def _kernel_confinement(scratch: Scratch, config_path: Path, ipc: Path, log: Pat
                                label="kernel", logs=(log,))
 
 
-async def _execute(nb, scratch, cell_timeout, notebook_timeout, kernel, harvest_code,
+async def _execute(nb, scratch, times, kernel, harvest_code,
                    harvest_timeout, mounts, limits, progress=None) -> ExecutionRecord:
     record = ExecutionRecord()
     config_path = scratch.private / "kernel.json"
@@ -301,10 +304,8 @@ async def _execute(nb, scratch, cell_timeout, notebook_timeout, kernel, harvest_
         replies[cell_index] = execute_reply.get("content", {})
 
     client = _BoundedClient(
-        nb, km=km, timeout=int(cell_timeout), allow_errors=True, interrupt_on_timeout=True,
-        error_on_timeout={"ename": "CellTimeoutError",
-                          "evalue": f"the cell ran longer than its {cell_timeout:.0f} s limit",
-                          "traceback": []},
+        nb, km=km, timeout=int(times.cell.seconds), allow_errors=True,
+        interrupt_on_timeout=True, error_on_timeout=_timeout_error(times.cell, 1),
         startup_timeout=120, kernel_name="python3", record_timing=False,
         resources={"metadata": {"path": str(scratch.work)}},
         on_cell_executed=on_cell_executed,
@@ -319,8 +320,8 @@ async def _execute(nb, scratch, cell_timeout, notebook_timeout, kernel, harvest_
                                              stdout=kernel_log, stderr=kernel_log):
             record.kernel_start_seconds = time.monotonic() - started
             t0 = time.monotonic()
-            alive = await _run_student_cells(client, nb, record, cell_timeout, notebook_timeout,
-                                             confinement, progress)
+            alive = await _run_student_cells(client, nb, record, times, confinement, replies,
+                                             progress)
             record.execute_seconds = time.monotonic() - t0
             if alive:
                 t1 = time.monotonic()
@@ -372,10 +373,11 @@ def _note_hits(confinement: confine.Confinement, record: ExecutionRecord, index:
     return gone
 
 
-async def _run_student_cells(client, nb, record, cell_timeout, notebook_timeout,
-                             confinement, progress=None) -> bool:
-    """Returns False when the kernel can no longer be used."""
-    deadline = time.monotonic() + notebook_timeout
+async def _run_student_cells(client, nb, record, times: TimeLimits, confinement, replies,
+                             progress=None) -> bool:
+    """Returns False when the kernel can no longer be used. `replies` fills with each cell's
+    execute_reply as it ends."""
+    deadline = time.monotonic() + times.notebook.seconds
     code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]
     next_count = 1  # the In [k] Jupyter will show: the kernel counts each cell it runs
     for index, cell in enumerate(list(nb.cells)):
@@ -385,31 +387,66 @@ async def _run_student_cells(client, nb, record, cell_timeout, notebook_timeout,
                execution_count=next_count)
         remaining = deadline - time.monotonic()
         if remaining <= 1:
-            record.status = "timeout"
-            record.message = (f"the notebook ran past its {notebook_timeout:.0f} s limit; "
-                              f"cells from cell {index + 1} on were not run")
+            _stopped(record, times.notebook, index,
+                     f"; cells from cell {index + 1} on were not run")
             return True
-        client.timeout = int(max(1, min(cell_timeout, remaining)))
+        limit = times.binding(remaining)  # which of the two this cell is interrupted at
+        client.timeout = int(max(1, min(limit.seconds, remaining)))
+        client.error_on_timeout = _timeout_error(limit, next_count)
+        started = time.monotonic()
         try:
             # The margin lets nbclient interrupt a slow cell itself; past it the kernel is stuck.
             await asyncio.wait_for(client.async_execute_cell(cell, index), client.timeout + 30)
         except DeadKernelError:
             record.status = "kernel_died"
+            # What an earlier cell reached (a cap) stays: it may be why the kernel died now.
+            earlier = f"; before that, {record.message}" if record.message else ""
             record.message = (f"the kernel died while running cell {index + 1} "
-                              "(it exited, was killed, or ran out of memory)")
+                              f"(it exited, was killed, or ran out of memory){earlier}")
             _note_hits(confinement, record, index, nb, died=True)
             return False
         except asyncio.TimeoutError:
-            record.status = "timeout"
-            record.message = f"cell {index + 1} did not stop when interrupted; the kernel was stopped"
+            _stopped(record, limit, index, "; it did not stop when interrupted and the kernel "
+                     "was stopped", in_cell=True)
             _note_hits(confinement, record, index, nb, died=False)
             return False
+        # From the reply: a kernel out of address space may fail to send the error's output.
+        if replies.get(index, {}).get("ename") == "MemoryError":
+            confinement.refused_allocation()
         if _note_hits(confinement, record, index, nb, died=False):
             return False
         _trim_outputs(cell)
         count = cell.get("execution_count")
         next_count = count + 1 if isinstance(count, int) else next_count + 1
+        # Timed by the grader's clock, not by the cell's outputs, which the student writes.
+        if time.monotonic() - started >= client.timeout:
+            record.time_limit = record.time_limit or limit
+            if limit is times.notebook:
+                rest = [i for i in code if i > index]
+                _stopped(record, limit, index, f"; cells from cell {rest[0] + 1} on were not run"
+                         if rest else "", in_cell=True)
+                return True
     return True
+
+
+def _timeout_error(limit: TimeLimit, count: int) -> dict[str, Any]:
+    """The error nbclient records in a cell it interrupted at `limit`."""
+    what = f"cell In [{count}]" if limit.scope is Scope.CELL else "the notebook"
+    return {"ename": "CellTimeoutError", "evalue": f"{what} ran past {limit.describe()}",
+            "traceback": []}
+
+
+def _stopped(record: ExecutionRecord, limit: TimeLimit, index: int, rest: str = "",
+             in_cell: bool = False) -> None:
+    """The run ended at `limit`, while cell `index` ran (`in_cell`) or before it started:
+    "the notebook ran past its 120 s limit (--timeout 120) in cell 3; …"."""
+    record.status = "timeout"
+    record.time_limit = limit
+    if limit.scope is Scope.CELL:
+        record.message = f"cell {index + 1} ran past {limit.describe()}{rest}"
+        return
+    where = f" in cell {index + 1}" if in_cell else ""
+    record.message = f"the notebook ran past {limit.describe()}{where}{rest}"
 
 
 async def _run_harvest(client, nb, code, timeout, record) -> bool:
