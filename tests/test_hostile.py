@@ -20,7 +20,7 @@ from grader import pipeline, spec
 from grader.execution import sandbox
 from grader.paths import REFERENCE_DIR
 
-pytestmark = pytest.mark.hostile
+pytestmark = [pytest.mark.hostile, pytest.mark.slow]  # kernels, and TensorFlow in them
 
 MODEL = ("import keras\nfrom keras import layers\n"
          "model = keras.Sequential([keras.Input((784,)), layers.Dense(128, activation='relu'),"

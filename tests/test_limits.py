@@ -22,7 +22,7 @@ import pytest
 from grader import cli, pipeline, spec
 from grader.execution import cgroups, confine, sandbox, uids
 
-pytestmark = pytest.mark.hostile
+pytestmark = [pytest.mark.hostile, pytest.mark.slow]  # each case runs a kernel
 
 MODES = ["bwrap", "none"]
 MARK = "4242"  # every process a case leaves running has this in its command line

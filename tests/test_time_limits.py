@@ -33,6 +33,7 @@ def timeout_errors(result: dict) -> list[dict]:
     return [e for e in result["cell_errors"] if e["ename"] == "CellTimeoutError"]
 
 
+@pytest.mark.slow
 def test_the_notebooks_limit_from_timeout_is_named_not_the_cells(tmp_path):
     """The issue's case: --timeout stops a cell well inside the spec's per-cell limit (60 s)."""
     path = notebook(tmp_path / "nb" / "a.ipynb", "x = 1", SLEEP, "y = 2")
@@ -52,6 +53,7 @@ def test_the_notebooks_limit_from_timeout_is_named_not_the_cells(tmp_path):
     assert "per-cell" not in json.dumps(result)  # the spec's 60 s did not stop it
 
 
+@pytest.mark.slow
 def test_the_cells_limit_from_the_spec_is_named_and_the_rest_runs(tmp_path):
     base = spec.load("numpy-backprop")
     assignment = dataclasses.replace(base, limits=dataclasses.replace(
