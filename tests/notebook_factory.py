@@ -28,6 +28,13 @@ def write(nb: nbformat.NotebookNode, path: Path) -> Path:
     return path
 
 
+def of_cells(path: Path, *cells: str, assignment: str = "numpy-backprop") -> Path:
+    """A notebook of these code cells, for `assignment`, written at `path`."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["grader"] = {"assignment": assignment}
+    return write(nb, path)
+
+
 def replace_cells(nb: nbformat.NotebookNode, **sources: str | None) -> nbformat.NotebookNode:
     """A copy with the cells tagged with each keyword replaced (None deletes the cell)."""
     nb = copy.deepcopy(nb)

@@ -19,6 +19,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+import notebook_factory as nf
+
 from grader import cli, pipeline, spec
 from grader.execution import cgroups, confine, sandbox, uids
 
@@ -69,12 +71,7 @@ def modes() -> list:
     return [pytest.param(m, marks=skip if m == "bwrap" else ()) for m in MODES]
 
 
-def notebook(path: Path, *cells: str) -> Path:
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    nb.metadata["grader"] = {"assignment": "numpy-backprop"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return path
+notebook = nf.of_cells
 
 
 def assignment_with(**limits: int) -> spec.Assignment:

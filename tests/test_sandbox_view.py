@@ -15,7 +15,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import nbformat
 import pytest
 
 import notebook_factory as nf
@@ -29,12 +28,7 @@ pytestmark = [pytest.mark.hostile,
 REPO = Path(__file__).resolve().parents[1]
 
 
-def notebook(path: Path, *cells: str, assignment: str = "numpy-backprop") -> Path:
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    nb.metadata["grader"] = {"assignment": assignment}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return path
+notebook = nf.of_cells
 
 
 @pytest.mark.parametrize("view", list(sandbox.View))

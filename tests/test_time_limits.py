@@ -11,22 +11,16 @@ import dataclasses
 import json
 from pathlib import Path
 
-import nbformat
 import pytest
 
+import notebook_factory as nf
 from grader import cli, pipeline, spec
 from grader.execution.time_limits import Origin, Scope, TimeLimit, TimeLimits
 
 SLEEP = "import time\ntime.sleep(60)"
 TOML = "assignments/numpy-backprop/assignment.toml"
 
-
-def notebook(path: Path, *cells: str) -> Path:
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    nb.metadata["grader"] = {"assignment": "numpy-backprop"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return path
+notebook = nf.of_cells
 
 
 def timeout_errors(result: dict) -> list[dict]:
