@@ -59,6 +59,7 @@ def test_the_pipeline_reports_each_phase_in_order(graded):
     assert after[:3] == [Phase.HARVEST, Phase.CLEANROOM, Phase.SCORE]
 
 
+@pytest.mark.slow
 def test_cell_labels_match_the_counts_the_kernel_gave(graded):
     """The predicted In [k] is the one the executed notebook carries (errors included)."""
     heard, result = graded
