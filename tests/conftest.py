@@ -67,18 +67,21 @@ def mnist_dir(data_dir) -> Path:
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    """One line naming the tests a missing dataset kept from running, and the fix."""
-    missing: dict[str, int] = {}
+    """One line naming the tests a missing dataset kept from running (by module), and the fix."""
+    missing: dict[str, dict[str, int]] = {}  # dataset → module → tests
     for report in terminalreporter.stats.get("skipped", []):
         reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else ""
         if NOT_FOUND in reason:
             name = reason.split(NOT_FOUND, 1)[1].split(" ", 1)[0]
-            missing[name] = missing.get(name, 0) + 1
+            module = Path(report.location[0]).name
+            missing.setdefault(name, {})[module] = missing.get(name, {}).get(module, 0) + 1
     if missing:
-        counts = ", ".join(f"{n} for {name}" for name, n in sorted(missing.items()))
+        total = sum(sum(m.values()) for m in missing.values())
+        which = "; ".join(f"{name}: " + ", ".join(f"{m} {n}" for m, n in sorted(mods.items()))
+                          for name, mods in sorted(missing.items()))
         terminalreporter.write_line(
-            f"{sum(missing.values())} tests did not run, their dataset not found ({counts}): "
-            f"`{FETCH}` downloads it where there is a network, or set {DATA_DIR_VARIABLE}")
+            f"{total} tests did not run, their dataset not found ({which}): `{FETCH}` "
+            f"downloads it where there is a network, or set {DATA_DIR_VARIABLE}")
 
 
 _KERNELS_STARTED = [0]  # kernels this test process has started
