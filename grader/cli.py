@@ -41,10 +41,13 @@ class UsageError(Exception):
     pass
 
 
-def _env_path(variable: str) -> Path | None:
-    """An option's default from the environment (a CI job or a TA's shell sets it once)."""
-    value = os.environ.get(variable)
-    return Path(value) if value else None
+def _add_data_dir(p: argparse.ArgumentParser) -> None:
+    """--data-dir, the same for every command that reads a dataset; its default comes from the
+    environment (a CI job or a TA's shell sets it once)."""
+    value = os.environ.get(DATA_DIR_VARIABLE)
+    p.add_argument("--data-dir", type=Path, default=Path(value) if value else None,
+                   help=f"folder holding fashion-mnist/ and/or mnist/ (default: "
+                        f"${DATA_DIR_VARIABLE})")
 
 
 def _seconds(text: str) -> float:
@@ -61,9 +64,7 @@ def _seconds(text: str) -> float:
 def _add_grading_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--assignment", "-a", help="assignment id (default: the notebook's "
                    "metadata.grader.assignment)")
-    p.add_argument("--data-dir", type=Path, default=_env_path(DATA_DIR_VARIABLE),
-                   help=f"folder holding fashion-mnist/ and/or mnist/ (default: "
-                        f"${DATA_DIR_VARIABLE})")
+    _add_data_dir(p)
     p.add_argument("--full", action="store_true", help="run on the whole dataset, not the subset")
     p.add_argument("--timeout", type=_seconds, help="whole-notebook time limit in seconds")
     p.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
@@ -145,9 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, help="write here instead of standard output")
 
     data = sub.add_parser("data", help="show which datasets are available and where")
-    data.add_argument("--data-dir", type=Path, default=_env_path(DATA_DIR_VARIABLE),
-                      help=f"a folder holding fashion-mnist/ and/or mnist/ (default: "
-                           f"${DATA_DIR_VARIABLE})")
+    _add_data_dir(data)
     data.add_argument("--fetch", nargs="*", metavar="DATASET", choices=sorted(DATASETS),
                       help="download these datasets (default: all) where not found, as Keras "
                            "does, into its cache (~/.keras/datasets), each file checked "
@@ -164,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cal = sub.add_parser("calibrate", help="record the reference's architecture and thresholds")
     cal.add_argument("--assignment", "-a", required=True)
-    cal.add_argument("--data-dir", type=Path, default=_env_path(DATA_DIR_VARIABLE))
+    _add_data_dir(cal)
     cal.add_argument("--runs", type=int, default=3, help="runs with different kernel seeds")
     cal.add_argument("--designs-only", action="store_true",
                      help="only re-record the designs the grader retrains (one run)")

@@ -11,13 +11,13 @@ import pytest
 
 import notebook_factory as nf
 from grader import pipeline, spec, variants
+from grader.cli import DATA_DIR_VARIABLE
 from grader.data import sources
 from grader.execution import runner
 from grader.scoring import GradeResult
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
-DATA_DIR_VARIABLE = "GRADER_DATA_DIR"
 FETCH = "grader data --fetch"
 REQUIRE_DATASETS = "GRADER_TESTS_REQUIRE_DATASETS"  # CI: a missing dataset fails, never skips
 NOT_FOUND = "dataset not found: "  # the start of every skip reason for a missing dataset
