@@ -75,10 +75,7 @@ def layer_outputs(model: Any, layer: Any, x: np.ndarray, batch_size: int = 256) 
         for start in range(0, len(x), batch_size):
             model(x[start:start + batch_size], training=False)
     finally:
-        try:
-            del layer.call
-        except AttributeError:
-            layer.call = original
+        _restore_call(layer, original)
     return np.concatenate(recorded) if recorded else np.zeros((0,))
 
 
@@ -108,11 +105,16 @@ def trace_output_shapes(model: Any, sample: np.ndarray) -> dict[int, list[list[i
         model(sample, training=False)
     finally:
         for layer, original in originals.values():
-            try:
-                del layer.call  # drop the instance attribute, exposing the class's call again
-            except AttributeError:
-                layer.call = original
+            _restore_call(layer, original)
     return seen
+
+
+def _restore_call(layer: Any, original: Any) -> None:
+    """Undo a recording patch: drop the instance attribute, exposing the class's call again."""
+    try:
+        del layer.call
+    except AttributeError:
+        layer.call = original
 
 
 def describe_layer(layer: Any, traced: list[list[int | None]] | None) -> dict[str, Any]:
