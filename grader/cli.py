@@ -273,7 +273,13 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     if result.grader_error:
         Console(stderr=True).print(f"[bold red]GRADER ERROR[/]: {result.execution['message']}",
                                    highlight=False, soft_wrap=True)
-    elif result.sandbox == "none":
+    elif result.unscored:
+        Console(stderr=True).print(
+            f"[bold red]GRADER ERROR[/]: the grader failed on {', '.join(result.unscored)}, not "
+            "the notebook, so the notebook has no score yet (each check's reason is in the "
+            "report). Grade it again once that is fixed, or a TA sets those checks' points "
+            "(grader grade --manual).", highlight=False, soft_wrap=True)
+    if result.sandbox == "none" and not result.grader_error:
         Console(stderr=True).print("[bold red]WARNING: no sandbox[/]: the notebook ran with "
                                    "process limits only (install bubblewrap, or see README)")
     if result.limits and result.limits.get("missing"):  # which caps did not hold, and why
@@ -292,7 +298,7 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
         terminal.render(result, console)
         console.print("reports written: " + ", ".join(str(p) for p in written.values()),
                       highlight=False, soft_wrap=True)
-    if result.grader_error:
+    if result.grader_error or result.score is None:
         return EXIT_GRADER_ERROR
     if args.fail_under is not None and result.score < args.fail_under:
         return EXIT_BELOW

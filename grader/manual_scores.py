@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .csv_input import open_with_header, raise_problems
+from .scoring import score_of
 
 REQUIRED = ("student", "check", "points")
 # What an override keeps of the grader's own verdict (details keys).
@@ -236,7 +237,7 @@ def apply(result: dict[str, Any], scores: Iterable[ManualScore], *,
             _restore_grader_points(check, details)
             changed = True
     if changed:
-        result["score"] = round(sum(float(c.get("points") or 0) for c in result["checks"]), 2)
+        result["score"] = score_of(result["checks"])
     return changed
 
 

@@ -22,7 +22,8 @@ from .execution.limits import Limits
 from .execution.time_limits import TimeLimits
 from .harvest import artifacts
 from .progress import Phase, Progress, notify
-from .scoring import CELL_ERROR_NOTE, CheckResult, GradeResult, RunStatus, total, write_atomic
+from .scoring import (CELL_ERROR_NOTE, CheckResult, GradeResult, RunStatus, TimedStatus,
+                      score_of, write_atomic)
 from .paths import REFERENCE_DIR
 from .spec import Assignment
 
@@ -272,12 +273,14 @@ def _retrain_one(room, worker, nb, name, obj, prepared, images, seed, budget, en
     claim = obj.data.get("claim") or {}
     class_name = keras_run.class_name_of(nb, name, claim.get("class_name"))
     if class_name is None:
-        return {"status": "error", "message": f"no class of the notebook builds `{name}`, so the "
-                "grader cannot create a fresh one to train"}
+        return {"status": TimedStatus.GRADER_FAILED, "message": f"no class of the notebook "
+                f"builds `{name}` where the grader can see it, so it cannot create a fresh one "
+                "to train"}
     arguments = keras_run.constructor_arguments(nb, name)
     if arguments is None:
-        return {"status": "error", "message": f"`{name} = {class_name}(...)` passes values that "
-                "are not constants, so the grader cannot create a fresh one the same way"}
+        return {"status": TimedStatus.GRADER_FAILED, "message": f"`{name} = {class_name}(...)` "
+                "passes `*args` or `**kwargs`, so the grader cannot create a fresh one the "
+                "same way"}
     info = obj.model.get("compile") or {}
     if not info.get("loss_config") or not info.get("optimizer_config"):
         return {"status": "error", "message": "the model was never compiled with a loss and an "
@@ -295,16 +298,18 @@ def _retrain_one(room, worker, nb, name, obj, prepared, images, seed, budget, en
                         "max_cpu_seconds": budget.max_cpu_seconds, "n_classes": n_classes,
                         "wall_seconds": budget.wall_seconds_per_model})
     if run.report.get("cannot_learn"):  # the room's word can only cost the student points
-        return {"status": "cannot_learn", "message": run.error}
+        return {"status": TimedStatus.CANNOT_LEARN, "message": run.error}
     if run.export is None:
-        return {"status": "error", "message": run.error or "the clean room exported no model"}
+        return {"status": TimedStatus.GRADER_FAILED if run.rebuild_failed else TimedStatus.ERROR,
+                "message": run.error or "the clean room exported no model"}
     request = measure.Request(images=images, objects=[{
         "name": name, "retrained": str(run.export), "expected_layers": obj.model["layers"],
         "report": run.report, "seed": seed}], timeout=120.0)
     measured = worker.measure(request, len(prepared.holdout_labels)).objects.get(name)
     if measured is None or measured.timed is None:
-        return {"status": "error", "message": "the grader could not measure the model its clean "
-                "room trained" + (f": {measured.message}" if measured and measured.message else "")}
+        return {"status": TimedStatus.GRADER_FAILED, "message": "the grader could not measure "
+                "the model its clean room trained"
+                + (f": {measured.message}" if measured and measured.message else "")}
     return measured.timed
 
 
@@ -395,7 +400,7 @@ def _score(harvest: Harvest, assignment: Assignment) -> GradeResult:
     t_grade = time.monotonic()
     record = harvest.record
     if record.status == "invalid_notebook":
-        results = _all_error(assignment, record.message)
+        results = _all_failed(assignment, record.message)
     else:
         ctx = GradingContext(harvest.objects, assignment.expected(), assignment.thresholds(),
                              record, harvest.data.holdout_labels,
@@ -448,8 +453,10 @@ def grader_error_result(assignment: Assignment, path: Path, cause: str,
         grader_version=__version__)
 
 
-def _all_error(assignment: Assignment, message: str) -> list[CheckResult]:
-    return [CheckResult.error(spec, message) for spec in assignment.checks]
+def _all_failed(assignment: Assignment, message: str) -> list[CheckResult]:
+    """The student's file cannot be read as a notebook: theirs to fix, so each check is a 0."""
+    return [CheckResult.scored(spec, 0.0, f"the notebook could not be read: {message}")
+            for spec in assignment.checks]
 
 
 def _result(assignment, loaded, record, results, models, data_summary, timings) -> GradeResult:
@@ -459,7 +466,7 @@ def _result(assignment, loaded, record, results, models, data_summary, timings) 
         assignment_version=assignment.version_key(),
         notebook=str(loaded.path),
         notebook_sha256=loaded.sha256,
-        score=total(results),
+        score=score_of(results),
         max_score=assignment.max_score,
         checks=results,
         models=models,

@@ -24,6 +24,9 @@ class CheckStatus(_Status):
     PASSED = "passed"
     PARTIAL = "partial"
     FAILED = "failed"
+    # The grader failed on this check (its data, its spec, its clean room), not the student: the
+    # check is not scored, and neither is the notebook (score None) until a rerun or a TA's
+    # points replace it. Never a zero.
     ERROR = "error"
     MANUAL = "manual"
 
@@ -43,6 +46,18 @@ class RunStatus(_Status):
     AMBIGUOUS = "ambiguous"
     WORKER_FAILED = "worker_failed"
     WORKER_TIMEOUT = "worker_timeout"
+
+
+class TimedStatus(_Status):
+    """How the grader's own training of a model's design ended (the timed-training check)."""
+
+    TRAINED = "trained"
+    CANNOT_LEARN = "cannot_learn"  # the design: its weights cannot move under training
+    DECLINED = "declined"  # the design: over the grader's size or time budget, or carries data
+    ERROR = "error"  # the design failed the grader's training (a 0 on the check)
+    # The grader could not rebuild or measure the design (a name its clean room lacks, a
+    # constructor it cannot repeat, an export it cannot read): the check is not scored.
+    GRADER_FAILED = "grader_failed"
 
 
 STATUSES = tuple(s.value for s in CheckStatus)
@@ -108,6 +123,11 @@ class GradeResult:
     def grader_error(self) -> bool:
         return self.execution.get("status") == RunStatus.GRADER_ERROR
 
+    @property
+    def unscored(self) -> list[str]:
+        """Checks the grader failed on, each a reason this notebook has no score yet."""
+        return unscored(self.checks)
+
     def as_dict(self) -> dict[str, Any]:
         return json.loads(self.to_json())
 
@@ -123,6 +143,23 @@ def _json_default(value: Any) -> Any:
 
 def total(checks: list[CheckResult]) -> float:
     return round(sum(c.points for c in checks), 2)
+
+
+def _field(check: CheckResult | dict[str, Any], name: str) -> Any:
+    return check.get(name) if isinstance(check, dict) else getattr(check, name)
+
+
+def unscored(checks: list[CheckResult] | list[dict[str, Any]]) -> list[str]:
+    """The ids of the checks the grader itself failed on (result objects or result.json's)."""
+    return [str(_field(c, "id")) for c in checks if _field(c, "status") == CheckStatus.ERROR]
+
+
+def score_of(checks: list[CheckResult] | list[dict[str, Any]]) -> float | None:
+    """The notebook's score, or None while a check is the grader's error: a check the grader
+    could not score is not a zero, and a total that counted it as one would be."""
+    if unscored(checks):
+        return None
+    return round(sum(float(_field(c, "points") or 0) for c in checks), 2)
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -611,11 +611,16 @@ def test_summary_says_what_the_gradebook_holds_for_each_kind_of_student_not_grad
         return {"student": name, "report": None, "result": {
             "score": score, "max_score": 4, "execution": {"status": status}, "checks": []}}
 
+    unscored = student("f", "completed", None)  # ran, but the grader failed on a check
+    unscored["result"]["checks"] = [{"id": "c1", "status": "error", "points": 0.0}]
     html = render_summary(info, [student("a", "no_notebook", 0), student("b", "grader_error", None),
-                                 student("c", "worker_timeout", 0), student("d", "grader_error", None)])
+                                 student("c", "worker_timeout", 0), student("d", "grader_error", None),
+                                 unscored])
     text = " ".join(html.split())
     assert "1 student(s) without a notebook to grade (no_notebook, ambiguous) have 0 points" in text
-    assert "2 student(s) the grader failed on (grader_error) have no number in the gradebook" in text
+    assert ("3 student(s) the grader failed on (grader_error, or a check it could not score) have "
+            "no number in the gradebook") in text
+    assert "not scored yet" in text and "the grader failed on c1" in text
     assert "1 student(s) whose grading process failed or ran out of time" in text
     only_graded = render_summary(info, [student("e", "completed", 4)])
     assert "have 0 points" not in only_graded and "no number" not in only_graded

@@ -141,13 +141,26 @@ def test_an_override_sets_the_points_and_keeps_the_graders_verdict():
     assert details["auto_status"] == "partial" and details["auto_message"].startswith("layer 2")
     assert check["message"].startswith("graded by TA: 3/3 — Dropout before the output is allowed")
     assert "the grader gave 1/3, partial: layer 2" in check["message"]
-    assert result["score"] == pytest.approx(11.2)
+    # model-optimizer is still the grader's error: not a zero, so there is no score yet
+    assert result["score"] is None
     # Idempotent; and removing the row gives back exactly what the grader said.
     assert not manual_scores.apply(result, [manual_scores.ManualScore(
         "alice", "model-layers", 3, "Dropout before the output is allowed")])
     assert manual_scores.apply(result, [])
     assert result["checks"][0] == sample_result()["checks"][0]
-    assert result["score"] == pytest.approx(sample_result()["score"])
+    assert result["score"] is None
+
+
+def test_a_ta_scoring_the_check_the_grader_failed_on_gives_the_notebook_its_score():
+    result = sample_result()
+    manual_scores.apply(result, [
+        manual_scores.ManualScore("alice", "model-layers", 3, "Dropout before the output is allowed"),
+        manual_scores.ManualScore("alice", "model-optimizer", 1, "Adam, checked by hand")])
+    optimizer = next(c for c in result["checks"] if c["id"] == "model-optimizer")
+    assert optimizer["status"] == "passed"
+    assert result["score"] == pytest.approx(12.2)  # the grader's 9.2, +2 and +1 from the TA
+    assert manual_scores.apply(result, [])  # the rows withdrawn: the grader's error is back
+    assert optimizer["status"] == "error" and result["score"] is None
 
 
 def test_an_override_can_lower_points_and_survives_a_regrade():

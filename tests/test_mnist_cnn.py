@@ -181,3 +181,45 @@ def test_a_class_that_reshapes_in_call_is_retrained_and_gets_full_marks(grade_va
     automatic = [c for c in result.checks if c.id not in WRITTEN]
     assert all(c.points == c.max_points for c in automatic), \
         [(c.id, c.message) for c in automatic if c.points != c.max_points]
+
+
+def _solution_with_constructor(assignment, call: str, before: str):
+    """The reference with `model = CustomizedCNN()` replaced by `call`, after a cell `before`."""
+    nb = nbformat.read(assignment.reference_dir / "mnist-cnn-solution.ipynb", as_version=4)
+    cells = []
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "model = CustomizedCNN()" in cell.source:
+            cells.append(nbformat.v4.new_code_cell(before))
+            cell.source = cell.source.replace("model = CustomizedCNN()", call)
+        cells.append(cell)
+    assert len(cells) == len(nb.cells) + 1
+    nb.cells = cells
+    return nb
+
+
+def test_a_constructor_given_the_notebooks_own_names_is_repeated_in_the_clean_room(grade,
+                                                                                   assignment):
+    """`CustomizedCNN(name=MODEL_NAME)`: the room evaluates the notebook's own argument after
+    the definitions the argument reads (it once refused every argument that was not a constant)."""
+    nb = _solution_with_constructor(assignment, "model = CustomizedCNN(name=MODEL_NAME)",
+                                    'MODEL_NAME = "customized_cnn"')
+    result = grade("named-constructor", nb)
+    timed = checks_by_id(result)["timed-training"]
+    assert timed.status == "passed", timed.message
+    assert result.score is not None
+
+
+def test_a_name_the_clean_room_cannot_rebuild_is_not_scored_and_never_a_zero(grade, assignment):
+    """A name bound through globals() runs in the notebook but no clean room can see it: the
+    timed-training check is the grader's error naming the name, the notebook has no score yet
+    (no zero counted), and every other check is graded as usual."""
+    nb = _solution_with_constructor(assignment, "model = CustomizedCNN(name=MODEL_NAME)",
+                                    'globals()["MODEL_NAME"] = "customized_cnn"')
+    result = grade("globals-constructor", nb)
+    timed = checks_by_id(result)["timed-training"]
+    assert timed.status == "error" and timed.points == 0.0
+    assert "not scored" in timed.message and "MODEL_NAME" in timed.message, timed.message
+    assert result.unscored == ["timed-training"] and result.score is None
+    others = [c for c in result.checks if c.id in CODING and c.id != "timed-training"]
+    assert all(c.points == c.max_points for c in others), \
+        [(c.id, c.message) for c in others if c.points != c.max_points]

@@ -5,8 +5,9 @@ Each student's result.json is written atomically, and only after its report.html
 so a result on disk is always complete and killing the batch loses nothing already written. A
 student is current (skipped by the next run) when its result.json has the same
 `notebook_sha256`, `assignment_version` and --full mode, and was complete; the RETRIED statuses
-never are. TA points (grader/manual_scores.py) are merged into every result written, and points
-merged earlier are carried over when a student is regraded with an unchanged notebook.
+never are, nor is a grading with a check the grader failed on (no score yet). TA points
+(grader/manual_scores.py) are merged into every result written, and points merged earlier are
+carried over when a student is regraded with an unchanged notebook.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from .. import manual_scores
-from ..scoring import CheckResult, GradeResult, RunStatus, total, write_atomic
+from ..scoring import CheckResult, GradeResult, RunStatus, total, unscored, write_atomic
 from ..spec import Assignment
 from . import feedback
 from .discovery import Submission, shown_name
@@ -155,6 +156,9 @@ class ResultStore:
                 manual_scores.apply(result, carried, authoritative=False)
         if self.manual is not None:
             manual_scores.apply(result, self.manual.get(student, []))
+        if status_of(result) not in NOT_GRADED and unscored(result.get("checks") or []):
+            # a check the grader failed on leaves no score yet: the next run grades it again
+            result["batch"]["complete"] = False
         return result
 
     def write(self, result: dict[str, Any], log: bytes | None = None,

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..scoring import CheckResult
+from ..scoring import CheckResult, TimedStatus
 from ..spec import CheckSpec
 from .architecture import Layer, align, distance, normalise
 from .context import GradingContext, Unavailable, guarded
@@ -323,10 +323,12 @@ def timed_training(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     run = obj.timed
     if labels is None or run is None:
         return CheckResult.error(spec, "the grader did not run its own training for this model")
-    if run.get("status") == "cannot_learn":
+    if run.get("status") == TimedStatus.GRADER_FAILED:  # the grader's shortfall: not scored
+        return CheckResult.error(spec, f"not scored: {run.get('message', 'unknown reason')}")
+    if run.get("status") == TimedStatus.CANNOT_LEARN:
         return CheckResult.scored(spec, 0.0, f"the design cannot learn under the grader's "
                                   f"training: {run.get('message', 'unknown reason')}")
-    if run.get("status") != "trained":
+    if run.get("status") != TimedStatus.TRAINED:
         return CheckResult.scored(spec, 0.0, f"the grader could not train this design: "
                                   f"{run.get('message', 'unknown reason')}")
     calibrated = ctx.threshold(spec.object, "timed_accuracy")

@@ -38,6 +38,10 @@ HARNESS = Path(__file__).resolve().parents[1] / "kernel" / "keras_harness.py"
 TRAINING = Path(__file__).resolve().parents[1] / "training"
 STARTUP_SECONDS = 120  # bwrap, the interpreter and TensorFlow, before any student code
 # TensorFlow's threads, a training subset and one SavedModel; never reference/ or a dataset.
+# The harness's stages (grader/kernel/keras_harness.py) that only repeat what the notebook's
+# session already did, in the words a message uses; "train" is the design's own.
+REBUILD_STAGES = {"define": "run the definitions of", "construct": "create",
+                  "build": "build", "export": "export"}
 LIMITS = Limits(memory_mb=6144, processes=256, disk_mb=1024, files=5000, file_mb=512)
 
 
@@ -48,6 +52,9 @@ class Retrained:
     export: Path | None
     report: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    # The room could not rebuild what the notebook's own session built (its definitions, the
+    # constructor, the first call) or export it: the grader's shortfall, never the student's.
+    rebuild_failed: bool = False
 
 
 def class_name_of(nb: Any, object_name: str, claim: str | None) -> str | None:
@@ -60,20 +67,30 @@ def class_name_of(nb: Any, object_name: str, claim: str | None) -> str | None:
     return claim if claim in defined else None
 
 
-def constructor_arguments(nb: Any, object_name: str) -> tuple[list[Any], dict[str, Any]] | None:
-    """The constants the notebook passes to the class (`CustomizedCNN(10)`); None when they are
-    not constants, which the room could not reproduce."""
+@dataclass(frozen=True)
+class Arguments:
+    """What the notebook passes to the class (`CustomizedCNN(num_classes, dropout=0.2)`), as
+    source the room evaluates after the notebook's definitions, and the names that source reads
+    (which the room's definitions must then include)."""
+
+    args: list[str] = field(default_factory=list)
+    kwargs: dict[str, str] = field(default_factory=dict)
+    names: tuple[str, ...] = ()
+
+
+def constructor_arguments(nb: Any, object_name: str) -> Arguments | None:
+    """The arguments of `object_name = SomeClass(...)`; None for `*args` or `**kwargs`, whose
+    shape the room could not repeat."""
     call = _constructor_call(nb, object_name)
     if call is None:
-        return [], {}
-    try:
-        args = [ast.literal_eval(a) for a in call.args]
-        kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg}
-    except (ValueError, SyntaxError, TypeError):
+        return Arguments()
+    if any(isinstance(a, ast.Starred) for a in call.args) or \
+            any(k.arg is None for k in call.keywords):
         return None
-    if any(k.arg is None for k in call.keywords):
-        return None
-    return args, kwargs
+    names = sorted({n.id for part in [*call.args, *(k.value for k in call.keywords)]
+                    for n in ast.walk(part) if isinstance(n, ast.Name)})
+    return Arguments([ast.unparse(a) for a in call.args],
+                     {k.arg: ast.unparse(k.value) for k in call.keywords if k.arg}, tuple(names))
 
 
 def _trees(nb: Any) -> list[ast.Module]:
@@ -127,15 +144,15 @@ class Room:
             raise
         self.reader = LineReader(self.proc)
 
-    def retrain(self, nb: Any, class_name: str, args: tuple[list[Any], dict[str, Any]],
+    def retrain(self, nb: Any, class_name: str, args: Arguments,
                 compile_info: dict[str, Any], layout: tuple[int, ...], data: dict[str, np.ndarray],
                 budget: dict[str, Any]) -> Retrained:
-        extracted = source_mod.extract(nb, [class_name])
+        extracted = source_mod.extract(nb, [class_name, *args.names])
         if class_name in extracted.missing:
             return Retrained(None, error=f"the notebook defines no class {class_name}")
         np.savez(self.folder / "data.npz", **data)
         request = {"source": [{"cell": c, "source": t} for c, t in extracted.chunks],
-                   "class_name": class_name, "args": args[0], "kwargs": args[1],
+                   "class_name": class_name, "args": args.args, "kwargs": args.kwargs,
                    "loss": compile_info["loss_config"],
                    "optimizer": compile_info["optimizer_config"], "layout": list(layout),
                    "epochs": budget["epochs"], "batch_size": budget["batch_size"],
@@ -163,12 +180,18 @@ class Room:
         if report.get("cannot_learn"):
             return Retrained(None, report, str(report["cannot_learn"])[:300])
         if report.get("error"):
+            stage = report.get("stage")
+            if stage in REBUILD_STAGES:
+                return Retrained(None, report, f"the grader's clean room could not "
+                                 f"{REBUILD_STAGES[stage]} {class_name} as the notebook did: "
+                                 f"{str(report['error'])[:300]}", rebuild_failed=True)
             return Retrained(None, report, f"training a fresh {class_name} in the grader's clean "
                              f"room failed: {str(report['error'])[:300]}")
         export = self.out / "model.savedmodel"
         report["seconds"] = seconds
         return Retrained(export if export.is_dir() else None, report,
-                         None if export.is_dir() else "the clean room exported no model")
+                         None if export.is_dir() else "the clean room exported no model",
+                         rebuild_failed=not export.is_dir())
 
     def close(self) -> None:
         stop(self.proc, self.confinement)

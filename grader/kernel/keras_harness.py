@@ -56,18 +56,30 @@ def _training():
     return importlib.import_module("grader_training.timed_fit")
 
 
+# How far the room got: a failure before "train" is the room's (it could not rebuild what the
+# notebook's own session did), one in "train" is the design's under the grader's loop.
+STAGE = {"now": "define"}
+
+
 def _train(request, keras, tf, np, training):
     namespace = {"__name__": "__main__", "__builtins__": __builtins__}
     for chunk in request["source"]:
         exec(compile(chunk["source"], f"<cell {chunk['cell']}>", "exec"), namespace)
     cls = namespace.get(request["class_name"])
     if not isinstance(cls, type):
-        return {"error": f"the notebook's definitions give no class {request['class_name']!r}"}
+        return {"error": f"the notebook's definitions give no class {request['class_name']!r}",
+                "stage": "define"}
     keras.utils.set_random_seed(request["seed"])  # before the weights are created
-    model = cls(*request.get("args", []), **request.get("kwargs", {}))
+    STAGE["now"] = "construct"
+    # The notebook's own argument expressions, read in the namespace of its definitions.
+    args = [eval(a, namespace) for a in request.get("args", [])]  # noqa: S307 - room only
+    kwargs = {k: eval(v, namespace) for k, v in request.get("kwargs", {}).items()}  # noqa: S307
+    model = cls(*args, **kwargs)
     with np.load("data.npz", allow_pickle=False) as data:
         x, y = data["x"], data["y"]
+    STAGE["now"] = "build"
     model(x[:2], training=False)  # builds the variables, which the grader then starts itself
+    STAGE["now"] = "train"
     # The student's compile(), fit(), train_step() and callbacks are never called: the loss and
     # optimizer are the ones the trusted side read, and the loop is the grader's.
     try:
@@ -78,6 +90,7 @@ def _train(request, keras, tf, np, training):
             n_classes=int(request["n_classes"]), seed=int(request["seed"]))
     except training.learnable.CannotLearn as exc:
         return {"cannot_learn": _describe(exc).split(": ", 1)[-1]}
+    STAGE["now"] = "export"
     spec = [tf.TensorSpec((None, *request["layout"]), tf.float32)]
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -100,7 +113,8 @@ def main():
     try:
         report = _train(request, keras, tf, np, _training())
     except BaseException as exc:  # noqa: BLE001 - the student's class may raise anything
-        report = {"error": _describe(exc), "traceback": traceback.format_exc()[-2000:]}
+        report = {"error": _describe(exc), "stage": STAGE["now"],
+                  "traceback": traceback.format_exc()[-2000:]}
     _report(report)
     _say("DONE")
     return 0

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..model_inputs import SCALINGS, find_layout, layouts_text
+from ..scoring import TimedStatus
 
 
 class _Output:
@@ -244,7 +245,8 @@ def _retrained(obj: dict[str, Any], images: np.ndarray, folder: Path) -> dict[st
     try:
         view = savedmodel.open_export(Path(obj["retrained"]), {})
     except savedmodel.ExportError as exc:
-        return {"status": "found", "timed": {"status": "error", "message": str(exc)}}
+        return {"status": "found", "timed": {"status": TimedStatus.GRADER_FAILED,
+                                             "message": str(exc)}}
     if view.refused or _layer_kinds(view.description["layers"]) != \
             _layer_kinds(obj.get("expected_layers") or []):
         return {"status": "found", "timed": {"status": "error", "message": "the model the "
@@ -360,8 +362,8 @@ def _timed(design: dict[str, Any], layout: tuple[int, ...], images: np.ndarray,
     except (CarriesData, UnknownVariable, TooSlow) as exc:
         return {"status": "declined", "message": str(exc)}
     except Exception as exc:  # noqa: BLE001 - reported on this check, never the whole model
-        return {"status": "error", "message": f"the grader's training of this design failed: "
-                f"{type(exc).__name__}: {exc}"[:500]}
+        return {"status": TimedStatus.ERROR, "message": f"the grader's training of this design "
+                f"failed: {type(exc).__name__}: {exc}"[:500]}
 
 
 def _train_design(design: dict[str, Any], layout: tuple[int, ...], images: np.ndarray,

@@ -14,6 +14,7 @@ from typing import Any
 from jinja2 import ChainableUndefined, Environment, PackageLoader, select_autoescape
 
 from ..manual_scores import ta_grade
+from ..scoring import unscored
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -31,6 +32,8 @@ def clean(text: Any, limit: int = MAX_TEXT) -> str:
 
 
 def fmt_points(value: Any) -> str:
+    if value is None:  # not scored (a grader error), never shown as a number
+        return "—"
     try:
         return f"{float(value):g}"
     except (TypeError, ValueError):
@@ -248,5 +251,6 @@ def render_html(result: dict[str, Any]) -> str:
         r=result, checks=checks, models=model_views(result),
         error_views=views(result.get("cell_errors") or []),
         manual=[c for c in checks if c.get("status") == "manual"],
+        not_scored=unscored(checks),
         counts={s: sum(1 for c in checks if c.get("status") == s) for s in STATUS_ICON},
         percent=100 * float(result.get("score") or 0) / float(result.get("max_score") or 1))

@@ -23,6 +23,8 @@ from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from ..scoring import unscored
+
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # Run statuses where nothing was graded, left out of the class statistics: a student with no
 # (or no single) notebook gets 0 in the gradebook; one whose grading process failed or ran out
@@ -130,6 +132,11 @@ def flags(result: dict[str, Any], status: str) -> list[dict[str, str]]:
     if status in RUN_FLAGS:
         message = str((result.get("execution") or {}).get("message") or "")
         out.append({"kind": "run", "label": RUN_FLAGS[status], "title": message[:300]})
+    not_scored = unscored([c for c in result.get("checks") or [] if isinstance(c, dict)])
+    if not_scored and status not in NOT_GRADED:
+        out.append({"kind": "run", "label": "not scored yet",
+                    "title": f"the grader failed on {', '.join(not_scored)}: graded again on the "
+                             "next run, or a TA sets those checks' points"[:300]})
     if result.get("unchanged_starter") is True:
         out.append({"kind": "starter", "label": "unchanged starter",
                     "title": "the notebook's code cells are the starter's, as handed out"})
@@ -207,7 +214,7 @@ def render_summary(assignment: dict[str, Any], students: list[dict[str, Any]],
         status = run_status(result)
         rows.append({"student": str(entry["student"]), "score": _f(result.get("score")),
                      "max_score": _f(result.get("max_score")) or max_score, "status": status,
-                     "graded": status not in NOT_GRADED,
+                     "graded": status not in NOT_GRADED and result.get("score") is not None,
                      "cell_errors": len(result.get("cell_errors") or []),
                      "message": str((result.get("execution") or {}).get("message") or "")[:300],
                      "href": quote(str(entry["report"])) if entry.get("report") else None,
@@ -231,8 +238,10 @@ def render_summary(assignment: dict[str, Any], students: list[dict[str, Any]],
     return _environment().get_template("summary.html.j2").render(
         a=assignment, rows=rows, stats=stats, hist=histogram(scores, max_score),
         statuses=sorted(statuses.items()), checks=checks, struggles=struggles, orders=orders,
-        attention=[r for r in rows if r["status"] != "completed"],
+        attention=[r for r in rows if r["status"] != "completed" or not r["graded"]],
         no_submission=sum(1 for r in rows if r["status"] in NO_SUBMISSION),
         process_failed=sum(1 for r in rows if r["status"] in PROCESS_FAILED),
-        grader_failed=sum(1 for r in rows if r["status"] in GRADER_FAILED), generated=when,
+        grader_failed=sum(1 for r in rows if r["status"] in GRADER_FAILED
+                          or (r["status"] not in NOT_GRADED and not r["graded"])),
+        generated=when,
         skipped=list(skipped or []))

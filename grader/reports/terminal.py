@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..manual_scores import ta_grade
-from ..scoring import GradeResult
+from ..scoring import GradeResult, unscored
 from .cell_errors import ErrorView, views
 from .html import clean
 
@@ -82,6 +82,12 @@ def render(result: GradeResult | dict[str, Any], console: Console | None = None)
     if any(getattr(ta_grade(c), "override", False) for c in r.get("checks") or []):
         console.print("(TA): points set by a TA; the grader's own verdict is shown beneath",
                       style="dim", highlight=False)
+    not_scored = unscored(r.get("checks") or [])
+    if not_scored:
+        console.print(Text.assemble(("not scored yet", "bold red"), ": the grader failed on "
+                                    f"{', '.join(not_scored)}, not the notebook; grade it again "
+                                    "once that is fixed, or a TA sets those points"),
+                      soft_wrap=True)
     if execution.get("status") not in (None, "completed"):
         console.print(Text.assemble((f"notebook: {execution['status']}", "red"),
                                     f": {execution.get('message', '')}"), soft_wrap=True)
