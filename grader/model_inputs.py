@@ -17,6 +17,20 @@ SCALINGS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "standardized": lambda x: (x.astype("float32") - x.mean()) / (x.std() + 1e-7),
 }
 IMAGE_LAYOUTS = ((28, 28), (28, 28, 1), (784,))
+# Layers that only reshape or cast their input, passed over to find a model's first real step.
+_PASS_THROUGH = frozenset({"InputLayer", "Reshape", "Flatten", "Cast", "Permute"})
+
+
+def fed_scaling(layers: list[dict[str, Any]]) -> str:
+    """The pixels the grader's own training feeds a design (its layer descriptions): [0, 1],
+    as the homework asks, unless the design rescales its input itself (a leading Rescaling
+    layer, as Keras's guides teach): then as loaded, 0..255, which is what the student fed it,
+    so its first real layer sees what it saw in the student's training."""
+    for layer in layers:
+        kind = layer.get("class")
+        if kind not in _PASS_THROUGH:
+            return "raw" if kind == "Rescaling" else "unit"
+    return "unit"
 
 
 def find_layout(model: Any, hint: Any = None) -> tuple[int, ...] | None:

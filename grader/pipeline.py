@@ -21,6 +21,7 @@ from .execution import runner, sandbox as sandbox_mod, scratch as scratch_mod
 from .execution.limits import Limits
 from .execution.time_limits import TimeLimits
 from .harvest import artifacts
+from .model_inputs import SCALINGS, fed_scaling
 from .progress import Phase, Progress, notify
 from .scoring import (CELL_ERROR_NOTE, CheckResult, GradeResult, RunStatus, TimedStatus,
                       score_of, write_atomic)
@@ -291,7 +292,8 @@ def _retrain_one(room, worker, nb, name, obj, prepared, images, seed, budget, en
     layout = tuple(obj.input_layout or ())
     output = (obj.model["layers"] or [{}])[-1].get("output_shape") or [None, 10]
     n_classes = int(prepared.holdout_labels.max()) + 1
-    arrays = {"x": (x_train.astype("float32") / 255.0).reshape((len(x_train), *layout)),
+    scaling = fed_scaling(obj.model["layers"] or [])
+    arrays = {"x": SCALINGS[scaling](x_train).reshape((len(x_train), *layout)),
               "y": encode_labels(y_train, info.get("loss"), tuple(output), n_classes)}
     run = room.retrain(nb, class_name, arguments, info, layout, arrays,
                        {"epochs": budget.epochs, "batch_size": budget.batch_size, "seed": seed,

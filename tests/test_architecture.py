@@ -1,6 +1,7 @@
 """Layer normalisation and alignment: equivalent forms compare equal, differences are named."""
 
 from grader.checks.architecture import align, normalise
+from grader.model_inputs import fed_scaling
 
 
 def dense(units, activation="linear", shape=None):
@@ -24,6 +25,18 @@ def test_activation_layers_merge_into_their_dense_layer():
 def test_flatten_and_preflattened_input_are_equal():
     with_flatten = [{"class": "Flatten", "config": {}, "output_shape": [None, 784]}, *REFERENCE]
     assert normalise(with_flatten) == normalise(REFERENCE)
+
+
+def test_a_leading_rescaling_layer_is_the_homeworks_scaling_done_inside_the_model():
+    rescaling = {"class": "Rescaling", "config": {}, "output_shape": [None, 784]}
+    inside = [{"class": "InputLayer", "config": {}}, rescaling, *REFERENCE]
+    assert normalise(inside) == normalise(REFERENCE)
+    # and the grader's own training feeds such a model the pixels as loaded, as the student did
+    assert fed_scaling(inside) == "raw" and fed_scaling(REFERENCE) == "unit"
+    # one in the middle of the network is a layer the reference does not have
+    middle = [REFERENCE[0], rescaling, *REFERENCE[1:]]
+    assert [layer.kind for layer in normalise(middle)] == ["Dense", "Rescaling", "Dense", "Dense"]
+    assert fed_scaling(middle) == "unit"
 
 
 def test_activation_after_batchnorm_belongs_to_the_dense_layer():

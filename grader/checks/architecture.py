@@ -1,7 +1,8 @@
 """Normalise harvested layer lists and align them with the reference, layer by layer.
 
 Equivalent forms compare equal: `Dense(128, activation='relu')` and `Dense(128)` +
-`Activation('relu')`; an `InputLayer` or not; a `Flatten` (or `Reshape`) or pre-shaped inputs.
+`Activation('relu')`; an `InputLayer` or not; a `Flatten` (or `Reshape`) or pre-shaped inputs;
+pixels scaled before the model or by a leading `Rescaling` layer inside it (Keras's guides).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any
 
 # Layers that only reshape: not part of the layer-by-layer comparison.
 SHAPE_ONLY = {"InputLayer", "Flatten", "Reshape"}
+# Scaling the pixels, which the homework does before the model: skipped before any real layer.
+INPUT_SCALING = {"Rescaling"}
 # Layers that carry an activation of their own.
 WEIGHTED = {"Dense", "Conv1D", "Conv2D", "Conv3D", "SeparableConv2D", "DepthwiseConv2D",
             "Conv2DTranspose"}
@@ -86,7 +89,7 @@ def normalise(raw_layers: list[dict[str, Any]]) -> list[Layer]:
     layers: list[dict[str, Any]] = []
     for raw in raw_layers:
         kind = str(raw.get("class"))
-        if kind in SHAPE_ONLY:
+        if kind in SHAPE_ONLY or (kind in INPUT_SCALING and not layers):
             continue
         if kind in ACTIVATION_LAYERS:
             act = ACTIVATION_LAYERS[kind] or _activation(raw.get("activation"))

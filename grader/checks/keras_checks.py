@@ -359,6 +359,9 @@ def timed_training(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
             f"grader's cap of {run.get('cpu_cap', 0):.0f} "
             f"({run.get('cap_name', '[training] max_cpu_seconds')}, checked after every batch)"
             + (f" (the reference design needs {cost:.0f} here)" if cost is not None else ""))
+    if run.get("scaling") == "raw":
+        result.message += (". The grader fed it the pixels as loaded (0–255), since the model "
+                           "rescales them itself")
     for note in run.get("notes") or []:
         result.message += f". {note}"
     return result

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from ..model_inputs import SCALINGS
+
 MAX_MANIFEST_BYTES = 5 * 2**20
 MAX_PREDICTION_BYTES = 64 * 2**20
 MAX_EXPORT_BYTES = 256 * 2**20  # a Keras archive: an 8M-parameter CNN with Adam's state ~100 MB
@@ -176,6 +178,8 @@ def read_timed(timed: dict[str, Any], out_dir: Path, rows: int | None) -> dict[s
                                   "seconds_per_epoch", "cpu_seconds", "cpu_cap",
                                   "stopped_by_time", "loss", "train_accuracy", "where", "seconds",
                                   "seed", "cap_name") if k in timed}
+    if timed.get("scaling") in SCALINGS:  # the pixels the grader's training fed the design
+        keep["scaling"] = timed["scaling"]
     notes = timed.get("notes")
     if isinstance(notes, list):  # what the grader replaced in the design: text, bounded
         keep["notes"] = [str(n)[:300] for n in notes[:5]]

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..model_inputs import SCALINGS, find_layout, layouts_text
+from ..model_inputs import SCALINGS, fed_scaling, find_layout, layouts_text
 from ..scoring import TimedStatus
 
 
@@ -163,7 +163,8 @@ def _measure(obj: dict[str, Any], request: dict[str, Any], images: np.ndarray,
         return entry
     if obj.get("timed") and request.get("training"):  # declines models over its own cap
         entry["timed"] = _timed(entry["design"], layout, images, request["training"],
-                                folder / f"{obj['name']}.timed.npz")
+                                folder / f"{obj['name']}.timed.npz",
+                                fed_scaling(entry["model"]["layers"]))
     refusal = _over_cap(entry["model"]["total_params"], request)
     if refusal:
         entry["predict_error"] = refusal
@@ -254,12 +255,14 @@ def _retrained(obj: dict[str, Any], images: np.ndarray, folder: Path) -> dict[st
     if _untrained(view.trainable, obj.get("seed")):
         return {"status": "found", "timed": {**timed, "status": "cannot_learn", "message": "the "
                 "clean room's training left every weight where the grader started it"}}
-    x = SCALINGS["unit"](images).reshape((len(images), *view.layout))
+    scaling = fed_scaling(obj.get("expected_layers") or [])  # as the room's training was fed
+    x = SCALINGS[scaling](images).reshape((len(images), *view.layout))
     pred = np.concatenate([view.serve(x[i:i + 256]) for i in range(0, len(x), 256)])
     path = folder / f"{obj['name']}.timed.npz"
     np.savez(path, predictions=pred.reshape((len(images), -1)).astype("float32"))
     return {"status": "found", "timed": {**timed, "status": "trained", "where": "clean room",
-                                          "seed": obj.get("seed"), "predictions_file": path.name}}
+                                          "seed": obj.get("seed"), "predictions_file": path.name,
+                                          "scaling": scaling}}
 
 
 def _untrained(trainable: list[tuple[str, np.ndarray]], seed: Any) -> bool:
@@ -346,7 +349,7 @@ def _on_codes(model: Any, obj: dict[str, Any], images: np.ndarray, loaded: dict[
 
 
 def _timed(design: dict[str, Any], layout: tuple[int, ...], images: np.ndarray,
-           budget: dict[str, Any], path: Path) -> dict[str, Any]:
+           budget: dict[str, Any], path: Path, scaling: str = "unit") -> dict[str, Any]:
     """The grader's own training of a design, from the grader's starting weights, with a fixed
     seed. Whatever goes wrong here costs the timed-training check only: the model's other
     measurements stand."""
@@ -356,7 +359,7 @@ def _timed(design: dict[str, Any], layout: tuple[int, ...], images: np.ndarray,
     from ..training.timed_fit import TooSlow
 
     try:
-        return _train_design(design, layout, images, budget, path)
+        return _train_design(design, layout, images, budget, path, scaling)
     except CannotLearn as exc:
         return {"status": "cannot_learn", "message": str(exc)}
     except (CarriesData, UnknownVariable, TooSlow) as exc:
@@ -367,7 +370,7 @@ def _timed(design: dict[str, Any], layout: tuple[int, ...], images: np.ndarray,
 
 
 def _train_design(design: dict[str, Any], layout: tuple[int, ...], images: np.ndarray,
-                  budget: dict[str, Any], path: Path) -> dict[str, Any]:
+                  budget: dict[str, Any], path: Path, scaling: str) -> dict[str, Any]:
     import keras
 
     from ..training.design_data import strip
@@ -390,13 +393,13 @@ def _train_design(design: dict[str, Any], layout: tuple[int, ...], images: np.nd
         fresh, x_train=x_train, y_train=y_train, images=images, layout=layout, loss=loss,
         optimizer=optimizer, epochs=budget["epochs"], batch_size=budget["batch_size"],
         max_cpu_seconds=budget["max_cpu_seconds"], n_classes=budget["n_classes"],
-        seed=budget["seed"])
+        seed=budget["seed"], pixel_divisor=1.0 if scaling == "raw" else 255.0)
     if not result["weights_changed"]:
         return {"status": "cannot_learn", "message": "the grader's training left every weight "
                 "where it started", "loss": result["loss"]}
     np.savez(path, predictions=result.pop("predictions"))
     result.update(status="trained", where="grader", seed=budget["seed"],
-                  predictions_file=path.name, notes=notes)
+                  predictions_file=path.name, notes=notes, scaling=scaling)
     return result
 
 

@@ -151,18 +151,20 @@ def _changed(model: Any, start: dict[str, np.ndarray]) -> bool:
 
 def timed_fit(model: Any, *, x_train: np.ndarray, y_train: np.ndarray, images: np.ndarray,
               layout: tuple[int, ...], loss: Any, optimizer: Any, epochs: int, batch_size: int,
-              max_cpu_seconds: float, n_classes: int, seed: int) -> dict[str, Any]:
-    """Train an uncompiled model on the training subset (pixels scaled to [0, 1]) and predict
-    the holdout `images`; the measuring process's entry point."""
+              max_cpu_seconds: float, n_classes: int, seed: int,
+              pixel_divisor: float = 255.0) -> dict[str, Any]:
+    """Train an uncompiled model on the training subset (pixels divided by `pixel_divisor`:
+    [0, 1], or 0..255 with 1 for a model that rescales them itself) and predict the holdout
+    `images` the same way; the measuring process's entry point."""
     started, cpu_start = time.monotonic(), time.process_time()
     keras_seed(seed)  # before the model's first call creates its variables
-    x = x_train.astype("float32").reshape((len(x_train), *layout)) / 255.0
+    x = x_train.astype("float32").reshape((len(x_train), *layout)) / pixel_divisor
     probe = np.asarray(model(x[:2], training=False))
     y = encode_labels(y_train, loss_name(loss), probe.shape, n_classes)
     result = train(model, x, y, loss=loss, optimizer=optimizer, epochs=epochs,
                    batch_size=batch_size, max_cpu_seconds=max_cpu_seconds, n_classes=n_classes,
                    seed=seed)
-    holdout = images.astype("float32").reshape((len(images), *layout)) / 255.0
+    holdout = images.astype("float32").reshape((len(images), *layout)) / pixel_divisor
     pred = []
     for i in range(0, len(holdout), 256):
         used = time.process_time() - cpu_start
