@@ -72,7 +72,7 @@ def sample_result() -> dict:
          "points": 1.2, "max_points": 2, "status": "partial",
          "message": "measured 0.793 after 5 epochs of the grader's training (1.8 s/epoch); expected "
                     "at least 0.810 (partial credit between 0.455 and 0.810)",
-         "details": {"accuracy": 0.793, "threshold": 0.81}},
+         "details": {"accuracy": 0.793, "threshold": 0.81, "kind": "timed_training"}},
         {"id": "q2-1", "title": "2.1 Why does dropout help?", "points": 0.0, "max_points": 4,
          "status": "manual", "message": "awaiting TA grading; answer begins: Dropout <b>prevents</b>",
          "details": {"question": "2.1", "answer": "Dropout <b>prevents</b> co-adaptation.\n\n"

@@ -51,6 +51,7 @@ def run(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
         return CheckResult.error(spec, f"this grader has no check of kind {spec.kind!r}")
     try:
         result = fn(spec, ctx)
+        result.details.setdefault("kind", spec.kind)  # what reports draw it as, never its words
         if spec.object:  # reports group checks under the model they grade
             result.details.setdefault("object", spec.object)
         return result

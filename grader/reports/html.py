@@ -134,14 +134,11 @@ def model_views(result: dict[str, Any]) -> list[dict[str, Any]]:
         if gauge:
             view["gauges"].append({"check": check, **gauge})
             # The grader's own training run: its holdout accuracy goes on the curve's chart.
-            if curve or _TIMED.search(str(check.get("message", ""))):
+            if curve or (check.get("details") or {}).get("kind") == "timed_training":
                 view["timed_gauge"] = gauge
         if curve:
             view["curve"] = curve
     return list(views.values())
-
-
-_TIMED = re.compile(r"of the grader's training")
 
 
 def _empty_view(name: str | None, summary: Any) -> dict[str, Any]:
