@@ -324,6 +324,20 @@ def mlp_flatten_layer() -> nbformat.NotebookNode:
                "    layers.Dense(10, activation=\"softmax\"),\n])\nmodel.summary()"))
 
 
+def mlp_rescaling_layer() -> nbformat.NotebookNode:
+    """The pixels as loaded, scaled by a Rescaling layer inside the model, as Keras's image
+    guides teach: the grader's own training must feed it 0..255 too."""
+    return replace_cells(
+        reference(), prep=("X_dev = xdev.reshape((len(xdev), -1)).astype(\"float32\")\n"
+                           "X_test = xtest.reshape((len(xtest), -1)).astype(\"float32\")\n"
+                           "print(X_dev.min(), X_dev.max())"),
+        model=("from tensorflow import keras\nfrom tensorflow.keras import layers\n\n"
+               "model = keras.Sequential([\n    keras.Input(shape=(784,)),\n"
+               "    layers.Rescaling(1.0 / 255),\n    layers.Dense(128, activation=\"relu\"),\n"
+               "    layers.Dense(64, activation=\"relu\"),\n"
+               "    layers.Dense(10, activation=\"softmax\"),\n])\nmodel.summary()"))
+
+
 def mlp_colab_callbacks() -> nbformat.NotebookNode:
     """Trained as Colab users do: TensorBoard (with `%load_ext tensorboard` and `%tensorboard`),
     a checkpoint of the best epoch, a CSV log, BackupAndRestore and a tqdm progress bar."""
@@ -560,6 +574,9 @@ VARIANTS = {
             "the functional API, integer labels with the sparse loss", "correct")),
         "flatten-layer": (mlp_flatten_layer, _meta(
             "28x28 images and a Flatten layer instead of a reshape", "correct")),
+        "rescaling-layer": (mlp_rescaling_layer, _meta(
+            "pixels as loaded, scaled by a Rescaling layer inside the model", "correct",
+            "as Keras's image-classification guides teach")),
         "colab-callbacks": (mlp_colab_callbacks, _meta(
             "TensorBoard, ModelCheckpoint, CSVLogger, BackupAndRestore and tqdm callbacks, "
             "with Colab's %load_ext tensorboard and %tensorboard", "correct")),
