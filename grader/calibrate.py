@@ -43,7 +43,7 @@ from . import constraints
 from .errors import GraderError
 from .paths import PROJECT_ROOT
 from .pipeline import Harvest, Options, execute_and_harvest, score_harvest
-from .scoring import CheckStatus, write_atomic
+from .scoring import CheckStatus, RunStatus, TimedStatus, write_atomic
 from .spec import Assignment, CheckSpec
 
 DEFAULT_TOLERANCE = 0.03  # accuracy: the least margin below the lowest correct run
@@ -156,13 +156,13 @@ def _require_clean(harvest: Harvest, what: str, every_object: bool) -> None:
         first = harvest.record.cell_errors[0]
         raise CalibrationError(f"{what} raised in cell {first.cell + 1}: "
                                f"{first.ename}: {first.evalue}")
-    if harvest.record.status != "completed":
+    if harvest.record.status != RunStatus.COMPLETED:
         raise CalibrationError(f"{what} did not run to its end: {harvest.record.status} "
                                f"({harvest.record.message})")
     for name, obj in harvest.objects.items():
         if every_object and obj.status != "found":
             raise CalibrationError(f"{what} does not define `{name}` ({obj.status})")
-        if obj.timed and obj.timed.get("status") != "trained":
+        if obj.timed and obj.timed.get("status") != TimedStatus.TRAINED:
             raise CalibrationError(f"timed training of `{name}` in {what} failed: "
                                    f"{obj.timed.get('message')}")
 

@@ -13,6 +13,7 @@ import json
 from . import environment
 from .errors import GraderError
 from .pipeline import Options, grade
+from .scoring import CheckStatus
 from .spec import Assignment
 
 
@@ -33,7 +34,7 @@ def ensure_reference_scores_full_marks(assignment: Assignment, options: Options)
     if result.grader_error:
         raise GraderError(f"the reference solution could not be graded: "
                           f"{result.execution.get('message')}")
-    automatic = [c for c in result.checks if c.status != "manual"]  # a TA grades the rest
+    automatic = [c for c in result.checks if c.status != CheckStatus.MANUAL]  # a TA grades the rest
     lost = [c for c in automatic if c.points < c.max_points - 1e-9]
     if lost:
         got = sum(c.points for c in automatic)

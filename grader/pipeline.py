@@ -147,7 +147,7 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
     mode = sandbox_mod.resolve(options.sandbox)
     loaded = notebook.load(path)
     if loaded.error:
-        record = runner.ExecutionRecord(status="invalid_notebook", message=loaded.error)
+        record = runner.ExecutionRecord(status=RunStatus.INVALID_NOTEBOOK, message=loaded.error)
         return Harvest(loaded, record, {}, PreparedData({}, None, None, {}), started, mode)
     work = scratch_mod.create(path)
     measure_seconds, timed_bars, timed_costs, worker, room = 0.0, {}, {}, None, None
@@ -351,7 +351,7 @@ def measure_models(worker: measure.Worker, names: list[str],
                                                        if budget else 0))
     result = worker.measure(request, len(prepared.holdout_labels))
     for name, run in result.baselines.items():
-        if run.get("status") == "trained":
+        if run.get("status") == TimedStatus.TRAINED:
             have[name] = baselines.remember(assignment, name, data_key, seed,
                                             run["predictions"], prepared.holdout_labels,
                                             run.get("cpu_seconds"))
@@ -368,7 +368,7 @@ def grade(path: Path, assignment: Assignment, options: Options | None = None,
     options = options or Options()
     try:
         harvest = execute_and_harvest(path, assignment, options)
-        if harvest.record.status == "start_failed":  # student code never ran: ours to fix
+        if harvest.record.status == RunStatus.START_FAILED:  # student code never ran: ours to fix
             raise GraderError(harvest.record.message)
     except (GraderError, sandbox_mod.SandboxUnavailable) as exc:
         return grader_error_result(assignment, path, str(exc), started)
@@ -379,7 +379,7 @@ def grade(path: Path, assignment: Assignment, options: Options | None = None,
             f"internal error ({type(exc).__name__}: {exc})"
         return grader_error_result(assignment, path, cause, started)
     notify(options.progress, Phase.SCORE)
-    if executed_to is not None and harvest.record.status != "invalid_notebook":
+    if executed_to is not None and harvest.record.status != RunStatus.INVALID_NOTEBOOK:
         _write_executed(harvest.loaded.node, executed_to)
     return _score(harvest, assignment)
 
@@ -401,7 +401,7 @@ def score_harvest(harvest: Harvest, assignment: Assignment) -> GradeResult:
 def _score(harvest: Harvest, assignment: Assignment) -> GradeResult:
     t_grade = time.monotonic()
     record = harvest.record
-    if record.status == "invalid_notebook":
+    if record.status == RunStatus.INVALID_NOTEBOOK:
         results = _all_failed(assignment, record.message)
     else:
         ctx = GradingContext(harvest.objects, assignment.expected(), assignment.thresholds(),

@@ -14,7 +14,10 @@ SCHEMA_VERSION = 1
 
 
 class _Status(str, Enum):
-    """A status that is its own JSON value and compares equal to it."""
+    """A status that is its own JSON value and compares (and hashes) equal to it, so the plain
+    strings of a result.json read back are found in the sets below."""
+
+    __hash__ = str.__hash__
 
     def __str__(self) -> str:
         return self.value
@@ -38,6 +41,8 @@ class RunStatus(_Status):
     TIMEOUT = "timeout"
     KERNEL_DIED = "kernel_died"
     INVALID_NOTEBOOK = "invalid_notebook"
+    # The kernel never ran the student's code (the grader's to fix): graded as GRADER_ERROR.
+    START_FAILED = "start_failed"
     # The grader's own set-up failed (sandbox, interpreter, packages, dataset, its own
     # processes): nothing is scored, `grader check` exits 3, a rerun may fix it.
     GRADER_ERROR = "grader_error"
@@ -60,6 +65,17 @@ class TimedStatus(_Status):
     GRADER_FAILED = "grader_failed"
 
 
+# Run statuses where nothing was graded, the one definition the batch and every report use: a
+# student with no (or no single) notebook gets 0 in the gradebook; one whose grading process
+# failed or ran out of time, 0 in grades.csv (the notebook may have caused it) but no number in
+# the LMS exports; one the grader failed on, no number at all. The last two (RETRIED) are graded
+# again on the batch's next run.
+NO_SUBMISSION = frozenset({RunStatus.NO_NOTEBOOK, RunStatus.AMBIGUOUS})
+PROCESS_FAILED = frozenset({RunStatus.WORKER_FAILED, RunStatus.WORKER_TIMEOUT})
+GRADER_FAILED = frozenset({RunStatus.GRADER_ERROR})
+NOT_GRADED = NO_SUBMISSION | PROCESS_FAILED | GRADER_FAILED
+RETRIED = PROCESS_FAILED | GRADER_FAILED
+
 STATUSES = tuple(s.value for s in CheckStatus)
 
 # `cell_errors[].note` in result.json: a notebook as submitted (Colab's `google.colab`, an
@@ -76,7 +92,7 @@ class CheckResult:
     title: str
     points: float
     max_points: float
-    status: str
+    status: CheckStatus
     message: str
     details: dict[str, Any] = field(default_factory=dict)
 

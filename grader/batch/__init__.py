@@ -42,10 +42,11 @@ The modules, around one executor interface:
 
 from __future__ import annotations
 
+from ..scoring import NOT_GRADED, RETRIED
 from .gradebook import gradebook_csv, rebuild
 from .run import (EARLY_STOP_AFTER, BatchError, BatchGraderError, BatchOptions, BatchReport,
                   StudentOutcome, default_jobs, run, worker_timeout)
-from .store import NOT_GRADED, RETRIED, error_result, is_current, read_result, result_path
+from .store import error_result, is_current, read_result, result_path
 
 __all__ = ["EARLY_STOP_AFTER", "NOT_GRADED", "RETRIED", "BatchError", "BatchGraderError",
            "BatchOptions", "BatchReport", "StudentOutcome", "default_jobs", "error_result",

@@ -19,6 +19,8 @@ from typing import Any
 
 import nbformat
 
+from ..scoring import RunStatus
+
 FOLDER = "feedback"
 NOTE_TAG = "grader-note"
 MAX_QUOTED = 3000  # characters of an error message quoted in a note
@@ -56,7 +58,7 @@ def annotated(data: bytes | None, result: dict[str, Any]) -> str | None:
             notes.setdefault(cell, []).append(_error_note(error))
     execution = result.get("execution") or {}
     stop = _first_cell_not_run(nb)
-    if stop is not None and execution.get("status") in ("timeout", "kernel_died"):
+    if stop is not None and execution.get("status") in (RunStatus.TIMEOUT, RunStatus.KERNEL_DIED):
         notes.setdefault(stop, []).insert(0, _not_run_note(str(execution.get("message") or "")))
     for index in sorted(notes, reverse=True):
         nb.cells.insert(index, _note_cell(nb, "\n\n".join(notes[index])))

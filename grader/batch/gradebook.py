@@ -23,11 +23,11 @@ from typing import Any
 
 from rich.console import Console
 
-from ..scoring import write_atomic
+from ..scoring import RETRIED, write_atomic
 from ..spec import Assignment
 from .discovery import Skipped
 from .roster import RosterMatch
-from .store import RETRIED, read_result, result_path, status_of
+from .store import read_result, result_path, status_of
 
 CANVAS_STUDENT_COLUMNS = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
 

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
-from .store import NOT_GRADED
+from ..scoring import NOT_GRADED, RunStatus
 
 
 def progress_bar(console: Console) -> Progress:
@@ -36,7 +36,8 @@ class StudentLines:
         got = result.get("score")
         score = f"{'—' if got is None else format(float(got), 'g')}/" \
             f"{float(result.get('max_score') or 0):g}"
-        colour = "green" if status == "completed" else "red" if status in NOT_GRADED else "yellow"
+        colour = "green" if status == RunStatus.COMPLETED else \
+            "red" if status in NOT_GRADED else "yellow"
         secs = f"{seconds:7.1f} s" if seconds is not None else ""
         self.console.print(f"{escape(student):<{self.width}}  {score:>9}  "
                            f"[{colour}]{str(status):<16}[/]  {secs}", highlight=False,

@@ -352,7 +352,8 @@ def _record(batch: _Batch, item: _Todo, outcome: Outcome) -> StudentOutcome:
 
 def _stop_if_the_grader_is_broken(outcomes: list[StudentOutcome]) -> None:
     graded = [o for o in outcomes if o.action == "graded"]
-    if len(graded) == EARLY_STOP_AFTER and all(o.status == "grader_error" for o in graded):
+    if len(graded) == EARLY_STOP_AFTER and \
+            all(o.status == RunStatus.GRADER_ERROR for o in graded):
         raise BatchGraderError(f"the first {EARLY_STOP_AFTER} students all failed on the "
                                f"grader's side ({graded[-1].message}); stopped. Fix the cause "
                                "and run the same command again: nobody was scored.")

@@ -22,15 +22,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from .. import manual_scores
-from ..scoring import CheckResult, GradeResult, RunStatus, total, unscored, write_atomic
+from ..scoring import (NOT_GRADED, RETRIED, CheckResult, GradeResult, total, unscored,
+                       write_atomic)
 from ..spec import Assignment
 from . import feedback
 from .discovery import Submission, shown_name
 
-NOT_GRADED = (RunStatus.NO_NOTEBOOK, RunStatus.AMBIGUOUS, RunStatus.WORKER_FAILED,
-              RunStatus.WORKER_TIMEOUT, RunStatus.GRADER_ERROR)
-# Not cached: the next run tries again. grader_error results carry no score at all.
-RETRIED = (RunStatus.WORKER_FAILED, RunStatus.WORKER_TIMEOUT, RunStatus.GRADER_ERROR)
 
 
 def result_path(out: Path, student: str) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..scoring import CheckResult
+from ..scoring import CheckResult, CheckStatus
 from ..spec import CheckSpec
 from .context import GradingContext
 
@@ -57,5 +57,5 @@ def manual(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     else:
         first = answer.splitlines()[0][:100]
         message = f"awaiting TA grading; answer begins: {first}"
-    return CheckResult(spec.id, spec.title, 0.0, spec.points, "manual", message,
+    return CheckResult(spec.id, spec.title, 0.0, spec.points, CheckStatus.MANUAL, message,
                        {"question": question, "answer": answer or ""})

@@ -26,6 +26,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
 from ..progress import Phase, Progress, notify
+from ..scoring import RunStatus
 from . import confine, sandbox as sandbox_mod
 from .limits import LimitHit, Limits
 from .scratch import Scratch
@@ -74,7 +75,7 @@ class KernelConfig:
 
 @dataclass
 class ExecutionRecord:
-    status: str = "completed"  # completed | timeout | kernel_died | start_failed
+    status: RunStatus = RunStatus.COMPLETED  # or TIMEOUT, KERNEL_DIED, START_FAILED
     message: str = ""
     time_limit: TimeLimit | None = None  # the time limit that stopped a cell or the notebook
     cell_errors: list[CellError] = field(default_factory=list)
@@ -287,7 +288,7 @@ async def _execute(nb, scratch, times, kernel, harvest_code,
     try:
         confinement = _kernel_confinement(scratch, config_path, ipc, log_path, mounts, limits)
     except OSError as exc:
-        record.status = "start_failed"
+        record.status = RunStatus.START_FAILED
         record.message = f"the kernel could not start: its limits could not be set up ({exc})"
         return record
     # Unix sockets, not TCP: nothing else on the machine can reach the kernel, and it works
@@ -331,7 +332,7 @@ async def _execute(nb, scratch, times, kernel, harvest_code,
                 _note_hits(confinement, record, None, nb, died=False)
     except Exception as exc:  # kernel failed to start or vanished during shutdown
         if record.kernel_start_seconds == 0.0:
-            record.status = "start_failed"
+            record.status = RunStatus.START_FAILED
             record.message = f"the kernel could not start: {_first_line(exc)}"
             kernel_log.flush()
             said = _last_line(log_path)  # bwrap's or the launcher's words; no student code ran
@@ -364,8 +365,8 @@ def _note_hits(confinement: confine.Confinement, record: ExecutionRecord, index:
         hit.stopped = hit.stopped or died
         where = "" if index is not None else " while the grader inspected the variables"
         message = hit.message() + where
-        if died and record.status in ("completed", "kernel_died"):
-            record.status = "kernel_died"
+        if died and record.status in (RunStatus.COMPLETED, RunStatus.KERNEL_DIED):
+            record.status = RunStatus.KERNEL_DIED
             record.message = message
             died = False  # one explanation is enough
         elif message not in record.message:
@@ -398,7 +399,7 @@ async def _run_student_cells(client, nb, record, times: TimeLimits, confinement,
             # The margin lets nbclient interrupt a slow cell itself; past it the kernel is stuck.
             await asyncio.wait_for(client.async_execute_cell(cell, index), client.timeout + 30)
         except DeadKernelError:
-            record.status = "kernel_died"
+            record.status = RunStatus.KERNEL_DIED
             # What an earlier cell reached (a cap) stays: it may be why the kernel died now.
             earlier = f"; before that, {record.message}" if record.message else ""
             record.message = (f"the kernel died while running cell {index + 1} "
@@ -440,7 +441,7 @@ def _stopped(record: ExecutionRecord, limit: TimeLimit, index: int, rest: str = 
              in_cell: bool = False) -> None:
     """The run ended at `limit`, while cell `index` ran (`in_cell`) or before it started:
     "the notebook ran past its 120 s limit (--timeout 120) in cell 3; …"."""
-    record.status = "timeout"
+    record.status = RunStatus.TIMEOUT
     record.time_limit = limit
     if limit.scope is Scope.CELL:
         record.message = f"cell {index + 1} ran past {limit.describe()}{rest}"

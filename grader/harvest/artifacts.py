@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..model_inputs import SCALINGS
+from ..scoring import TimedStatus
 
 MAX_MANIFEST_BYTES = 5 * 2**20
 MAX_PREDICTION_BYTES = 64 * 2**20
@@ -184,12 +185,12 @@ def read_timed(timed: dict[str, Any], out_dir: Path, rows: int | None) -> dict[s
     if isinstance(notes, list):  # what the grader replaced in the design: text, bounded
         keep["notes"] = [str(n)[:300] for n in notes[:5]]
     name = timed.get("predictions_file")
-    if keep.get("status") == "trained":
+    if keep.get("status") == TimedStatus.TRAINED:
         arrays = load_numeric_arrays(out_dir / name) if isinstance(name, str) and "/" not in name else {}
         pred = arrays.get("predictions")
         if pred is None or pred.ndim != 2 or (rows and pred.shape[0] != rows):
-            return {"status": "error", "message": "the grader's training returned no usable "
-                    "predictions"}
+            return {"status": TimedStatus.GRADER_FAILED, "message": "the grader's training "
+                    "returned no usable predictions"}
         keep["predictions"] = np.nan_to_num(pred.astype("float64"))
     return keep
 

@@ -250,17 +250,17 @@ def _retrained(obj: dict[str, Any], images: np.ndarray, folder: Path) -> dict[st
                                              "message": str(exc)}}
     if view.refused or _layer_kinds(view.description["layers"]) != \
             _layer_kinds(obj.get("expected_layers") or []):
-        return {"status": "found", "timed": {"status": "error", "message": "the model the "
+        return {"status": "found", "timed": {"status": TimedStatus.ERROR, "message": "the model the "
                 "clean room trained is not the architecture the notebook exported"}}
     if _untrained(view.trainable, obj.get("seed")):
-        return {"status": "found", "timed": {**timed, "status": "cannot_learn", "message": "the "
+        return {"status": "found", "timed": {**timed, "status": TimedStatus.CANNOT_LEARN, "message": "the "
                 "clean room's training left every weight where the grader started it"}}
     scaling = fed_scaling(obj.get("expected_layers") or [])  # as the room's training was fed
     x = SCALINGS[scaling](images).reshape((len(images), *view.layout))
     pred = np.concatenate([view.serve(x[i:i + 256]) for i in range(0, len(x), 256)])
     path = folder / f"{obj['name']}.timed.npz"
     np.savez(path, predictions=pred.reshape((len(images), -1)).astype("float32"))
-    return {"status": "found", "timed": {**timed, "status": "trained", "where": "clean room",
+    return {"status": "found", "timed": {**timed, "status": TimedStatus.TRAINED, "where": "clean room",
                                           "seed": obj.get("seed"), "predictions_file": path.name,
                                           "scaling": scaling}}
 
@@ -361,9 +361,9 @@ def _timed(design: dict[str, Any], layout: tuple[int, ...], images: np.ndarray,
     try:
         return _train_design(design, layout, images, budget, path, scaling)
     except CannotLearn as exc:
-        return {"status": "cannot_learn", "message": str(exc)}
+        return {"status": TimedStatus.CANNOT_LEARN, "message": str(exc)}
     except (CarriesData, UnknownVariable, TooSlow) as exc:
-        return {"status": "declined", "message": str(exc)}
+        return {"status": TimedStatus.DECLINED, "message": str(exc)}
     except Exception as exc:  # noqa: BLE001 - reported on this check, never the whole model
         return {"status": TimedStatus.ERROR, "message": f"the grader's training of this design "
                 f"failed: {type(exc).__name__}: {exc}"[:500]}
@@ -378,12 +378,12 @@ def _train_design(design: dict[str, Any], layout: tuple[int, ...], images: np.nd
 
     params = design["total_params"]
     if params > budget["max_params"]:
-        return {"status": "declined", "message": f"the model has {params:,} parameters; the "
+        return {"status": TimedStatus.DECLINED, "message": f"the model has {params:,} parameters; the "
                 f"grader does not retrain models over {budget['max_params']:,}"}
     loss, optimizer = design.get("loss"), design.get("optimizer")
     if not loss or not optimizer:
-        return {"status": "error", "message": "the model was never compiled, so the grader does "
-                "not know which loss and optimizer to train it with"}
+        return {"status": TimedStatus.ERROR, "message": "the model was never compiled, so the "
+                "grader does not know which loss and optimizer to train it with"}
     config, notes = strip(design["config"])
     keras_seed(budget["seed"])  # before the weights are created
     fresh = keras.models.model_from_json(json.dumps(config))
@@ -395,10 +395,10 @@ def _train_design(design: dict[str, Any], layout: tuple[int, ...], images: np.nd
         max_cpu_seconds=budget["max_cpu_seconds"], n_classes=budget["n_classes"],
         seed=budget["seed"], pixel_divisor=1.0 if scaling == "raw" else 255.0)
     if not result["weights_changed"]:
-        return {"status": "cannot_learn", "message": "the grader's training left every weight "
+        return {"status": TimedStatus.CANNOT_LEARN, "message": "the grader's training left every weight "
                 "where it started", "loss": result["loss"]}
     np.savez(path, predictions=result.pop("predictions"))
-    result.update(status="trained", where="grader", seed=budget["seed"],
+    result.update(status=TimedStatus.TRAINED, where="grader", seed=budget["seed"],
                   predictions_file=path.name, notes=notes, scaling=scaling)
     return result
 

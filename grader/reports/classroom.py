@@ -36,6 +36,7 @@ from functools import reduce
 from typing import Any
 
 from ..manual_scores import is_override
+from ..scoring import RunStatus
 from .html import clean
 
 _STATUS = {"passed": "pass", "partial": "fail", "failed": "fail", "error": "error"}
@@ -102,13 +103,13 @@ def classroom_payload(result: dict[str, Any]) -> dict[str, Any]:
     unit = unit_of(graded)
     tests = [t for check in graded for t in _tests_of(check, unit, filename)]
     execution = (result.get("execution") or {}).get("status")
-    if execution == "grader_error":  # no points: an error test the job log shows, a rerun fixes
+    if execution == RunStatus.GRADER_ERROR:  # no points: an error test the job log shows, a rerun fixes
         tests.append({"name": "grader", "status": "error", "score": 0.0,
                       "message": _safe((result.get("execution") or {}).get("message")),
                       "test_code": "grader_error", "filename": filename, "line_no": 0,
                       "duration": 0})
     verdicts = {_STATUS[str(c.get("status"))] for c in graded} | {t["status"] for t in tests}
-    if execution not in (None, "completed") or "error" in verdicts:
+    if execution not in (None, RunStatus.COMPLETED) or "error" in verdicts:
         overall = "error"
     elif "fail" in verdicts:
         overall = "fail"

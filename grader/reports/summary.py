@@ -23,25 +23,19 @@ from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from ..scoring import unscored
+# Left out of the class statistics: the run statuses where nothing was graded (scoring.py).
+from ..scoring import (GRADER_FAILED, NO_SUBMISSION, NOT_GRADED, PROCESS_FAILED, CheckStatus,
+                       RunStatus, unscored)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-# Run statuses where nothing was graded, left out of the class statistics: a student with no
-# (or no single) notebook gets 0 in the gradebook; one whose grading process failed or ran out
-# of time, 0 in grades.csv (the notebook may have caused it) but no number in the LMS exports;
-# one the grader failed on, no number at all. The last two are graded again on the next run
-# (grader/batch/store.py's RETRIED).
-NO_SUBMISSION = frozenset({"no_notebook", "ambiguous"})
-PROCESS_FAILED = frozenset({"worker_failed", "worker_timeout"})
-GRADER_FAILED = frozenset({"grader_error"})
-NOT_GRADED = NO_SUBMISSION | PROCESS_FAILED | GRADER_FAILED
-CHECK_STATUSES = ("passed", "partial", "failed", "error", "manual")
+CHECK_STATUSES = tuple(CheckStatus)
 STRUGGLE_BELOW = 0.5  # a check whose mean share of points is under this is flagged
 # Run statuses a TA should look at, with the words the matrix shows for them.
-RUN_FLAGS = {"grader_error": "grader error", "timeout": "timeout", "worker_timeout": "timeout",
-             "kernel_died": "kernel died", "invalid_notebook": "invalid notebook",
-             "no_notebook": "no notebook", "ambiguous": "ambiguous", "worker_failed": "not graded",
-             "start_failed": "not graded"}
+RUN_FLAGS = {RunStatus.GRADER_ERROR: "grader error", RunStatus.TIMEOUT: "timeout",
+             RunStatus.WORKER_TIMEOUT: "timeout", RunStatus.KERNEL_DIED: "kernel died",
+             RunStatus.INVALID_NOTEBOOK: "invalid notebook", RunStatus.NO_NOTEBOOK: "no notebook",
+             RunStatus.AMBIGUOUS: "ambiguous", RunStatus.WORKER_FAILED: "not graded",
+             RunStatus.START_FAILED: "not graded"}
 
 
 def _f(value: Any) -> float:
@@ -238,7 +232,7 @@ def render_summary(assignment: dict[str, Any], students: list[dict[str, Any]],
     return _environment().get_template("summary.html.j2").render(
         a=assignment, rows=rows, stats=stats, hist=histogram(scores, max_score),
         statuses=sorted(statuses.items()), checks=checks, struggles=struggles, orders=orders,
-        attention=[r for r in rows if r["status"] != "completed" or not r["graded"]],
+        attention=[r for r in rows if r["status"] != RunStatus.COMPLETED or not r["graded"]],
         no_submission=sum(1 for r in rows if r["status"] in NO_SUBMISSION),
         process_failed=sum(1 for r in rows if r["status"] in PROCESS_FAILED),
         grader_failed=sum(1 for r in rows if r["status"] in GRADER_FAILED

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..manual_scores import ta_grade
-from ..scoring import GradeResult, unscored
+from ..scoring import GradeResult, RunStatus, unscored
 from .cell_errors import ErrorView, views
 from .html import clean
 
@@ -61,7 +61,7 @@ def render(result: GradeResult | dict[str, Any], console: Console | None = None)
     console = console or Console()
     r = result.as_dict() if isinstance(result, GradeResult) else result
     execution = r.get("execution") or {}
-    if execution.get("status") == "grader_error":
+    if execution.get("status") == RunStatus.GRADER_ERROR:
         console.print(Text.assemble((f"{r.get('assignment')}: not graded", "bold red"),
                                     f" ({r.get('notebook')}): {execution.get('message', '')}"),
                       soft_wrap=True)
@@ -88,7 +88,7 @@ def render(result: GradeResult | dict[str, Any], console: Console | None = None)
                                     f"{', '.join(not_scored)}, not the notebook; grade it again "
                                     "once that is fixed, or a TA sets those points"),
                       soft_wrap=True)
-    if execution.get("status") not in (None, "completed"):
+    if execution.get("status") not in (None, RunStatus.COMPLETED):
         console.print(Text.assemble((f"notebook: {execution['status']}", "red"),
                                     f": {execution.get('message', '')}"), soft_wrap=True)
     render_cell_errors(r.get("cell_errors") or [], console)
