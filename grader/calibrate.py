@@ -41,7 +41,7 @@ from .checks.autoencoder_checks import (code_accuracy_bar, code_size, mean_image
 from .checks.keras_checks import best_accuracy
 from . import constraints
 from .errors import GraderError
-from .paths import PROJECT_ROOT
+from . import paths
 from .pipeline import Harvest, Options, execute_and_harvest, score_harvest
 from .scoring import CheckStatus, write_atomic
 from .spec import Assignment, CheckSpec
@@ -251,8 +251,9 @@ def _portable(source: str | None) -> str | None:
     must not name one machine's folders."""
     if not source:
         return source
-    path, beside = Path(source).resolve(), PROJECT_ROOT.resolve().parent
-    return os.path.relpath(path, PROJECT_ROOT) if path.is_relative_to(beside) else str(path)
+    root = paths.course_root()
+    path, beside = Path(source).resolve(), root.parent
+    return os.path.relpath(path, root) if path.is_relative_to(beside) else str(path)
 
 
 def _variant(model: dict[str, Any], label: str) -> dict[str, Any]:

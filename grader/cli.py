@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from . import __version__, environment, notebook, spec
+from . import __version__, environment, notebook, paths, spec
 from .data.sources import DATASETS
 from .errors import GraderError
 from .execution.sandbox import SandboxUnavailable
@@ -50,6 +50,30 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
                         f"${DATA_DIR_VARIABLE})")
 
 
+def _add_course(p: argparse.ArgumentParser) -> None:
+    """--course, the same for every command that reads assignments: the folder holding the
+    course's assignments/<id>/ and reference/<id>/ (grader/paths.py). Its default comes from the
+    environment, as --data-dir's does."""
+    p.add_argument("--course", type=Path, default=None, metavar="DIR",
+                   help=f"the course folder, holding assignments/<id>/ and reference/<id>/ "
+                        f"(default: ${paths.COURSE_VARIABLE}, else "
+                        f"${paths.LEGACY_COURSE_VARIABLE}, else the grader's own checkout, "
+                        f"whose assignments are the bundled homework; `grader list` shows which)")
+
+
+def _use_course(args: argparse.Namespace) -> None:
+    """Apply --course before anything reads an assignment: a folder that is not there is a
+    usage error, never a silent fall-back to the grader's own assignments."""
+    folder = getattr(args, "course", None)
+    if folder is None:
+        return
+    if not folder.is_dir():
+        raise UsageError(f"--course {folder}: " + ("no such folder" if not folder.exists()
+                                                   else "not a folder") +
+                         " (a course folder holds assignments/<id>/ and reference/<id>/)")
+    paths.set_course(folder)
+
+
 def _seconds(text: str) -> float:
     """A time limit: a positive, finite number of seconds (argparse turns the error into exit 2)."""
     try:
@@ -64,6 +88,7 @@ def _seconds(text: str) -> float:
 def _add_grading_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--assignment", "-a", help="assignment id (default: the notebook's "
                    "metadata.grader.assignment)")
+    _add_course(p)
     _add_data_dir(p)
     p.add_argument("--full", action="store_true", help="run on the whole dataset, not the subset")
     p.add_argument("--timeout", type=_seconds, help="whole-notebook time limit in seconds")
@@ -79,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "its environment (a venv's) rather than the python3 on PATH")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("list", help="assignments, their checks and points")
+    listing = sub.add_parser("list", help="assignments, their checks and points, and the "
+                                          "course folder they come from")
+    _add_course(listing)
 
     check = sub.add_parser("check", help="grade one notebook")
     check.add_argument("notebook", type=Path)
@@ -157,12 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
                             "this grader's source with one assignment, to upload as a "
                             "Gradescope programming assignment's autograder.")
     bundle.add_argument("--assignment", "-a", required=True)
+    _add_course(bundle)
     bundle.add_argument("--out", "-o", type=Path, help="the zip (default: <id>-gradescope.zip)")
     bundle.add_argument("--check-args", default="", metavar="ARGS",
                         help="extra options for grader check, e.g. \"--timeout 600\"")
 
     cal = sub.add_parser("calibrate", help="record the reference's architecture and thresholds")
     cal.add_argument("--assignment", "-a", required=True)
+    _add_course(cal)
     _add_data_dir(cal)
     cal.add_argument("--runs", type=int, default=3, help="runs with different kernel seeds")
     cal.add_argument("--designs-only", action="store_true",
@@ -184,12 +213,18 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--out", "-o", type=Path, required=True)
     pub.add_argument("--assignment", "-a", action="append", metavar="ID",
                      help="publish this assignment (repeatable; default: all)")
+    _add_course(pub)
     return parser
 
 
 def cmd_list(args: argparse.Namespace, console: Console) -> int:
     """Every valid assignment; a broken spec is reported (exit 2) without hiding the others."""
+    folder = paths.assignments_dir()
     good, broken = spec.load_all()
+    console.print(f"assignments from: {folder} ({paths.course_origin()})"
+                  + ("" if good or broken else
+                     " — none there yet (docs/authoring.md: adding a homework)"),
+                  highlight=False, soft_wrap=True, markup=False)
     for a in good:
         console.print(f"[bold]{a.id}[/]  {a.title}  ({a.max_score:g} points)", highlight=False,
                       soft_wrap=True)
@@ -217,8 +252,9 @@ def _resolve_assignment(args: argparse.Namespace) -> spec.Assignment:
     if hint:
         if hint not in spec.available():
             raise UsageError(f"the notebook's metadata.grader.assignment names {hint!r}, which "
-                             f"this grader does not have (known: {', '.join(spec.available())})"
-                             ": pass --assignment ID")
+                             f"this grader does not have: pass --assignment ID, or "
+                             + spec.unknown_message(hint, paths.assignments_dir(),
+                                                    spec.available()))
         return spec.load(hint)
     why = (f"the notebook cannot be read: {loaded.error}" if loaded.node is None and loaded.error
            else "the notebook carries no metadata.grader.assignment")
@@ -548,7 +584,9 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=False)
     err = Console(stderr=True)
     try:
-        return COMMANDS[args.command](args, console)
+        with paths.course_kept():
+            _use_course(args)
+            return COMMANDS[args.command](args, console)
     except KeyboardInterrupt:
         err.print("grader: interrupted: nothing was written", highlight=False)
         return EXIT_INTERRUPTED
