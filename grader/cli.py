@@ -261,6 +261,21 @@ def _resolve_assignment(args: argparse.Namespace) -> spec.Assignment:
     raise UsageError(f"no assignment given: pass --assignment ID ({why})")
 
 
+def _refuse_uncalibrated(assignment: spec.Assignment) -> None:
+    """Grading an assignment `grader calibrate` has not run for would score every notebook with
+    checks erroring: refuse it, naming the command that fixes it."""
+    missing = assignment.calibration_missing()
+    if not missing:
+        return
+    # the option is this command's only: the variables reach `grader calibrate` by themselves
+    course = f" --course {paths.course_root()}" if paths.course_origin() == "--course" else ""
+    raise UsageError(f"{assignment.id} is not calibrated yet: no "
+                     f"{' or '.join(str(p) for p in missing)}. Run `grader calibrate -a "
+                     f"{assignment.id}{course}` first (it grades the reference solution "
+                     f"{assignment.reference} and its variants and records the architectures "
+                     "and bars the checks compare with; docs/authoring.md)")
+
+
 def _check_data_dir(data_dir: Path | None, assignment: spec.Assignment | None) -> None:
     """--data-dir must exist and hold the assignment's dataset: never fall back silently."""
     if data_dir is None:
@@ -290,6 +305,7 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     if not args.notebook.is_file():
         raise UsageError(f"no such file: {args.notebook}")
     assignment = _resolve_assignment(args)
+    _refuse_uncalibrated(assignment)
     _check_data_dir(args.data_dir, assignment)
     # Progress on stderr, on a terminal only: piped output and --json stay clean.
     progress = TerminalProgress(Console(stderr=True), enabled=not args.json)
@@ -354,6 +370,7 @@ def cmd_grade(args: argparse.Namespace, console: Console) -> int:
         assignment = spec.load(next(iter(hints)))
         console.print(f"assignment {assignment.id} (from the notebooks' metadata)",
                       highlight=False)
+    _refuse_uncalibrated(assignment)
     if not args.scheduler:  # on a cluster --data-dir is the workers' path: they check it
         _check_data_dir(args.data_dir, assignment)
     jobs = args.jobs if args.jobs is not None else batch.default_jobs()

@@ -159,6 +159,17 @@ class Assignment:
     def designs(self) -> dict[str, Any]:
         return _read_json(self.designs_path)
 
+    def calibration_missing(self) -> list[Path]:
+        """What `grader calibrate` writes that grading this assignment needs and is not there:
+        expected.json for any Keras object (architectures, compile settings), thresholds.json
+        for any check with a measured bar. Empty once calibrated (numpy-backprop needs neither)."""
+        needed = []
+        if any(o.kind == "keras" for o in self.objects):
+            needed.append(self.expected_path)
+        if any(c.kind in CALIBRATED_KINDS for c in self.checks):
+            needed.append(self.thresholds_path)
+        return [p for p in dict.fromkeys(needed) if not p.is_file()]
+
     def version_key(self) -> str:
         """Changes whenever the spec, expected architecture, thresholds or designs change."""
         digest = hashlib.sha256(self.spec_sha256.encode())
@@ -173,6 +184,9 @@ def _read_json(path: Path) -> dict[str, Any]:
         return {}
     return json.loads(path.read_text())
 
+
+# Check kinds whose bar `grader calibrate` records in thresholds.json (grader/calibrate.py).
+CALIBRATED_KINDS = ("accuracy", "timed_training", "reconstruction", "code_accuracy")
 
 MAX_LISTED_PROBLEMS = 12  # a file broken everywhere: the first few say enough
 

@@ -126,3 +126,46 @@ def test_the_installed_grader_reads_the_course_variable(course):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert f"assignments from: {course / 'assignments'} ($GRADER_COURSE)" in proc.stdout
+
+
+# --- an assignment not calibrated yet ------------------------------------------------------------
+
+@pytest.fixture
+def uncalibrated(course) -> Path:
+    for name in ("expected.json", "thresholds.json", "designs.json"):
+        (course / "reference" / "fashion-mlp" / name).unlink()
+    return course
+
+
+def test_check_refuses_an_uncalibrated_assignment_naming_the_fix(uncalibrated, tmp_path, capsys):
+    notebook = tmp_path / "hw.ipynb"
+    shutil.copy(REPO / "assignments" / "fashion-mlp" / "fashion-mlp.ipynb", notebook)
+    code, _, err = run(["check", notebook, "--course", uncalibrated, "--out", tmp_path / "r"],
+                       capsys)
+    assert code == 2
+    assert "fashion-mlp is not calibrated yet" in err
+    assert f"Run `grader calibrate -a fashion-mlp --course {uncalibrated}` first" in err
+    assert str(uncalibrated / "reference" / "fashion-mlp" / "expected.json") in err
+    assert not (tmp_path / "r").exists()  # nothing graded, nothing written
+
+
+def test_grade_refuses_an_uncalibrated_assignment(uncalibrated, tmp_path, monkeypatch, capsys):
+    (tmp_path / "subs").mkdir()
+    shutil.copy(REPO / "assignments" / "fashion-mlp" / "fashion-mlp.ipynb",
+                tmp_path / "subs" / "ann.ipynb")
+    monkeypatch.setenv(paths.COURSE_VARIABLE, str(uncalibrated))
+    code, _, err = run(["grade", tmp_path / "subs", "-a", "fashion-mlp", "--out",
+                        tmp_path / "out"], capsys)
+    assert code == 2 and "Run `grader calibrate -a fashion-mlp" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_bundled_assignments_are_calibrated():
+    for aid in spec.available():
+        assert spec.load(aid).calibration_missing() == [], aid
+
+
+def test_the_calibrated_kinds_are_calibrates_own():
+    from grader import calibrate
+
+    assert set(spec.CALIBRATED_KINDS) == set(calibrate.CALIBRATED) | set(calibrate.FIXED)
