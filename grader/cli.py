@@ -517,15 +517,30 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
 
         designs = record_designs(assignment, Options(data_dir=args.data_dir))
         console.print(f"wrote {assignment.designs_path}: "
-                      f"{', '.join(designs['objects']) or 'no retrained design'}")
+                      f"{', '.join(designs['objects']) or 'no retrained design'}; and "
+                      f"{assignment.reference_dir / 'constraints.txt'}", highlight=False,
+                      soft_wrap=True)
         return EXIT_OK
-    thresholds = calibrate(assignment, Options(data_dir=args.data_dir), runs=args.runs)
-    for name, metrics in thresholds["objects"].items():
+    from .variants import VariantError
+
+    try:
+        done = calibrate(assignment, Options(data_dir=args.data_dir), runs=args.runs)
+    except VariantError as exc:
+        raise UsageError(f"{exc} (docs/authoring.md: variants and their metadata)") from None
+    say = lambda text: console.print(text, highlight=False, soft_wrap=True, markup=False)  # noqa: E731
+    say(f"correct runs (the bars are set by them; each got full marks): "
+        f"{len(done.correct_runs)}")
+    for what in done.correct_runs:
+        say(f"  {what}")
+    say(f"wrong variants (each lost the checks its metadata names, and kept the others it "
+        f"names): {len(done.wrong_variants) or 'none in ' + str(assignment.reference_dir / 'variants')}")
+    for what in done.wrong_variants:
+        say(f"  {what}")
+    for name, metrics in done.thresholds["objects"].items():
         for metric, bar in metrics.items():
-            console.print(f"{name} {metric}: bar {bar['threshold']:.4f} ({bar['rule']}); "
-                          f"worst correct run: {bar['worst_correct']['run']} "
-                          f"{bar['worst_correct']['value']:.4f}", highlight=False)
-    console.print(f"wrote {assignment.expected_path} and {assignment.thresholds_path}")
+            say(f"bar: {name} {metric} {bar['threshold']:.4f} ({bar['rule']}); worst correct "
+                f"run: {bar['worst_correct']['run']} {bar['worst_correct']['value']:.4f}")
+    say("wrote: " + ", ".join(str(p) for p in done.written))
     return EXIT_OK
 
 
