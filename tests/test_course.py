@@ -169,3 +169,25 @@ def test_the_calibrated_kinds_are_calibrates_own():
     from grader import calibrate
 
     assert set(spec.CALIBRATED_KINDS) == set(calibrate.CALIBRATED) | set(calibrate.FIXED)
+
+
+def test_subset_fidelity_takes_any_assignment_of_the_course(course, monkeypatch):
+    import argparse
+    import importlib.util
+
+    loaded = importlib.util.spec_from_file_location("subset_fidelity",
+                                                    REPO / "bench" / "subset_fidelity.py")
+    bench = importlib.util.module_from_spec(loaded)
+    monkeypatch.setitem(sys.modules, "subset_fidelity", bench)  # its dataclasses look it up
+    loaded.loader.exec_module(bench)
+    shutil.copytree(course / "assignments" / "fashion-mlp", course / "assignments" / "mnist-mlp")
+    toml = course / "assignments" / "mnist-mlp" / "assignment.toml"
+    toml.write_text(toml.read_text().replace('id = "fashion-mlp"', 'id = "mnist-mlp"'))
+    parser = argparse.ArgumentParser()
+    with paths.course_kept():
+        chosen = bench.chosen_assignments(parser, argparse.Namespace(course=course,
+                                                                     assignment=["mnist-mlp"]))
+        assert [a.id for a in chosen] == ["mnist-mlp"]
+        every = bench.chosen_assignments(parser, argparse.Namespace(course=course,
+                                                                    assignment=None))
+        assert [a.id for a in every] == ["fashion-mlp", "mnist-mlp"]
