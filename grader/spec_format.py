@@ -137,6 +137,8 @@ OBJECT_KIND_MODELS: dict[str, type[ObjectTable]] = {
 # --- checks ---------------------------------------------------------------------------------------
 
 class CheckTable(Table):
+    """A [[checks]] entry: what earns points."""
+
     id: Slug = Field(description="unique within the assignment; a column of grades.csv")
     title: Text
     kind: str
@@ -147,6 +149,8 @@ class CheckTable(Table):
     # tables it needs.
     object_kind: ClassVar[str | None] = "keras"
     needs: ClassVar[tuple[str, ...]] = ()
+    # Keys the graded [[objects]] entry must set, with the value (the measurement it asks for).
+    object_needs: ClassVar[dict[str, Any]] = {}
 
 
 class ArchitectureCheck(CheckTable):
@@ -223,11 +227,15 @@ class NumpyOnlyCheck(CheckTable):
                                                "not import")
 
 
+class DropoutBehaviourCheck(CheckTable):
+    object_needs = {"probe_dropout": True}
+
+
 CHECK_KIND_MODELS: dict[str, type[CheckTable]] = {
     "layers": LayersCheck, "activations": ArchitectureCheck, "output_shapes": ArchitectureCheck,
     "param_count": ArchitectureCheck, "loss": CheckTable, "optimizer": OptimizerCheck,
     "accuracy": AccuracyCheck, "timed_training": TimedTrainingCheck,
-    "dropout_behaviour": CheckTable, "contains_layers": ContainsLayersCheck,
+    "dropout_behaviour": DropoutBehaviourCheck, "contains_layers": ContainsLayersCheck,
     "manual": ManualCheck, "reconstruction": ReconstructionCheck,
     "code_accuracy": CodeAccuracyCheck, "forward_pass": ToleranceCheck,
     "backward_pass": GradientCheck, "gradient_check": GradientCheck,
@@ -373,8 +381,16 @@ def _check_object(i: int, check: CheckTable, objects: dict[str, Any]) -> list[Pr
     if check.object is None:
         return [(("checks", i), f"object: field required (a {check.kind!r} check grades one "
                  f"of the [[objects]]: {_names(objects)})")]
-    return _reference(("checks", i, "object"), check.object, objects, want,
-                      f"a {check.kind!r} check")
+    problems = _reference(("checks", i, "object"), check.object, objects, want,
+                          f"a {check.kind!r} check")
+    obj = objects.get(check.object)
+    for key, value in type(check).object_needs.items():
+        if obj is not None and not problems and getattr(obj, key, None) != value:
+            problems.append((("checks", i, "object"), f"a {check.kind!r} check needs "
+                             f"{key} = {str(value).lower()} on the [[objects]] entry "
+                             f"{check.object!r}: without it the grader does not measure what "
+                             "the check grades"))
+    return problems
 
 
 def _reference(where: tuple[Any, ...], name: str | None, objects: dict[str, Any], kind: str,
