@@ -202,6 +202,28 @@ def build_parser() -> argparse.ArgumentParser:
                           "thresholds were calibrated in, or for an assignment with nothing "
                           "to calibrate")
 
+    new = sub.add_parser("new", help="write an assignment from a reference solution, then "
+                                     "calibrate it",
+                         description="Write assignments/ID/ (assignment.toml with the checks the "
+                         "reference's models call for, the starter with the solution cells "
+                         "stubbed) and reference/ID/ (the reference) into the course folder, "
+                         "then run grader calibrate -a ID. Edit points and titles afterwards "
+                         "(docs/authoring.md).",
+                         epilog="Solution cells: the lines between nbgrader's ### BEGIN SOLUTION "
+                         "and ### END SOLUTION where the reference has them, otherwise each cell "
+                         "that builds, compiles or trains a graded model.")
+    new.add_argument("id", help="the new assignment's id (its folder's name)")
+    new.add_argument("--from", dest="source", type=Path, required=True, metavar="NOTEBOOK",
+                     help="the reference solution")
+    new.add_argument("--title", help="the assignment's title (default: the notebook's first "
+                                     "heading)")
+    _add_course(new)
+    _add_data_dir(new)
+    new.add_argument("--runs", type=int, default=3, help="calibration runs of the reference "
+                                                         "(kernel seeds)")
+    new.add_argument("--no-calibrate", action="store_true",
+                     help="write the files only (then run grader calibrate -a ID)")
+
     pub = sub.add_parser("publish", help="write the grader for a GitHub Action repository, "
                                          "without any solution",
                          description="Write an action repository into OUT: action.yml, the "
@@ -503,8 +525,6 @@ def _fetch(names: list[str], console: Console) -> bool:
 
 
 def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
-    from .calibrate import calibrate
-
     assignment = spec.load(args.assignment)
     _check_data_dir(args.data_dir, assignment)
     if args.constraints_only:
@@ -521,10 +541,17 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
                       f"{assignment.reference_dir / 'constraints.txt'}", highlight=False,
                       soft_wrap=True)
         return EXIT_OK
+    return _calibrate(assignment, args.data_dir, args.runs, console)
+
+
+def _calibrate(assignment: spec.Assignment, data_dir: Path | None, runs: int,
+               console: Console) -> int:
+    """Every run and variant, and a report of what was used and written (calibrate, new)."""
+    from .calibrate import calibrate
     from .variants import VariantError
 
     try:
-        done = calibrate(assignment, Options(data_dir=args.data_dir), runs=args.runs)
+        done = calibrate(assignment, Options(data_dir=data_dir), runs=runs)
     except VariantError as exc:
         raise UsageError(f"{exc} (docs/authoring.md: variants and their metadata)") from None
     say = lambda text: console.print(text, highlight=False, soft_wrap=True, markup=False)  # noqa: E731
@@ -542,6 +569,26 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
                 f"run: {bar['worst_correct']['run']} {bar['worst_correct']['value']:.4f}")
     say("wrote: " + ", ".join(str(p) for p in done.written))
     return EXIT_OK
+
+
+def cmd_new(args: argparse.Namespace, console: Console) -> int:
+    from . import new
+
+    try:
+        written = new.create(args.id, args.source, args.title)
+    except new.NewError as exc:
+        raise UsageError(str(exc)) from None
+    say = lambda text: console.print(text, highlight=False, soft_wrap=True, markup=False)  # noqa: E731
+    say("wrote: " + ", ".join(str(p) for p in written))
+    assignment = spec.load(args.id)  # a spec it wrote that does not load is a bug: say so
+    for c in assignment.checks:
+        say(f"  {c.id:<28} {c.points:>5g}  {c.kind}")
+    say(f"{assignment.max_score:g} points; edit titles and points in {written[0]}")
+    if args.no_calibrate:
+        say(f"next: grader calibrate -a {args.id}")
+        return EXIT_OK
+    _check_data_dir(args.data_dir, assignment)
+    return _calibrate(assignment, args.data_dir, args.runs, console)
 
 
 def cmd_gradescope_bundle(args: argparse.Namespace, console: Console) -> int:
@@ -585,7 +632,7 @@ def cmd_publish(args: argparse.Namespace, console: Console) -> int:
 
 
 COMMANDS = {"list": cmd_list, "check": cmd_check, "grade": cmd_grade, "report": cmd_report,
-            "data": cmd_data, "calibrate": cmd_calibrate,
+            "data": cmd_data, "calibrate": cmd_calibrate, "new": cmd_new,
             "gradescope-bundle": cmd_gradescope_bundle, "publish": cmd_publish}
 
 

@@ -14,7 +14,7 @@ from grader import cli, paths, pipeline, spec
 
 REPO = Path(__file__).resolve().parent.parent
 # Every command that reads an assignment's spec or reference material.
-READS_ASSIGNMENTS = ("list", "check", "grade", "calibrate", "gradescope-bundle", "publish")
+READS_ASSIGNMENTS = ("list", "check", "grade", "calibrate", "gradescope-bundle", "publish", "new")
 
 
 @pytest.fixture(autouse=True)
