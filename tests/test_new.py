@@ -192,3 +192,24 @@ def test_a_new_homework_from_grader_new_to_a_graded_class(tmp_path, mnist_dir):
     assert result["score"] == result["max_score"] == 17, [
         (c["id"], c["status"], c["message"]) for c in result["checks"]]
     assert float(rows["bob"]["total"]) == 0
+
+    # A wrong variant: calibrate grades it and holds it to its metadata.
+    variants = course / "reference" / "mnist-mlp" / "variants"
+    variants.mkdir()
+    untrained = reference_notebook(variants / "untrained.ipynb", LOAD, BUILD,
+                                   TRAIN.split("\nhistory")[0], EVALUATE)
+    nb = nbformat.read(untrained, as_version=4)
+    nb.metadata["grader"] = {"assignment": "mnist-mlp", "variant": {
+        "label": "compiled, never trained", "verdict": "wrong",
+        "loses": ["model-accuracy"], "keeps": ["model-layers", "model-timed-training"]}}
+    nbformat.write(nb, untrained)
+    again = run("calibrate", "-a", "mnist-mlp", "--runs", "1", "--data-dir", str(mnist_dir))
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "'untrained' (compiled, never trained): loses model-accuracy" in again.stdout
+    nb.metadata["grader"]["variant"]["loses"] = ["model-accuracy", "model-layers"]
+    nb.metadata["grader"]["variant"]["keeps"] = []
+    nbformat.write(nb, untrained)
+    wrong = run("calibrate", "-a", "mnist-mlp", "--runs", "1", "--data-dir", str(mnist_dir))
+    assert wrong.returncode == 3
+    assert ("the wrong variant 'untrained' (compiled, never trained): model-layers passed, "
+            "but this variant must lose it") in " ".join(wrong.stderr.split())
