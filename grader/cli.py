@@ -544,6 +544,13 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
     return _calibrate(assignment, args.data_dir, args.runs, console)
 
 
+def _sayer(console: Console):
+    """Plain lines: paths and check ids are not rich markup."""
+    def say(text: str) -> None:
+        console.print(text, highlight=False, soft_wrap=True, markup=False)
+    return say
+
+
 def _calibrate(assignment: spec.Assignment, data_dir: Path | None, runs: int,
                console: Console) -> int:
     """Every run and variant, and a report of what was used and written (calibrate, new)."""
@@ -554,13 +561,14 @@ def _calibrate(assignment: spec.Assignment, data_dir: Path | None, runs: int,
         done = calibrate(assignment, Options(data_dir=data_dir), runs=runs)
     except VariantError as exc:
         raise UsageError(f"{exc} (docs/authoring.md: variants and their metadata)") from None
-    say = lambda text: console.print(text, highlight=False, soft_wrap=True, markup=False)  # noqa: E731
+    say = _sayer(console)
     say(f"correct runs (the bars are set by them; each got full marks): "
         f"{len(done.correct_runs)}")
     for what in done.correct_runs:
         say(f"  {what}")
+    none = f"none in {assignment.reference_dir / 'variants'}"
     say(f"wrong variants (each lost the checks its metadata names, and kept the others it "
-        f"names): {len(done.wrong_variants) or 'none in ' + str(assignment.reference_dir / 'variants')}")
+        f"names): {len(done.wrong_variants) or none}")
     for what in done.wrong_variants:
         say(f"  {what}")
     for name, metrics in done.thresholds["objects"].items():
@@ -578,7 +586,7 @@ def cmd_new(args: argparse.Namespace, console: Console) -> int:
         written = new.create(args.id, args.source, args.title)
     except new.NewError as exc:
         raise UsageError(str(exc)) from None
-    say = lambda text: console.print(text, highlight=False, soft_wrap=True, markup=False)  # noqa: E731
+    say = _sayer(console)
     say("wrote: " + ", ".join(str(p) for p in written))
     assignment = spec.load(args.id)  # a spec it wrote that does not load is a bug: say so
     for c in assignment.checks:

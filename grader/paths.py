@@ -84,8 +84,8 @@ def reference_dirs() -> list[Path]:
 
 def __getattr__(name: str) -> Path:
     """The former constants, read when asked for (tests and scripts import them)."""
-    if name == "PROJECT_ROOT":
-        return course_root()
+    if name == "PROJECT_ROOT":  # the checkout, as it was: its grader/ is the code
+        return PACKAGE_ROOT
     if name == "ASSIGNMENTS_DIR":
         return assignments_dir()
     if name == "REFERENCE_DIR":
