@@ -205,12 +205,15 @@ def unknown_message(assignment_id: str, root: Path, known: list[str]) -> str:
     """Where the grader looked for an assignment it does not have, and how to add one."""
     where = (f"{root} (from {paths.course_origin()})" if root == paths.assignments_dir()
              else str(root))
+    course = (f" --course {paths.course_root()}" if root == paths.assignments_dir()
+              and paths.course_origin() == "--course" else "")
     return (f"unknown assignment {assignment_id!r}: no {assignment_id}/assignment.toml in "
-            f"{where}; known there: {', '.join(known) or 'none'}. To add it, write "
+            f"{where}; known there: {', '.join(known) or 'none'}. To add it, run `grader new "
+            f"{assignment_id} --from REFERENCE.ipynb{course}`, or write "
             f"{root / assignment_id}/ with its assignment.toml and starter notebook, and "
             f"{root.parent / paths.REFERENCE / assignment_id}/ with the reference solution, then "
-            f"run `grader calibrate -a {assignment_id}` (docs/authoring.md); or point the grader "
-            "at the course that has it with --course DIR or $GRADER_COURSE")
+            f"run `grader calibrate -a {assignment_id}{course}` (docs/authoring.md); or point the "
+            "grader at the course that has it with --course DIR or $GRADER_COURSE")
 
 
 def load_all(root: Path | None = None) -> tuple[list[Assignment], list[SpecError]]:

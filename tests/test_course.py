@@ -105,7 +105,8 @@ def test_an_unknown_id_says_where_it_looked_and_how_to_add_it(course, capsys):
     assert (f"unknown assignment 'mnist-mlp': no mnist-mlp/assignment.toml in "
             f"{course / 'assignments'} (from --course); known there: fashion-mlp") in err
     assert f"write {course / 'assignments' / 'mnist-mlp'}/ with its assignment.toml" in err
-    assert "grader calibrate -a mnist-mlp" in err and "docs/authoring.md" in err
+    assert f"grader calibrate -a mnist-mlp --course {course}" in err and "docs/authoring.md" in err
+    assert f"grader new mnist-mlp --from REFERENCE.ipynb --course {course}" in err
 
 
 def test_the_sandbox_hides_the_courses_reference_and_the_graders_own(course, monkeypatch):
