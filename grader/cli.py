@@ -593,7 +593,9 @@ def cmd_new(args: argparse.Namespace, console: Console) -> int:
         say(f"  {c.id:<28} {c.points:>5g}  {c.kind}")
     say(f"{assignment.max_score:g} points; edit titles and points in {written[0]}")
     if args.no_calibrate:
-        say(f"next: grader calibrate -a {args.id}")
+        course = (f" --course {paths.course_root()}" if paths.course_origin() == "--course"
+                  else "")
+        say(f"next: grader calibrate -a {args.id}{course}")
         return EXIT_OK
     _check_data_dir(args.data_dir, assignment)
     return _calibrate(assignment, args.data_dir, args.runs, console)

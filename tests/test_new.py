@@ -114,7 +114,7 @@ def test_new_writes_the_folder_into_the_course(course, tmp_path, capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert code == 0, out
     toml = course / "assignments" / "mnist-mlp" / "assignment.toml"
-    assert f"wrote: {toml}" in out and "next: grader calibrate -a mnist-mlp" in out
+    assert f"wrote: {toml}" in out and f"next: grader calibrate -a mnist-mlp --course {course}" in out
     text = toml.read_text()
     assert kinds(text) == ["keras", "layers", "activations", "output_shapes", "param_count",
                            "loss", "optimizer", "dropout_behaviour", "accuracy",
