@@ -598,7 +598,12 @@ def cmd_new(args: argparse.Namespace, console: Console) -> int:
         say(f"next: grader calibrate -a {args.id}{course}")
         return EXIT_OK
     _check_data_dir(args.data_dir, assignment)
-    return _calibrate(assignment, args.data_dir, args.runs, console)
+    code = _calibrate(assignment, args.data_dir, args.runs, console)
+    retitled = new.retitle(written[0], new.measured_titles(assignment))
+    for c in spec.load(args.id).checks:
+        if c.id in retitled:
+            say(f"title of {c.id}: {c.title}")
+    return code
 
 
 def cmd_gradescope_bundle(args: argparse.Namespace, console: Console) -> int:

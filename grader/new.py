@@ -304,3 +304,50 @@ def _title(nb: nbformat.NotebookNode, aid: str) -> str:
             if found:
                 return found.group(1).strip()
     return aid
+
+
+def _layer_label(layer: dict) -> str:
+    config = layer.get("config") or {}
+    size = config.get("units") or config.get("filters") or config.get("rate")
+    return f"{layer['class']} {size}" if size is not None else str(layer["class"])
+
+
+def measured_titles(assignment) -> dict[str, str]:  # noqa: ANN001 - a spec.Assignment
+    """Titles naming what calibration measured on the reference (expected.json): the layers,
+    activations, parameter count and optimizer a student must match."""
+    objects = assignment.expected().get("objects") or {}
+    titles = {}
+    for check in assignment.checks:
+        found = (objects.get(check.object or "") or {}).get("variants") or []
+        if not found:
+            continue
+        reference = found[0]
+        layers = reference.get("layers") or []
+        if check.kind == "layers" and layers:
+            titles[check.id] = "Layers in order: " + " → ".join(_layer_label(l) for l in layers)
+        elif check.kind == "activations":
+            named = [l["activation"] for l in layers if l.get("activation") not in (None, "linear")]
+            if named:
+                titles[check.id] = "Activations: " + ", ".join(named)
+        elif check.kind == "param_count" and reference.get("total_params"):
+            titles[check.id] = f"Total parameters ({reference['total_params']:,})"
+        elif check.kind == "optimizer" and (reference.get("compile") or {}).get("optimizer"):
+            titles[check.id] = f"Optimizer is {reference['compile']['optimizer']}"
+    return titles
+
+
+def retitle(spec_path: Path, titles: dict[str, str]) -> list[str]:
+    """Replace the default title of each check `titles` names (one `grader new` wrote and the
+    instructor has not changed); returns the ids retitled."""
+    text = spec_path.read_text(encoding="utf-8")
+    done = []
+    for check_id, title in titles.items():
+        pattern = re.compile(rf'^(id = "{re.escape(check_id)}"\ntitle = )"([^"\n]*)"$',
+                             re.MULTILINE)
+        found = pattern.search(text)
+        if found and found.group(2).split(": ", 1)[-1] in TITLES.values():
+            text = text[:found.start()] + found.group(1) + _toml_string(title) + \
+                text[found.end():]
+            done.append(check_id)
+    spec_path.write_text(text, encoding="utf-8")
+    return done

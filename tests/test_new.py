@@ -114,7 +114,8 @@ def test_new_writes_the_folder_into_the_course(course, tmp_path, capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert code == 0, out
     toml = course / "assignments" / "mnist-mlp" / "assignment.toml"
-    assert f"wrote: {toml}" in out and f"next: grader calibrate -a mnist-mlp --course {course}" in out
+    assert f"wrote: {toml}" in out
+    assert f"next: grader calibrate -a mnist-mlp --course {course}" in out
     text = toml.read_text()
     assert kinds(text) == ["keras", "layers", "activations", "output_shapes", "param_count",
                            "loss", "optimizer", "dropout_behaviour", "accuracy",
@@ -174,6 +175,9 @@ def test_a_new_homework_from_grader_new_to_a_graded_class(tmp_path, mnist_dir):
                "--data-dir", str(mnist_dir))
     assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
     assert "correct runs" in made.stdout and "thresholds.json" in made.stdout
+    assert ("title of model-layers: Layers in order: Flatten → Dense 256 → Dropout 0.3 → Dense 10"
+            in made.stdout), made.stdout
+    assert "title of model-param-count: Total parameters (203,530)" in made.stdout
     for name in ("expected.json", "thresholds.json", "designs.json", "constraints.txt"):
         assert (course / "reference" / "mnist-mlp" / name).is_file(), name
     listed = run("list")
@@ -213,3 +217,32 @@ def test_a_new_homework_from_grader_new_to_a_graded_class(tmp_path, mnist_dir):
     assert wrong.returncode == 3
     assert ("the wrong variant 'untrained' (compiled, never trained): model-layers passed, "
             "but this variant must lose it") in " ".join(wrong.stderr.split())
+
+
+def test_titles_name_what_calibration_measured(course, tmp_path, capsys, monkeypatch):
+    source = reference_notebook(tmp_path / "ref.ipynb")
+    monkeypatch.setenv(paths.COURSE_VARIABLE, str(course))
+    spec_path, _, _ = new.create("mnist-mlp", source)
+    reference = course / "reference" / "mnist-mlp"
+    layers = [{"class": "Flatten", "output_shape": [None, 784], "params": 0, "config": {}},
+              {"class": "Dense", "output_shape": [None, 256], "params": 200960,
+               "activation": "relu", "config": {"units": 256}},
+              {"class": "Dropout", "output_shape": [None, 256], "params": 0,
+               "config": {"rate": 0.3}},
+              {"class": "Dense", "output_shape": [None, 10], "params": 2570,
+               "activation": "softmax", "config": {"units": 10}}]
+    (reference / "expected.json").write_text(json.dumps({"objects": {"model": {"variants": [
+        {"label": "reference", "total_params": 203530, "layers": layers,
+         "compile": {"loss": "sparse_categorical_crossentropy", "optimizer": "Adam"}}]}}}))
+    text = spec_path.read_text().replace('title = "Total parameters"',
+                                         'title = "Parameters, as the instructor put it"')
+    spec_path.write_text(text)
+    assignment = spec.load("mnist-mlp")
+    done = new.retitle(spec_path, new.measured_titles(assignment))
+    assert done == ["model-layers", "model-activations", "model-optimizer"]
+    titles = {c.id: c.title for c in spec.load("mnist-mlp").checks}
+    assert titles["model-layers"] == ("Layers in order: Flatten → Dense 256 → Dropout 0.3 → "
+                                      "Dense 10")
+    assert titles["model-activations"] == "Activations: relu, softmax"
+    assert titles["model-optimizer"] == "Optimizer is Adam"
+    assert titles["model-param-count"] == "Parameters, as the instructor put it"  # kept
