@@ -1,7 +1,12 @@
 """Benchmark: does subset mode give the verdicts the full data gives?
 
-Run by hand:  python3 bench/subset_fidelity.py [--assignment lenet5 ...] [--variant NAME ...]
-              [--modes subset,full] [--data-dir DIR] [--keep DIR] [--full-timeout SECONDS]
+Run by hand:  python3 bench/subset_fidelity.py [--assignment ID ...] [--course DIR]
+              [--variant NAME ...] [--modes subset,full] [--data-dir DIR] [--keep DIR]
+              [--full-timeout SECONDS]
+
+Any assignment of the course (--course DIR, else $GRADER_COURSE, as for `grader`) that reads a
+dataset; by default all of them. A new homework's subset size is chosen with it
+(docs/authoring.md: subset sizes).
 
 Grades each assignment's reference and its variants (reference/<id>/variants/, see
 grader/variants.py) in subset mode and with the whole dataset, and prints one line per grading
@@ -22,9 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from grader import notebook, pipeline, spec, variants  # noqa: E402
+from grader import notebook, paths, pipeline, spec, variants  # noqa: E402
 
-ASSIGNMENTS = ("fashion-mlp", "lenet5", "autoassociator", "mnist-cnn")
 REFERENCE = variants.Variant("reference", Path(), variants.VariantMeta(
     label="the reference solution", verdict=variants.Verdict.CORRECT))
 
@@ -39,7 +43,11 @@ class Graded:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--assignment", action="append", choices=ASSIGNMENTS)
+    parser.add_argument("--assignment", "-a", action="append", metavar="ID",
+                        help="this assignment (repeatable; default: every one with a dataset)")
+    parser.add_argument("--course", type=Path, metavar="DIR",
+                        help="the course folder holding assignments/ and reference/ (default: "
+                             "$GRADER_COURSE, as for grader)")
     parser.add_argument("--variant", action="append", help="only these (file stems; "
                         "'reference' for the reference)")
     parser.add_argument("--modes", default="subset,full")
@@ -49,9 +57,10 @@ def main() -> None:
                         help="seconds for a whole notebook, and for any one cell, in full mode")
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    assignments = chosen_assignments(parser, args)
     table = []
-    for aid in args.assignment or ASSIGNMENTS:
-        assignment = spec.load(aid)
+    for assignment in assignments:
+        aid = assignment.id
         chosen = [REFERENCE, *variants.load_all(assignment)]
         if args.variant:
             chosen = [v for v in chosen if v.name in args.variant]
@@ -70,6 +79,27 @@ def main() -> None:
     for row in table:
         print(f"{row['assignment']:<15} {row['variants']:>8} {row['agree']:>15} "
               + " ".join(f"{row['met'][m]:>17} {row['seconds'][m]:>9.0f}" for m in modes))
+
+
+def chosen_assignments(parser: argparse.ArgumentParser, args: argparse.Namespace
+                       ) -> list[spec.Assignment]:
+    """--assignment's, or every assignment of the course that reads a dataset (subset mode
+    means nothing to the others); an unknown or broken one ends the run with its message."""
+    if args.course is not None:
+        if not args.course.is_dir():
+            parser.error(f"--course {args.course}: no such folder")
+        paths.set_course(args.course)
+    try:
+        if args.assignment:
+            chosen = [spec.load(aid) for aid in dict.fromkeys(args.assignment)]
+        else:
+            chosen = [spec.load(aid) for aid in spec.available()]
+    except spec.SpecError as exc:
+        parser.error(str(exc))
+    without = [a.id for a in chosen if a.data is None]
+    if args.assignment and without:
+        parser.error(f"{', '.join(without)} read(s) no dataset: subset mode does not apply")
+    return [a for a in chosen if a.data is not None]
 
 
 def grade(assignment: spec.Assignment, variant: variants.Variant, mode: str,

@@ -22,7 +22,10 @@ variant of reference/<id>/variants/ (grader/variants.py), and each accepted alte
   spec as the trivial answer beaten by a margin (grader/checks/autoencoder_checks.py);
   calibration records every correct run against that bar and fails if one does not clear it.
 
-Last, every correct run is scored against the new files and must get full marks.
+Last, every correct run is scored against the new files and must get full marks, and every
+wrong variant is graded with them and must get the verdict its metadata gives: lose each check
+it names in `loses`, keep each it names in `keeps`. Calibration fails naming each variant that
+misses, after writing its files (so the instructor can look at what the bars were).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from .checks.autoencoder_checks import (code_accuracy_bar, code_size, mean_image
 from .checks.keras_checks import best_accuracy
 from . import constraints
 from .errors import GraderError
-from .paths import PROJECT_ROOT
+from . import paths
 from .pipeline import Harvest, Options, execute_and_harvest, score_harvest
 from .scoring import CheckStatus, RunStatus, TimedStatus, write_atomic
 from .spec import Assignment, CheckSpec
@@ -54,6 +57,16 @@ FIXED = {"reconstruction": "reconstruction", "code_accuracy": "code_accuracy"}
 
 class CalibrationError(GraderError):
     """The reference or a correct variant failed, or a correct run does not clear its bar."""
+
+
+@dataclass
+class Calibrated:
+    """What a calibration did: its bars, the files it wrote, and the notebooks it ran."""
+
+    thresholds: dict[str, Any]
+    written: list[Path] = field(default_factory=list)
+    correct_runs: list[str] = field(default_factory=list)  # what set the bars, in words
+    wrong_variants: list[str] = field(default_factory=list)  # graded to check their verdicts
 
 
 @dataclass
@@ -88,7 +101,10 @@ def _designs(assignment: Assignment, harvest: Harvest) -> dict[str, Any]:
 
 
 def calibrate(assignment: Assignment, options: Options, runs: int = 3,
-              tolerance: float = DEFAULT_TOLERANCE, command: str | None = None) -> dict[str, Any]:
+              tolerance: float = DEFAULT_TOLERANCE, command: str | None = None) -> Calibrated:
+    """Run every correct run, write the files, then grade every variant against them; raises
+    CalibrationError naming each run whose verdict is not the one it must get."""
+    all_variants = variants_mod.load_all(assignment)  # invalid metadata stops us before any run
     expected: dict[str, Any] = {"objects": {}}
     metrics: dict[tuple[str, str], Runs] = {}
     scored: list[tuple[str, Harvest]] = []  # correct runs that must get full marks
@@ -118,7 +134,7 @@ def calibrate(assignment: Assignment, options: Options, runs: int = 3,
                    ((o.model or {}).get("compile") or {}).get("train_steps", 0) > 0}
         for (name, metric), value in _values(assignment, harvest, trained).items():
             metrics.setdefault((name, metric), Runs()).others[label] = value
-    for variant in variants_mod.load_all(assignment):
+    for variant in all_variants:
         if not variant.correct:
             continue
         harvest = execute_and_harvest(variant.path, assignment, options)
@@ -141,14 +157,31 @@ def calibrate(assignment: Assignment, options: Options, runs: int = 3,
         problems += trouble
     write_atomic(assignment.expected_path, json.dumps(expected, indent=1) + "\n")
     write_atomic(assignment.thresholds_path, json.dumps(thresholds, indent=1) + "\n")
+    written = [assignment.expected_path, assignment.thresholds_path]
     if designs["objects"]:
         write_atomic(assignment.designs_path, json.dumps(designs, indent=1) + "\n")
-    constraints.write(assignment)
+        written.append(assignment.designs_path)
+    written.append(constraints.write(assignment))
     problems += _full_marks_problems(assignment, scored)
+    wrong = [v for v in all_variants if not v.correct]
+    for variant in wrong:  # graded as a student's notebook is, against the files just written
+        result = score_harvest(execute_and_harvest(variant.path, assignment, options),
+                               assignment)
+        problems += [f"the wrong variant {variant.name!r} ({variant.label}): {p}"
+                     for p in variants_mod.verdict_problems(variant, result)]
+    done = Calibrated(thresholds, written,
+                      correct_runs=[what for what, _ in scored] + [
+                          f"the accepted alternative {label!r} ({notebook.name})"
+                          for label, notebook in assignment.reference_variants],
+                      wrong_variants=[f"{v.name!r} ({v.label}): loses "
+                                      f"{', '.join(v.meta.loses)}" for v in wrong])
     if problems:
-        raise CalibrationError("calibration wrote its files, but correct runs do not get full "
-                               "marks with them:\n  " + "\n  ".join(problems))
-    return thresholds
+        raise CalibrationError(
+            "calibration wrote " + ", ".join(str(p) for p in written) + ", but these runs do not "
+            "get the verdict they must with them (a correct one full marks; a wrong one the loss "
+            "of the checks its metadata.grader.variant names in `loses`, and no other of those "
+            "in `keeps`):\n  " + "\n  ".join(problems))
+    return done
 
 
 def _require_clean(harvest: Harvest, what: str, every_object: bool) -> None:
@@ -241,7 +274,7 @@ def _full_marks_problems(assignment: Assignment, scored: list[tuple[str, Harvest
     problems = []
     for what, harvest in scored:
         result = score_harvest(harvest, assignment)
-        problems += [f"{what}: {c.id} {c.status}: {c.message}" for c in result.checks
+        problems += [f"{what} loses points: {c.id} {c.status}: {c.message}" for c in result.checks
                      if c.status not in (CheckStatus.PASSED, CheckStatus.MANUAL)]
     return problems
 
@@ -251,8 +284,9 @@ def _portable(source: str | None) -> str | None:
     must not name one machine's folders."""
     if not source:
         return source
-    path, beside = Path(source).resolve(), PROJECT_ROOT.resolve().parent
-    return os.path.relpath(path, PROJECT_ROOT) if path.is_relative_to(beside) else str(path)
+    root = paths.course_root()
+    path, beside = Path(source).resolve(), root.parent
+    return os.path.relpath(path, root) if path.is_relative_to(beside) else str(path)
 
 
 def _variant(model: dict[str, Any], label: str) -> dict[str, Any]:

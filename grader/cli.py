@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from . import __version__, environment, notebook, spec
+from . import __version__, environment, notebook, paths, spec
 from .data.sources import DATASETS
 from .errors import GraderError
 from .execution.sandbox import SandboxUnavailable
@@ -50,6 +50,30 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
                         f"${DATA_DIR_VARIABLE})")
 
 
+def _add_course(p: argparse.ArgumentParser) -> None:
+    """--course, the same for every command that reads assignments: the folder holding the
+    course's assignments/<id>/ and reference/<id>/ (grader/paths.py). Its default comes from the
+    environment, as --data-dir's does."""
+    p.add_argument("--course", type=Path, default=None, metavar="DIR",
+                   help=f"the course folder, holding assignments/<id>/ and reference/<id>/ "
+                        f"(default: ${paths.COURSE_VARIABLE}, else "
+                        f"${paths.LEGACY_COURSE_VARIABLE}, else the grader's own checkout, "
+                        f"whose assignments are the bundled homework; `grader list` shows which)")
+
+
+def _use_course(args: argparse.Namespace) -> None:
+    """Apply --course before anything reads an assignment: a folder that is not there is a
+    usage error, never a silent fall-back to the grader's own assignments."""
+    folder = getattr(args, "course", None)
+    if folder is None:
+        return
+    if not folder.is_dir():
+        raise UsageError(f"--course {folder}: " + ("no such folder" if not folder.exists()
+                                                   else "not a folder") +
+                         " (a course folder holds assignments/<id>/ and reference/<id>/)")
+    paths.set_course(folder)
+
+
 def _seconds(text: str) -> float:
     """A time limit: a positive, finite number of seconds (argparse turns the error into exit 2)."""
     try:
@@ -64,6 +88,7 @@ def _seconds(text: str) -> float:
 def _add_grading_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--assignment", "-a", help="assignment id (default: the notebook's "
                    "metadata.grader.assignment)")
+    _add_course(p)
     _add_data_dir(p)
     p.add_argument("--full", action="store_true", help="run on the whole dataset, not the subset")
     p.add_argument("--timeout", type=_seconds, help="whole-notebook time limit in seconds")
@@ -79,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "its environment (a venv's) rather than the python3 on PATH")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("list", help="assignments, their checks and points")
+    listing = sub.add_parser("list", help="assignments, their checks and points, and the "
+                                          "course folder they come from")
+    _add_course(listing)
 
     check = sub.add_parser("check", help="grade one notebook")
     check.add_argument("notebook", type=Path)
@@ -157,12 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
                             "this grader's source with one assignment, to upload as a "
                             "Gradescope programming assignment's autograder.")
     bundle.add_argument("--assignment", "-a", required=True)
+    _add_course(bundle)
     bundle.add_argument("--out", "-o", type=Path, help="the zip (default: <id>-gradescope.zip)")
     bundle.add_argument("--check-args", default="", metavar="ARGS",
                         help="extra options for grader check, e.g. \"--timeout 600\"")
 
     cal = sub.add_parser("calibrate", help="record the reference's architecture and thresholds")
     cal.add_argument("--assignment", "-a", required=True)
+    _add_course(cal)
     _add_data_dir(cal)
     cal.add_argument("--runs", type=int, default=3, help="runs with different kernel seeds")
     cal.add_argument("--designs-only", action="store_true",
@@ -172,6 +201,28 @@ def build_parser() -> argparse.ArgumentParser:
                           "reference/<id>/constraints.txt (no run): in the environment the "
                           "thresholds were calibrated in, or for an assignment with nothing "
                           "to calibrate")
+
+    new = sub.add_parser("new", help="write an assignment from a reference solution, then "
+                                     "calibrate it",
+                         description="Write assignments/ID/ (assignment.toml with the checks the "
+                         "reference's models call for, the starter with the solution cells "
+                         "stubbed) and reference/ID/ (the reference) into the course folder, "
+                         "then run grader calibrate -a ID. Edit points and titles afterwards "
+                         "(docs/authoring.md).",
+                         epilog="Solution cells: the lines between nbgrader's ### BEGIN SOLUTION "
+                         "and ### END SOLUTION where the reference has them, otherwise each cell "
+                         "that builds, compiles or trains a graded model.")
+    new.add_argument("id", help="the new assignment's id (its folder's name)")
+    new.add_argument("--from", dest="source", type=Path, required=True, metavar="NOTEBOOK",
+                     help="the reference solution")
+    new.add_argument("--title", help="the assignment's title (default: the notebook's first "
+                                     "heading)")
+    _add_course(new)
+    _add_data_dir(new)
+    new.add_argument("--runs", type=int, default=3, help="calibration runs of the reference "
+                                                         "(kernel seeds)")
+    new.add_argument("--no-calibrate", action="store_true",
+                     help="write the files only (then run grader calibrate -a ID)")
 
     pub = sub.add_parser("publish", help="write the grader for a GitHub Action repository, "
                                          "without any solution",
@@ -184,12 +235,18 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--out", "-o", type=Path, required=True)
     pub.add_argument("--assignment", "-a", action="append", metavar="ID",
                      help="publish this assignment (repeatable; default: all)")
+    _add_course(pub)
     return parser
 
 
 def cmd_list(args: argparse.Namespace, console: Console) -> int:
     """Every valid assignment; a broken spec is reported (exit 2) without hiding the others."""
+    folder = paths.assignments_dir()
     good, broken = spec.load_all()
+    console.print(f"assignments from: {folder} ({paths.course_origin()})"
+                  + ("" if good or broken else
+                     " — none there yet (docs/authoring.md: adding a homework)"),
+                  highlight=False, soft_wrap=True, markup=False)
     for a in good:
         console.print(f"[bold]{a.id}[/]  {a.title}  ({a.max_score:g} points)", highlight=False,
                       soft_wrap=True)
@@ -217,12 +274,28 @@ def _resolve_assignment(args: argparse.Namespace) -> spec.Assignment:
     if hint:
         if hint not in spec.available():
             raise UsageError(f"the notebook's metadata.grader.assignment names {hint!r}, which "
-                             f"this grader does not have (known: {', '.join(spec.available())})"
-                             ": pass --assignment ID")
+                             f"this grader does not have: pass --assignment ID, or "
+                             + spec.unknown_message(hint, paths.assignments_dir(),
+                                                    spec.available()))
         return spec.load(hint)
     why = (f"the notebook cannot be read: {loaded.error}" if loaded.node is None and loaded.error
            else "the notebook carries no metadata.grader.assignment")
     raise UsageError(f"no assignment given: pass --assignment ID ({why})")
+
+
+def _refuse_uncalibrated(assignment: spec.Assignment) -> None:
+    """Grading an assignment `grader calibrate` has not run for would score every notebook with
+    checks erroring: refuse it, naming the command that fixes it."""
+    missing = assignment.calibration_missing()
+    if not missing:
+        return
+    # the option is this command's only: the variables reach `grader calibrate` by themselves
+    course = f" --course {paths.course_root()}" if paths.course_origin() == "--course" else ""
+    raise UsageError(f"{assignment.id} is not calibrated yet: no "
+                     f"{' or '.join(str(p) for p in missing)}. Run `grader calibrate -a "
+                     f"{assignment.id}{course}` first (it grades the reference solution "
+                     f"{assignment.reference} and its variants and records the architectures "
+                     "and bars the checks compare with; docs/authoring.md)")
 
 
 def _check_data_dir(data_dir: Path | None, assignment: spec.Assignment | None) -> None:
@@ -254,6 +327,7 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     if not args.notebook.is_file():
         raise UsageError(f"no such file: {args.notebook}")
     assignment = _resolve_assignment(args)
+    _refuse_uncalibrated(assignment)
     _check_data_dir(args.data_dir, assignment)
     # Progress on stderr, on a terminal only: piped output and --json stay clean.
     progress = TerminalProgress(Console(stderr=True), enabled=not args.json)
@@ -324,6 +398,7 @@ def cmd_grade(args: argparse.Namespace, console: Console) -> int:
         assignment = spec.load(next(iter(hints)))
         console.print(f"assignment {assignment.id} (from the notebooks' metadata)",
                       highlight=False)
+    _refuse_uncalibrated(assignment)
     if not args.scheduler:  # on a cluster --data-dir is the workers' path: they check it
         _check_data_dir(args.data_dir, assignment)
     jobs = args.jobs if args.jobs is not None else batch.default_jobs()
@@ -456,8 +531,6 @@ def _fetch(names: list[str], console: Console) -> bool:
 
 
 def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
-    from .calibrate import calibrate
-
     assignment = spec.load(args.assignment)
     _check_data_dir(args.data_dir, assignment)
     if args.constraints_only:
@@ -470,16 +543,73 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
 
         designs = record_designs(assignment, Options(data_dir=args.data_dir))
         console.print(f"wrote {assignment.designs_path}: "
-                      f"{', '.join(designs['objects']) or 'no retrained design'}")
+                      f"{', '.join(designs['objects']) or 'no retrained design'}; and "
+                      f"{assignment.reference_dir / 'constraints.txt'}", highlight=False,
+                      soft_wrap=True)
         return EXIT_OK
-    thresholds = calibrate(assignment, Options(data_dir=args.data_dir), runs=args.runs)
-    for name, metrics in thresholds["objects"].items():
+    return _calibrate(assignment, args.data_dir, args.runs, console)
+
+
+def _sayer(console: Console):
+    """Plain lines: paths and check ids are not rich markup."""
+    def say(text: str) -> None:
+        console.print(text, highlight=False, soft_wrap=True, markup=False)
+    return say
+
+
+def _calibrate(assignment: spec.Assignment, data_dir: Path | None, runs: int,
+               console: Console) -> int:
+    """Every run and variant, and a report of what was used and written (calibrate, new)."""
+    from .calibrate import calibrate
+    from .variants import VariantError
+
+    try:
+        done = calibrate(assignment, Options(data_dir=data_dir), runs=runs)
+    except VariantError as exc:
+        raise UsageError(f"{exc} (docs/authoring.md: variants and their metadata)") from None
+    say = _sayer(console)
+    say(f"correct runs (the bars are set by them; each got full marks): "
+        f"{len(done.correct_runs)}")
+    for what in done.correct_runs:
+        say(f"  {what}")
+    none = f"none in {assignment.reference_dir / 'variants'}"
+    say(f"wrong variants (each lost the checks its metadata names, and kept the others it "
+        f"names): {len(done.wrong_variants) or none}")
+    for what in done.wrong_variants:
+        say(f"  {what}")
+    for name, metrics in done.thresholds["objects"].items():
         for metric, bar in metrics.items():
-            console.print(f"{name} {metric}: bar {bar['threshold']:.4f} ({bar['rule']}); "
-                          f"worst correct run: {bar['worst_correct']['run']} "
-                          f"{bar['worst_correct']['value']:.4f}", highlight=False)
-    console.print(f"wrote {assignment.expected_path} and {assignment.thresholds_path}")
+            say(f"bar: {name} {metric} {bar['threshold']:.4f} ({bar['rule']}); worst correct "
+                f"run: {bar['worst_correct']['run']} {bar['worst_correct']['value']:.4f}")
+    say("wrote: " + ", ".join(str(p) for p in done.written))
     return EXIT_OK
+
+
+def cmd_new(args: argparse.Namespace, console: Console) -> int:
+    from . import new
+
+    try:
+        written = new.create(args.id, args.source, args.title)
+    except new.NewError as exc:
+        raise UsageError(str(exc)) from None
+    say = _sayer(console)
+    say("wrote: " + ", ".join(str(p) for p in written))
+    assignment = spec.load(args.id)  # a spec it wrote that does not load is a bug: say so
+    for c in assignment.checks:
+        say(f"  {c.id:<28} {c.points:>5g}  {c.kind}")
+    say(f"{assignment.max_score:g} points; edit titles and points in {written[0]}")
+    if args.no_calibrate:
+        course = (f" --course {paths.course_root()}" if paths.course_origin() == "--course"
+                  else "")
+        say(f"next: grader calibrate -a {args.id}{course}")
+        return EXIT_OK
+    _check_data_dir(args.data_dir, assignment)
+    code = _calibrate(assignment, args.data_dir, args.runs, console)
+    retitled = new.retitle(written[0], new.measured_titles(assignment))
+    for c in spec.load(args.id).checks:
+        if c.id in retitled:
+            say(f"title of {c.id}: {c.title}")
+    return code
 
 
 def cmd_gradescope_bundle(args: argparse.Namespace, console: Console) -> int:
@@ -523,7 +653,7 @@ def cmd_publish(args: argparse.Namespace, console: Console) -> int:
 
 
 COMMANDS = {"list": cmd_list, "check": cmd_check, "grade": cmd_grade, "report": cmd_report,
-            "data": cmd_data, "calibrate": cmd_calibrate,
+            "data": cmd_data, "calibrate": cmd_calibrate, "new": cmd_new,
             "gradescope-bundle": cmd_gradescope_bundle, "publish": cmd_publish}
 
 
@@ -554,7 +684,9 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=False)
     err = Console(stderr=True)
     try:
-        return COMMANDS[args.command](args, console)
+        with paths.course_kept():
+            _use_course(args)
+            return COMMANDS[args.command](args, console)
     except KeyboardInterrupt:
         err.print("grader: interrupted: nothing was written", highlight=False)
         return EXIT_INTERRUPTED

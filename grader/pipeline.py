@@ -25,7 +25,7 @@ from .model_inputs import SCALINGS, fed_scaling
 from .progress import Phase, Progress, notify
 from .scoring import (CELL_ERROR_NOTE, CheckResult, GradeResult, RunStatus, TimedStatus,
                       score_of, write_atomic)
-from .paths import REFERENCE_DIR
+from . import paths
 from .spec import Assignment
 
 
@@ -94,13 +94,13 @@ def sandbox_mounts(options: Options, prepared: PreparedData, harvest_dir: Path
                    ) -> sandbox_mod.Mounts:
     """What the sandboxed kernel may write, may read, and must not see. It never gets the
     holdout: neither its labels nor its images."""
-    hidden = [REFERENCE_DIR, Path("/usr/share/datasets"), Path.home() / ".keras",
+    hidden = [*paths.reference_dirs(), Path("/usr/share/datasets"), Path.home() / ".keras",
               *prepared.sources, *options.hidden]
     if options.data_dir:
         hidden.append(options.data_dir.resolve())
     # The grader package the kernel imports (grader.kernel.boot): already readable where it is
     # installed, but a checkout under /tmp would be hidden by the sandbox's own /tmp.
-    readable = [runner.PROJECT_ROOT / "grader", *(Path(p) for p in prepared.student_npz.values())]
+    readable = [paths.PACKAGE_ROOT / "grader", *(Path(p) for p in prepared.student_npz.values())]
     return sandbox_mod.Mounts(writable=[harvest_dir], readable=readable, hidden=hidden)
 
 

@@ -21,11 +21,12 @@ from pathlib import Path
 import nbformat
 
 from . import starter as starter_mod
+from .paths import PACKAGE_ROOT
 from .spec import Assignment
 
 # This grader's own checkout (its source, pyproject.toml, action files), wherever GRADER_HOME
 # points the assignments.
-SOURCE_ROOT = Path(__file__).resolve().parent.parent
+SOURCE_ROOT = PACKAGE_ROOT
 
 # What grading reads from reference/<id>/ (grader/spec.py, baselines.py, gradescope setup.sh).
 CALIBRATION_FILES = ("expected.json", "thresholds.json", "designs.json", "constraints.txt")

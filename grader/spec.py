@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .paths import ASSIGNMENTS_DIR, REFERENCE_DIR
+from . import paths
 
 
 class SpecError(Exception):
@@ -133,7 +133,7 @@ class Assignment:
 
     @property
     def reference_dir(self) -> Path:
-        return REFERENCE_DIR / self.id
+        return paths.reference_dir() / self.id
 
     @property
     def expected_path(self) -> Path:
@@ -159,6 +159,17 @@ class Assignment:
     def designs(self) -> dict[str, Any]:
         return _read_json(self.designs_path)
 
+    def calibration_missing(self) -> list[Path]:
+        """What `grader calibrate` writes that grading this assignment needs and is not there:
+        expected.json for any Keras object (architectures, compile settings), thresholds.json
+        for any check with a measured bar. Empty once calibrated (numpy-backprop needs neither)."""
+        needed = []
+        if any(o.kind == "keras" for o in self.objects):
+            needed.append(self.expected_path)
+        if any(c.kind in CALIBRATED_KINDS for c in self.checks):
+            needed.append(self.thresholds_path)
+        return [p for p in dict.fromkeys(needed) if not p.is_file()]
+
     def version_key(self) -> str:
         """Changes whenever the spec, expected architecture, thresholds or designs change."""
         digest = hashlib.sha256(self.spec_sha256.encode())
@@ -174,19 +185,41 @@ def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+# Check kinds whose bar `grader calibrate` records in thresholds.json (grader/calibrate.py).
+CALIBRATED_KINDS = ("accuracy", "timed_training", "reconstruction", "code_accuracy")
+
 MAX_LISTED_PROBLEMS = 12  # a file broken everywhere: the first few say enough
 
 
-def load(assignment_id: str, root: Path = ASSIGNMENTS_DIR) -> Assignment:
+def load(assignment_id: str, root: Path | None = None) -> Assignment:
+    """The assignment `assignment_id` of the course (grader/paths.py), or of the folder `root`
+    holding assignments."""
+    root = paths.assignments_dir() if root is None else root
     known = available(root)
     if assignment_id not in known:
-        raise SpecError(f"unknown assignment {assignment_id!r} (known: "
-                        f"{', '.join(known) or 'none'})")
+        raise SpecError(unknown_message(assignment_id, root, known))
     return load_file(root / assignment_id / "assignment.toml")
 
 
-def load_all(root: Path = ASSIGNMENTS_DIR) -> tuple[list[Assignment], list[SpecError]]:
-    """Every assignment under `root`: the valid ones, and an error for each broken one."""
+def unknown_message(assignment_id: str, root: Path, known: list[str]) -> str:
+    """Where the grader looked for an assignment it does not have, and how to add one."""
+    where = (f"{root} (from {paths.course_origin()})" if root == paths.assignments_dir()
+             else str(root))
+    course = (f" --course {paths.course_root()}" if root == paths.assignments_dir()
+              and paths.course_origin() == "--course" else "")
+    return (f"unknown assignment {assignment_id!r}: no {assignment_id}/assignment.toml in "
+            f"{where}; known there: {', '.join(known) or 'none'}. To add it, run `grader new "
+            f"{assignment_id} --from REFERENCE.ipynb{course}`, or write "
+            f"{root / assignment_id}/ with its assignment.toml and starter notebook, and "
+            f"{root.parent / paths.REFERENCE / assignment_id}/ with the reference solution, then "
+            f"run `grader calibrate -a {assignment_id}{course}` (docs/authoring.md); or point the "
+            "grader at the course that has it with --course DIR or $GRADER_COURSE")
+
+
+def load_all(root: Path | None = None) -> tuple[list[Assignment], list[SpecError]]:
+    """Every assignment under `root` (default: the course's): the valid ones, and an error for
+    each broken one."""
+    root = paths.assignments_dir() if root is None else root
     good, broken = [], []
     for aid in available(root):
         try:
@@ -232,7 +265,7 @@ def _assignment(table: Any, folder: Path, sha: str) -> Assignment:
         version=str(table.version),
         folder=folder,
         starter=folder / table.starter,
-        reference=REFERENCE_DIR / aid / table.reference,
+        reference=paths.reference_dir() / aid / table.reference,
         limits=ExecutionLimits(**table.execution.model_dump()),
         data=DataSpec(**table.data.model_dump()) if table.data else None,
         training=TrainingSpec(**table.training.model_dump()) if table.training else None,
@@ -247,7 +280,7 @@ def _assignment(table: Any, folder: Path, sha: str) -> Assignment:
             for c in table.checks),
         spec_sha256=sha,
         reference_label=table.reference_label,
-        reference_variants=tuple((v.label, REFERENCE_DIR / aid / v.notebook)
+        reference_variants=tuple((v.label, paths.reference_dir() / aid / v.notebook)
                                  for v in table.reference_variants),
         packages=tuple(table.environment.packages),
     )
@@ -406,5 +439,6 @@ def _line_of(where: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int |
     return None
 
 
-def available(root: Path = ASSIGNMENTS_DIR) -> list[str]:
+def available(root: Path | None = None) -> list[str]:
+    root = paths.assignments_dir() if root is None else root
     return sorted(p.parent.name for p in root.glob("*/assignment.toml"))

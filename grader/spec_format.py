@@ -83,18 +83,22 @@ class ExecutionTable(Table):
 class DataTable(Table):
     dataset: str = Field(description="the dataset load_data() serves")
     seed: NonNegativeInt = Field(description="fixes the subset and the private holdout")
-    train_per_class: PositiveInt
-    test_per_class: PositiveInt
-    holdout_per_class: PositiveInt
+    train_per_class: PositiveInt = Field(description="training images per class load_data() "
+                                         "serves in subset mode (the subset size: see "
+                                         "docs/authoring.md)")
+    test_per_class: PositiveInt = Field(description="test images per class it serves")
+    holdout_per_class: PositiveInt = Field(description="private images per class the grader "
+                                           "measures accuracy on, drawn from the rest of the "
+                                           "training split")
 
 
 class TrainingTable(Table):
     """The grader's own training of each architecture: same budget and seed for everyone."""
 
-    epochs: PositiveInt = 5
-    batch_size: PositiveInt = 128
+    epochs: PositiveInt = Field(5, description="epochs of the grader's training of a design")
+    batch_size: PositiveInt = Field(128, description="its batch size")
     max_cpu_seconds: PositiveFloat = Field(600.0, description="CPU-seconds cap per model on the subset (a safety net: the budget is `epochs`); with --full it grows with the training images")
-    seed: NonNegativeInt = 0
+    seed: NonNegativeInt = Field(0, description="the seed of the grader's starting weights")
     max_params: PositiveInt = Field(20_000_000, description="above this the grader declines")
 
 
@@ -106,7 +110,7 @@ class EnvironmentTable(Table):
 
 
 class VariantTable(Table):
-    label: Text
+    label: Text = Field(description="what it does differently, as reports and calibrate name it")
     notebook: NotebookName = Field(description="relative to reference/<id>/")
 
 
@@ -115,7 +119,9 @@ class VariantTable(Table):
 class ObjectTable(Table):
     name: Identifier = Field(description="the variable's name in the student's notebook")
     kind: str = Field(description='"keras", or a module of grader/kernel/kinds/')
-    input_shape: list[PositiveInt] | None = None
+    input_shape: list[PositiveInt] | None = Field(None, description="the shape of one input "
+                                                  "(without the batch), where the model does "
+                                                  "not declare it")
 
 
 class KerasObject(ObjectTable):
@@ -137,16 +143,20 @@ OBJECT_KIND_MODELS: dict[str, type[ObjectTable]] = {
 # --- checks ---------------------------------------------------------------------------------------
 
 class CheckTable(Table):
+    """A [[checks]] entry: what earns points."""
+
     id: Slug = Field(description="unique within the assignment; a column of grades.csv")
-    title: Text
-    kind: str
-    points: PositiveFloat
+    title: Text = Field(description="what students read in their report")
+    kind: str = Field(description="one of the kinds below")
+    points: PositiveFloat = Field(description="full marks for this check")
     object: Identifier | None = Field(None, description="the [[objects]] entry it grades")
 
     # The kind of object the check grades ("none": it grades none; None: not known), and the
     # tables it needs.
     object_kind: ClassVar[str | None] = "keras"
     needs: ClassVar[tuple[str, ...]] = ()
+    # Keys the graded [[objects]] entry must set, with the value (the measurement it asks for).
+    object_needs: ClassVar[dict[str, Any]] = {}
 
 
 class ArchitectureCheck(CheckTable):
@@ -223,11 +233,15 @@ class NumpyOnlyCheck(CheckTable):
                                                "not import")
 
 
+class DropoutBehaviourCheck(CheckTable):
+    object_needs = {"probe_dropout": True}
+
+
 CHECK_KIND_MODELS: dict[str, type[CheckTable]] = {
     "layers": LayersCheck, "activations": ArchitectureCheck, "output_shapes": ArchitectureCheck,
     "param_count": ArchitectureCheck, "loss": CheckTable, "optimizer": OptimizerCheck,
     "accuracy": AccuracyCheck, "timed_training": TimedTrainingCheck,
-    "dropout_behaviour": CheckTable, "contains_layers": ContainsLayersCheck,
+    "dropout_behaviour": DropoutBehaviourCheck, "contains_layers": ContainsLayersCheck,
     "manual": ManualCheck, "reconstruction": ReconstructionCheck,
     "code_accuracy": CodeAccuracyCheck, "forward_pass": ToleranceCheck,
     "backward_pass": GradientCheck, "gradient_check": GradientCheck,
@@ -244,12 +258,14 @@ class FreeFormCheck(CheckTable):
 
 class AssignmentTable(Table):
     id: Slug = Field(description="the folder's name under assignments/")
-    title: Text
-    version: Text | int = "1"
+    title: Text = Field(description="shown by grader list and in reports")
+    version: Text | int = Field("1", description="part of every result's assignment_version; "
+                                "change it when the grading changes")
     starter: NotebookName = Field(description="the starter notebook, in the same folder")
     reference: NotebookName = Field(description="the reference solution, relative to "
                                     "reference/<id>/")
-    reference_label: Text = "reference"
+    reference_label: Text = Field("reference", description="the reference solution's name in "
+                                  "expected.json and reports")
     reference_variants: list[VariantTable] = Field(
         default_factory=list, description="other accepted solutions")
     execution: ExecutionTable = Field(default_factory=ExecutionTable)
@@ -373,8 +389,16 @@ def _check_object(i: int, check: CheckTable, objects: dict[str, Any]) -> list[Pr
     if check.object is None:
         return [(("checks", i), f"object: field required (a {check.kind!r} check grades one "
                  f"of the [[objects]]: {_names(objects)})")]
-    return _reference(("checks", i, "object"), check.object, objects, want,
-                      f"a {check.kind!r} check")
+    problems = _reference(("checks", i, "object"), check.object, objects, want,
+                          f"a {check.kind!r} check")
+    obj = objects.get(check.object)
+    for key, value in type(check).object_needs.items():
+        if obj is not None and not problems and getattr(obj, key, None) != value:
+            problems.append((("checks", i, "object"), f"a {check.kind!r} check needs "
+                             f"{key} = {str(value).lower()} on the [[objects]] entry "
+                             f"{check.object!r}: without it the grader does not measure what "
+                             "the check grades"))
+    return problems
 
 
 def _reference(where: tuple[Any, ...], name: str | None, objects: dict[str, Any], kind: str,

@@ -131,7 +131,7 @@ def test_publish_names_grader_source_that_is_an_answer(tmp_path, capsys):
 
 def run_published(root: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """The published grader, as `pip install` of the action repository would run it."""
-    env = {k: v for k, v in os.environ.items() if k != "GRADER_HOME"}
+    env = {k: v for k, v in os.environ.items() if k not in ("GRADER_HOME", "GRADER_COURSE")}
     env["PYTHONPATH"] = str(root)
     return subprocess.run([sys.executable, "-m", "grader.cli", *args], cwd=root, env=env,
                           capture_output=True, text=True, timeout=timeout)

@@ -187,6 +187,21 @@ def test_timed_training_without_a_training_table(home):
     assert "checks[7].kind: a 'timed_training' check needs a [training] table" in str(err)
 
 
+def test_a_dropout_check_needs_the_dropout_probe(home):
+    """Without probe_dropout the grader never measures the behaviour a dropout_behaviour check
+    grades: a correct notebook lost its points ("could not probe"). Now the spec says so."""
+    dropout = ('[[checks]]\nid = "model-dropout"\ntitle = "Dropout"\nkind = '
+               '"dropout_behaviour"\nobject = "model"\npoints = 1\n')
+    text, err = broken(home, lambda t: t + "\n" + dropout)
+    line = nth_line_containing(text, 'kind = "dropout_behaviour"', 0) + 1
+    assert (f"line {line}, checks[8].object: a 'dropout_behaviour' check needs "
+            "probe_dropout = true on the [[objects]] entry 'model'") in str(err)
+    path = home / BASE / "assignment.toml"
+    path.write_text(text.replace('name = "model"\nkind = "keras"\n',
+                                 'name = "model"\nkind = "keras"\nprobe_dropout = true\n'))
+    assert spec.load(BASE, home).checks[-1].kind == "dropout_behaviour"
+
+
 def test_every_problem_is_listed_in_file_order(home):
     def edit(t):
         return (t.replace("cell_timeout = 300", "cell_timout = 300")
@@ -210,7 +225,7 @@ def test_lines_after_a_multiline_array_are_right(tmp_path):
 
 
 def test_unknown_assignment_lists_the_known_ones():
-    with pytest.raises(spec.SpecError, match="unknown assignment 'nope' .known: autoassociator"):
+    with pytest.raises(spec.SpecError, match="unknown assignment 'nope': .* known there: autoassociator"):
         spec.load("nope")
     with pytest.raises(spec.SpecError, match="unknown assignment"):
         spec.load("../assignments/fashion-mlp")

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..execution import confine, sandbox as sandbox_mod
 from ..execution.limits import Limits
-from ..paths import REFERENCE_DIR
+from .. import paths
 from . import source as source_mod
 from .process import interpreter, LineReader, read_json, stop
 
@@ -215,7 +215,7 @@ def _command(room: Path) -> list[str]:
 def _confinement(room: Path, sandbox: str, hidden: tuple[Path, ...]) -> confine.Confinement:
     """The KERNEL view: site-packages (TensorFlow) and of the grader only what a student's kernel
     runs; the room's folder is all it may write."""
-    hide = [REFERENCE_DIR, Path("/usr/share/datasets"), Path.home() / ".keras", *hidden]
+    hide = [*paths.reference_dirs(), Path("/usr/share/datasets"), Path.home() / ".keras", *hidden]
     mounts = sandbox_mod.Mounts(writable=[room],
                                 hidden=[p.resolve() for p in hide if p.exists()],
                                 view=sandbox_mod.View.KERNEL)

@@ -36,7 +36,8 @@ from ..errors import GraderError
 from ..execution import confine, sandbox as sandbox_mod
 from ..execution.limits import Limits
 from ..harvest.artifacts import HarvestedObject, load_numeric_arrays
-from ..paths import PROJECT_ROOT, REFERENCE_DIR
+from .. import paths
+from ..paths import PACKAGE_ROOT
 from . import source as source_mod
 from .process import interpreter, LineReader, read_json, stop
 
@@ -251,13 +252,13 @@ def _forbidden_folders() -> list[Path]:
 def _grader_folders() -> list[Path]:
     """The grader's package and reference/, here and in any checkout beside this one, and the
     datasets: the clean room needs none of them."""
-    folders = [PROJECT_ROOT / "grader", REFERENCE_DIR, Path("/usr/share/datasets"),
+    folders = [PACKAGE_ROOT / "grader", *paths.reference_dirs(), Path("/usr/share/datasets"),
                Path.home() / ".keras"]
     try:
-        folders += [p / "grader" for p in PROJECT_ROOT.parent.iterdir()
-                    if p != PROJECT_ROOT and (p / "grader" / "checks").is_dir()]
-        folders += [p / "reference" for p in PROJECT_ROOT.parent.iterdir()
-                    if p != PROJECT_ROOT and (p / "reference").is_dir()]
+        folders += [p / "grader" for p in PACKAGE_ROOT.parent.iterdir()
+                    if p != PACKAGE_ROOT and (p / "grader" / "checks").is_dir()]
+        folders += [p / "reference" for p in PACKAGE_ROOT.parent.iterdir()
+                    if p != PACKAGE_ROOT and (p / "reference").is_dir()]
     except OSError:
         pass
     return [f.resolve() for f in folders if f.exists()]

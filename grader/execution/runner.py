@@ -25,6 +25,7 @@ from jupyter_client.kernelspec import KernelSpec
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
+from ..paths import PACKAGE_ROOT
 from ..progress import Phase, Progress, notify
 from ..scoring import RunStatus
 from . import confine, sandbox as sandbox_mod
@@ -32,7 +33,7 @@ from .limits import LimitHit, Limits
 from .scratch import Scratch
 from .time_limits import Scope, TimeLimit, TimeLimits
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = PACKAGE_ROOT  # the grader's code, which the kernel imports (not the course)
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # IPython's header of a notebook cell's frame: "Cell In[5], line 3".
 _CELL_FRAME = re.compile(r"^\s*Cell In\[(\d+)\], line (\d+)", re.M)

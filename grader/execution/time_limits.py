@@ -10,7 +10,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from ..paths import PROJECT_ROOT
+from ..paths import course_root
 
 
 class Scope(str, Enum):
@@ -78,6 +78,6 @@ class TimeLimits:
 def _shown(path: Path) -> str:
     """Relative to the project when inside it: the path a TA would edit."""
     try:
-        return str(path.resolve().relative_to(PROJECT_ROOT))
+        return str(path.resolve().relative_to(course_root()))
     except ValueError:
         return str(path)

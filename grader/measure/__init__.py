@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import GraderError
 from ..execution import confine, sandbox as sandbox_mod
 from ..execution.limits import Limits
-from ..execution.runner import PROJECT_ROOT
+from ..paths import PACKAGE_ROOT
 from ..harvest import artifacts
 from ..harvest.artifacts import HarvestedObject
 
@@ -51,7 +51,7 @@ class Measured:
 def worker_env(home: Path) -> dict[str, str]:
     """The same numeric settings as the student's kernel: results repeat run after run."""
     env = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL") if k in os.environ}
-    env.update(HOME=str(home), KERAS_HOME=str(home / ".keras"), PYTHONPATH=str(PROJECT_ROOT),
+    env.update(HOME=str(home), KERAS_HOME=str(home / ".keras"), PYTHONPATH=str(PACKAGE_ROOT),
                PYTHONHASHSEED="0", TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE_ONEDNN_OPTS="0",
                OMP_NUM_THREADS="2", TF_NUM_INTRAOP_THREADS="2", TF_NUM_INTEROP_THREADS="1")
     return env
