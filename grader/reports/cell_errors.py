@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .html import clean
+from .text import clean
 
 _STUDENT = re.compile(r"^\s*Cell In\[(\d+)\], line (\d+)(?:, in (.+))?\s*$")
 _LIBRARY = re.compile(r"^\s*File (.+?):(\d+)(?:, in (.+))?\s*$")

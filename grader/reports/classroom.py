@@ -37,7 +37,7 @@ from typing import Any
 
 from ..manual_scores import is_override
 from ..scoring import RunStatus
-from .html import clean
+from .text import clean
 
 _STATUS = {"passed": "pass", "partial": "fail", "failed": "fail", "error": "error"}
 MAX_MESSAGE = 2000

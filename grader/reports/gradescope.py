@@ -10,7 +10,7 @@ from typing import Any
 
 from ..manual_scores import is_override
 from .cell_errors import views
-from .html import clean, comparison_rows, fmt_points
+from .text import clean, comparison_rows, fmt_points
 
 MAX_OUTPUT = 8000  # Gradescope collapses a test's output; keep each one readable
 

@@ -1,51 +1,22 @@
 """report.html: one self-contained page (inline CSS and SVG, no scripts, no network).
 
 Everything from the result is escaped by Jinja's autoescape: messages, layer names, answers and
-tracebacks come from the student's notebook and are untrusted. The view helpers here (clean text,
-which model a check belongs to, training curves) are shared with the Markdown report.
+tracebacks come from the student's notebook and are untrusted. The view helpers here say which
+model a check belongs to and draw its training curves and gauges; the text every renderer shows
+alike (cleaned student text, points, shapes, icons, architecture rows) is in text.py.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 from jinja2 import ChainableUndefined, Environment, PackageLoader, select_autoescape
 
 from ..manual_scores import ta_grade
 from ..scoring import unscored
-
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-MAX_TEXT = 20_000  # per traceback / answer: a notebook can print megabytes
-
-STATUS_ICON = {"passed": "✅", "partial": "🟡", "failed": "❌", "error": "💥", "manual": "📝"}
-# The page uses symbols every common font has (headless browsers and printers lack emoji fonts).
-HTML_ICON = {"passed": "✓", "partial": "◐", "failed": "✗", "error": "⚠", "manual": "✎"}
-
-
-def clean(text: Any, limit: int = MAX_TEXT) -> str:
-    """Plain text: no terminal colour codes or control characters, bounded length."""
-    out = _CONTROL.sub("", _ANSI.sub("", str(text if text is not None else "")))
-    return out if len(out) <= limit else out[:limit] + f"\n… ({len(out) - limit:,} more characters)"
-
-
-def fmt_points(value: Any) -> str:
-    if value is None:  # not scored (a grader error), never shown as a number
-        return "—"
-    try:
-        return f"{float(value):g}"
-    except (TypeError, ValueError):
-        return "?"
-
-
-def fmt_shape(shape: Any) -> str:
-    """[None, 128] -> (None, 128), as Keras prints it."""
-    if isinstance(shape, (list, tuple)):
-        return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
-    return "" if shape is None else str(shape)
-
+from .cell_errors import views
+from .text import HTML_ICON, STATUS_ICON, clean, comparison_rows, fmt_points, fmt_shape
 
 def _numbers(values: Any) -> list[float]:
     if not isinstance(values, list):
@@ -91,24 +62,6 @@ def object_of(check: dict[str, Any], models: dict[str, Any]) -> str | None:
         return name
     with_layers = [n for n, m in models.items() if isinstance(m, dict) and m.get("layers")]
     return with_layers[0] if len(with_layers) == 1 else None
-
-
-def comparison_rows(check: dict[str, Any]) -> list[dict[str, Any]]:
-    """The `layers` check's expected-vs-found rows, each with what kind of difference it shows."""
-    d = check.get("details") or {}
-    rows = d.get("comparison") if isinstance(d, dict) else None
-    out = []
-    for n, row in enumerate(rows if isinstance(rows, list) else [], 1):
-        if not isinstance(row, dict):
-            continue
-        e, f = row.get("expected"), row.get("found")
-        kind = "extra" if e is None else "missing" if f is None else \
-            "match" if row.get("match") else "differs"
-        out.append({**row, "n": n, "kind": kind,
-                    "label_differs": kind == "differs" and e != f,
-                    "shape_differs": kind == "differs"
-                    and row.get("expected_shape") != row.get("found_shape")})
-    return out
 
 
 def model_views(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -241,8 +194,6 @@ def _environment() -> Environment:
 
 
 def render_html(result: dict[str, Any]) -> str:
-    from .cell_errors import views
-
     checks = result.get("checks") or []
     return _environment().get_template("report.html.j2").render(
         r=result, checks=checks, models=model_views(result),

@@ -15,7 +15,7 @@ from jinja2 import ChainableUndefined, Environment, PackageLoader
 
 from ..manual_scores import is_override
 from .cell_errors import views
-from .html import STATUS_ICON, clean, comparison_rows, fmt_points
+from .text import STATUS_ICON, clean, comparison_rows, fmt_points
 
 MAX_CELL = 300  # the reason column shows a first line; full text is in the details below
 MAX_BLOCK = 4000  # characters of one message, traceback or answer

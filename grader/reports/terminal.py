@@ -16,7 +16,7 @@ from rich.text import Text
 from ..manual_scores import ta_grade
 from ..scoring import GradeResult, RunStatus, unscored
 from .cell_errors import ErrorView, views
-from .html import clean
+from .text import clean
 
 _STYLE = {"passed": "green", "partial": "yellow", "failed": "red", "error": "red bold",
           "manual": "cyan"}
