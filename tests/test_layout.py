@@ -66,3 +66,44 @@ def test_the_checker_sees_a_violation():
     found = _imports(probe, "from ..measure import introspect\nfrom . import datasets\n")
     assert [_absolute(probe, m, level) for m, level in found] == ["grader.measure",
                                                                   "grader.kernel"]
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(GRADER.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """grader's modules and the grader modules each imports (nested imports included; `from
+    package import name` counts the submodule when `name` is one). A package importing its
+    own submodules (to expose them) is not an edge: that is how a package is made."""
+    paths = {_module_name(p): p for p in GRADER.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name in paths}
+            elif isinstance(node, ast.ImportFrom):
+                base = _absolute(path, node.module or "", node.level)
+                subs = {f"{base}.{a.name}" for a in node.names} & set(paths)
+                deps |= subs or ({base} & set(paths))
+        graph[name] = {d for d in deps if d != name and not d.startswith(name + ".")}
+    return graph
+
+
+def test_grader_modules_import_one_way():
+    """No import circle in the grader (issue 28): each module's imports lead away from it."""
+    graph = _import_graph()
+    circles = []
+    for start in sorted(graph):
+        seen, stack = set(), [(start, (start,))]
+        while stack:
+            here, trail = stack.pop()
+            for nxt in sorted(graph[here]):
+                if nxt == start:
+                    circles.append(" → ".join((*trail, start)))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, (*trail, nxt)))
+    assert not circles, circles[:5]
