@@ -29,6 +29,9 @@ OPTIONS = {
                         "names, strings and comments are filtered out (copydetect)"),
     "code_min_chars": (int, 120, "and the matching code is at least this many filtered "
                        "characters long (a few shared lines are not evidence)"),
+    "code_common": (float, 0.3, "ignore code that at least this fraction of the class's "
+                    "notebooks (and at least 3) have in common, like the starter's: what the "
+                    "homework dictates is no evidence"),
     "code_noise": (int, 25, "copydetect's noise threshold: matches shorter than this many "
                    "filtered characters are ignored"),
     "code_guarantee": (int, 30, "copydetect's guarantee threshold: matches this long are "
@@ -50,6 +53,7 @@ OPTIONS = {
 class Thresholds:
     code_similarity: float = OPTIONS["code_similarity"][1]
     code_min_chars: int = OPTIONS["code_min_chars"][1]
+    code_common: float = OPTIONS["code_common"][1]
     code_noise: int = OPTIONS["code_noise"][1]
     code_guarantee: int = OPTIONS["code_guarantee"][1]
     weights_distance: float = OPTIONS["weights_distance"][1]

@@ -94,8 +94,14 @@ def _current(student: Student) -> bool:
 
 def _code_pairs(students: list[Student], starter_code: str | None, t: Thresholds, pair) -> int:
     starter = code_mod.boilerplate(starter_code, t.code_noise)
+    coded = [s for s in students if s.code]
     prints = [code_mod.fingerprint(s.name, s.code, starter, t.code_noise, t.code_guarantee)
-              for s in students if s.code]
+              for s in coded]
+    common = _common_hashes(prints, t.code_common)
+    if len(common):  # the class's common code is boilerplate too
+        starter = np.union1d(starter, common)
+        prints = [code_mod.fingerprint(s.name, s.code, starter, t.code_noise, t.code_guarantee)
+                  for s in coded]
     index: dict[int, list[int]] = defaultdict(list)
     for i, nb in enumerate(prints):
         for h in nb.fingerprint.hashes:
@@ -121,12 +127,23 @@ def _code_pairs(students: list[Student], starter_code: str | None, t: Thresholds
                                            match.slices_a)
             p.code = match
             p.flags.append(Flag("code", (
-                f"{_pct(match.similarity_a)} of {p.a}'s own code (the starter's left out) "
+                f"{_pct(match.similarity_a)} of {p.a}'s own code (the starter's, and code "
+                f"most of the class shares, left out) "
                 f"matches {p.b}'s, and {_pct(match.similarity_b)} of {p.b}'s matches {p.a}'s, "
                 "with names, strings, comments and layout ignored: read the highlighted "
                 "code of both side by side below; renamed variables and reordered cells do "
                 "not hide a copy, so ask both to explain their code."), match.similarity))
     return compared
+
+
+def _common_hashes(prints: list[code_mod.Notebook], fraction: float) -> np.ndarray:
+    """Fingerprints at least `fraction` of the notebooks (and at least 3) hold."""
+    counts: dict[int, int] = defaultdict(int)
+    for nb in prints:
+        for h in nb.fingerprint.hashes:
+            counts[int(h)] += 1
+    least = max(3, int(np.ceil(fraction * len(prints))))
+    return np.array(sorted(h for h, n in counts.items() if n >= least), dtype=np.int64)
 
 
 def _pct(value: float) -> str:
