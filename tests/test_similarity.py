@@ -221,3 +221,20 @@ def test_the_store_keeps_evidence_beside_result_json_not_in_it(tmp_path: Path) -
     assert not list((tmp_path / "ann" / "feedback").glob("similarity*"))
     store.write({"batch": {"student": "ann"}, "checks": [], "notebook_sha256": "y"})
     assert not (tmp_path / "ann" / "similarity.json").exists()  # an old one goes
+
+
+def test_code_fingerprints_do_not_depend_on_pythons_hash_seed() -> None:
+    """copydetect's own k-gram hash is Python's salted hash(); ours is fixed, so two runs of the
+    batch flag the same pairs."""
+    import subprocess
+    import sys
+
+    program = ("import sys; sys.path.insert(0, 'tests'); from grader.similarity import code; "
+               "from similarity_class import honest_cells, notebook; "
+               "fp = code._fingerprint(code.code_text(notebook(None, honest_cells(1, 2))), 25, 6)"
+               "; print(sorted(int(h) for h in fp.hashes)[:20])")
+    runs = {subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                           check=True, env={**__import__("os").environ,
+                                            "PYTHONHASHSEED": seed}).stdout
+            for seed in ("1", "2")}
+    assert len(runs) == 1

@@ -10,7 +10,6 @@ are a set, so does reordering cells. Every k-gram of the starter's code is boile
 
 from __future__ import annotations
 
-import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,15 +70,46 @@ def read_code(path: Path) -> str | None:
     return code_text(loaded.node)
 
 
+def kgram_hashes(text: str, k: int) -> np.ndarray:
+    """A fixed polynomial hash of every k-gram (int64). copydetect hashes them with Python's
+    hash(), which is salted per process (PYTHONHASHSEED), so the fingerprints winnowing selects,
+    and the figures, changed from run to run; this one gives the same every run."""
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    n = len(codes) - k + 1
+    if n <= 0:
+        return np.array([], dtype=np.int64)
+    h = np.zeros(n, dtype=np.uint64)
+    base = np.uint64(1_000_003)
+    with np.errstate(over="ignore"):
+        for j in range(k):
+            h = h * base + codes[j:j + n]
+    return h.view(np.int64)
+
+
 def _fingerprint(text: str, noise: int, window: int, boilerplate: Any = None) -> Any:
+    """copydetect's CodeFingerprint of `text` as Python, built as its constructor does (its
+    filter, winnowing, boilerplate removal and token coverage) with kgram_hashes' hashes."""
     from copydetect import CodeFingerprint
+    from copydetect.utils import filter_code, get_token_coverage, winnow
 
     logging.getLogger().disabled, was = True, logging.getLogger().disabled
     try:
-        return CodeFingerprint("notebook.py", noise, window, boilerplate=boilerplate,
-                               fp=io.StringIO(text), language="python")
+        filtered, offsets = filter_code(text, "notebook.py", "python")
     finally:
         logging.getLogger().disabled = was
+    hashes, idx = winnow(kgram_hashes(filtered, noise), window_size=window,
+                         remove_duplicates=False)
+    if boilerplate is not None and len(boilerplate) > 0:
+        keep = ~np.isin(hashes, boilerplate)
+        hashes, idx = hashes[keep], idx[keep]
+    by_hash: dict[Any, list[int]] = {}
+    for value, i in zip(hashes, idx):
+        by_hash.setdefault(value, []).append(i)
+    fp = CodeFingerprint.__new__(CodeFingerprint)
+    fp.filename, fp.raw_code, fp.filtered_code, fp.offsets = "notebook.py", text, filtered, offsets
+    fp.hashes, fp.hash_idx, fp.k = set(hashes), by_hash, noise
+    fp.token_coverage = get_token_coverage(by_hash, noise, len(filtered))
+    return fp
 
 
 def boilerplate(starter_text: str | None, noise: int) -> np.ndarray:
