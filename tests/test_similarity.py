@@ -238,3 +238,41 @@ def test_code_fingerprints_do_not_depend_on_pythons_hash_seed() -> None:
                                             "PYTHONHASHSEED": seed}).stdout
             for seed in ("1", "2")}
     assert len(runs) == 1
+
+
+def test_the_same_code_explains_the_same_weights(tmp_path: Path) -> None:
+    """Under the grader's one seed, identical code (names aside) trains identical weights: a
+    class that all handed in the starter filled in with the same code flags nothing, and a
+    renamed copy is flagged for its code alone, its sentence saying the models match too."""
+    out, subs = tmp_path / "out", tmp_path / "subs"
+    subs.mkdir()
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 10, 2000)
+    same_weights, same_predictions = trained_weights(rng), holdout_predictions(rng, labels)
+    cells = honest_cells(2, 3)
+    notebooks = {}
+    for i in range(8):
+        student = f"s{i}"
+        path = subs / f"{student}.ipynb"
+        nbformat.write(notebook(STARTER, cells), str(path))
+        notebooks[student] = path
+        write_student(out, student, f"sha{i}", REFERENCE_LAYERS, same_weights,
+                      same_predictions)
+    assert write(out, FASHION, notebooks).flagged == 0
+    # two students of a class: one copies the other's code under new names
+    out2 = tmp_path / "out2"
+    own = {f"s{i}": honest_cells(i, 1) for i in range(4)}
+    own["s4"] = renamed_and_reordered(own["s0"])
+    notebooks = {}
+    for name, student_cells in own.items():
+        path = subs / f"two-{name}.ipynb"
+        nbformat.write(notebook(STARTER, student_cells), str(path))
+        notebooks[name] = path
+        copy = name in ("s0", "s4")
+        write_student(out2, name, f"sha-{name}", REFERENCE_LAYERS,
+                      same_weights if copy else trained_weights(rng),
+                      same_predictions if copy else holdout_predictions(rng, labels))
+    written = write(out2, FASHION, notebooks)
+    assert [(p.a, p.b, p.kinds) for p in written.analysis.pairs] == [("s0", "s4", ["code"])]
+    assert "weights and holdout predictions are the same" in \
+        written.analysis.pairs[0].flags[0].sentence

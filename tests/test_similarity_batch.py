@@ -94,8 +94,10 @@ def test_grade_writes_the_similarity_report(tmp_path, data_dir):
     print({k: (r["evidence"], r["code_similarity"], r["weights_distance"],
                r["prediction_agreement"]) for k, r in rows.items()})
     assert set(rows) == {("ann", "bob"), ("cat", "dan")}
-    # bob's renamed copy trains as ann's does under the grader's seed: the same weights too
-    assert "code" in rows[("ann", "bob")]["evidence"].split(";")
+    # bob's renamed copy trains as ann's does under the grader's seed: the same weights, which
+    # the same code explains, so the pair is flagged for its code and the sentence says so
+    assert rows[("ann", "bob")]["evidence"] == "code"
+    assert "weights and holdout predictions are the same" in rows[("ann", "bob")]["explanation"]
     assert rows[("cat", "dan")]["evidence"] == "weights;predictions"
     assert float(rows[("cat", "dan")]["weights_distance"]) == 0.0
     html = (out / "similarity.html").read_text()

@@ -42,6 +42,10 @@ OPTIONS = {
     "prediction_agreement": (float, 0.985, "flag two models whose labels on the grader's "
                              "private holdout agree on at least this fraction of the images "
                              "(documented default, not calibrated: see README)"),
+    "same_code": (float, 0.9, "do not flag identical weights or predictions of two notebooks "
+                  "whose whole code (the starter's included) matches at least this much both "
+                  "ways: the grader runs every notebook from the same seed, so the same code "
+                  "trains the same weights honestly"),
     "design_max_students": (int, 2, "flag a design (architecture and compile settings) that "
                             "at most this many students share and the reference does not use"),
     "design_min_class": (int, 6, "look for rare designs only in a class of at least this many "
@@ -58,6 +62,7 @@ class Thresholds:
     code_guarantee: int = OPTIONS["code_guarantee"][1]
     weights_distance: float = OPTIONS["weights_distance"][1]
     prediction_agreement: float = OPTIONS["prediction_agreement"][1]
+    same_code: float = OPTIONS["same_code"][1]
     design_max_students: int = OPTIONS["design_max_students"][1]
     design_min_class: int = OPTIONS["design_min_class"][1]
 

@@ -119,8 +119,8 @@ def boilerplate(starter_text: str | None, noise: int) -> np.ndarray:
     return np.array(sorted(_fingerprint(starter_text, noise, 1).hashes), dtype=np.int64)
 
 
-def fingerprint(student: str, text: str, starter: np.ndarray, noise: int, guarantee: int
-                ) -> Notebook:
+def fingerprint(student: str, text: str, starter: np.ndarray | None, noise: int,
+                guarantee: int) -> Notebook:
     return Notebook(student, text, _fingerprint(text, noise, max(1, guarantee - noise + 1),
                                                 starter))
 

@@ -77,11 +77,33 @@ def analyse(students: list[Student], starter_code: str | None, expected: dict[st
     _weight_pairs(evidence, t, pair)
     _prediction_pairs(evidence, t, pair)
     _design_pairs(students, expected, t, pair)
+    _explained_by_the_same_code(pairs.values(), {s.name: s.code for s in students}, t)
     flagged = [p for p in pairs.values() if p.flags]
     for p in flagged:
         p.flags.sort(key=lambda f: (KINDS.index(f.kind), f.model or ""))
     flagged.sort(key=lambda p: (min(KINDS.index(k) for k in p.kinds), p.a, p.b))
     return Analysis(flagged, len(students), compared, len(evidence), t)
+
+
+def _explained_by_the_same_code(pairs, codes: dict[str, str | None], t: Thresholds) -> None:
+    """The grader runs every notebook from the same seed, so two notebooks with the same code
+    (names aside: all of it, the starter's included) train the same weights and give the same
+    predictions honestly. Their weights and predictions flags are dropped; when their code is
+    flagged, its sentence says the models are the same too."""
+    for p in pairs:
+        model = [f for f in p.flags if f.kind in ("weights", "predictions")]
+        if not model or not codes.get(p.a) or not codes.get(p.b):
+            continue
+        a = code_mod.fingerprint(p.a, codes[p.a], None, t.code_noise, t.code_guarantee)
+        b = code_mod.fingerprint(p.b, codes[p.b], None, t.code_noise, t.code_guarantee)
+        whole = code_mod.compare(a, b)
+        if min(whole.similarity_a, whole.similarity_b) < t.same_code:
+            continue
+        p.flags = [f for f in p.flags if f not in model]
+        for f in p.flags:
+            if f.kind == "code":
+                f.sentence += (" Their models' weights and holdout predictions are the same "
+                               "too, as the same code gives under the grader's fixed seed.")
 
 
 def _current(student: Student) -> bool:
@@ -181,10 +203,9 @@ def _weight_pairs(evidence: dict[str, dict[str, Any]], t: Thresholds, pair) -> N
             p.flags.append(Flag("weights", (
                 f"{p.a}'s and {p.b}'s `{name}` have {same} trained weights, as the grader's "
                 "own measuring process read them from the models (layer names aside); two "
-                "independent trainings are about 1 apart. The grader runs every notebook from "
-                "the same seed, so two notebooks whose training code is the same also get "
-                "identical weights: if their code differs (see the code evidence), the weights "
-                "did not come from their own training, so ask both where they came from."),
+                "independent trainings are about 1 apart, and their code differs too much to "
+                "train the same weights from the grader's seed: the weights did not come from "
+                "each one's own training, so ask both where they came from."),
                 d, name))
 
 
