@@ -6,10 +6,13 @@ grader.similarity.build.write on it, as `grader grade` calls it once the class i
 
 The figure is the time, not a false-positive rate: the synthetic class has 25 styles, so past
 25 students several share a style's cells (with their own numbers) and are rightly flagged.
+Each size is also timed for a class with one code and one set of weights (every pair's models
+match and the same code explains it: the worst case of the same-code rule).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import sys
 import tempfile
@@ -65,15 +68,34 @@ def make_class(n: int, root: Path) -> dict[str, Path]:
     return notebooks
 
 
+def identical_class(n: int, root: Path) -> dict[str, Path]:
+    """n students with one code and one set of trained weights: every pair's models match, and
+    the same code explains it (the same-code rule's worst case)."""
+    fashion = spec.load("fashion-mlp")
+    rng = np.random.default_rng(0)
+    weights, predictions = trained_weights(rng), holdout_predictions(
+        rng, rng.integers(0, 10, 2000))
+    (root / "subs").mkdir(parents=True)
+    notebooks = {}
+    for i in range(n):
+        student = f"student{i:03d}"
+        path = root / "subs" / f"{student}.ipynb"
+        nbformat.write(notebook(fashion.starter, honest_cells(1, 2)), str(path))
+        notebooks[student] = path
+        write_student(root / "out", student, f"sha{i}", REFERENCE_LAYERS, weights, predictions)
+    return notebooks
+
+
 def main(sizes: list[int]) -> None:
     fashion = spec.load("fashion-mlp")
-    for n in sizes:
+    for n, build in itertools.product(sizes, (make_class, identical_class)):
         with tempfile.TemporaryDirectory() as tmp:
-            notebooks = make_class(n, Path(tmp))
+            notebooks = build(n, Path(tmp))
             started = time.monotonic()
             written = write(Path(tmp) / "out", fashion, notebooks)
             seconds = time.monotonic() - started
-            print(f"{n} submissions: {seconds:.2f} s, {written.flagged} pair(s) flagged, "
+            print(f"{n} submissions{' (identical)' if build is identical_class else ''}: "
+                  f"{seconds:.2f} s, {written.flagged} pair(s) flagged, "
                   f"{written.analysis.compared_code} pair(s) compared by copydetect "
                   f"of {n * (n - 1) // 2}", flush=True)
 

@@ -10,6 +10,7 @@ are a set, so does reordering cells. Every k-gram of the starter's code is boile
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,17 +87,27 @@ def kgram_hashes(text: str, k: int) -> np.ndarray:
     return h.view(np.int64)
 
 
+@functools.lru_cache(maxsize=1024)
+def _filtered(text: str) -> tuple[str, np.ndarray]:
+    """copydetect's filter of Python code (most of a fingerprint's cost: pygments), once per
+    text: each notebook is fingerprinted up to three times (with the starter as boilerplate,
+    with the class's common code too, and whole)."""
+    from copydetect.utils import filter_code
+
+    logging.getLogger().disabled, was = True, logging.getLogger().disabled
+    try:
+        return filter_code(text, "notebook.py", "python")
+    finally:
+        logging.getLogger().disabled = was
+
+
 def _fingerprint(text: str, noise: int, window: int, boilerplate: Any = None) -> Any:
     """copydetect's CodeFingerprint of `text` as Python, built as its constructor does (its
     filter, winnowing, boilerplate removal and token coverage) with kgram_hashes' hashes."""
     from copydetect import CodeFingerprint
-    from copydetect.utils import filter_code, get_token_coverage, winnow
+    from copydetect.utils import get_token_coverage, winnow
 
-    logging.getLogger().disabled, was = True, logging.getLogger().disabled
-    try:
-        filtered, offsets = filter_code(text, "notebook.py", "python")
-    finally:
-        logging.getLogger().disabled = was
+    filtered, offsets = _filtered(text)
     hashes, idx = winnow(kgram_hashes(filtered, noise), window_size=window,
                          remove_duplicates=False)
     if boilerplate is not None and len(boilerplate) > 0:

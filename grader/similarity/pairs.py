@@ -90,15 +90,23 @@ def _explained_by_the_same_code(pairs, codes: dict[str, str | None], t: Threshol
     (names aside: all of it, the starter's included) train the same weights and give the same
     predictions honestly. Their weights and predictions flags are dropped; when their code is
     flagged, its sentence says the models are the same too."""
+    prints: dict[str, code_mod.Notebook] = {}
+
+    def whole(name: str) -> code_mod.Notebook:
+        if name not in prints:
+            prints[name] = code_mod.fingerprint(name, codes[name] or "", None, t.code_noise,
+                                                t.code_guarantee)
+        return prints[name]
+
     for p in pairs:
         model = [f for f in p.flags if f.kind in ("weights", "predictions")]
         if not model or not codes.get(p.a) or not codes.get(p.b):
             continue
-        a = code_mod.fingerprint(p.a, codes[p.a], None, t.code_noise, t.code_guarantee)
-        b = code_mod.fingerprint(p.b, codes[p.b], None, t.code_noise, t.code_guarantee)
-        whole = code_mod.compare(a, b)
-        if min(whole.similarity_a, whole.similarity_b) < t.same_code:
-            continue
+        a, b = whole(p.a), whole(p.b)
+        if a.fingerprint.filtered_code != b.fingerprint.filtered_code:
+            match = code_mod.compare(a, b)
+            if min(match.similarity_a, match.similarity_b) < t.same_code:
+                continue
         p.flags = [f for f in p.flags if f not in model]
         for f in p.flags:
             if f.kind == "code":
