@@ -276,3 +276,24 @@ def test_the_same_code_explains_the_same_weights(tmp_path: Path) -> None:
     assert [(p.a, p.b, p.kinds) for p in written.analysis.pairs] == [("s0", "s4", ["code"])]
     assert "weights and holdout predictions are the same" in \
         written.analysis.pairs[0].flags[0].sentence
+
+
+def test_summary_html_links_the_report_with_its_count() -> None:
+    from grader.reports.summary import render_summary
+
+    info = {"id": "fashion-mlp", "title": "t", "version": "v", "max_score": 1, "checks": []}
+    assert "3 pairs of similar submissions flagged" in render_summary(info, [], similar=3)
+    assert "similarity.html" not in render_summary(info, [])
+
+
+def test_grade_declares_each_threshold_once_with_its_default() -> None:
+    from grader import cli
+    from grader.similarity import OPTIONS, cli_flag
+
+    parser = cli.build_parser()
+    args = parser.parse_args(["grade", "subs", "--similar-code-similarity", "0.7"])
+    thresholds = cli._similarity_thresholds(args)
+    assert thresholds.code_similarity == 0.7
+    assert thresholds.prediction_agreement == OPTIONS["prediction_agreement"][1]
+    assert all(cli_flag(name) in parser._subparsers._group_actions[0].choices["grade"]
+               .format_help() for name in OPTIONS)

@@ -147,10 +147,11 @@ def run(root: Path, assignment: Assignment, options: BatchOptions,
         except KeyboardInterrupt:  # the engine stopped its workers; keep what was written
             interrupted = True
     students = [s.student for s in batch.subs]
-    gradebook, summary = rebuild(batch.out, assignment, students, batch.console, batch.skipped)
+    similar = _similarity(batch)
+    gradebook, summary = rebuild(batch.out, assignment, students, batch.console, batch.skipped,
+                                 similar.flagged if similar is not None else None)
     exports = write_exports(batch.out, assignment, read_rows(batch.out, students), batch.roster,
                             options.canvas_assignment, batch.console)
-    similar = _similarity(batch)
     return BatchReport(outcomes, gradebook, summary, batch.out, interrupted, exports,
                        batch.skipped, similar)
 
