@@ -297,3 +297,12 @@ def test_grade_declares_each_threshold_once_with_its_default() -> None:
     assert thresholds.prediction_agreement == OPTIONS["prediction_agreement"][1]
     assert all(cli_flag(name) in parser._subparsers._group_actions[0].choices["grade"]
                .format_help() for name in OPTIONS)
+
+
+def test_highlighted_cells_escape_code_and_mark_only_the_matches() -> None:
+    from grader.similarity.report import highlighted
+
+    text = "# In [1] (cell 1)\na = '<b>'\nb = 2\n\n# In [2] (cell 3)\nc = 3\n"
+    cells = highlighted(text, [(18, 27)])  # "a = '<b>'"
+    assert [c["title"] for c in cells] == ["In [1] (cell 1)"]  # cell 3 holds no match
+    assert str(cells[0]["html"]).startswith("<mark>a = &#39;&lt;b&gt;&#39;</mark>")

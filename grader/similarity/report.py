@@ -68,6 +68,9 @@ def highlighted(text: str, spans: list[tuple[int, int]]) -> list[dict[str, Any]]
             merged.append((s, e))
     cells = []
     for lo, hi in bounds:
+        first = text[lo:hi].split("\n", 1)[0]
+        if _CELL.match(first):  # the cell's name is its title, not part of the code shown
+            lo = min(hi, lo + len(first) + 1)
         inside = [(max(s, lo), min(e, hi)) for s, e in merged if s < hi and e > lo]
         if not inside:
             continue
@@ -77,7 +80,6 @@ def highlighted(text: str, spans: list[tuple[int, int]]) -> list[dict[str, Any]]
             parts.append(Markup("<mark>") + escape(text[s:e]) + Markup("</mark>"))
             at = e
         parts.append(escape(text[at:hi]))
-        first = text[lo:hi].split("\n", 1)[0]
         cells.append({"title": first[2:] if _CELL.match(first) else "code",
                       "html": Markup("").join(parts)})
     return cells
