@@ -115,3 +115,38 @@ def test_grade_writes_the_similarity_report(tmp_path, data_dir):
                      (feedback / "report.html").read_text()):
             assert digest not in text and labels[:40] not in text
             assert "flagged" not in text and "fingerprint" not in text
+
+
+@pytest.mark.slow
+def test_on_dask_the_report_is_the_local_pools(tmp_path, data_dir):
+    """The trusted side's evidence comes back with each Dask task's result: the same pairs as
+    grading locally would flag (cat and dan's weights and predictions)."""
+    pytest.importorskip("distributed")
+    from test_dask import Cluster
+
+    subs, out = tmp_path / "subs", tmp_path / "grades"
+    rng = np.random.default_rng(1)
+    shapes = [(784, 128), (128,), (128, 64), (64,), (64, 10), (10,)]
+    weights = {f"w{i}": rng.normal(0, 0.1, s).astype("float32") for i, s in enumerate(shapes)}
+    for student, source in (("cat", CAT), ("dan", DAN)):
+        nf.write(code_nb(source), subs / student / "homework.ipynb")
+        np.savez(subs / student / "weights.npz", **weights)
+    nf.write(starter(), subs / "eve.ipynb")
+    tmp = short_tmp()
+    cluster = Cluster(tmp)
+    try:
+        cluster.wait_for_workers()
+        proc = grade_cli([subs, "-a", ASSIGNMENT, "--out", out, "--data-dir", data_dir,
+                          "--scheduler", cluster.address], tmp, timeout=900)
+    finally:
+        cluster.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "on the Dask cluster at" in proc.stdout
+    assert "similar submissions: 1 pair(s) flagged" in proc.stdout
+    with (out / "similarity.csv").open() as fh:
+        rows = [(r["student_a"], r["student_b"], r["evidence"]) for r in csv.DictReader(fh)]
+    assert rows == [("cat", "dan", "weights;predictions")]
+    for student in ("cat", "dan"):
+        assert "evidence" not in json.loads((out / student / "result.json").read_text())
+        assert (out / student / "similarity.json").is_file()
