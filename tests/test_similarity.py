@@ -306,3 +306,15 @@ def test_highlighted_cells_escape_code_and_mark_only_the_matches() -> None:
     cells = highlighted(text, [(18, 27)])  # "a = '<b>'"
     assert [c["title"] for c in cells] == ["In [1] (cell 1)"]  # cell 3 holds no match
     assert str(cells[0]["html"]).startswith("<mark>a = &#39;&lt;b&gt;&#39;</mark>")
+
+
+def test_a_group_of_four_copiers_in_a_class_of_twelve_is_flagged() -> None:
+    """Code a third of the class shares is not the homework's: all six pairs of the group."""
+    rows = [(x, y) for x in range(5) for y in range(5)]
+    students = [Student(f"h{i}", _code(honest_cells(*rows[i])), None, None) for i in range(8)]
+    source = honest_cells(*rows[8])
+    students += [Student(f"c{k}", _code(renamed_and_reordered(source) if k % 2 else source),
+                         None, None) for k in range(4)]
+    flagged = analyse(students, starter_code(STARTER), None).pairs
+    assert sorted((p.a, p.b) for p in flagged) == [
+        (f"c{i}", f"c{j}") for i in range(4) for j in range(i + 1, 4)]

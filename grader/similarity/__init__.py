@@ -29,9 +29,10 @@ OPTIONS = {
                         "names, strings and comments are filtered out (copydetect)"),
     "code_min_chars": (int, 120, "and the matching code is at least this many filtered "
                        "characters long (a few shared lines are not evidence)"),
-    "code_common": (float, 0.3, "ignore code that at least this fraction of the class's "
+    "code_common": (float, 0.5, "ignore code that at least this fraction of the class's "
                     "notebooks (and at least 3) have in common, like the starter's: what the "
-                    "homework dictates is no evidence"),
+                    "homework dictates is no evidence (a group of copiers this large would "
+                    "hide too)"),
     "code_noise": (int, 25, "copydetect's noise threshold: matches shorter than this many "
                    "filtered characters are ignored"),
     "code_guarantee": (int, 30, "copydetect's guarantee threshold: matches this long are "
