@@ -96,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Grade every notebook in a folder (or one folder per "
                              "student) in parallel; writes OUT/<student>/result.json, "
                              "report.html and feedback/ (to hand back), OUT/grades.csv, "
-                             "summary.html and lms.csv (and canvas.csv with --roster). Resumable: "
+                             "summary.html, lms.csv (and canvas.csv with --roster), and "
+                             "similarity.html and similarity.csv (similar submissions, for the "
+                             "TA). Resumable: "
                              "students already graded with the same notebook are skipped.",
                              epilog="A student is a notebook in SUBMISSIONS (id: its file name) "
                              "or a folder in it (id: the folder's name; notebooks at any depth). "
