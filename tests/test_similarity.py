@@ -318,3 +318,16 @@ def test_a_group_of_four_copiers_in_a_class_of_twelve_is_flagged() -> None:
     flagged = analyse(students, starter_code(STARTER), None).pairs
     assert sorted((p.a, p.b) for p in flagged) == [
         (f"c{i}", f"c{j}") for i in range(4) for j in range(i + 1, 4)]
+
+
+def test_a_real_result_of_the_reference_has_the_references_design() -> None:
+    """The measuring process's description (a real result.json) and expected.json give the same
+    design key: the reference's design is never 'unusual'."""
+    result = json.loads((Path(__file__).parent / "fixtures" /
+                         "fashion-mlp-reference.result.json").read_text())
+    model = result["models"]["model"]
+    assert models.design_key(model, settings=False) in \
+        models.reference_designs(FASHION.expected())["model"]
+    assert models.design_text(model) == ("Dense 128 relu → Dense 64 relu → Dense 10 softmax; "
+                                         "optimizer Adam, learning rate 0.001, loss "
+                                         "categorical_crossentropy")

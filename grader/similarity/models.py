@@ -100,6 +100,11 @@ def _layer_key(layer: dict[str, Any]) -> Any:
             {k: v for k, v in sorted(config.items()) if k != "name"}]
 
 
+def _rounded(value: Any) -> Any:
+    """A learning rate as set, not as float32 holds it (0.0010000000474974513 is 0.001)."""
+    return float(f"{value:.6g}") if isinstance(value, float) else value
+
+
 def design_key(model: dict[str, Any], settings: bool = True) -> str | None:
     """The architecture (layers in order, without names) and, with `settings`, the compile
     settings (loss, optimizer, learning rate) of one model's description, as a string equal
@@ -108,8 +113,8 @@ def design_key(model: dict[str, Any], settings: bool = True) -> str | None:
     if not isinstance(layers, list) or not layers:
         return None
     compile_ = model.get("compile") if isinstance(model.get("compile"), dict) else {}
-    chosen = {k: compile_.get(k) for k in ("loss", "from_logits", "optimizer",
-                                           "learning_rate")} if settings else {}
+    chosen = {k: _rounded(compile_.get(k)) for k in ("loss", "from_logits", "optimizer",
+                                                     "learning_rate")} if settings else {}
     return json.dumps([[_layer_key(l) for l in layers if isinstance(l, dict)], chosen],
                       sort_keys=True, default=str)
 
@@ -127,7 +132,8 @@ def design_text(model: dict[str, Any]) -> str:
                                               act if act not in (None, "linear") else "") if p
                               not in ("", None)))
     compile_ = model.get("compile") if isinstance(model.get("compile"), dict) else {}
-    extra = ", ".join(f"{k} {compile_[k]}" for k in ("optimizer", "learning_rate", "loss")
+    extra = ", ".join(f"{k.replace('_', ' ')} {_rounded(compile_[k])}"
+                      for k in ("optimizer", "learning_rate", "loss")
                       if compile_.get(k) is not None)
     return " → ".join(parts) + (f"; {extra}" if extra else "")
 
