@@ -211,9 +211,11 @@ def _weight_pairs(evidence: dict[str, dict[str, Any]], t: Thresholds, pair) -> N
             p.flags.append(Flag("weights", (
                 f"{p.a}'s and {p.b}'s `{name}` have {same} trained weights, as the grader's "
                 "own measuring process read them from the models (layer names aside); two "
-                "independent trainings are about 1 apart, and their code differs too much to "
-                "train the same weights from the grader's seed: the weights did not come from "
-                "each one's own training, so ask both where they came from."),
+                "independent trainings are about 1 apart. The grader runs every notebook from "
+                "the same seed, so the same data preparation, model and fit() call train the "
+                "same weights even where the rest of the code differs: compare the two "
+                "notebooks' training cells first; if they differ, the weights did not come "
+                "from each one's own training, so ask both where they came from."),
                 d, name))
 
 
