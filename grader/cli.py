@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -123,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Grade every notebook in a folder (or one folder per "
                              "student) in parallel; writes OUT/<student>/result.json, "
                              "report.html and feedback/ (to hand back), OUT/grades.csv, "
-                             "summary.html and lms.csv (and canvas.csv with --roster). Resumable: "
+                             "summary.html, lms.csv (and canvas.csv with --roster), and "
+                             "similarity.html and similarity.csv (similar submissions, for the "
+                             "TA). Resumable: "
                              "students already graded with the same notebook are skipped.",
                              epilog="A student is a notebook in SUBMISSIONS (id: its file name) "
                              "or a folder in it (id: the folder's name; notebooks at any depth). "
@@ -162,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="grade each student as a task on this Dask scheduler's workers "
                               "(pip install 'dl-grader[dask]'); --data-dir is then a path on "
                               "the workers, and -j is ignored (each worker's threads decide)")
+
+    _add_similarity_options(grade_p)
 
     report = sub.add_parser("report", help="render a saved result.json in another format")
     report.add_argument("result", type=Path, help="a result.json written by `grader check`")
@@ -379,6 +383,25 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def _add_similarity_options(parser: argparse.ArgumentParser) -> None:
+    """The similarity report's thresholds, each declared once in grader/similarity/OPTIONS."""
+    from .similarity import OPTIONS, cli_flag
+
+    group = parser.add_argument_group(
+        "similarity report", "OUT/similarity.html and similarity.csv: pairs of submissions "
+        "flagged for the TA (never a score, never in a student's report)")
+    for name, (kind, default, text) in OPTIONS.items():
+        group.add_argument(cli_flag(name), dest=f"similar_{name}", type=kind, default=default,
+                           metavar="N" if kind is int else "X",
+                           help=f"{text} (default: {default})")
+
+
+def _similarity_thresholds(args: argparse.Namespace) -> Any:
+    from .similarity import OPTIONS, Thresholds
+
+    return Thresholds(**{name: getattr(args, f"similar_{name}") for name in OPTIONS})
+
+
 def cmd_grade(args: argparse.Namespace, console: Console) -> int:
     from . import batch
     from .batch.discovery import assignment_hints
@@ -409,6 +432,7 @@ def cmd_grade(args: argparse.Namespace, console: Console) -> int:
         worker_timeout=args.worker_timeout, scheduler=args.scheduler,
         students=tuple(args.students), roster=args.roster,
         canvas_assignment=args.canvas_assignment,
+        similarity=_similarity_thresholds(args),
         grading=Options(data_dir=args.data_dir, full=args.full, timeout=args.timeout,
                         sandbox=args.sandbox))
     try:
@@ -431,6 +455,10 @@ def cmd_grade(args: argparse.Namespace, console: Console) -> int:
                      else "")
                   + f"{failed} without a graded notebook. Wrote {wrote}; feedback to hand back "
                   f"in {report.out}/<student>/feedback/", highlight=False, soft_wrap=True)
+    if report.similarity is not None:
+        console.print(f"similar submissions: {report.similarity.flagged} pair(s) flagged for "
+                      f"the TA in {report.similarity.html} and {report.similarity.csv} "
+                      f"({report.similarity.seconds:.1f} s)", highlight=False, soft_wrap=True)
     if report.interrupted:
         Console(stderr=True).print("interrupted: results written so far are kept; run the same "
                                    "command again to grade the rest", highlight=False)

@@ -432,7 +432,37 @@ def _score(harvest: Harvest, assignment: Assignment) -> GradeResult:
     result.sandbox = harvest.sandbox
     result.unchanged_starter = starter.unchanged(harvest.loaded.node, assignment.starter)
     result.limits = record.limits
+    try:  # evidence for a TA, never a reason to lose the grade
+        result.evidence = _similarity_evidence(harvest)
+    except Exception:  # noqa: BLE001
+        result.evidence = None
     return result
+
+
+def _similarity_evidence(harvest: Harvest) -> dict[str, Any] | None:
+    """For the class's similarity report: each model's weight fingerprint (the measuring
+    process's) and the argmax labels of its holdout predictions under the scaling the accuracy
+    check credits, with which holdout they are of (pairs are compared on the same one only)."""
+    from .checks.keras_checks import best_accuracy
+    from .similarity.fingerprint import labels_text
+
+    labels = harvest.data.holdout_labels
+    models: dict[str, Any] = {}
+    for name, obj in sorted(harvest.objects.items()):
+        entry: dict[str, Any] = {}
+        if obj.data.get("fingerprint"):
+            entry["weights"] = obj.data["fingerprint"]
+        if obj.predictions and labels is not None:
+            best = best_accuracy(obj.predictions, labels)
+            if best is not None:
+                text = labels_text(obj.predictions[best[0]])
+                if text:
+                    entry.update(labels=text, scaling=best[0])
+        if entry:
+            models[name] = entry
+    if not models:
+        return None
+    return {"holdout": harvest.data.holdout_id, "models": models}
 
 
 def grader_error_result(assignment: Assignment, path: Path, cause: str,

@@ -134,6 +134,11 @@ class GradeResult:
     # and the caps reached (grader/execution/limits.py, Enforcement.as_dict()).
     limits: dict[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
+    # What the trusted side measured for the class's similarity report (grader/similarity/):
+    # weight fingerprints and holdout labels. Never in result.json: only the batch's worker
+    # passes it on (to_json(evidence=True)), and the batch keeps it in OUT/<student>/
+    # similarity.json, away from every student-facing report.
+    evidence: dict[str, Any] | None = None
 
     @property
     def grader_error(self) -> bool:
@@ -147,8 +152,11 @@ class GradeResult:
     def as_dict(self) -> dict[str, Any]:
         return json.loads(self.to_json())
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, default=_json_default)
+    def to_json(self, evidence: bool = False) -> str:
+        data = asdict(self)
+        if not evidence or data.get("evidence") is None:
+            data.pop("evidence", None)
+        return json.dumps(data, indent=2, default=_json_default)
 
 
 def _json_default(value: Any) -> Any:

@@ -8,10 +8,13 @@ What it writes into `--out`:
     <student>/report.html   the student's report (when grader.reports.html is available)
     <student>/worker.log    only when the grading process itself failed: its output
     <student>/feedback/     to hand back: report.html and the executed notebook, annotated
+    <student>/similarity.json  the trusted side's weight fingerprints and holdout labels, for
+                            the similarity report only (never in result.json or feedback/)
     grades.csv              student, total, max, one column per check id, status, message
     summary.html            the class at a glance (grader/reports/summary.py)
     lms.csv                 student_id, name, score, max, percent, status, submission
     canvas.csv              with --roster: Canvas's gradebook import format
+    similarity.html, .csv   pairs of similar submissions flagged for the TA (grader/similarity/)
 
 Run status (the gradebook's `status` column, also `execution.status` in result.json): what the
 engine reports (`completed`, `timeout`, `kernel_died`, `start_failed`, `invalid_notebook`), or

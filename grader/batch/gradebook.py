@@ -158,10 +158,11 @@ def read_rows(out: Path, students: list[str]) -> list[tuple[str, dict[str, Any]]
 
 
 def rebuild(out: Path, assignment: Assignment, students: list[str],
-            console: Console | None = None, skipped: list[Skipped] | None = None
-            ) -> tuple[Path, Path]:
+            console: Console | None = None, skipped: list[Skipped] | None = None,
+            similar: int | None = None) -> tuple[Path, Path]:
     """grades.csv and summary.html from every student's result.json in `out`; summary.html also
-    lists what discovery skipped in the submissions folder, and why."""
+    lists what discovery skipped in the submissions folder, and why, and links similarity.html
+    with its number of flagged pairs (`similar`; None: no similarity report)."""
     from ..reports.summary import render_summary
 
     rows = read_rows(out, students)
@@ -177,7 +178,7 @@ def rebuild(out: Path, assignment: Assignment, students: list[str],
                for s, r in rows]
     summary = out / "summary.html"
     write_atomic(summary, render_summary(info, entries, skipped=[
-        {"name": s.name, "reason": s.reason} for s in skipped or []]))
+        {"name": s.name, "reason": s.reason} for s in skipped or []], similar=similar))
     return gradebook, summary
 
 

@@ -22,6 +22,7 @@ from rich.console import Console
 from .. import manual_scores, notebook as notebook_mod
 from ..pipeline import Options
 from ..scoring import RunStatus
+from ..similarity import Thresholds
 from ..spec import Assignment
 from .discovery import Skipped, Submission, scan
 from .executor import (BatchConfig, BatchError, BatchGraderError, Executor, GradingRequest,
@@ -49,6 +50,8 @@ class BatchOptions:
     students: tuple[str, ...] = ()  # --student: regrade only these (even if unchanged)
     roster: Path | None = None  # --roster: who each submission is, for the LMS exports
     canvas_assignment: str | None = None  # Canvas's id of the assignment, for canvas.csv
+    # the similarity report's thresholds (grader/similarity/, `--similar-*` options)
+    similarity: Thresholds = field(default_factory=Thresholds)
 
 
 @dataclass
@@ -72,6 +75,7 @@ class BatchReport:
     interrupted: bool = False
     exports: list[Path] = field(default_factory=list)  # lms.csv, canvas.csv
     skipped: list[Skipped] = field(default_factory=list)  # not students' submissions, and why
+    similarity: Any = None  # grader.similarity.build.Written; None: the report failed
 
     def count(self, action: str) -> int:
         return sum(1 for o in self.outcomes if o.action == action)
@@ -143,11 +147,27 @@ def run(root: Path, assignment: Assignment, options: BatchOptions,
         except KeyboardInterrupt:  # the engine stopped its workers; keep what was written
             interrupted = True
     students = [s.student for s in batch.subs]
-    gradebook, summary = rebuild(batch.out, assignment, students, batch.console, batch.skipped)
+    similar = _similarity(batch)
+    gradebook, summary = rebuild(batch.out, assignment, students, batch.console, batch.skipped,
+                                 similar.flagged if similar is not None else None)
     exports = write_exports(batch.out, assignment, read_rows(batch.out, students), batch.roster,
                             options.canvas_assignment, batch.console)
     return BatchReport(outcomes, gradebook, summary, batch.out, interrupted, exports,
-                       batch.skipped)
+                       batch.skipped, similar)
+
+
+def _similarity(batch: _Batch) -> Any:
+    """similarity.html and similarity.csv, from every student's stored data (a regraded
+    student's pairs follow). For the TA only, and never a reason to lose the gradebook."""
+    from ..similarity.build import write
+
+    try:
+        return write(batch.out, batch.assignment, {s.student: s.notebook for s in batch.subs},
+                     batch.options.similarity)
+    except Exception as exc:  # noqa: BLE001 - a report bug must not cost the batch
+        batch.console.print(f"warning: similarity report not written ({type(exc).__name__}: "
+                            f"{str(exc)[:200]})", highlight=False, markup=False)
+        return None
 
 
 def _open(root: Path, assignment: Assignment, options: BatchOptions, console: Console) -> _Batch:
@@ -328,9 +348,11 @@ def _follow(batch: _Batch, executor: Executor, todo: list[_Todo],
 
 def _record(batch: _Batch, item: _Todo, outcome: Outcome) -> StudentOutcome:
     """One finished student into the store, and its line on the terminal."""
-    sub, log = item.sub, None
+    sub, log, evidence = item.sub, None, None
     if outcome.result is not None:
         result = outcome.result
+        evidence = result.pop("evidence", None)  # for similarity.json, never result.json
+        evidence = evidence if isinstance(evidence, dict) else None
         status = status_of(result)
         result["notebook"] = str(sub.notebook)  # not the private copy it was graded from
     elif outcome.failure == RunStatus.GRADER_ERROR:
@@ -343,7 +365,7 @@ def _record(batch: _Batch, item: _Todo, outcome: Outcome) -> StudentOutcome:
         log = outcome.log
     result["batch"] = batch_info(sub, batch.stamp, status, outcome.seconds)
     batch.store.write(batch.store.finish(result, item.old), log,
-                      outcome.executed if outcome.result is not None else None)
+                      outcome.executed if outcome.result is not None else None, evidence)
     batch.lines.print(sub.student, result, status, outcome.seconds)
     return StudentOutcome(sub.student, "graded", str(status), float(result.get("score") or 0),
                           float(result.get("max_score") or 0), outcome.seconds,

@@ -24,10 +24,14 @@ from rich.markup import escape
 from .. import manual_scores
 from ..scoring import (NOT_GRADED, RETRIED, CheckResult, GradeResult, total, unscored,
                        write_atomic)
+from ..similarity import EVIDENCE_FILE
 from ..spec import Assignment
 from . import feedback
 from .discovery import Submission, shown_name
 
+# The trusted side's measurements of a student's models for the class's similarity report
+# (grader/similarity/), kept apart from result.json so that no student-facing report has them.
+SIMILARITY_FILE = EVIDENCE_FILE
 
 
 def result_path(out: Path, student: str) -> Path:
@@ -159,13 +163,22 @@ class ResultStore:
         return result
 
     def write(self, result: dict[str, Any], log: bytes | None = None,
-              executed: bytes | None = None) -> None:
+              executed: bytes | None = None, evidence: dict[str, Any] | None = None) -> None:
         """A new grading: its reports, its feedback (with the executed notebook, or without
-        one: an older one is removed), the worker's log if it failed, and result.json last."""
+        one: an older one is removed), the worker's log if it failed, what the trusted side
+        measured for the similarity report (grader/similarity/: beside result.json, never in
+        it nor in feedback/), and result.json last."""
         result = as_text(result)
+        result.pop("evidence", None)  # never in result.json, whoever passed it
         folder = self.out / result["batch"]["student"]
         folder.mkdir(parents=True, exist_ok=True)
         self.write_html(result)
+        similarity = folder / SIMILARITY_FILE
+        if evidence is not None:
+            write_atomic(similarity, json.dumps({"notebook_sha256": result.get(
+                "notebook_sha256"), **evidence}, default=str))
+        else:
+            similarity.unlink(missing_ok=True)
         self._write_feedback_notebook(folder, feedback.annotated(executed, result),
                                       feedback.notebook_name(result))
         if log is not None:

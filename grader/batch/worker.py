@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     assignment = spec.load(request["assignment"])
     executed = Path(request["executed"]) if request.get("executed") else None
     result = grade(Path(request["notebook"]), assignment, options, executed_to=executed)
-    write_atomic(Path(request["result"]), result.to_json())
+    # with the trusted side's evidence for the similarity report, which the batch keeps apart
+    write_atomic(Path(request["result"]), result.to_json(evidence=True))
     return 0
 
 

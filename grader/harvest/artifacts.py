@@ -110,6 +110,12 @@ def _parse(name: str, entry: dict[str, Any], out_dir: Path, rows: int | None) ->
         obj.data["behaviour"] = entry["behaviour"]
     if isinstance(entry.get("design"), dict):
         obj.design = entry["design"]
+    if entry.get("fingerprint") is not None:  # the measuring process's (grader/similarity/)
+        from ..similarity.fingerprint import valid
+
+        fingerprint = valid(entry["fingerprint"])
+        if fingerprint is not None:
+            obj.data["fingerprint"] = fingerprint
     layout = entry.get("input_layout")
     obj.input_layout = layout if isinstance(layout, list) else None
     obj.predict_error = _str(entry.get("predict_error"))

@@ -156,6 +156,7 @@ def _measure(obj: dict[str, Any], request: dict[str, Any], images: np.ndarray,
                              "input_layout": list(layout) if layout else None,
                              "model": introspect.describe_model(model, sample)}
     entry["design"] = _design(model, entry["model"])
+    entry["fingerprint"] = _fingerprint(lambda: [w.numpy() for w in model.weights])
     if compile_note:
         entry["model"]["compile"]["note"] = compile_note
     if layout is None:
@@ -184,6 +185,17 @@ def _measure(obj: dict[str, Any], request: dict[str, Any], images: np.ndarray,
     return entry
 
 
+def _fingerprint(weights: Any) -> dict[str, Any] | None:
+    """The trained weights' fingerprint for the class's similarity report (grader/similarity/):
+    measured here, never taken from the kernel. Its failure costs nothing but the fingerprint."""
+    from ..similarity import fingerprint
+
+    try:
+        return fingerprint.of_weights(weights())
+    except Exception:  # noqa: BLE001 - evidence for a TA, never part of a grade
+        return None
+
+
 def _over_cap(params: int, request: dict[str, Any]) -> str | None:
     cap = int(request["max_params"])
     if params > cap:
@@ -203,6 +215,7 @@ def _measure_savedmodel(obj: dict[str, Any], request: dict[str, Any], images: np
         return {"status": "error", "message": str(exc)}
     entry: dict[str, Any] = {"status": "found", "type": str(claim.get("class_name"))[:200],
                              "input_layout": list(view.layout), "model": view.description}
+    entry["fingerprint"] = _fingerprint(lambda: [value for _, value in view.trainable])
     refusal = _over_cap(view.params, request)
     if view.refused:
         refusal = ("the model's graph holds operations a classifier does not need and the "

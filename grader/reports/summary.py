@@ -197,10 +197,12 @@ def _environment() -> Environment:
 
 def render_summary(assignment: dict[str, Any], students: list[dict[str, Any]],
                    generated: datetime | None = None,
-                   skipped: list[dict[str, str]] | None = None) -> str:
+                   skipped: list[dict[str, str]] | None = None,
+                   similar: int | None = None) -> str:
     """assignment: id, title, version, max_score, checks [{id, title, max_points, kind}];
     students: [{student, result (the result.json dict), report (relative path or None)}];
-    skipped: [{name, reason}], entries of the submissions folder graded as nobody's."""
+    skipped: [{name, reason}], entries of the submissions folder graded as nobody's;
+    similar: pairs the similarity report (similarity.html beside it) flagged, None: no report."""
     max_score = _f(assignment.get("max_score"))
     rows = []
     for entry in sorted(students, key=lambda e: str(e["student"])):
@@ -238,4 +240,4 @@ def render_summary(assignment: dict[str, Any], students: list[dict[str, Any]],
         grader_failed=sum(1 for r in rows if r["status"] in GRADER_FAILED
                           or (r["status"] not in NOT_GRADED and not r["graded"])),
         generated=when,
-        skipped=list(skipped or []))
+        skipped=list(skipped or []), similar=similar)
