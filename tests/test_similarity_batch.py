@@ -67,18 +67,24 @@ def disguised(nb):
 
 
 @pytest.mark.slow
-def test_grade_writes_the_similarity_report(tmp_path, data_dir):
-    subs, out = tmp_path / "subs", tmp_path / "grades"
-    ann = one_epoch(nf.reference())
-    nf.write(ann, subs / "ann.ipynb")
-    nf.write(disguised(ann), subs / "bob.ipynb")
-    rng = np.random.default_rng(0)
+def shared_weights_and_starter(subs, seed):
+    """cat and dan load one weights file into models their different code builds; eve hands in
+    the starter."""
+    rng = np.random.default_rng(seed)
     shapes = [(784, 128), (128,), (128, 64), (64,), (64, 10), (10,)]
     weights = {f"w{i}": rng.normal(0, 0.1, s).astype("float32") for i, s in enumerate(shapes)}
     for student, source in (("cat", CAT), ("dan", DAN)):
         nf.write(code_nb(source), subs / student / "homework.ipynb")
         np.savez(subs / student / "weights.npz", **weights)
     nf.write(starter(), subs / "eve.ipynb")
+
+
+def test_grade_writes_the_similarity_report(tmp_path, data_dir):
+    subs, out = tmp_path / "subs", tmp_path / "grades"
+    ann = one_epoch(nf.reference())
+    nf.write(ann, subs / "ann.ipynb")
+    nf.write(disguised(ann), subs / "bob.ipynb")
+    shared_weights_and_starter(subs, seed=0)
     tmp = short_tmp()
     try:
         started = time.monotonic()
@@ -125,13 +131,7 @@ def test_on_dask_the_report_is_the_local_pools(tmp_path, data_dir):
     from test_dask import Cluster
 
     subs, out = tmp_path / "subs", tmp_path / "grades"
-    rng = np.random.default_rng(1)
-    shapes = [(784, 128), (128,), (128, 64), (64,), (64, 10), (10,)]
-    weights = {f"w{i}": rng.normal(0, 0.1, s).astype("float32") for i, s in enumerate(shapes)}
-    for student, source in (("cat", CAT), ("dan", DAN)):
-        nf.write(code_nb(source), subs / student / "homework.ipynb")
-        np.savez(subs / student / "weights.npz", **weights)
-    nf.write(starter(), subs / "eve.ipynb")
+    shared_weights_and_starter(subs, seed=1)
     tmp = short_tmp()
     cluster = Cluster(tmp)
     try:
