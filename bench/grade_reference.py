@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from grader import pipeline, spec  # noqa: E402
+from grader.scoring import DataMode  # noqa: E402
 
 STAGES = ("kernel_start", "execute", "harvest", "measure", "timed_training", "grade", "total")
 
@@ -34,7 +35,8 @@ def main() -> None:
     parser.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default="auto")
     args = parser.parse_args()
     assignment = spec.load(args.assignment)
-    options = pipeline.Options(data_dir=args.data_dir, full=args.full, sandbox=args.sandbox)
+    options = pipeline.Options(data_dir=args.data_dir, sandbox=args.sandbox,
+                               mode=DataMode.FULL if args.full else DataMode.SUBSET)
     runs = []
     for i in range(args.repeat):
         result = pipeline.grade(assignment.reference, assignment, options)

@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from grader import notebook, paths, pipeline, spec, variants  # noqa: E402
+from grader.scoring import DataMode  # noqa: E402
 
 REFERENCE = variants.Variant("reference", Path(), variants.VariantMeta(
     label="the reference solution", verdict=variants.Verdict.CORRECT))
@@ -115,7 +116,7 @@ def grade(assignment: spec.Assignment, variant: variants.Variant, mode: str,
     if full:  # a whole 15-epoch fit on 48,000 images exceeds the spec's per-cell limit here
         limits = dataclasses.replace(assignment.limits, cell_timeout=args.full_timeout)
         assignment = dataclasses.replace(assignment, limits=limits)
-    options = pipeline.Options(data_dir=args.data_dir, full=full,
+    options = pipeline.Options(data_dir=args.data_dir, mode=DataMode(mode),
                                timeout=args.full_timeout if full else None)
     started = time.monotonic()
     result = pipeline.grade(path, assignment, options).as_dict()

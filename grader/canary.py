@@ -18,7 +18,7 @@ from .spec import Assignment
 
 
 def _stamp(assignment: Assignment, options: Options):
-    mode = f"{options.sandbox}|full={options.full}|data={options.data_dir}"
+    mode = f"{options.sandbox}|{options.mode}|data={options.data_dir}"
     key = environment.environment_key([assignment.id, assignment.version_key(), mode])
     return environment.cache_dir() / f"canary-{assignment.id}-{key}.json"
 
@@ -30,7 +30,7 @@ def ensure_reference_scores_full_marks(assignment: Assignment, options: Options)
     if not assignment.reference.is_file():
         return  # an installation without solutions (students' copies): nothing to compare
     result = grade(assignment.reference, assignment, Options(
-        data_dir=options.data_dir, full=options.full, sandbox=options.sandbox))
+        data_dir=options.data_dir, mode=options.mode, sandbox=options.sandbox))
     if result.grader_error:
         raise GraderError(f"the reference solution could not be graded: "
                           f"{result.execution.get('message')}")

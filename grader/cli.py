@@ -25,7 +25,7 @@ from .errors import GraderError
 from .execution.sandbox import SandboxUnavailable
 from .pipeline import Options, grade
 from .progress import TerminalProgress
-from .scoring import write_atomic
+from .scoring import DataMode, write_atomic
 
 if TYPE_CHECKING:  # the batch is imported only by `grader grade`
     from .batch.discovery import Skipped
@@ -94,6 +94,13 @@ def _add_grading_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=_seconds, help="whole-notebook time limit in seconds")
     p.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
                    help="run the kernel in bubblewrap (auto: when available)")
+
+
+def _grading_options(args: argparse.Namespace, **extra: Any) -> Options:
+    """The options _add_grading_options declared, as the one typed value a grading carries:
+    `--full` becomes the data mode here and stays that enum down to the measuring process."""
+    return Options(data_dir=args.data_dir, mode=DataMode.FULL if args.full else DataMode.SUBSET,
+                   timeout=args.timeout, sandbox=args.sandbox, **extra)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -335,8 +342,7 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     _check_data_dir(args.data_dir, assignment)
     # Progress on stderr, on a terminal only: piped output and --json stay clean.
     progress = TerminalProgress(Console(stderr=True), enabled=not args.json)
-    options = Options(data_dir=args.data_dir, full=args.full, timeout=args.timeout,
-                      sandbox=args.sandbox, progress=progress)
+    options = _grading_options(args, progress=progress)
     with _interruptible() as interrupted, progress.shown():
         try:
             environment.verify(assignment.packages)
@@ -433,8 +439,7 @@ def cmd_grade(args: argparse.Namespace, console: Console) -> int:
         students=tuple(args.students), roster=args.roster,
         canvas_assignment=args.canvas_assignment,
         similarity=_similarity_thresholds(args),
-        grading=Options(data_dir=args.data_dir, full=args.full, timeout=args.timeout,
-                        sandbox=args.sandbox))
+        grading=_grading_options(args))
     try:
         report = batch.run(args.submissions, assignment, options, console)
     except batch.BatchError as exc:

@@ -8,10 +8,11 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import nbformat
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from . import __version__, baselines, checks, environment, holdout, measure, notebook, starter
 from .checks.context import GradingContext
@@ -23,22 +24,26 @@ from .execution.time_limits import TimeLimits
 from .harvest import artifacts
 from .model_inputs import SCALINGS, fed_scaling
 from .progress import Phase, Progress, notify
-from .scoring import (CELL_ERROR_NOTE, CheckResult, GradeResult, RunStatus, TimedStatus,
-                      score_of, write_atomic)
+from .scoring import (CELL_ERROR_NOTE, CheckResult, DataMode, GradeResult, RunStatus,
+                      TimedStatus, score_of, write_atomic)
 from . import paths
 from .spec import Assignment
 
 
-@dataclass
-class Options:
+class Options(BaseModel):
+    """How a notebook is graded, declared once: the CLI builds it, and a batch worker gets it
+    as this model's JSON (`model_dump_json`) and reads it back with `model_validate_json`."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
     data_dir: Path | None = None
-    full: bool = False
+    mode: DataMode = DataMode.SUBSET
     timeout: float | None = None  # overrides the spec's whole-notebook timeout
-    sandbox: str = "auto"  # auto | bwrap | none
+    sandbox: Literal["auto", "bwrap", "none"] = "auto"
     hidden: tuple[Path, ...] = ()  # more paths the kernel must not see (e.g. a batch's reports)
     # Hears of each phase (kernel start, each cell, harvest, measuring, scoring) to display it;
-    # never part of a grade (grader/progress.py).
-    progress: Progress | None = None
+    # never part of a grade (grader/progress.py), and never sent to a worker.
+    progress: Progress | None = Field(default=None, exclude=True)
 
 
 @dataclass
@@ -50,11 +55,7 @@ class PreparedData:
     holdout_labels: np.ndarray | None
     summary: dict[str, Any]
     sources: tuple[Path, ...] = ()  # where the full dataset (with holdout labels) lives
-
-    @property
-    def full(self) -> bool:
-        """Whether the student got the whole training split (--full), not the subset."""
-        return self.summary.get("mode") == "full"
+    mode: DataMode = DataMode.SUBSET
 
     @property
     def holdout_id(self) -> str:
@@ -67,18 +68,19 @@ class PreparedData:
 def prepare_data(assignment: Assignment, options: Options, folder: Path) -> PreparedData:
     spec = assignment.data
     if spec is None:
-        return PreparedData({}, None, None, {})
+        return PreparedData({}, None, None, {}, mode=options.mode)
     from . import data
 
     dataset = data.load(spec.dataset, options.data_dir)
     secret = holdout.secret()
     split = data.make_split(dataset, seed=spec.seed, train_per_class=spec.train_per_class,
                             test_per_class=spec.test_per_class,
-                            holdout_per_class=spec.holdout_per_class, full=options.full,
+                            holdout_per_class=spec.holdout_per_class,
+                            full=options.mode is DataMode.FULL,
                             holdout_secret=secret.value)
     path = folder / f"{spec.dataset}.npz"
     split.write_student_npz(path)
-    summary = {"dataset": spec.dataset, "mode": "full" if options.full else "subset",
+    summary = {"dataset": spec.dataset, "mode": options.mode,
                "seed": spec.seed, "train": int(len(split.train[1])),
                "test": int(len(split.test[1])), "holdout": int(len(split.holdout[1])),
                "holdout_secret": secret.source == "environment",
@@ -87,7 +89,7 @@ def prepare_data(assignment: Assignment, options: Options, folder: Path) -> Prep
                "source": str(dataset.location.where)}
     images = holdout.perturb(split.holdout[0], secret.value)
     return PreparedData({spec.dataset: str(path)}, images, split.holdout[1], summary,
-                        (Path(dataset.location.where),))
+                        (Path(dataset.location.where),), options.mode)
 
 
 def sandbox_mounts(options: Options, prepared: PreparedData, harvest_dir: Path
@@ -187,7 +189,7 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
         exported = [name for name, obj in objects.items() if obj.export is not None]
         if exported and worker is not None:
             t0 = time.monotonic()
-            _announce_measuring(options.progress, assignment, exported, options.full)
+            _announce_measuring(options.progress, assignment, exported, options.mode)
             measured, timed_bars, timed_costs = measure_models(
                 worker, exported, objects, assignment, prepared, images_path, seed)
             objects.update(measured)
@@ -206,9 +208,9 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
 
 
 def _announce_measuring(progress: Progress | None, assignment: Assignment,
-                        exported: list[str], full: bool) -> None:
+                        exported: list[str], mode: DataMode) -> None:
     timed = sorted(timed_objects(assignment) & set(exported))
-    budget = assignment.training_for(full)
+    budget = assignment.training_for(mode)
     if timed and budget:
         notify(progress, Phase.TRAINING, objects=timed, max_cpu_seconds=budget.max_cpu_seconds)
     else:
@@ -259,7 +261,7 @@ def _retrain_subclassed(room: keras_run.Room, worker: measure.Worker, nb: Any,
     of its class, trained in the clean room, then predicted by the measuring process."""
     from .training.timed_fit import encode_labels
 
-    budget = assignment.training_for(prepared.full)
+    budget = assignment.training_for(prepared.mode)
     for name in sorted(timed_objects(assignment)):
         obj = objects.get(name)
         if obj is None or obj.status != "found" or not obj.model or \
@@ -326,7 +328,7 @@ def measure_models(worker: measure.Worker, names: list[str],
     wanted = timed_objects(assignment)
     # An encoder is loaded before the classifier of its codes.
     names = sorted(names, key=lambda n: bool(specs[n].options.get("encoder")))
-    budget = assignment.training_for(prepared.full)
+    budget = assignment.training_for(prepared.mode)
     train_npz = next(iter(prepared.student_npz.values()), None)
     training = None
     if budget and train_npz:
@@ -335,8 +337,7 @@ def measure_models(worker: measure.Worker, names: list[str],
                     "seed": seed, "max_params": budget.max_params,
                     "n_classes": int(prepared.holdout_labels.max()) + 1}
     timed = [n for n in names if n in wanted]
-    mode = "full" if prepared.full else "subset"
-    data_key = f"{mode}-{prepared.holdout_id}"
+    data_key = f"{prepared.mode}-{prepared.holdout_id}"
     have = baselines.known(assignment, timed, data_key, seed) if training else {}
     missing = baselines.requests(assignment, [n for n in timed if n not in have], {}) \
         if training else []

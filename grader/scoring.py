@@ -53,6 +53,15 @@ class RunStatus(_Status):
     WORKER_TIMEOUT = "worker_timeout"
 
 
+class DataMode(_Status):
+    """Which data a notebook is graded on, one value from the command line to the measuring
+    process and into result.json's `data.mode`: the assignment's subset (the default, fast) or
+    the whole dataset (`--full`)."""
+
+    SUBSET = "subset"
+    FULL = "full"
+
+
 class TimedStatus(_Status):
     """How the grader's own training of a model's design ended (the timed-training check)."""
 

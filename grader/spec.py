@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import paths
+from .scoring import DataMode
 
 
 class SpecError(Exception):
@@ -116,11 +117,11 @@ class Assignment:
     # [environment] packages: import names the notebooks may import (besides the stdlib).
     packages: tuple[str, ...] = ()
 
-    def training_for(self, full: bool) -> TrainingSpec | None:
+    def training_for(self, mode: DataMode) -> TrainingSpec | None:
         """The grader's training budget in a data mode. max_cpu_seconds is set for the subset;
         with --full each epoch has the whole training split, and the cap grows with it (a fixed
         cap cut a correct mnist-cnn design short on the full data and called it too slow)."""
-        if not full or self.training is None or self.data is None:
+        if DataMode(mode) is not DataMode.FULL or self.training is None or self.data is None:
             return self.training
         from .data.sources import DATASETS
 

@@ -13,6 +13,7 @@ import pytest
 import notebook_factory as nf
 from grader import pipeline, variants
 from grader.cli import main as cli_main
+from grader.scoring import DataMode
 
 pytestmark = pytest.mark.slow
 
@@ -193,7 +194,7 @@ def test_full_mode_serves_the_whole_training_split_minus_the_holdout(tmp_path, d
             "                          keras.layers.Dense(10, 'softmax')])\n"
             "model.compile(optimizer='adam', loss='categorical_crossentropy')")])
     path = nf.write(nb, tmp_path / "full.ipynb")
-    result = pipeline.grade(path, assignment, pipeline.Options(data_dir=data_dir, full=True))
+    result = pipeline.grade(path, assignment, pipeline.Options(data_dir=data_dir, mode=DataMode.FULL))
     assert result.cell_errors == []
     assert result.data["mode"] == "full" and result.data["train"] == 58000
     assert result.data["holdout"] == 2000

@@ -15,6 +15,7 @@ import pytest
 
 from grader import batch, notebook, pipeline, spec, spec_format
 from grader.checks import REGISTRY
+from grader.scoring import DataMode
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMAS = REPO / "schemas"
@@ -316,14 +317,14 @@ def test_the_cpu_cap_grows_with_the_full_training_split(aid, factor):
     # The cap is set for the subset's images; on the whole split mnist-cnn's own reference design
     # passed 400 CPU seconds after 2 of its 3 epochs and was called too slow to train.
     assignment = spec.load(aid)
-    subset, full = assignment.training_for(False), assignment.training_for(True)
+    subset, full = assignment.training_for(DataMode.SUBSET), assignment.training_for(DataMode.FULL)
     assert subset == assignment.training
     assert full.max_cpu_seconds == pytest.approx(assignment.training.max_cpu_seconds * factor)
     assert (full.epochs, full.batch_size, full.seed) == (subset.epochs, subset.batch_size,
                                                          subset.seed)
     # The batch's own limit for a student stays beyond the engine's in each mode.
-    for budget, full_mode in ((subset, False), (full, True)):
-        timeout = batch.worker_timeout(assignment, pipeline.Options(full=full_mode))
+    for budget, mode in ((subset, DataMode.SUBSET), (full, DataMode.FULL)):
+        timeout = batch.worker_timeout(assignment, pipeline.Options(mode=mode))
         assert timeout > budget.wall_seconds_per_model
-    assert batch.worker_timeout(assignment, pipeline.Options(full=True)) > \
-        batch.worker_timeout(assignment, pipeline.Options(full=False))
+    assert batch.worker_timeout(assignment, pipeline.Options(mode=DataMode.FULL)) > \
+        batch.worker_timeout(assignment, pipeline.Options(mode=DataMode.SUBSET))

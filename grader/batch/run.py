@@ -95,7 +95,7 @@ def worker_timeout(assignment: Assignment, grading: Options) -> float:
     kernel start, harvest, and the grader's timed training of each model."""
     notebook = grading.timeout or assignment.limits.notebook_timeout
     timed = sum(1 for c in assignment.checks if c.kind == "timed_training")
-    budget = assignment.training_for(grading.full)
+    budget = assignment.training_for(grading.mode)
     training = budget.wall_seconds_per_model * timed if budget else 0
     return notebook + 120 + 330 + training + 120
 
@@ -200,7 +200,7 @@ def _open(root: Path, assignment: Assignment, options: BatchOptions, console: Co
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     width = min(max(len(s.student) for s in subs), 32)
     return _Batch(root, out, assignment, options, subs, ResultStore(out, console, manual),
-                  BatchStamp(root, bool(options.grading.full)), console,
+                  BatchStamp(root, options.grading.mode), console,
                   StudentLines(console, width), roster, selected, found.skipped)
 
 
@@ -259,7 +259,7 @@ def _settle_known(batch: _Batch, outcomes: list[StudentOutcome]) -> list[_Todo]:
             outcomes.append(_unreadable(batch, sub, exc))
             continue
         if not batch.options.force and not batch.selected and \
-                is_current(old, sha, version, batch.stamp.full):
+                is_current(old, sha, version, batch.stamp.mode):
             skipped += 1
             batch.store.keep(sub.student, old)
             outcomes.append(StudentOutcome(sub.student, "skipped", status_of(old),

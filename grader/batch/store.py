@@ -22,8 +22,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from .. import manual_scores
-from ..scoring import (NOT_GRADED, RETRIED, CheckResult, GradeResult, total, unscored,
-                       write_atomic)
+from ..scoring import (NOT_GRADED, RETRIED, CheckResult, DataMode, GradeResult, total,
+                       unscored, write_atomic)
 from ..similarity import EVIDENCE_FILE
 from ..spec import Assignment
 from . import feedback
@@ -50,13 +50,14 @@ def status_of(result: dict[str, Any]) -> str:
     return str((result.get("execution") or {}).get("status") or "unknown")
 
 
-def is_current(old: dict[str, Any] | None, sha: str, version: str, full: bool) -> bool:
+def is_current(old: dict[str, Any] | None, sha: str, version: str, mode: DataMode) -> bool:
     """Graded already: same notebook bytes, same assignment version, same data mode."""
     if not old:
         return False
     batch = old.get("batch") if isinstance(old.get("batch"), dict) else {}
     return (old.get("notebook_sha256") == sha and old.get("assignment_version") == version
-            and batch.get("complete") is True and bool(batch.get("full")) == full)
+            and batch.get("complete") is True
+            and bool(batch.get("full")) == (mode is DataMode.FULL))
 
 
 def error_result(assignment: Assignment, status: str, message: str, notebook: Path | None = None,
@@ -119,7 +120,7 @@ class BatchStamp:
     """What the `batch` field of every result of one run shares."""
 
     root: Path  # the submissions folder, for each result's `source`
-    full: bool
+    mode: DataMode  # result.json keeps it as the batch field `full` (true for DataMode.FULL)
 
 
 def batch_info(sub: Submission, stamp: BatchStamp, status: str, seconds: float = 0.0
@@ -132,7 +133,7 @@ def batch_info(sub: Submission, stamp: BatchStamp, status: str, seconds: float =
             source = str(sub.notebook)
     return {"student": sub.student, "layout": sub.layout, "source": source, "status": str(status),
             "complete": status not in RETRIED, "seconds": round(seconds, 3),
-            "graded_at": now_utc(), "full": stamp.full}
+            "graded_at": now_utc(), "full": stamp.mode is DataMode.FULL}
 
 
 class ResultStore:

@@ -76,10 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..pipeline import Options, grade
     from ..scoring import write_atomic
 
-    options = Options(data_dir=Path(request["data_dir"]) if request.get("data_dir") else None,
-                      full=bool(request.get("full")), timeout=request.get("timeout"),
-                      sandbox=request.get("sandbox", "auto"),
-                      hidden=tuple(Path(p) for p in request.get("hidden", ())))
+    options = Options.model_validate(request["options"])
     if preflight:
         from .preflight import on_this_machine
 

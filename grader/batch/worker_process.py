@@ -69,9 +69,11 @@ def grading_request(settings: WorkerSettings, notebook: Path | None, folder: Pat
     grading = settings.grading
     return {"notebook": str(notebook or ""), "assignment": settings.assignment_id,
             "version": settings.version,
-            "data_dir": str(grading.data_dir.resolve()) if grading.data_dir else None,
-            "full": grading.full, "timeout": grading.timeout, "sandbox": grading.sandbox,
-            "hidden": [*safe_hidden(settings.hidden), *(str(p.resolve()) for p in grading.hidden)],
+            # the grading options as their own model serialises them, with this machine's paths
+            "options": grading.model_copy(update={
+                "data_dir": grading.data_dir.resolve() if grading.data_dir else None,
+                "hidden": (*map(Path, safe_hidden(settings.hidden)),
+                           *(p.resolve() for p in grading.hidden))}).model_dump(mode="json"),
             "result": str(folder / "result.json"),
             "executed": str(folder / "executed.ipynb") if notebook else None,
             "private_tmp": str(folder / "t"), "parent_pid": os.getpid()}
