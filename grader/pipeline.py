@@ -370,6 +370,11 @@ def grade(path: Path, assignment: Assignment, options: Options | None = None,
         harvest = execute_and_harvest(path, assignment, options)
         if harvest.record.status == RunStatus.START_FAILED:  # student code never ran: ours to fix
             raise GraderError(harvest.record.message)
+        # A framework the assignment allows, missing here (an extra such as torch): ours to fix.
+        lacking = environment.missing_optional(harvest.record.cell_errors,
+                                               assignment.optional_packages)
+        if lacking:
+            raise GraderError(lacking)
     except (GraderError, sandbox_mod.SandboxUnavailable) as exc:
         return grader_error_result(assignment, path, str(exc), started)
     except Exception as exc:  # noqa: BLE001 - a bug or a broken install, never the student's
@@ -426,7 +431,8 @@ def _score(harvest: Harvest, assignment: Assignment) -> GradeResult:
                      timings)
     for error in result.cell_errors:
         error["note"] = CELL_ERROR_NOTE
-        hint = environment.missing_module_hint(error, assignment.packages)
+        hint = environment.missing_module_hint(
+            error, (*assignment.packages, *assignment.optional_packages))
         if hint:
             error["hint"] = hint
     result.sandbox = harvest.sandbox
