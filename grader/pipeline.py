@@ -14,6 +14,7 @@ import nbformat
 import numpy as np
 
 from . import __version__, baselines, checks, environment, holdout, measure, notebook, starter
+from . import torch_source
 from .checks.context import GradingContext
 from .cleanroom import keras_run
 from .errors import GraderError
@@ -189,7 +190,8 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
             t0 = time.monotonic()
             _announce_measuring(options.progress, assignment, exported, options.full)
             measured, timed_bars, timed_costs = measure_models(
-                worker, exported, objects, assignment, prepared, images_path, seed)
+                worker, exported, objects, assignment, prepared, images_path, seed,
+                notebook_node=loaded.node)
             objects.update(measured)
             if room is not None:
                 _retrain_subclassed(room, worker, loaded.node, objects, assignment, prepared,
@@ -317,13 +319,21 @@ def _retrain_one(room, worker, nb, name, obj, prepared, images, seed, budget, en
 
 def measure_models(worker: measure.Worker, names: list[str],
                    objects: dict[str, artifacts.HarvestedObject], assignment: Assignment,
-                   prepared: PreparedData, images: Path, seed: int
+                   prepared: PreparedData, images: Path, seed: int, notebook_node: Any = None
                    ) -> tuple[dict[str, artifacts.HarvestedObject], dict[str, float],
                               dict[str, float]]:
     """The trusted side's measurement of the models the kernel exported (grader/measure), and
     the accuracy (and CPU seconds) of each timed reference design trained the same way here."""
     specs = {o.name: o for o in assignment.objects}
     wanted = timed_objects(assignment)
+    # A PyTorch answer's loss, from the notebook's source (grader/torch_source.py).
+    cross_entropy = torch_source.cross_entropy_loss(notebook_node)
+    if any(str(objects[n].export).endswith(".onnx") for n in names):
+        lacking = environment.missing_packages(["onnx", "onnxruntime"])
+        if lacking:  # the trusted side cannot read a PyTorch answer: ours to fix, not a zero
+            raise GraderError("a PyTorch answer is read with onnx and onnxruntime, which this "
+                              f"installation lacks ({', '.join(sorted(lacking))}); install "
+                              f"them with: {environment.install_command('onnx')}")
     # An encoder is loaded before the classifier of its codes.
     names = sorted(names, key=lambda n: bool(specs[n].options.get("encoder")))
     budget = assignment.training_for(prepared.full)
@@ -345,7 +355,8 @@ def measure_models(worker: measure.Worker, names: list[str],
         training=training,
         objects=[{**specs[n].options, "name": n, "export": str(objects[n].export),
                   "input_shape": specs[n].input_shape, "timed": n in wanted,
-                  "claim": objects[n].data.get("claim")} for n in names],
+                  "claim": objects[n].data.get("claim"),
+                  "cross_entropy_loss": cross_entropy} for n in names],
         baselines=missing,
         timeout=300.0 + (len(timed) + len(missing)) * (budget.wall_seconds_per_model
                                                        if budget else 0))

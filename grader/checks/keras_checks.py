@@ -212,10 +212,22 @@ def _loss_key(name: str | None) -> str | None:
     return snake.replace("cross_entropy", "crossentropy")
 
 
+PYTORCH_NOT_SCORED = ("not scored: the grader cannot yet tell a PyTorch answer's {what} (PyTorch "
+                      "has no compile(); reading it from the notebook is still to come), so this "
+                      "check is the grader's to complete, never a zero")
+
+
+def _pytorch(obj: Any) -> bool:
+    return (obj.model or {}).get("framework") == "pytorch"
+
+
 @guarded
 def loss(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     """Cross-entropy that suits the output; a successful fit() shows it suits the labels too."""
     obj = _found(spec, ctx)
+    if _pytorch(obj):
+        return CheckResult.error(spec, PYTORCH_NOT_SCORED.format(
+            what="loss and whether training ran with it"))
     info = obj.model.get("compile") or {}
     if not info.get("compiled") or not info.get("loss"):
         return CheckResult.scored(spec, 0.0, "the model was never compiled with a loss")
@@ -244,6 +256,8 @@ def loss(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
 @guarded
 def optimizer(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     obj = _found(spec, ctx)
+    if _pytorch(obj):
+        return CheckResult.error(spec, PYTORCH_NOT_SCORED.format(what="optimizer"))
     info = obj.model.get("compile") or {}
     variants = ctx.expected_object(spec.object).get("variants") or [{}]
     want = spec.options.get("expected") or (variants[0].get("compile") or {}).get("optimizer")
