@@ -220,10 +220,16 @@ def _export_onnx(torch: Any, model: Any, obj: dict[str, Any], path: Path) -> dic
                     "layouts " + ", ".join(str((None, *s)) for s in TORCH_LAYOUTS)}
         sample = torch.zeros((2, *layout), dtype=torch.float32)
         try:
-            torch.onnx.export(model, (sample,), str(path), input_names=["input"],
-                              output_names=["output"], opset_version=ONNX_OPSET,
-                              dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
-                              dynamo=False)
+            import warnings
+
+            # dynamo=False: the TorchScript-tracing exporter, which needs no onnxscript; torch
+            # 2.13 warns that it will go (the dynamo exporter would need onnxscript here).
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(model, (sample,), str(path), input_names=["input"],
+                                  output_names=["output"], opset_version=ONNX_OPSET,
+                                  dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+                                  dynamo=False)
         except Exception as exc:
             return {**entry, "status": "error", "message": "the model could not be exported for "
                     f"grading (ONNX): {type(exc).__name__}: {exc}"[:500]}
