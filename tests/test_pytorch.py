@@ -88,6 +88,31 @@ def test_sequential_forward_and_flatten_read_as_the_keras_reference(tmp_path, bu
     assert np.allclose(view.serve(x), expected, atol=1e-5)
 
 
+class _ChannelsFirst(torch.nn.Module):
+    """Takes NCHW batches only, as a PyTorch image model does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = _sequential()
+
+    def forward(self, x):
+        if x.dim() != 4:
+            raise ValueError("expected (N, 1, 28, 28)")
+        return self.body(torch.flatten(x, 1))
+
+
+def test_an_nchw_model_is_exported_and_run_on_nchw_images(tmp_path):
+    model = _ChannelsFirst()
+    manifest = _export(tmp_path, model=model)
+    assert manifest["model"]["layout"] == [1, 28, 28]
+    view = onnx_model.open_export(tmp_path / "model.onnx", manifest["model"], True)
+    assert view.layout == (1, 28, 28) and _layers(view) == REFERENCE_LAYERS
+    x = np.random.default_rng(1).random((3, 1, 28, 28), dtype=np.float32)
+    with torch.no_grad():
+        expected = model.eval()(torch.from_numpy(x)).numpy()
+    assert np.allclose(view.serve(x), expected, atol=1e-5)
+
+
 def test_last_linear_is_softmax_only_when_the_loss_is_cross_entropy(tmp_path):
     manifest = _export(tmp_path, model=_sequential())
     view = onnx_model.open_export(tmp_path / "model.onnx", manifest["model"], False)
@@ -228,3 +253,35 @@ def test_an_allowed_framework_missing_here_is_a_grader_error_naming_the_install(
     result = pipeline.grade(path, assignment, pipeline.Options(data_dir=data_dir))
     assert result.execution["status"] != "grader_error" and result.score == 0
     print(result.execution, [e.get("hint") for e in result.cell_errors])
+
+
+@pytest.mark.slow
+def test_the_measuring_process_runs_the_export_without_torch(tmp_path):
+    """The trusted process predicts a PyTorch answer with onnxruntime: torch is never loaded
+    there, so nothing of the student's module can run in it."""
+    from grader import measure
+    from test_measure_worker import _maps_of_tree
+
+    model = _sequential()
+    export = tmp_path / "export"
+    export.mkdir()
+    manifest = _export(export, model=model)
+    images = np.random.default_rng(0).integers(0, 256, (40, 28, 28), dtype="uint8")
+    np.save(export / "images.npy", images, allow_pickle=False)
+    with torch.no_grad():
+        expected = model.eval()(torch.from_numpy(
+            images.reshape((40, 784)).astype("float32") / 255.0)).numpy()
+    worker = measure.Worker(tmp_path / "measure", [export], 4096, mounts=None)
+    try:
+        found = worker.measure(measure.Request(images=export / "images.npy", objects=[
+            {"name": "model", "export": str(export / "model.onnx"), "input_shape": None,
+             "claim": manifest["model"], "cross_entropy_loss": True, "timed": True}]), rows=40)
+        maps = _maps_of_tree(worker.proc.pid)
+    finally:
+        worker.close()
+    measured = found.objects["model"]
+    assert measured.status == "found", measured.message
+    assert measured.model["total_params"] == 109_386
+    np.testing.assert_allclose(measured.predictions["unit"], expected, rtol=1e-4, atol=1e-5)
+    assert measured.timed["status"] == "grader_failed"  # not scored, never a zero
+    assert "onnxruntime" in maps and "/torch/" not in maps
