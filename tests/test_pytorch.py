@@ -119,6 +119,17 @@ def test_last_linear_is_softmax_only_when_the_loss_is_cross_entropy(tmp_path):
     assert _layers(view)[-1][2] is None  # a linear output: the activations check says so
 
 
+def test_messages_name_pytorch_layers_in_pytorch_words(tmp_path):
+    manifest = _export(tmp_path, model=_sequential())
+    view = onnx_model.open_export(tmp_path / "model.onnx", manifest["model"], True)
+    found = normalise(view.description["layers"])
+    assert [l.torch_label() for l in found] == [
+        "Linear(784 → 128) + ReLU", "Linear(128 → 64) + ReLU",
+        "Linear(64 → 10) + Softmax (inside CrossEntropyLoss)"]
+    assert found[1].torch_label(False) == "Linear(128 → 64)"
+    assert found[1].label() == "Dense(64, relu)"  # Keras answers keep Keras's words
+
+
 def test_a_wrong_layer_is_named(tmp_path):
     nn = torch.nn
     model = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 32), nn.Sigmoid(),
@@ -221,8 +232,11 @@ def test_pytorch_sigmoid_32_loses_the_layer_checks(grade_variant):
     variant, result = grade_variant("pytorch-sigmoid-32")
     assert variants.verdict_problems(variant, result) == []
     checks = _checks(result)
-    assert "layer 2: expected Dense(64, relu), found Dense(32, sigmoid)" in \
+    # In PyTorch's words: what the student wrote, against the reference's layer.
+    assert "layer 2: expected Linear(128 → 64) + ReLU, found Linear(128 → 32) + Sigmoid" in \
         checks["model-layers"].message
+    assert "layer 2 (Linear(128 → 32)): expected relu, found sigmoid" in \
+        checks["model-activations"].message
     assert "expected 109,386 parameters, found 104,938" in checks["model-params"].message
     for cid in PENDING:
         assert checks[cid].status == "error"
