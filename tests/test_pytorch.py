@@ -167,6 +167,30 @@ def test_unsupported_operators_are_described_but_not_run(tmp_path):
     assert "Conv" in view.refused
 
 
+def test_an_answer_the_grader_cannot_run_yet_is_not_scored_on_accuracy(tmp_path):
+    """A convolution is not on the allow-list yet: its accuracy is the grader's to measure
+    later (status error), never a zero."""
+    from grader import spec as spec_mod
+    from grader.checks import keras_checks
+    from grader.checks.context import GradingContext
+    from grader.execution.runner import ExecutionRecord
+    from grader.harvest.artifacts import HarvestedObject
+
+    nn = torch.nn
+    model = nn.Sequential(nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 2, 3), nn.Flatten(),
+                          nn.Linear(2 * 26 * 26, 10))
+    manifest = _export(tmp_path, model=model)
+    view = onnx_model.open_export(tmp_path / "model.onnx", manifest["model"], True)
+    obj = HarvestedObject("model", "found", model=view.description,
+                          predict_error="the model's graph holds operations the grader does "
+                          "not run for PyTorch answers yet: Conv")
+    check = next(c for c in spec_mod.load(ASSIGNMENT).checks if c.kind == "accuracy")
+    ctx = GradingContext({"model": obj}, {}, {"objects": {"model": {"accuracy": {
+        "threshold": 0.8}}}}, ExecutionRecord(), holdout_labels=np.arange(10))
+    result = keras_checks.accuracy(check, ctx)
+    assert result.status == "error" and "Conv" in result.message
+
+
 def test_the_loss_is_read_from_the_notebook_source():
     def nb(*cells):
         return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])

@@ -313,6 +313,10 @@ def accuracy(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     threshold = ctx.threshold(spec.object, "accuracy").get("threshold") or spec.options.get("threshold")
     if threshold is None:
         raise RuntimeError("no calibrated accuracy threshold (run grader calibrate)")
+    unsupported = (obj.model or {}).get("unsupported_ops") if _pytorch(obj) else None
+    if not obj.predictions and unsupported:  # the grader's limitation, not the student's zero
+        return CheckResult.error(spec, "not scored: the grader does not run these operations of "
+                                 f"a PyTorch answer yet: {', '.join(unsupported[:8])}")
     if not obj.predictions:
         return CheckResult.scored(spec, 0.0, "the grader could not get predictions from the model: "
                                   + (obj.predict_error or "unknown reason"))
