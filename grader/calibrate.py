@@ -67,6 +67,7 @@ class Calibrated:
     written: list[Path] = field(default_factory=list)
     correct_runs: list[str] = field(default_factory=list)  # what set the bars, in words
     wrong_variants: list[str] = field(default_factory=list)  # graded to check their verdicts
+    left_out: list[str] = field(default_factory=list)  # variants with checks not scored yet
 
 
 @dataclass
@@ -105,6 +106,11 @@ def calibrate(assignment: Assignment, options: Options, runs: int = 3,
     """Run every correct run, write the files, then grade every variant against them; raises
     CalibrationError naming each run whose verdict is not the one it must get."""
     all_variants = variants_mod.load_all(assignment)  # invalid metadata stops us before any run
+    # A variant with checks the grader cannot score yet (grader/variants.py, `pending`) is no
+    # calibration run: its bars and its verdict wait until the grader scores all of it.
+    left_out = [f"{v.name!r} ({v.label}): the grader cannot score {', '.join(v.meta.pending)} "
+                "for it yet" for v in all_variants if v.meta.pending]
+    all_variants = [v for v in all_variants if not v.meta.pending]
     expected: dict[str, Any] = {"objects": {}}
     metrics: dict[tuple[str, str], Runs] = {}
     scored: list[tuple[str, Harvest]] = []  # correct runs that must get full marks
@@ -174,7 +180,8 @@ def calibrate(assignment: Assignment, options: Options, runs: int = 3,
                           f"the accepted alternative {label!r} ({notebook.name})"
                           for label, notebook in assignment.reference_variants],
                       wrong_variants=[f"{v.name!r} ({v.label}): loses "
-                                      f"{', '.join(v.meta.loses)}" for v in wrong])
+                                      f"{', '.join(v.meta.loses)}" for v in wrong],
+                      left_out=left_out)
     if problems:
         raise CalibrationError(
             "calibration wrote " + ", ".join(str(p) for p in written) + ", but these runs do not "

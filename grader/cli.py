@@ -610,6 +610,10 @@ def _calibrate(assignment: spec.Assignment, data_dir: Path | None, runs: int,
         f"names): {len(done.wrong_variants) or none}")
     for what in done.wrong_variants:
         say(f"  {what}")
+    if done.left_out:
+        say(f"variants left out (checks the grader cannot score yet): {len(done.left_out)}")
+        for what in done.left_out:
+            say(f"  {what}")
     for name, metrics in done.thresholds["objects"].items():
         for metric, bar in metrics.items():
             say(f"bar: {name} {metric} {bar['threshold']:.4f} ({bar['rule']}); worst correct "

@@ -23,6 +23,8 @@ from .errors import GraderError
 # Import names whose distribution on PyPI is called something else.
 PIP_NAMES = {"sklearn": "scikit-learn", "PIL": "pillow", "cv2": "opencv-python",
              "yaml": "pyyaml", "skimage": "scikit-image"}
+# Import names an installation may lack, and the grader's extra that installs them.
+EXTRAS = {"torch": "torch", "onnx": "torch", "onnxruntime": "torch"}
 _NO_MODULE = re.compile(r"No module named '([^']+)'")
 IMPORT_TIMEOUT = 180.0  # TensorFlow imports in ~6 s warm, ~13 s cold; a hang is a grader error
 
@@ -125,3 +127,35 @@ def missing_module_hint(cell_error: dict[str, Any], declared: Iterable[str]) -> 
     return (f"this cell imports `{name}`, which is not installed where the grader runs and is "
             f"not one of this assignment's packages{allowed}; the rest of the notebook was "
             "graded as usual")
+
+
+def install_command(name: str) -> str:
+    """How to install an optional package into the grader's environment: its extra, if any."""
+    from .paths import PACKAGE_ROOT
+
+    extra = EXTRAS.get(name)
+    if extra:
+        return f"{sys.executable} -m pip install -e '{PACKAGE_ROOT}[{extra}]'"
+    return f"{sys.executable} -m pip install {PIP_NAMES.get(name, name)}"
+
+
+def missing_optional(cell_errors: Iterable[Any], optional: Iterable[str],
+                     python: str = sys.executable) -> str | None:
+    """The grader's failure, if a cell failed importing a package the assignment allows but this
+    installation lacks (an extra, such as torch): what to say, naming the install. The package
+    is imported again here, so a notebook that raises the error itself gains nothing by it."""
+    optional = set(optional)
+    for error in cell_errors:
+        ename = getattr(error, "ename", None) or (error.get("ename") if isinstance(error, dict)
+                                                   else None)
+        evalue = getattr(error, "evalue", None) or (error.get("evalue") if isinstance(error, dict)
+                                                     else None)
+        if ename not in ("ModuleNotFoundError", "ImportError"):
+            continue
+        match = _NO_MODULE.search(str(evalue or ""))
+        top = match.group(1).split(".")[0] if match else None
+        if top not in optional or not missing_packages([top], python):
+            continue
+        return (f"the notebook imports `{top}`, which this assignment allows but this "
+                f"installation of the grader lacks; install it with: {install_command(top)}")
+    return None

@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import __version__, baselines, checks, environment, holdout, measure, notebook, starter
+from . import torch_source
 from .checks.context import GradingContext
 from .cleanroom import keras_run
 from .errors import GraderError
@@ -191,7 +192,8 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
             t0 = time.monotonic()
             _announce_measuring(options.progress, assignment, exported, options.mode)
             measured, timed_bars, timed_costs = measure_models(
-                worker, exported, objects, assignment, prepared, images_path, seed)
+                worker, exported, objects, assignment, prepared, images_path, seed,
+                notebook_node=loaded.node)
             objects.update(measured)
             if room is not None:
                 _retrain_subclassed(room, worker, loaded.node, objects, assignment, prepared,
@@ -319,13 +321,21 @@ def _retrain_one(room, worker, nb, name, obj, prepared, images, seed, budget, en
 
 def measure_models(worker: measure.Worker, names: list[str],
                    objects: dict[str, artifacts.HarvestedObject], assignment: Assignment,
-                   prepared: PreparedData, images: Path, seed: int
+                   prepared: PreparedData, images: Path, seed: int, notebook_node: Any = None
                    ) -> tuple[dict[str, artifacts.HarvestedObject], dict[str, float],
                               dict[str, float]]:
     """The trusted side's measurement of the models the kernel exported (grader/measure), and
     the accuracy (and CPU seconds) of each timed reference design trained the same way here."""
     specs = {o.name: o for o in assignment.objects}
     wanted = timed_objects(assignment)
+    # A PyTorch answer's loss, from the notebook's source (grader/torch_source.py).
+    cross_entropy = torch_source.cross_entropy_loss(notebook_node)
+    if any(str(objects[n].export).endswith(".onnx") for n in names):
+        lacking = environment.missing_packages(["onnx", "onnxruntime"])
+        if lacking:  # the trusted side cannot read a PyTorch answer: ours to fix, not a zero
+            raise GraderError("a PyTorch answer is read with onnx and onnxruntime, which this "
+                              f"installation lacks ({', '.join(sorted(lacking))}); install "
+                              f"them with: {environment.install_command('onnx')}")
     # An encoder is loaded before the classifier of its codes.
     names = sorted(names, key=lambda n: bool(specs[n].options.get("encoder")))
     budget = assignment.training_for(prepared.mode)
@@ -346,7 +356,8 @@ def measure_models(worker: measure.Worker, names: list[str],
         training=training,
         objects=[{**specs[n].options, "name": n, "export": str(objects[n].export),
                   "input_shape": specs[n].input_shape, "timed": n in wanted,
-                  "claim": objects[n].data.get("claim")} for n in names],
+                  "claim": objects[n].data.get("claim"),
+                  "cross_entropy_loss": cross_entropy} for n in names],
         baselines=missing,
         timeout=300.0 + (len(timed) + len(missing)) * (budget.wall_seconds_per_model
                                                        if budget else 0))
@@ -371,6 +382,11 @@ def grade(path: Path, assignment: Assignment, options: Options | None = None,
         harvest = execute_and_harvest(path, assignment, options)
         if harvest.record.status == RunStatus.START_FAILED:  # student code never ran: ours to fix
             raise GraderError(harvest.record.message)
+        # A framework the assignment allows, missing here (an extra such as torch): ours to fix.
+        lacking = environment.missing_optional(harvest.record.cell_errors,
+                                               assignment.optional_packages)
+        if lacking:
+            raise GraderError(lacking)
     except (GraderError, sandbox_mod.SandboxUnavailable) as exc:
         return grader_error_result(assignment, path, str(exc), started)
     except Exception as exc:  # noqa: BLE001 - a bug or a broken install, never the student's
@@ -427,7 +443,8 @@ def _score(harvest: Harvest, assignment: Assignment) -> GradeResult:
                      timings)
     for error in result.cell_errors:
         error["note"] = CELL_ERROR_NOTE
-        hint = environment.missing_module_hint(error, assignment.packages)
+        hint = environment.missing_module_hint(
+            error, (*assignment.packages, *assignment.optional_packages))
         if hint:
             error["hint"] = hint
     result.sandbox = harvest.sandbox

@@ -116,6 +116,8 @@ class Assignment:
     reference_variants: tuple[tuple[str, Path], ...] = ()
     # [environment] packages: import names the notebooks may import (besides the stdlib).
     packages: tuple[str, ...] = ()
+    # [environment] optional: packages they may import that an installation may lack (torch).
+    optional_packages: tuple[str, ...] = ()
 
     def training_for(self, mode: DataMode) -> TrainingSpec | None:
         """The grader's training budget in a data mode. max_cpu_seconds is set for the subset;
@@ -284,6 +286,7 @@ def _assignment(table: Any, folder: Path, sha: str) -> Assignment:
         reference_variants=tuple((v.label, paths.reference_dir() / aid / v.notebook)
                                  for v in table.reference_variants),
         packages=tuple(table.environment.packages),
+        optional_packages=tuple(table.environment.optional),
     )
 
 

@@ -107,6 +107,12 @@ class EnvironmentTable(Table):
         default_factory=list,
         description="import names the assignment's notebooks may import (besides the "
                     "standard library), e.g. numpy, sklearn")
+    optional: list[ImportName] = Field(
+        default_factory=list,
+        description="import names the notebooks may also import that an installation may "
+                    "lack, each installed by an extra of the grader (torch: pip install -e "
+                    "'.[torch]'); not required before grading: a notebook that imports one "
+                    "where it is missing is a grader error naming the install, never a zero")
 
 
 class VariantTable(Table):
@@ -377,6 +383,9 @@ def cross_check(spec: AssignmentTable, folder: Path) -> list[Problem]:
     for i, name in enumerate(packages):
         if name in packages[:i]:
             problems.append((("environment", "packages", i), f"{name!r} is listed twice"))
+    for i, name in enumerate(spec.environment.optional):
+        if name in packages or name in spec.environment.optional[:i]:
+            problems.append((("environment", "optional", i), f"{name!r} is listed twice"))
     return problems
 
 

@@ -12,6 +12,11 @@ full data still reaches the homework's figure, raw pixels, the functional API, s
 ...): `grader calibrate` files thresholds every correct run clears, and it must get full marks
 in subset mode and with `--full`. A wrong variant must lose the checks it names (`loses`) in both
 modes, and keep the ones it names (`keeps`): one mistake costs points once.
+
+`pending` names checks the grader cannot score for a variant yet (its own limitation, such as a
+PyTorch answer's loss before the grader reads it): they must come out as `error`, never passed
+or failed, and the rest of the verdict holds. A variant with pending checks is not a
+calibration run (`grader calibrate` says so and leaves it out) until none remain.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ class VariantMeta(BaseModel):
     verdict: Verdict
     loses: tuple[str, ...] = ()
     keeps: tuple[str, ...] = ()
+    pending: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,12 +82,14 @@ def load_all(assignment: Assignment) -> list[Variant]:
     ids = {c.id for c in assignment.checks}
     for path in sorted(folder(assignment).glob("*.ipynb")):
         meta = read_meta(path)
-        unknown = sorted((set(meta.loses) | set(meta.keeps)) - ids)
+        unknown = sorted((set(meta.loses) | set(meta.keeps) | set(meta.pending)) - ids)
         if unknown:
             raise VariantError(f"{path}: names checks {assignment.id} does not have: "
                                f"{', '.join(unknown)}")
         if meta.verdict is Verdict.WRONG and not meta.loses:
             raise VariantError(f"{path}: a wrong variant must name the checks it loses")
+        if set(meta.pending) & (set(meta.loses) | set(meta.keeps)):
+            raise VariantError(f"{path}: a pending check can be neither lost nor kept")
         found.append(Variant(path.stem, path, meta))
     return found
 
@@ -108,14 +116,24 @@ def passed(result: GradeResult | dict[str, Any]) -> dict[str, bool]:
 def verdict_problems(variant: Variant, result: GradeResult | dict[str, Any]) -> list[str]:
     """How a grading misses the variant's verdict; empty when it gets it."""
     data = result.as_dict() if isinstance(result, GradeResult) else result
-    if data["score"] is None:
-        return [f"not graded: {data['execution'].get('message')}"]
-    verdicts = passed(data)
+    pending = set(variant.meta.pending)
+    statuses = {c["id"]: c["status"] for c in data["checks"]}
+    errors = {cid for cid, status in statuses.items() if status == CheckStatus.ERROR}
+    if data["score"] is None and (not data["checks"] or errors - pending):
+        why = "; ".join(f"{c['id']}: {c['message']}" for c in data["checks"]
+                        if c["id"] in errors - pending)
+        return [f"not graded: {why or data['execution'].get('message')}"]
+    # The grader's own limitation: the check must say it was not scored, not pass or fail.
+    unexpected = [f"{cid} was {statuses.get(cid, 'not run')}, but it is pending for this "
+                  "variant (the grader cannot score it yet): remove it from `pending`"
+                  for cid in sorted(pending) if statuses.get(cid) != CheckStatus.ERROR]
+    verdicts = {cid: ok for cid, ok in passed(data).items() if cid not in pending}
     messages = {c["id"]: c["message"] for c in data["checks"]}
     if variant.correct:
-        return [f"{cid} not passed: {messages[cid]}" for cid, ok in verdicts.items() if not ok]
-    problems = [f"{cid} passed, but this variant must lose it" for cid in variant.meta.loses
-                if verdicts.get(cid, False)]
+        return unexpected + [f"{cid} not passed: {messages[cid]}"
+                             for cid, ok in verdicts.items() if not ok]
+    problems = unexpected + [f"{cid} passed, but this variant must lose it"
+                             for cid in variant.meta.loses if verdicts.get(cid, False)]
     problems += [f"{cid} lost, but this variant must keep it: {messages.get(cid)}"
                  for cid in variant.meta.keeps if not verdicts.get(cid, False)]
     return problems

@@ -68,8 +68,12 @@ def test_calibrate_grades_every_variant_and_says_what_it_used(course, monkeypatc
     _, ran = fake_kernel(monkeypatch, wrong_losses(assignment))
     assert cli.main(["calibrate", "-a", ASSIGNMENT, "--runs", "2"]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    every = {v.name for v in variants.load_all(assignment)}
+    every = {v.name for v in variants.load_all(assignment) if not v.meta.pending}
     assert every <= set(ran)  # correct and wrong ones alike
+    pending = {v.name for v in variants.load_all(assignment) if v.meta.pending}
+    assert not pending & set(ran)  # checks the grader cannot score yet: no calibration run
+    for name in pending:
+        assert f"'{name}' (" in out and "cannot score" in out
     assert "the reference (seed 0)" in out and "the reference (seed 1)" in out
     assert "the correct variant 'five-epochs'" in out
     assert "'untrained' (" in out and "loses model-accuracy" in out

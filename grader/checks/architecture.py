@@ -21,6 +21,9 @@ ACTIVATION_LAYERS = {"Activation": None, "ReLU": "relu", "Softmax": "softmax"}
 # Layers that may sit between a weighted layer and the activation that belongs to it.
 PASS_THROUGH = {"BatchNormalization", "Dropout"}
 _DETAIL_KEYS = ("kernel_size", "strides", "padding", "pool_size", "rate")
+# PyTorch's names for the activations, for messages about PyTorch answers.
+TORCH_ACTIVATIONS = {"relu": "ReLU", "sigmoid": "Sigmoid", "tanh": "Tanh", "softmax": "Softmax",
+                     "elu": "ELU", "leaky_relu": "LeakyReLU", "log_softmax": "LogSoftmax"}
 
 
 @dataclass(frozen=True)
@@ -31,10 +34,25 @@ class Layer:
     output_shape: tuple[int, ...] | None = None
     details: tuple[tuple[str, Any], ...] = field(default=())
     params: int = 0
+    # For messages in PyTorch's words only, never compared: a Dense layer's input width, and
+    # where its activation is (a softmax inside CrossEntropyLoss).
+    inputs: int | None = field(default=None, compare=False)
+    note: str | None = field(default=None, compare=False)
 
     @property
     def structure(self) -> tuple:
         return (self.kind, self.size, self.details)
+
+    def torch_label(self, with_activation: bool = True) -> str:
+        """A Dense layer as PyTorch writes it, `Linear(128 → 64) + ReLU`; others as label()."""
+        if self.kind != "Dense":
+            return self.label(with_activation)
+        text = f"Linear({self.inputs if self.inputs is not None else '?'} → {self.size})"
+        if with_activation and self.activation:
+            text += f" + {TORCH_ACTIVATIONS.get(self.activation, self.activation)}"
+            if self.note:
+                text += f" ({self.note})"
+        return text
 
     def label(self, with_activation: bool = True) -> str:
         parts: list[str] = []
@@ -110,9 +128,20 @@ def normalise(raw_layers: list[dict[str, Any]]) -> list[Layer]:
             "output_shape": raw.get("output_shape"),
             "details": _details(kind, config),
             "params": int(raw.get("params") or 0),
+            "inputs": _input_width(raw),
+            "note": "inside CrossEntropyLoss" if raw.get("activation_from") else None,
         })
     return [Layer(l["kind"], l["size"], l["activation"], squeeze_shape(l["output_shape"]),
-                  l["details"], l["params"]) for l in layers]
+                  l["details"], l["params"], l["inputs"], l["note"]) for l in layers]
+
+
+def _input_width(raw: dict[str, Any]) -> int | None:
+    """A Dense layer's input width, from its kernel's shape (inputs, units)."""
+    weights = raw.get("weights") or []
+    shape = weights[0].get("shape") if weights and isinstance(weights[0], dict) else None
+    if raw.get("class") == "Dense" and isinstance(shape, list) and len(shape) == 2:
+        return int(shape[0]) if isinstance(shape[0], int) else None
+    return None
 
 
 def _owner_for_activation(layers: list[dict[str, Any]]) -> dict[str, Any] | None:

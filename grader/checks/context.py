@@ -53,7 +53,7 @@ class GradingContext:
         if status == "missing":
             reason = f"no variable `{name}`: the notebook never defined it"
         elif status == "wrong_type":
-            reason = f"`{name}` is a {obj.type}, not a Keras model"
+            reason = f"`{name}` is a {obj.type}, not a Keras model or a PyTorch module"
         elif status == "error":
             reason = f"`{name}` could not be inspected: {obj.message}"
         else:

@@ -44,7 +44,9 @@ def _comparison(spec: CheckSpec, ctx: GradingContext) -> dict[str, Any]:
     _, variant, expected = best
     result = {"variant": variant, "expected": expected, "found": found,
               "pairs": align(expected, found), "model": obj.model,
-              "label": variant.get("label", "")}
+              "label": variant.get("label", ""),
+              # A PyTorch answer's messages name its layers in PyTorch's words.
+              "pytorch": obj.model.get("framework") == "pytorch"}
     ctx.notes[key] = result
     return result
 
@@ -59,11 +61,17 @@ def _where(index: int) -> str:
     return f"layer {index + 1}"
 
 
+def _lab(layer: Layer, cmp: dict[str, Any], with_activation: bool = True) -> str:
+    """A layer in the words of the student's framework."""
+    return layer.torch_label(with_activation) if cmp.get("pytorch") else \
+        layer.label(with_activation)
+
+
 def _missing(layer: Layer, cmp: dict[str, Any]) -> str:
     """'missing X', saying so when a layer of that type exists but call() never uses it."""
     unused = [u for u in cmp["model"].get("unused_layers") or [] if u.get("class") == layer.kind]
     note = f" (`{unused[0]['name']}` is defined but call() never uses it)" if unused else ""
-    return f"missing {layer.label()}{note}"
+    return f"missing {_lab(layer, cmp)}{note}"
 
 
 @guarded
@@ -81,14 +89,16 @@ def layers(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
             if expected[i].structure == found[j].structure:
                 matched += 1
             else:
-                problems.append(f"{_where(j)}: expected {expected[i].label()}, found {found[j].label()}")
+                problems.append(f"{_where(j)}: expected {_lab(expected[i], cmp)}, found "
+                                f"{_lab(found[j], cmp)}")
         elif i is not None:
             problems.append(f"{_missing(expected[i], cmp)} (expected as layer {i + 1})")
         else:
             extras += 1
-            problems.append(f"{_where(j)}: unexpected extra {found[j].label()}")
+            problems.append(f"{_where(j)}: unexpected extra {_lab(found[j], cmp)}")
     fraction = max(0, matched - extras) / max(1, len(expected))
-    summary = " → ".join(l.label() for l in found) or "no layers"
+    summary = (", " if cmp["pytorch"] else " → ").join(_lab(l, cmp) for l in found) or \
+        "no layers"
     if not problems:
         message = f"all {len(expected)} layers match: {summary}"
     else:
@@ -110,9 +120,10 @@ def _some_layers(spec: CheckSpec, cmp: dict[str, Any], only: set[int]) -> CheckR
         elif expected[i].structure == found[j].structure:
             right += 1
         else:
-            problems.append(f"{_where(j)}: expected {expected[i].label()}, found {found[j].label()}")
+            problems.append(f"{_where(j)}: expected {_lab(expected[i], cmp)}, found "
+                            f"{_lab(found[j], cmp)}")
     message = "; ".join(problems) if problems else \
-        ", ".join(found[partner[i]].label() for i in sorted(only)) + " as expected"
+        ", ".join(_lab(found[partner[i]], cmp) for i in sorted(only)) + " as expected"
     return CheckResult.scored(spec, right / len(only), message + (
         f" [accepted variant: {cmp['label']}]" if cmp["label"] else ""), variant=cmp["label"])
 
@@ -124,8 +135,8 @@ def _comparison_rows(cmp: dict[str, Any]) -> list[dict[str, Any]]:
         e = cmp["expected"][i] if i is not None else None
         f = cmp["found"][j] if j is not None else None
         rows.append({
-            "expected": e.label() if e else None,
-            "found": f.label() if f else None,
+            "expected": _lab(e, cmp) if e else None,
+            "found": _lab(f, cmp) if f else None,
             "expected_shape": _shape_text(e.output_shape) if e else None,
             "found_shape": _shape_text(f.output_shape) if f else None,
             "found_params": f.params if f else None,
@@ -143,13 +154,15 @@ def activations(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     for i, j in wanted:
         want = expected[i].activation or "linear"
         if j is None:
-            problems.append(f"missing {expected[i].label()}, so its {want} activation is missing")
+            problems.append(f"missing {_lab(expected[i], cmp)}, so its {want} activation is "
+                            "missing")
             continue
         have = found[j].activation or "linear"
         if have == want:
             right += 1
         else:
-            problems.append(f"{_where(j)} ({found[j].label(False)}): expected {want}, found {have}")
+            problems.append(f"{_where(j)} ({_lab(found[j], cmp, False)}): expected {want}, "
+                            f"found {have}")
     message = "; ".join(problems) if problems else \
         "activations match: " + ", ".join((expected[i].activation or "linear") for i, _ in wanted)
     return CheckResult.scored(spec, right / max(1, len(wanted)), message)
@@ -173,12 +186,12 @@ def output_shapes(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
         if i is None:
             continue
         if j is None:
-            problems.append(f"no layer gives {expected[i].label(False)}'s output "
+            problems.append(f"no layer gives {_lab(expected[i], cmp, False)}'s output "
                             f"{_shape_text(expected[i].output_shape)}")
         elif expected[i].output_shape == found[j].output_shape:
             right += 1
         else:
-            problems.append(f"{_where(j)} ({found[j].label(False)}): expected output "
+            problems.append(f"{_where(j)} ({_lab(found[j], cmp, False)}): expected output "
                             f"{_shape_text(expected[i].output_shape)}, found "
                             f"{_shape_text(found[j].output_shape)}")
     message = "; ".join(problems) if problems else \
@@ -212,10 +225,22 @@ def _loss_key(name: str | None) -> str | None:
     return snake.replace("cross_entropy", "crossentropy")
 
 
+PYTORCH_NOT_SCORED = ("not scored: the grader cannot yet tell a PyTorch answer's {what} (PyTorch "
+                      "has no compile(); reading it from the notebook is still to come), so this "
+                      "check is the grader's to complete, never a zero")
+
+
+def _pytorch(obj: Any) -> bool:
+    return (obj.model or {}).get("framework") == "pytorch"
+
+
 @guarded
 def loss(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     """Cross-entropy that suits the output; a successful fit() shows it suits the labels too."""
     obj = _found(spec, ctx)
+    if _pytorch(obj):
+        return CheckResult.error(spec, PYTORCH_NOT_SCORED.format(
+            what="loss and whether training ran with it"))
     info = obj.model.get("compile") or {}
     if not info.get("compiled") or not info.get("loss"):
         return CheckResult.scored(spec, 0.0, "the model was never compiled with a loss")
@@ -244,6 +269,8 @@ def loss(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
 @guarded
 def optimizer(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     obj = _found(spec, ctx)
+    if _pytorch(obj):
+        return CheckResult.error(spec, PYTORCH_NOT_SCORED.format(what="optimizer"))
     info = obj.model.get("compile") or {}
     variants = ctx.expected_object(spec.object).get("variants") or [{}]
     want = spec.options.get("expected") or (variants[0].get("compile") or {}).get("optimizer")
@@ -286,6 +313,10 @@ def accuracy(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     threshold = ctx.threshold(spec.object, "accuracy").get("threshold") or spec.options.get("threshold")
     if threshold is None:
         raise RuntimeError("no calibrated accuracy threshold (run grader calibrate)")
+    unsupported = (obj.model or {}).get("unsupported_ops") if _pytorch(obj) else None
+    if not obj.predictions and unsupported:  # the grader's limitation, not the student's zero
+        return CheckResult.error(spec, "not scored: the grader does not run these operations of "
+                                 f"a PyTorch answer yet: {', '.join(unsupported[:8])}")
     if not obj.predictions:
         return CheckResult.scored(spec, 0.0, "the grader could not get predictions from the model: "
                                   + (obj.predict_error or "unknown reason"))

@@ -92,8 +92,8 @@ def _parse(name: str, entry: dict[str, Any], out_dir: Path, rows: int | None) ->
                                    f"over {MAX_EXPORT_BYTES // 2**20} MB", type=obj.type)
         # What the kernel says of a SavedModel it exported (class name, input layout, compile
         # settings): validated and used by the trusted side, which checks it against the graph.
-        obj.data["claim"] = {k: entry[k] for k in ("class_name", "layout", "compile", "layers")
-                             if k in entry}
+        obj.data["claim"] = {k: entry[k] for k in ("class_name", "layout", "compile", "layers",
+                                                   "framework", "modules") if k in entry}
         return obj
     if "model" not in entry:  # another kind of object: its check module validates the rest
         obj.data = {k: v for k, v in entry.items()
@@ -130,13 +130,14 @@ def _parse(name: str, entry: dict[str, Any], out_dir: Path, rows: int | None) ->
 
 
 def _export_path(out_dir: Path, name: Any) -> Path | None:
-    """A `.keras` archive file or a `.savedmodel` folder the kernel wrote, within the limits."""
+    """A `.keras` archive file, a `.savedmodel` folder or a PyTorch module's `.onnx` file the
+    kernel wrote, within the limits."""
     if not isinstance(name, str) or "/" in name or name.startswith("."):
         return None
     path = out_dir / name
     if path.is_symlink():
         return None
-    if name.endswith(".keras"):
+    if name.endswith((".keras", ".onnx")):
         ok = path.is_file() and path.stat().st_size <= MAX_EXPORT_BYTES
     elif name.endswith(".savedmodel"):
         ok = path.is_dir() and _tree_within_limits(path)

@@ -38,6 +38,8 @@ def _seed_framework(seed: int):
     def seed_it(module) -> None:  # noqa: ANN001
         if module.__name__ == "keras":
             module.utils.set_random_seed(seed)
+        elif module.__name__ == "torch":  # a PyTorch answer's weights and DataLoader order
+            module.manual_seed(seed)
         else:
             module.random.set_seed(seed)
 
@@ -54,7 +56,7 @@ def seed_everything(seed: int) -> None:
         numpy.random.seed(seed)
     except ImportError:
         pass
-    after_import(lambda name: name in ("keras", "tensorflow"), _seed_framework(seed))
+    after_import(lambda name: name in ("keras", "tensorflow", "torch"), _seed_framework(seed))
 
 
 def main(argv: list[str]) -> None:

@@ -11,6 +11,10 @@ code reported about a model could be forged by the student's code running in the
   with two endpoints, `serve` (training=False) and `serve_training` (training=True, for the
   dropout probe); the trusted side reads its variables and traced operations. Its compile
   settings, which a SavedModel does not carry, go beside it in the manifest as the kernel's claim.
+- PyTorch modules (`torch.nn.Module`, any style: `nn.Sequential` or a class with its own
+  `forward()`): ONNX, `<name>.onnx`, traced here in inference mode with a dynamic batch axis.
+  The trusted side reads it with `onnx` and runs it with `onnxruntime` (an operator allow-list,
+  no external data, no custom domains): no pickle, no TorchScript, no student class.
 
 Other kinds of object live in `kinds/<kind>.py`. Every failure becomes a status in the manifest:
 this code must never raise into the notebook.
@@ -27,6 +31,9 @@ from typing import Any
 
 # The 784-pixel layouts a homework model may take, in the order tried.
 IMAGE_LAYOUTS = ((28, 28), (28, 28, 1), (784,))
+# PyTorch's: flat, channels first (NCHW), or plain 28x28.
+TORCH_LAYOUTS = ((784,), (1, 28, 28), (28, 28))
+ONNX_OPSET = 17
 
 
 def harvest(namespace: dict[str, Any], request_json: str) -> None:
@@ -65,6 +72,9 @@ def _harvest_one(namespace: dict[str, Any], obj: dict[str, Any], out: Path) -> d
 
 
 def _harvest_keras(model: Any, obj: dict[str, Any], out: Path) -> dict[str, Any]:
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(model, torch.nn.Module):
+        return _export_onnx(torch, model, obj, out / f"{obj['name']}.onnx")
     keras = sys.modules.get("keras")
     if keras is None or not isinstance(model, keras.Model):
         return {"status": "wrong_type", "type": _type_name(model)}
@@ -166,3 +176,66 @@ def _compile_claim(keras: Any, model: Any) -> dict[str, Any]:
     except Exception:
         claim["train_steps"] = 0
     return claim
+
+
+def _torch_layout(torch: Any, model: Any, hint: Any) -> tuple[int, ...] | None:
+    """The first 784-value layout the module accepts in inference mode."""
+    candidates = [tuple(hint)] if hint else []
+    candidates += [c for c in TORCH_LAYOUTS if c not in candidates]
+    for layout in candidates:
+        try:
+            with torch.no_grad():
+                model(torch.zeros((2, *layout), dtype=torch.float32))
+            return tuple(int(d) for d in layout)
+        except Exception:
+            continue
+    return None
+
+
+def _torch_modules(model: Any) -> list[dict[str, str]]:
+    """The module tree's leaves (class and name), for messages only: never scored."""
+    out: list[dict[str, str]] = []
+    try:
+        for name, module in model.named_modules():
+            if len(out) >= 200:
+                break
+            if name and not list(module.children()):
+                out.append({"class": type(module).__name__[:100], "name": str(name)[:100]})
+    except Exception:
+        pass
+    return out
+
+
+def _export_onnx(torch: Any, model: Any, obj: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The module as ONNX, traced once in inference mode (model.eval(), restored afterwards)."""
+    entry: dict[str, Any] = {"status": "found", "type": _type_name(model),
+                             "framework": "pytorch", "class_name": type(model).__name__[:200],
+                             "modules": _torch_modules(model)}
+    was_training = bool(getattr(model, "training", False))
+    try:
+        model.eval()
+        layout = _torch_layout(torch, model, obj.get("input_shape"))
+        if layout is None:
+            return {**entry, "status": "error", "message": "the model accepts none of the image "
+                    "layouts " + ", ".join(str((None, *s)) for s in TORCH_LAYOUTS)}
+        sample = torch.zeros((2, *layout), dtype=torch.float32)
+        try:
+            import warnings
+
+            # dynamo=False: the TorchScript-tracing exporter, which needs no onnxscript; torch
+            # 2.13 warns that it will go (the dynamo exporter would need onnxscript here).
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(model, (sample,), str(path), input_names=["input"],
+                                  output_names=["output"], opset_version=ONNX_OPSET,
+                                  dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+                                  dynamo=False)
+        except Exception as exc:
+            return {**entry, "status": "error", "message": "the model could not be exported for "
+                    f"grading (ONNX): {type(exc).__name__}: {exc}"[:500]}
+    finally:
+        try:
+            model.train(was_training)
+        except Exception:
+            pass
+    return {**entry, "export": path.name, "layout": list(layout)}

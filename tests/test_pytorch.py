@@ -1,0 +1,325 @@
+"""PyTorch answers to fashion-mlp (issue 25), graded by the same checks as Keras ones.
+
+The kernel exports a torch.nn.Module as ONNX (grader/kernel/harvest.py); the trusted side reads
+it with onnx, runs it with onnxruntime and describes it in Keras's words
+(grader/measure/onnx_model.py). The end-to-end tests start a kernel (slow); the others read ONNX
+files made here, in the test process, with the grader's own export function.
+
+The loss, the optimizer and the grader's own timed training are not scored for PyTorch yet:
+those checks must say so as the grader's limitation (status `error`), never a zero.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import nbformat
+import pytest
+
+from grader import environment, torch_source, variants
+from grader.checks.architecture import normalise
+
+torch = pytest.importorskip("torch", reason="the PyTorch extra: pip install -e '.[torch]'")
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+import numpy as np  # noqa: E402
+
+from grader.kernel import harvest as kernel_harvest  # noqa: E402
+from grader.measure import onnx_model  # noqa: E402
+
+ASSIGNMENT = "fashion-mlp"
+PENDING = {"model-loss", "model-optimizer", "model-timed-training"}
+
+
+def _export(tmp_path: Path, **models) -> dict:
+    request = {"out": str(tmp_path), "objects": [{"name": n, "kind": "keras", "input_shape": None}
+                                                 for n in models]}
+    kernel_harvest.harvest(dict(models), json.dumps(request))
+    return json.loads((tmp_path / "manifest.json").read_text())["objects"]
+
+
+class _ViewNet(torch.nn.Module):
+    """forward() with x.view(-1, 784) and F.relu / torch.sigmoid instead of modules."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = (torch.nn.Linear(784, 128), torch.nn.Linear(128, 64),
+                                  torch.nn.Linear(64, 10))
+
+    def forward(self, x):
+        x = x.view(-1, 784)
+        return self.c(torch.nn.functional.relu(self.b(torch.nn.functional.relu(self.a(x)))))
+
+
+def _sequential():
+    nn = torch.nn
+    return nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(),
+                         nn.Linear(64, 10))
+
+
+def _layers(view) -> list[tuple]:
+    return [(l.kind, l.size, l.activation, l.output_shape, l.params)
+            for l in normalise(view.description["layers"])]
+
+
+REFERENCE_LAYERS = [("Dense", 128, "relu", (128,), 100480), ("Dense", 64, "relu", (64,), 8256),
+                    ("Dense", 10, "softmax", (10,), 650)]
+
+
+@pytest.mark.parametrize("build", [_sequential, _ViewNet,
+                                   lambda: torch.nn.Sequential(torch.nn.Flatten(),
+                                                               *_sequential())])
+def test_sequential_forward_and_flatten_read_as_the_keras_reference(tmp_path, build):
+    """Linear + ReLU is Dense(relu), F.relu equals nn.ReLU, view(-1, 784) and nn.Flatten are
+    shape-only; with CrossEntropyLoss in the notebook the last Linear is the softmax output."""
+    model = build()
+    manifest = _export(tmp_path, model=model)
+    assert manifest["model"]["export"] == "model.onnx"
+    view = onnx_model.open_export(tmp_path / "model.onnx", manifest["model"], True)
+    assert _layers(view) == REFERENCE_LAYERS
+    assert view.params == view.description["total_params"] == 109_386
+    assert view.refused == []
+    x = np.random.default_rng(0).random((7, *view.layout), dtype=np.float32)
+    with torch.no_grad():
+        expected = model.eval()(torch.from_numpy(x)).numpy()
+    assert np.allclose(view.serve(x), expected, atol=1e-5)
+
+
+class _ChannelsFirst(torch.nn.Module):
+    """Takes NCHW batches only, as a PyTorch image model does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = _sequential()
+
+    def forward(self, x):
+        if x.dim() != 4:
+            raise ValueError("expected (N, 1, 28, 28)")
+        return self.body(torch.flatten(x, 1))
+
+
+def test_an_nchw_model_is_exported_and_run_on_nchw_images(tmp_path):
+    model = _ChannelsFirst()
+    manifest = _export(tmp_path, model=model)
+    assert manifest["model"]["layout"] == [1, 28, 28]
+    view = onnx_model.open_export(tmp_path / "model.onnx", manifest["model"], True)
+    assert view.layout == (1, 28, 28) and _layers(view) == REFERENCE_LAYERS
+    x = np.random.default_rng(1).random((3, 1, 28, 28), dtype=np.float32)
+    with torch.no_grad():
+        expected = model.eval()(torch.from_numpy(x)).numpy()
+    assert np.allclose(view.serve(x), expected, atol=1e-5)
+
+
+def test_last_linear_is_softmax_only_when_the_loss_is_cross_entropy(tmp_path):
+    manifest = _export(tmp_path, model=_sequential())
+    view = onnx_model.open_export(tmp_path / "model.onnx", manifest["model"], False)
+    assert _layers(view)[-1][2] is None  # a linear output: the activations check says so
+
+
+def test_messages_name_pytorch_layers_in_pytorch_words(tmp_path):
+    manifest = _export(tmp_path, model=_sequential())
+    view = onnx_model.open_export(tmp_path / "model.onnx", manifest["model"], True)
+    found = normalise(view.description["layers"])
+    assert [l.torch_label() for l in found] == [
+        "Linear(784 → 128) + ReLU", "Linear(128 → 64) + ReLU",
+        "Linear(64 → 10) + Softmax (inside CrossEntropyLoss)"]
+    assert found[1].torch_label(False) == "Linear(128 → 64)"
+    assert found[1].label() == "Dense(64, relu)"  # Keras answers keep Keras's words
+
+
+def test_a_wrong_layer_is_named(tmp_path):
+    nn = torch.nn
+    model = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 32), nn.Sigmoid(),
+                          nn.Linear(32, 10))
+    manifest = _export(tmp_path, model=model)
+    view = onnx_model.open_export(tmp_path / "model.onnx", manifest["model"], True)
+    assert _layers(view)[1] == ("Dense", 32, "sigmoid", (32,), 4128)
+    assert view.description["layers"][2]["torch_label"] == "Linear(128 → 32)"
+
+
+def test_an_export_with_foreign_operators_or_external_data_is_refused(tmp_path):
+    import onnx
+
+    _export(tmp_path, model=_sequential())
+    model = onnx.load(str(tmp_path / "model.onnx"))
+    model.graph.node[0].domain = "com.example"
+    (tmp_path / "foreign.onnx").write_bytes(model.SerializeToString())
+    with pytest.raises(onnx_model.ExportError, match="com.example"):
+        onnx_model.open_export(tmp_path / "foreign.onnx", {}, True)
+    model = onnx.load(str(tmp_path / "model.onnx"))
+    tensor = model.graph.initializer[0]
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    tensor.external_data.add(key="location", value="/etc/passwd")
+    (tmp_path / "external.onnx").write_bytes(model.SerializeToString())  # as a forger would
+    with pytest.raises(onnx_model.ExportError, match="external data"):
+        onnx_model.open_export(tmp_path / "external.onnx", {}, True)
+
+
+def test_unsupported_operators_are_described_but_not_run(tmp_path):
+    nn = torch.nn
+    model = nn.Sequential(nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 2, 3), nn.Flatten(),
+                          nn.Linear(2 * 26 * 26, 10))
+    manifest = _export(tmp_path, model=model)
+    view = onnx_model.open_export(tmp_path / "model.onnx", manifest["model"], True)
+    assert "Conv" in view.refused
+
+
+def test_an_answer_the_grader_cannot_run_yet_is_not_scored_on_accuracy(tmp_path):
+    """A convolution is not on the allow-list yet: its accuracy is the grader's to measure
+    later (status error), never a zero."""
+    from grader import spec as spec_mod
+    from grader.checks import keras_checks
+    from grader.checks.context import GradingContext
+    from grader.execution.runner import ExecutionRecord
+    from grader.harvest.artifacts import HarvestedObject
+
+    nn = torch.nn
+    model = nn.Sequential(nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 2, 3), nn.Flatten(),
+                          nn.Linear(2 * 26 * 26, 10))
+    manifest = _export(tmp_path, model=model)
+    view = onnx_model.open_export(tmp_path / "model.onnx", manifest["model"], True)
+    obj = HarvestedObject("model", "found", model=view.description,
+                          predict_error="the model's graph holds operations the grader does "
+                          "not run for PyTorch answers yet: Conv")
+    check = next(c for c in spec_mod.load(ASSIGNMENT).checks if c.kind == "accuracy")
+    ctx = GradingContext({"model": obj}, {}, {"objects": {"model": {"accuracy": {
+        "threshold": 0.8}}}}, ExecutionRecord(), holdout_labels=np.arange(10))
+    result = keras_checks.accuracy(check, ctx)
+    assert result.status == "error" and "Conv" in result.message
+
+
+def test_the_loss_is_read_from_the_notebook_source():
+    def nb(*cells):
+        return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+
+    assert torch_source.cross_entropy_loss(nb("loss_fn = nn.CrossEntropyLoss()"))
+    assert torch_source.cross_entropy_loss(nb("%matplotlib inline\nl = F.cross_entropy(y, t)"))
+    assert not torch_source.cross_entropy_loss(nb("loss_fn = nn.MSELoss()"))
+    assert not torch_source.cross_entropy_loss(nb("a = nn.CrossEntropyLoss()", "b = nn.NLLLoss()"))
+    assert not torch_source.cross_entropy_loss(nb("# nn.CrossEntropyLoss()"))
+
+
+def test_a_missing_optional_framework_is_the_graders_error_naming_the_install(monkeypatch):
+    error = SimpleNamespace(ename="ModuleNotFoundError", evalue="No module named 'torch'")
+    monkeypatch.setattr(environment, "missing_packages", lambda names, python=None: {
+        n: "ModuleNotFoundError" for n in names})
+    message = environment.missing_optional([error], ["torch"])
+    assert message and "pip install -e" in message and "[torch]" in message
+    # Not an allowed framework: the student's import, the student's cell error.
+    assert environment.missing_optional([error], []) is None
+    # Installed after all: a notebook raising the error itself gains nothing by it.
+    monkeypatch.setattr(environment, "missing_packages", lambda names, python=None: {})
+    assert environment.missing_optional([error], ["torch"]) is None
+
+
+def test_fashion_mlp_allows_torch():
+    from grader import spec
+
+    assignment = spec.load(ASSIGNMENT)
+    assert "torch" in assignment.optional_packages
+    assert "torch" not in assignment.packages  # not required of a Keras-only installation
+
+
+# End to end: a kernel, the measuring process, the checks ----------------------------------------
+
+def _checks(result) -> dict:
+    return {c.id: c for c in result.checks}
+
+
+@pytest.mark.slow
+def test_pytorch_twin_of_the_reference_gets_every_scored_check(grade_variant):
+    variant, result = grade_variant("pytorch-sequential")
+    assert variant.correct and set(variant.meta.pending) == PENDING
+    assert result.cell_errors == [], [(e["ename"], e["evalue"]) for e in result.cell_errors]
+    assert variants.verdict_problems(variant, result) == []
+    checks = _checks(result)
+    for cid in ("model-layers", "model-activations", "model-shapes", "model-params",
+                "model-accuracy"):
+        assert checks[cid].status == "passed", (cid, checks[cid].message)
+        assert checks[cid].points == checks[cid].max_points
+    for cid in PENDING:  # the grader's limitation: not scored, never a zero
+        assert checks[cid].status == "error", (cid, checks[cid].message)
+    assert result.score is None  # a check not scored leaves the score to be completed
+    model = result.models["model"]
+    assert model["framework"] == "pytorch" and model["total_params"] == 109_386
+    assert [l["torch_class"] for l in model["layers"]] == ["Linear", "ReLU", "Linear", "ReLU",
+                                                          "Linear"]
+    print("pytorch-sequential:", {c.id: (c.status, c.points, c.message[:120])
+                                  for c in result.checks}, result.timings)
+
+
+@pytest.mark.slow
+def test_pytorch_sigmoid_32_loses_the_layer_checks(grade_variant):
+    variant, result = grade_variant("pytorch-sigmoid-32")
+    assert variants.verdict_problems(variant, result) == []
+    checks = _checks(result)
+    # In PyTorch's words: what the student wrote, against the reference's layer.
+    assert "layer 2: expected Linear(128 → 64) + ReLU, found Linear(128 → 32) + Sigmoid" in \
+        checks["model-layers"].message
+    assert "layer 2 (Linear(128 → 32)): expected relu, found sigmoid" in \
+        checks["model-activations"].message
+    assert "expected 109,386 parameters, found 104,938" in checks["model-params"].message
+    for cid in PENDING:
+        assert checks[cid].status == "error"
+    print("pytorch-sigmoid-32:", {c.id: (c.status, c.points, c.message[:120])
+                                  for c in result.checks}, result.timings)
+
+
+@pytest.mark.slow
+def test_an_allowed_framework_missing_here_is_a_grader_error_naming_the_install(
+        assignment, data_dir, tmp_path):
+    """torch is installed in this environment, so torchvision (not installed here) stands in
+    for an allowed framework this installation lacks."""
+    import dataclasses
+
+    from grader import pipeline
+    import notebook_factory as nf
+
+    allowed = dataclasses.replace(assignment, optional_packages=(
+        *assignment.optional_packages, "torchvision"))
+    path = nf.of_cells(tmp_path / "tv.ipynb", "import torchvision\nmodel = None",
+                       assignment=ASSIGNMENT)
+    result = pipeline.grade(path, allowed, pipeline.Options(data_dir=data_dir))
+    assert result.execution["status"] == "grader_error" and result.score is None
+    assert result.checks == []
+    assert "`torchvision`" in result.execution["message"]
+    assert "pip install torchvision" in result.execution["message"]
+    # The same notebook where torchvision is not an allowed package: the student's cell error.
+    result = pipeline.grade(path, assignment, pipeline.Options(data_dir=data_dir))
+    assert result.execution["status"] != "grader_error" and result.score == 0
+    print(result.execution, [e.get("hint") for e in result.cell_errors])
+
+
+@pytest.mark.slow
+def test_the_measuring_process_runs_the_export_without_torch(tmp_path):
+    """The trusted process predicts a PyTorch answer with onnxruntime: torch is never loaded
+    there, so nothing of the student's module can run in it."""
+    from grader import measure
+    from test_measure_worker import _maps_of_tree
+
+    model = _sequential()
+    export = tmp_path / "export"
+    export.mkdir()
+    manifest = _export(export, model=model)
+    images = np.random.default_rng(0).integers(0, 256, (40, 28, 28), dtype="uint8")
+    np.save(export / "images.npy", images, allow_pickle=False)
+    with torch.no_grad():
+        expected = model.eval()(torch.from_numpy(
+            images.reshape((40, 784)).astype("float32") / 255.0)).numpy()
+    worker = measure.Worker(tmp_path / "measure", [export], 4096, mounts=None)
+    try:
+        found = worker.measure(measure.Request(images=export / "images.npy", objects=[
+            {"name": "model", "export": str(export / "model.onnx"), "input_shape": None,
+             "claim": manifest["model"], "cross_entropy_loss": True, "timed": True}]), rows=40)
+        maps = _maps_of_tree(worker.proc.pid)
+    finally:
+        worker.close()
+    measured = found.objects["model"]
+    assert measured.status == "found", measured.message
+    assert measured.model["total_params"] == 109_386
+    np.testing.assert_allclose(measured.predictions["unit"], expected, rtol=1e-4, atol=1e-5)
+    assert measured.timed["status"] == "grader_failed"  # not scored, never a zero
+    assert "onnxruntime" in maps and "/torch/" not in maps
