@@ -218,15 +218,9 @@ def _measure_savedmodel(obj: dict[str, Any], request: dict[str, Any], images: np
     entry: dict[str, Any] = {"status": "found", "type": str(claim.get("class_name"))[:200],
                              "input_layout": list(view.layout), "model": view.description}
     entry["fingerprint"] = _fingerprint(lambda: [value for _, value in view.trainable])
-    refusal = _over_cap(view.params, request)
-    if view.refused:
-        refusal = ("the model's graph holds operations a classifier does not need and the "
-                   f"grader does not run: {', '.join(view.refused[:8])}")
-    if refusal:
-        entry["predict_error"] = refusal
+    if not _predicted(entry, view, request, images, folder / f"{obj['name']}.predictions.npz",
+                      "operations a classifier does not need and the grader does not run"):
         return entry
-    entry.update(_predict(view.serve, images, view.layout,
-                          folder / f"{obj['name']}.predictions.npz"))
     if obj.get("probe_dropout") and view.serve_training is not None:
         entry["behaviour"] = _probe_dropout(view.serve_training, view.serve, images[:64],
                                             view.layout)
@@ -251,16 +245,24 @@ def _measure_onnx(obj: dict[str, Any], request: dict[str, Any], images: np.ndarr
         # Done when 5 of issue 25: not yet. The grader's shortfall, so the check is not scored.
         entry["timed"] = {"status": TimedStatus.GRADER_FAILED, "message": "the grader does not "
                           "retrain PyTorch designs yet"}
+    _predicted(entry, view, request, images, folder / f"{obj['name']}.predictions.npz",
+               "operations the grader does not run for PyTorch answers yet")
+    return entry
+
+
+def _predicted(entry: dict[str, Any], view: Any, request: dict[str, Any], images: np.ndarray,
+               path: Path, refused_words: str) -> bool:
+    """The grader's images through an exported graph (a SavedModel's or an ONNX file's view),
+    into `entry`; False, with the reason in entry["predict_error"], when it is not run: over the
+    parameter cap, or holding operations the grader refuses."""
     refusal = _over_cap(view.params, request)
     if view.refused:
-        refusal = ("the model's graph holds operations the grader does not run for PyTorch "
-                   f"answers yet: {', '.join(view.refused[:8])}")
+        refusal = f"the model's graph holds {refused_words}: {', '.join(view.refused[:8])}"
     if refusal:
         entry["predict_error"] = refusal
-        return entry
-    entry.update(_predict(view.serve, images, view.layout,
-                          folder / f"{obj['name']}.predictions.npz"))
-    return entry
+        return False
+    entry.update(_predict(view.serve, images, view.layout, path))
+    return True
 
 
 def _design(model: Any, description: dict[str, Any]) -> dict[str, Any]:
