@@ -9,6 +9,8 @@ from __future__ import annotations
 import ast
 from typing import Any
 
+from .cleanroom.source import parsed_cells
+
 # Calls that are cross-entropy on logits (the softmax is the loss's first step).
 CROSS_ENTROPY = {"CrossEntropyLoss", "cross_entropy"}
 # Other losses a notebook may build: with any of them the loss is not known to be cross-entropy.
@@ -18,26 +20,11 @@ OTHER_LOSSES = {"NLLLoss", "nll_loss", "MSELoss", "mse_loss", "L1Loss", "l1_loss
                 "smooth_l1_loss", "MultiMarginLoss", "multi_margin_loss"}
 
 
-def _trees(nb: Any) -> list[ast.AST]:
-    trees = []
-    for cell in getattr(nb, "cells", None) or []:
-        if cell.get("cell_type") != "code":
-            continue
-        source = str(cell.get("source", ""))
-        source = "\n".join("" if line.lstrip().startswith(("%", "!")) else line
-                           for line in source.replace("\r\n", "\n").split("\n"))
-        try:
-            trees.append(ast.parse(source))
-        except (SyntaxError, ValueError):
-            continue
-    return trees
-
-
 def called_names(nb: Any) -> set[str]:
     """The last name of every call in the notebook's code cells (`nn.CrossEntropyLoss()` gives
     CrossEntropyLoss)."""
     names = set()
-    for tree in _trees(nb):
+    for tree in parsed_cells(nb):
         for node in ast.walk(tree):
             if isinstance(node, ast.Call):
                 func = node.func

@@ -93,24 +93,14 @@ def constructor_arguments(nb: Any, object_name: str) -> Arguments | None:
                      {k.arg: ast.unparse(k.value) for k in call.keywords if k.arg}, tuple(names))
 
 
-def _trees(nb: Any) -> list[ast.Module]:
-    trees = []
-    for _, text in source_mod.code_cells(nb):
-        try:
-            trees.append(ast.parse(text))
-        except (SyntaxError, ValueError):
-            continue
-    return trees
-
-
 def _defined_classes(nb: Any) -> set[str]:
-    return {node.name for tree in _trees(nb) for node in tree.body
+    return {node.name for tree in source_mod.parsed_cells(nb) for node in tree.body
             if isinstance(node, ast.ClassDef)}
 
 
 def _constructor_call(nb: Any, object_name: str) -> ast.Call | None:
     found = None
-    for tree in _trees(nb):
+    for tree in source_mod.parsed_cells(nb):
         for node in tree.body:
             if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and any(
                     isinstance(t, ast.Name) and t.id == object_name for t in node.targets):

@@ -53,6 +53,17 @@ def code_cells(nb: Any) -> list[tuple[int, str]]:
     return out
 
 
+def parsed_cells(nb: Any) -> list[ast.Module]:
+    """Each code cell's syntax tree; a cell Python cannot parse is left out."""
+    trees = []
+    for _, text in code_cells(nb):
+        try:
+            trees.append(ast.parse(text))
+        except (SyntaxError, ValueError):
+            continue
+    return trees
+
+
 def extract(nb: Any, names: list[str]) -> Extracted:
     statements, skipped = _statements(nb)
     bindings: dict[str, list[int]] = {}  # name → indexes of the statements binding it, in order
