@@ -451,3 +451,12 @@ def test_cell_errors_say_they_cost_nothing_by_themselves():
                               "traceback": "", "note": CELL_ERROR_NOTE}]
     assert "costs no points by itself" in render(result, "html")
     assert "costs no points by itself" in render(result, "md")
+
+
+def test_a_notebook_with_a_check_the_grader_failed_on_is_shown_as_not_scored_not_as_zero():
+    result = sample_result()  # its model-optimizer check is the grader's error
+    result["score"] = None
+    page = " ".join(render_html(result).split())
+    assert "not scored yet" in page and "Not scored yet." in page
+    assert "model-optimizer" in page.split("Not scored yet.")[1][:200]
+    assert "% of the points" not in page and "0% of the points" not in page

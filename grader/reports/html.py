@@ -201,4 +201,6 @@ def render_html(result: dict[str, Any]) -> str:
         manual=[c for c in checks if c.get("status") == "manual"],
         not_scored=unscored(checks),
         counts={s: sum(1 for c in checks if c.get("status") == s) for s in STATUS_ICON},
-        percent=100 * float(result.get("score") or 0) / float(result.get("max_score") or 1))
+        # None: not scored (a grader error), which the page must not draw as 0 %
+        percent=None if result.get("score") is None else
+        100 * float(result["score"]) / float(result.get("max_score") or 1))
