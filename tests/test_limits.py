@@ -27,7 +27,9 @@ from grader.execution import cgroups, confine, sandbox, uids
 pytestmark = [pytest.mark.hostile, pytest.mark.slow]  # each case runs a kernel
 
 MODES = ["bwrap", "none"]
-MARK = "4242"  # every process a case leaves running has this in its command line
+# Every process a case leaves running has this in its command line; this run's own number, so
+# that a second test run on the machine (its sleeps) is not counted as this one's leftovers.
+MARK = f"4242{os.getpid():07d}"
 
 CASES: dict[str, tuple[str, dict[str, int]]] = {
     # /dev/shm and /tmp are tmpfs: RAM, which RLIMIT_AS does not count; the cgroup does. The
