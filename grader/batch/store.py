@@ -29,10 +29,6 @@ from ..spec import Assignment
 from . import feedback
 from .discovery import Submission, shown_name
 
-# The trusted side's measurements of a student's models for the class's similarity report
-# (grader/similarity/), kept apart from result.json so that no student-facing report has them.
-SIMILARITY_FILE = EVIDENCE_FILE
-
 
 def result_path(out: Path, student: str) -> Path:
     return out / student / "result.json"
@@ -174,7 +170,7 @@ class ResultStore:
         folder = self.out / result["batch"]["student"]
         folder.mkdir(parents=True, exist_ok=True)
         self.write_html(result)
-        similarity = folder / SIMILARITY_FILE
+        similarity = folder / EVIDENCE_FILE  # the class's similarity report reads it
         if evidence is not None:
             write_atomic(similarity, json.dumps({"notebook_sha256": result.get(
                 "notebook_sha256"), **evidence}, default=str))
