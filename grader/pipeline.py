@@ -77,7 +77,7 @@ def prepare_data(assignment: Assignment, options: Options, folder: Path) -> Prep
     split = data.make_split(dataset, seed=spec.seed, train_per_class=spec.train_per_class,
                             test_per_class=spec.test_per_class,
                             holdout_per_class=spec.holdout_per_class,
-                            full=options.mode is DataMode.FULL,
+                            mode=options.mode,
                             holdout_secret=secret.value)
     path = folder / f"{spec.dataset}.npz"
     split.write_student_npz(path)
