@@ -5,6 +5,7 @@ reason, and nothing else."""
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from pathlib import Path
 
@@ -331,3 +332,63 @@ def test_a_real_result_of_the_reference_has_the_references_design() -> None:
     assert models.design_text(model) == ("Dense 128 relu → Dense 64 relu → Dense 10 softmax; "
                                          "optimizer Adam, learning rate 0.001, loss "
                                          "categorical_crossentropy")
+
+
+# --- the same training code explains the same weights -----------------------------------------
+
+def test_the_training_slice_is_the_code_the_model_depends_on() -> None:
+    from grader.similarity.training_code import training_slice
+    from similarity_class import RUN_STAGES
+
+    code = _code([*[stage[1] for stage in RUN_STAGES], "print(model.summary())\n"
+                  "%matplotlib inline\nmodel.save('mine.keras')\n"], starter=None)
+    kept = training_slice(code, "model")
+    assert kept is not None
+    for needed in ("default_rng(7)", "np.eye(10)[ydev[order]]", "set_random_seed(11)",
+                   "Dense(64", "Adam(learning_rate=0.001)", "model.fit(train_x"):
+        assert needed in kept, needed
+    for left_out in ("evaluate", "print", "summary", "save", "test_acc", "prep(xtest)"):
+        assert left_out not in kept.replace("X_all, test_x = (prep(xdev)[order], prep(xtest))",
+                                            ""), left_out
+    assert training_slice(_code(["print('no model')\n"], starter=None), "model") is None
+    assert training_slice("# In [1] (cell 1)\nmodel = (\n", "model") is None  # cannot parse
+
+
+def _same_weights_class(out: Path, subs: Path, cells: dict[str, list[str]]) -> dict[str, Path]:
+    rng = np.random.default_rng(6)
+    labels = rng.integers(0, 10, 2000)
+    weights, predictions = trained_weights(rng), holdout_predictions(rng, labels)
+    notebooks = {}
+    for student, student_cells in cells.items():
+        path = subs / f"{student}.ipynb"
+        nbformat.write(notebook(STARTER, student_cells), str(path))
+        notebooks[student] = path
+        write_student(out, student, f"sha-{student}", REFERENCE_LAYERS, weights, predictions)
+    return notebooks
+
+
+def test_the_same_training_code_explains_the_same_weights_whatever_else_differs(
+        tmp_path: Path) -> None:
+    """Five students train with the same cells (the homework's seed among them) and report
+    their own way: the same weights, honestly, though their whole notebooks differ; cat's
+    weights are the same too, but her data preparation is not theirs: that is evidence."""
+    from similarity_class import RUN_STAGES
+
+    prepare, build, train, report = RUN_STAGES
+    training = [prepare[0], build[1], train[0]]  # build[1] seeds: set_random_seed(11)
+    cells = {f"s{i}": [*training, report[i]] for i in range(5)}
+    cells["cat"] = [prepare[1], *training[1:], report[0]]
+    out, subs = tmp_path / "out", tmp_path / "subs"
+    subs.mkdir()
+    notebooks = _same_weights_class(out, subs, cells)
+    written = write(out, FASHION, notebooks)
+    flagged = {(p.a, p.b): p.kinds for p in written.analysis.pairs}
+    assert flagged == {("cat", f"s{i}"): ["weights", "predictions"] for i in range(5)}
+    assert "did not come from each one's own training" in \
+        written.analysis.pairs[0].flags[0].sentence
+    # most pairs' whole notebooks differ too much for the whole code to explain the weights
+    whole = {s: code_mod.fingerprint(s, _code(cells[s]), None, 25, 30) for s in cells}
+    differ = [(a, b) for a, b in itertools.combinations(sorted(cells)[1:], 2)
+              if min(code_mod.compare(whole[a], whole[b]).similarity_a,
+                     code_mod.compare(whole[a], whole[b]).similarity_b) < Thresholds().same_code]
+    assert len(differ) >= 5, differ
