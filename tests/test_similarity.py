@@ -196,6 +196,23 @@ def test_two_students_alone_with_an_unusual_design_are_flagged(tmp_path: Path) -
     assert "Dense 128 tanh" in written.analysis.pairs[0].flags[0].sentence
 
 
+def test_the_references_design_in_the_functional_api_is_not_unusual() -> None:
+    """keras.Input in a functional model shows as an InputLayer, and a loss object says
+    from_logits=False where a string says nothing: the same design as the reference's, spelled
+    another way (two honest students of a real class of 12 were flagged for it)."""
+    functional = {"status": "found", "kind": "Functional", "layers": [
+        {"class": "InputLayer", "output_shape": [None, 784], "params": 0, "activation": None,
+         "config": {}}, *REFERENCE_LAYERS],
+        "compile": {"loss": "categorical_crossentropy", "from_logits": False,
+                    "optimizer": "Adam", "learning_rate": 0.0010000000474974513}}
+    sequential = {**functional, "layers": REFERENCE_LAYERS,
+                  "compile": {**functional["compile"], "from_logits": None}}
+    assert models.design_key(functional) == models.design_key(sequential)
+    assert models.design_key(functional, settings=False) in \
+        models.reference_designs(FASHION.expected())["model"]
+    assert models.design_text(functional).startswith("Dense 128 relu → Dense 64 relu")
+
+
 # --- kept from students -----------------------------------------------------------------------
 
 def test_evidence_is_never_in_result_json() -> None:
