@@ -12,6 +12,7 @@ needed name is kept), which only makes two slices less alike, never hides a diff
 from __future__ import annotations
 
 import ast
+import functools
 import re
 
 # Methods that read a model or an array without changing it: calling them is no training.
@@ -93,6 +94,7 @@ def _seeds(stmt: ast.stmt) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=1024)  # a class that handed in one notebook slices it once
 def training_slice(text: str, obj: str) -> str | None:
     """The statements `obj` (a graded variable, e.g. `model`) depends on, as normalised code
     (ast.unparse: no comments, one layout), or None when no top-level statement makes it."""
