@@ -84,9 +84,9 @@ REPORT = [
 STAGES = [PREPROCESS, BUILD, TRAIN, REPORT]
 
 
-def honest_cells(x: int, y: int) -> list[str]:
+def honest_cells(x: int, y: int, stages: list[list[str]] = STAGES) -> list[str]:
     """One honest student's cells: rows of Z5 share at most one of the four stages."""
-    return [STAGES[k][c % 5] for k, c in enumerate((x, y, x + y, x + 2 * y))]
+    return [stages[k][c % 5] for k, c in enumerate((x, y, x + y, x + 2 * y))]
 
 
 def renamed_and_reordered(cells: list[str]) -> list[str]:
@@ -275,8 +275,3 @@ RUN_REPORT = [
 ]
 RUN_STAGES = [RUN_PREPROCESS, RUN_BUILD, RUN_TRAIN, RUN_REPORT]
 
-
-def runnable_honest_cells(x: int, y: int) -> list[str]:
-    """One honest student's cells that run after the starter's loading cell; rows of Z5 share
-    at most one of the four stages, as honest_cells' do."""
-    return [RUN_STAGES[k][c % 5] for k, c in enumerate((x, y, x + y, x + 2 * y))]

@@ -113,19 +113,22 @@ def _class_of_12(out: Path, subs: Path) -> dict[str, Path]:
     cells["bob"] = renamed_and_reordered(cells["ann"])
     cells["cat"] = honest_cells(*rows[9])
     cells["dan"] = honest_cells(*rows[10])
-    shared_weights, shared_predictions = trained_weights(rng), holdout_predictions(rng, labels)
+    shared = trained_weights(rng), holdout_predictions(rng, labels)
+    return _write_class(out, subs, cells, lambda student: shared if student in ("cat", "dan")
+                        else (trained_weights(rng), holdout_predictions(rng, labels)))
+
+
+def _write_class(out: Path, subs: Path, cells: dict[str, list[str]], model_of
+                 ) -> dict[str, Path]:
+    """Each student's notebook (the starter and their cells) and what the trusted side
+    measured of their model: the reference's design, `model_of(student)`'s weights and
+    holdout predictions."""
     notebooks = {}
     for student, student_cells in cells.items():
         path = subs / f"{student}.ipynb"
         nbformat.write(notebook(STARTER, student_cells), str(path))
         notebooks[student] = path
-        sha = f"sha-{student}"
-        if student in ("cat", "dan"):
-            write_student(out, student, sha, REFERENCE_LAYERS, shared_weights,
-                          shared_predictions)
-        else:
-            write_student(out, student, sha, REFERENCE_LAYERS, trained_weights(rng),
-                          holdout_predictions(rng, labels))
+        write_student(out, student, f"sha-{student}", REFERENCE_LAYERS, *model_of(student))
     return notebooks
 
 
@@ -374,14 +377,8 @@ def test_the_training_slice_is_the_code_the_model_depends_on() -> None:
 def _same_weights_class(out: Path, subs: Path, cells: dict[str, list[str]]) -> dict[str, Path]:
     rng = np.random.default_rng(6)
     labels = rng.integers(0, 10, 2000)
-    weights, predictions = trained_weights(rng), holdout_predictions(rng, labels)
-    notebooks = {}
-    for student, student_cells in cells.items():
-        path = subs / f"{student}.ipynb"
-        nbformat.write(notebook(STARTER, student_cells), str(path))
-        notebooks[student] = path
-        write_student(out, student, f"sha-{student}", REFERENCE_LAYERS, weights, predictions)
-    return notebooks
+    same = trained_weights(rng), holdout_predictions(rng, labels)
+    return _write_class(out, subs, cells, lambda student: same)
 
 
 def test_the_same_training_code_explains_the_same_weights_whatever_else_differs(

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 import notebook_factory as nf
-from similarity_class import runnable_honest_cells
+from similarity_class import RUN_STAGES, honest_cells
 from test_batch import ASSIGNMENT, code_nb, grade_cli, one_epoch, short_tmp, starter
 
 RENAMES = {"xdev": "dev_images", "xtest": "test_images", "X_train": "train_x",
@@ -91,7 +91,7 @@ def loading_cell() -> str:
 def class_of_12(subs) -> None:
     rows = [(x, y) for x in range(5) for y in range(5)][:8]
     for i, row in enumerate(rows):
-        nf.write(code_nb(loading_cell(), *runnable_honest_cells(*row)),
+        nf.write(code_nb(loading_cell(), *honest_cells(*row, RUN_STAGES)),
                  subs / f"honest{i}.ipynb")
     ann = one_epoch(nf.reference())
     nf.write(ann, subs / "ann.ipynb")
