@@ -374,6 +374,36 @@ def test_the_training_slice_is_the_code_the_model_depends_on() -> None:
     assert training_slice("# In [1] (cell 1)\nmodel = (\n", "model") is None  # cannot parse
 
 
+TORCH_LOOP = """import torch
+from torch import nn
+torch.manual_seed(0)
+xs, ys = torch.rand(100, 784), torch.randint(0, 10, (100,))
+loader = torch.utils.data.DataLoader(list(zip(xs, ys)), batch_size=10, shuffle=True)
+model = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
+opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+crit = nn.CrossEntropyLoss()
+for epoch in range(2):
+    for xb, yb in loader:
+        opt.zero_grad()
+        loss = crit(model(xb), yb)
+        loss.backward()
+        opt.step()
+with torch.no_grad():
+    accuracy = (model(xs).argmax(1) == ys).float().mean()
+print(accuracy)
+"""
+
+
+def test_the_training_slice_keeps_a_pytorch_loop_that_steps_the_models_optimizer() -> None:
+    """model(xb) does not change the model, opt.step() does: the optimizer made from
+    model.parameters() holds its weights."""
+    from grader.similarity.training_code import training_slice
+
+    kept = training_slice(_code([TORCH_LOOP], starter=None), "model")
+    assert "opt.step()" in kept and "loss.backward()" in kept and "DataLoader" in kept
+    assert "manual_seed(0)" in kept and "accuracy" not in kept
+
+
 def _same_weights_class(out: Path, subs: Path, cells: dict[str, list[str]]) -> dict[str, Path]:
     rng = np.random.default_rng(6)
     labels = rng.integers(0, 10, 2000)

@@ -1,6 +1,7 @@
 """The code that made a model: of a notebook's code, the top-level statements its graded object
 depends on, in cell order (a backward slice: the data it was trained on and how that was
-prepared, the seeds, the model, compile() and fit()), without the plots, prints and evaluation.
+prepared, the seeds, the model, compile() and fit(), or a PyTorch loop stepping an optimizer
+that holds its parameters), without the plots, prints and evaluation.
 
 The grader runs every notebook from the same seed, and a homework's starter may fix one too, so
 two notebooks whose slices are the same code (names aside) train the same weights honestly,
@@ -21,6 +22,9 @@ READ_ONLY = frozenset({
     "get_weights", "get_config", "get_layer", "save", "save_weights", "to_json", "numpy",
     "plot", "show", "head", "tail", "describe", "copy", "mean", "std", "sum", "argmax",
 })
+# What hands a model's weights to an optimizer (PyTorch's, or a custom Keras loop's).
+PARAMETERS = frozenset({"parameters", "named_parameters", "trainable_variables",
+                        "trainable_weights", "weights"})
 CELL_HEADER = re.compile(r"^# In \[\d+\] \(cell \d+\)$", re.MULTILINE)  # code.code_text's
 IPYTHON_LINE = re.compile(r"^\s*[%!].*$", re.MULTILINE)
 
@@ -80,6 +84,19 @@ def _read(stmt: ast.stmt) -> set[str]:
             isinstance(n.ctx, ast.Load)}
 
 
+def _holders(body: list[ast.stmt], obj: str, modules: frozenset[str]) -> set[str]:
+    """`obj` and the names that hold its weights: an optimizer made from model.parameters()
+    changes the model when it steps, as apply_gradients(zip(grads, model.trainable_variables))
+    does."""
+    holders = {obj}
+    for stmt in body:
+        touches = any(isinstance(n, ast.Attribute) and n.attr in PARAMETERS and
+                      _base(n.value) in holders for n in ast.walk(stmt))
+        if touches:
+            holders |= changed(stmt, modules) - modules
+    return holders
+
+
 def _seeds(stmt: ast.stmt) -> bool:
     """A call that sets a random generator's seed (random.seed, np.random.seed,
     keras.utils.set_random_seed, tf.random.set_seed, torch.manual_seed): training starts
@@ -100,11 +117,12 @@ def training_slice(text: str, obj: str) -> str | None:
     (ast.unparse: no comments, one layout), or None when no top-level statement makes it."""
     body = statements(text)
     modules = frozenset().union(*(_imported(s) for s in body))
+    holders = _holders(body, obj, modules)
     needed: set[str] = set()
     kept: list[ast.stmt] = []
     for stmt in reversed(body):
         made = changed(stmt, modules)
-        if obj in made or made & needed or (kept and _seeds(stmt)):
+        if made & holders or made & needed or (kept and _seeds(stmt)):
             kept.append(stmt)
             needed |= _read(stmt)
     if not any(obj in changed(s, modules) for s in kept):
