@@ -31,7 +31,6 @@ OPTIMIZER_SETTINGS = {"lr", "momentum", "dampening", "weight_decay", "nesterov",
 LOSSES = {"CrossEntropyLoss": "indices", "NLLLoss": "indices", "MSELoss": "one-hot"}
 LOSS_SETTINGS = {"CrossEntropyLoss": {"label_smoothing", "reduction"},
                  "NLLLoss": {"reduction"}, "MSELoss": {"reduction"}}
-LOOP_VERSION = "torch-1"
 
 
 class CannotRebuild(ValueError):
@@ -152,7 +151,7 @@ def timed_fit(plan: list[tuple[str, dict[str, Any]]], *, loss: tuple[str, dict[s
 
     pred = predict_holdout(predict, holdout, cpu_start, max_cpu_seconds)
     changed = any(not torch.equal(a, p.detach()) for a, p in zip(start, model.parameters()))
-    return {**result, "weights_changed": changed, "loop": LOOP_VERSION,
+    return {**result, "weights_changed": changed,
             "predictions": pred.reshape((len(images), -1)).astype("float32"),
             "seconds": round(time.monotonic() - started, 3)}
 
