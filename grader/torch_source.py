@@ -76,6 +76,8 @@ def training(nb: Any, model: str) -> dict[str, Any]:
 class _Source:
     def __init__(self, trees: list[ast.AST]) -> None:
         self.nodes = [node for tree in trees for node in ast.walk(tree)]
+        self.parent = {id(child): node for node in self.nodes
+                       for child in ast.iter_child_nodes(node)}
         self.aliases, self.star = _imports(self.nodes)
         self.constants = _constants(self.nodes)
 
@@ -123,7 +125,8 @@ class _Source:
             return None, None, None
         names = _linked_names(self.nodes, model)
         trained = {id(call): _parameters_of(call) for _, call in calls}
-        tied = [(n, c) for n, c in calls if trained[id(c)] in names]
+        tied = [(n, c) for n, c in calls if trained[id(c)] in names
+                or self._passed_in(c, trained[id(c)], names)]
         if tied:
             chosen, how = tied, f"{trained[id(tied[0][1])]}.parameters()"
         elif len(calls) == 1 and trained[id(calls[0][1])] is None:
@@ -153,6 +156,25 @@ class _Source:
         return {"name": name, "call": _text(call), "settings": settings,
                 "unreadable": sorted(set(unreadable)), "tied": how}, None, _target(self.nodes,
                                                                                      call)
+
+    def _passed_in(self, call: ast.Call, owner: str | None, names: set[str]) -> bool:
+        """`def train(net, ...): optim.Adam(net.parameters())`, called as `train(model, ...)`:
+        the function's parameter is the graded model wherever the notebook calls it."""
+        node = self.parent.get(id(call))
+        while node is not None and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            node = self.parent.get(id(node))
+        params = [a.arg for a in node.args.posonlyargs + node.args.args] if node else []
+        if owner is None or owner not in params:
+            return False
+        index = params.index(owner)
+        for other in self.nodes:
+            if isinstance(other, ast.Call) and \
+                    _dotted(other.func) in (node.name, f"self.{node.name}"):
+                given = other.args[index] if index < len(other.args) else next(
+                    (k.value for k in other.keywords if k.arg == owner), None)
+                if isinstance(given, ast.Name) and given.id in names:
+                    return True
+        return False
 
     def _settings(self, call: ast.Call, skip: int, settings: dict[str, Any],
                   unreadable: list[str], positional: tuple[str, ...]) -> None:

@@ -106,3 +106,21 @@ def test_unreadable_settings_are_named():
     assert read["loss"]["unreadable"] == ["weight"]
     assert read["optimizer"]["settings"] == {"lr": 0.1}
     assert read["optimizer"]["unreadable"] == ["argument 3"]
+
+
+def test_an_optimizer_built_in_a_training_function_is_tied_through_its_call():
+    function = ("import torch\n"
+                "def fit(net, loader, epochs, lr=1e-3):\n"
+                "    opt = torch.optim.SGD(net.parameters(), lr=0.05)\n"
+                "    for _ in range(epochs):\n"
+                "        for x, y in loader:\n"
+                "            opt.zero_grad()\n"
+                "            torch.nn.functional.cross_entropy(net(x), y).backward()\n"
+                "            opt.step()\n")
+    read = _read(function, "fit(model, loader, 5)")
+    assert read["optimizer"]["name"] == "SGD" and read["optimizer"]["settings"] == {"lr": 0.05}
+    assert read["step"] and read["loss"]["name"] == "CrossEntropyLoss"
+    read = _read(function, "fit(loader=loader, net=model, epochs=5)")
+    assert read["optimizer"]["name"] == "SGD"
+    read = _read(function, "fit(other, loader, 5)")  # never given the graded model
+    assert read["optimizer"] is None and "trains `net`, not `model`" in read["optimizer_unknown"]
