@@ -230,7 +230,8 @@ def _measure_savedmodel(obj: dict[str, Any], request: dict[str, Any], images: np
 def _measure_onnx(obj: dict[str, Any], request: dict[str, Any], images: np.ndarray,
                   folder: Path) -> dict[str, Any]:
     """A PyTorch module, from its ONNX export: described from the graph, run by onnxruntime
-    (grader/measure/onnx_model.py); torch itself is never imported here."""
+    (grader/measure/onnx_model.py), never by torch; torch is imported only to retrain the
+    design from torch.nn classes (grader/measure/torch_design.py), nothing of the student's."""
     from . import onnx_model
 
     claim = obj.get("claim") or {}
