@@ -357,7 +357,8 @@ def measure_models(worker: measure.Worker, names: list[str],
         objects=[{**specs[n].options, "name": n, "export": str(objects[n].export),
                   "input_shape": specs[n].input_shape, "timed": n in wanted,
                   "claim": objects[n].data.get("claim"),
-                  "cross_entropy_loss": cross_entropy} for n in names],
+                  "cross_entropy_loss": cross_entropy,
+                  "torch_training": torch_source.training(notebook_node, n)} for n in names],
         baselines=missing,
         timeout=300.0 + (len(timed) + len(missing)) * (budget.wall_seconds_per_model
                                                        if budget else 0))

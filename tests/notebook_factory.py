@@ -645,11 +645,6 @@ def _meta(label: str, verdict: str, about: str = "", loses: tuple[str, ...] = ()
     return meta
 
 
-# What the grader cannot score for a PyTorch answer yet (issue 25): its loss and optimizer (no
-# compile(); not yet read from the source) and its own timed training of the design.
-PYTORCH_PENDING = ("model-loss", "model-optimizer", "model-timed-training")
-
-
 VARIANTS = {
     "fashion-mlp": {
         "five-epochs": (mlp_five_epochs, _meta(
@@ -681,11 +676,12 @@ VARIANTS = {
             "PyTorch: nn.Sequential of Linear 784→128→64→10 with ReLU, CrossEntropyLoss on the "
             "logits, Adam (lr 1e-3), a DataLoader", "correct",
             "Homework 4 allows PyTorch; the data is loaded with tensorflow.keras.datasets as "
-            "the homework does", pending=PYTORCH_PENDING)),
+            "the homework does; its loss and optimizer are read from the source, and the grader "
+            "retrains its design in PyTorch")),
         "pytorch-sigmoid-32": (mlp_pytorch_sigmoid_32, _meta(
             "PyTorch: Linear(128 → 32) + Sigmoid instead of Linear(128 → 64) + ReLU", "wrong",
             loses=("model-layers", "model-activations", "model-shapes", "model-params"),
-            keeps=("model-accuracy",), pending=PYTORCH_PENDING)),
+            keeps=("model-accuracy", "model-loss", "model-optimizer"))),
         "lecture-mlp-300-100": (mlp_300_100_10, _meta(
             "the lecture's 300-100-10 network instead of 128-64-10", "wrong",
             loses=("model-layers", "model-shapes", "model-params"),

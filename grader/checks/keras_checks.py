@@ -8,6 +8,7 @@ import numpy as np
 
 from ..scoring import CheckResult, TimedStatus
 from ..spec import CheckSpec
+from . import pytorch_training
 from .architecture import Layer, align, distance, normalise
 from .context import GradingContext, Unavailable, guarded
 
@@ -225,11 +226,6 @@ def _loss_key(name: str | None) -> str | None:
     return snake.replace("cross_entropy", "crossentropy")
 
 
-PYTORCH_NOT_SCORED = ("not scored: the grader cannot yet tell a PyTorch answer's {what} (PyTorch "
-                      "has no compile(); reading it from the notebook is still to come), so this "
-                      "check is the grader's to complete, never a zero")
-
-
 def _pytorch(obj: Any) -> bool:
     return (obj.model or {}).get("framework") == "pytorch"
 
@@ -238,9 +234,8 @@ def _pytorch(obj: Any) -> bool:
 def loss(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     """Cross-entropy that suits the output; a successful fit() shows it suits the labels too."""
     obj = _found(spec, ctx)
-    if _pytorch(obj):
-        return CheckResult.error(spec, PYTORCH_NOT_SCORED.format(
-            what="loss and whether training ran with it"))
+    if _pytorch(obj):  # no compile(): read from the notebook's source
+        return pytorch_training.loss(spec, obj.model)
     info = obj.model.get("compile") or {}
     if not info.get("compiled") or not info.get("loss"):
         return CheckResult.scored(spec, 0.0, "the model was never compiled with a loss")
@@ -269,14 +264,14 @@ def loss(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
 @guarded
 def optimizer(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     obj = _found(spec, ctx)
-    if _pytorch(obj):
-        return CheckResult.error(spec, PYTORCH_NOT_SCORED.format(what="optimizer"))
     info = obj.model.get("compile") or {}
     variants = ctx.expected_object(spec.object).get("variants") or [{}]
     want = spec.options.get("expected") or (variants[0].get("compile") or {}).get("optimizer")
     if not want:
         raise RuntimeError(f"no reference optimizer for `{spec.object}` (run grader calibrate)")
     accepted = list(want) if isinstance(want, list) else [want]  # `expected` may list several
+    if _pytorch(obj):  # torch.optim.Adam is Keras's "Adam": the same names
+        return pytorch_training.optimizer(spec, obj.model, accepted)
     want = " or ".join(map(str, accepted))
     have = info.get("optimizer")
     if not info.get("compiled") or not have:
