@@ -427,7 +427,7 @@ def _score(harvest: Harvest, assignment: Assignment) -> GradeResult:
         ctx.notes["run_seed"] = harvest.run_seed
         ctx.notes["timed_baselines"] = harvest.timed_baselines
         ctx.notes["timed_costs"] = harvest.timed_costs
-        ctx.notes["manual_questions"] = [str(c.options.get("question", c.id))
+        ctx.notes["manual_questions"] = [c.options.question or c.id
                                          for c in assignment.checks if c.kind == "manual"]
         results = [checks.run(spec, ctx) for spec in assignment.checks]
     now = time.monotonic()

@@ -101,6 +101,17 @@ class TrainingTable(Table):
     seed: NonNegativeInt = Field(0, description="the seed of the grader's starting weights")
     max_params: PositiveInt = Field(20_000_000, description="above this the grader declines")
 
+    def scaled(self, factor: float) -> TrainingTable:
+        """The same budget for `factor` times as many training images per epoch."""
+        return self.model_copy(update={
+            "max_cpu_seconds": self.max_cpu_seconds * max(1.0, factor)})
+
+    @property
+    def wall_seconds_per_model(self) -> float:
+        """The wall-clock safety net for one model's training: its CPU cap, spent on two threads
+        of a machine busy with other work, with room to spare."""
+        return self.max_cpu_seconds * 3 + 120
+
 
 class EnvironmentTable(Table):
     packages: list[ImportName] = Field(
@@ -166,13 +177,13 @@ class CheckTable(Table):
 
 
 class ArchitectureCheck(CheckTable):
-    ignore: list[Text] | None = Field(None, description="layer classes left out of the "
-                                      "comparison, e.g. Dropout")
+    ignore: list[Text] = Field(default_factory=list, description="layer classes left out of "
+                               "the comparison, e.g. Dropout")
 
 
 class LayersCheck(ArchitectureCheck):
-    only: list[PositiveInt] | None = Field(None, description="grade only these expected "
-                                           "layers (1-based positions)")
+    only: list[PositiveInt] = Field(default_factory=list, description="grade only these "
+                                    "expected layers (1-based positions); empty: all")
 
 
 class OptimizerCheck(CheckTable):
@@ -210,33 +221,45 @@ class ManualCheck(CheckTable):
 
 class ReconstructionCheck(CheckTable):
     needs = ("data",)
-    margin_below_mean_image: Fraction | None = Field(
-        None, description="full marks for an error at least this fraction below the error of "
-                          "outputting the mean image (default 0.05)")
+    margin_below_mean_image: Fraction = Field(
+        0.05, description="full marks for an error at least this fraction below the error of "
+                          "outputting the mean image")
 
 
 class CodeAccuracyCheck(CheckTable):
     needs = ("data",)
     encoder: Identifier | None = None
-    margin_above_chance: Fraction | None = Field(
-        None, description="full marks for an accuracy at least this far above chance "
-                          "(default 0.10)")
+    margin_above_chance: Fraction = Field(
+        0.10, description="full marks for an accuracy at least this far above chance (0.20 "
+                          "for 10 classes)")
 
 
 class ToleranceCheck(CheckTable):
     object_kind = "numpy_functions"
-    rtol: NonNegativeFloat | None = None
-    atol: NonNegativeFloat | None = None
+    rtol: NonNegativeFloat = Field(1e-5, description="relative tolerance against the grader's "
+                                   "values")
+    atol: NonNegativeFloat = Field(1e-8, description="absolute tolerance against them")
 
 
-class GradientCheck(ToleranceCheck):
-    accept_transposed_w1: bool | None = None
+class BackwardCheck(ToleranceCheck):
+    accept_transposed_w1: bool = Field(True, description="accept dL/dW1 laid out transposed")
+
+
+class GradientCheck(BackwardCheck):
+    rtol: NonNegativeFloat = Field(1e-3, description="relative tolerance against finite "
+                                   "differences (and of the gate on the wide network)")
+    atol: NonNegativeFloat = Field(1e-6, description="absolute tolerance against them")
+
+
+# Part 1 allows numpy only (seed 004): frameworks that compute gradients, and the grader itself.
+NUMPY_ONLY_FORBIDDEN = ("tensorflow", "torch", "jax", "keras", "autograd", "theano", "mxnet",
+                        "paddle", "grader")
 
 
 class NumpyOnlyCheck(CheckTable):
     object_kind = "numpy_functions"
-    forbidden: list[ImportName] | None = Field(None, description="modules the notebook must "
-                                               "not import")
+    forbidden: list[ImportName] = Field(default_factory=lambda: list(NUMPY_ONLY_FORBIDDEN),
+                                        description="modules the notebook must not import")
 
 
 class DropoutBehaviourCheck(CheckTable):
@@ -250,7 +273,7 @@ CHECK_KIND_MODELS: dict[str, type[CheckTable]] = {
     "dropout_behaviour": DropoutBehaviourCheck, "contains_layers": ContainsLayersCheck,
     "manual": ManualCheck, "reconstruction": ReconstructionCheck,
     "code_accuracy": CodeAccuracyCheck, "forward_pass": ToleranceCheck,
-    "backward_pass": GradientCheck, "gradient_check": GradientCheck,
+    "backward_pass": BackwardCheck, "gradient_check": GradientCheck,
     "numpy_only": NumpyOnlyCheck,
 }
 
@@ -260,6 +283,36 @@ class FreeFormCheck(CheckTable):
 
     model_config = ConfigDict(extra="allow")
     object_kind = None
+
+
+class CheckOptions(Table):
+    """A check kind's own keys (those beyond CheckTable's), with their defaults: what a check
+    reads as `spec.options.<key>`. One model per kind, derived from its CheckTable model by
+    `options_model`, so each key and its default are written once."""
+
+
+class FreeFormOptions(CheckOptions):
+    """The options of a kind with no model yet: whatever the file set."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+@functools.cache
+def options_model(kind: str) -> type[CheckOptions]:
+    """The options of a check kind: its model's fields minus the common ones."""
+    table = CHECK_KIND_MODELS.get(kind)
+    if table is None:
+        return FreeFormOptions
+    own = {name: (info.annotation, info) for name, info in table.model_fields.items()
+           if name not in CheckTable.model_fields}
+    return create_model(f"{table.__name__}Options", __base__=CheckOptions, **own)
+
+
+def check_options(entry: CheckTable) -> CheckOptions:
+    """A validated [[checks]] entry's own keys, as its kind's options model (frozen)."""
+    model = options_model(entry.kind)
+    values = {name: getattr(entry, name) for name in model.model_fields}
+    return model.model_validate({**values, **(entry.model_extra or {})})
 
 
 class AssignmentTable(Table):
