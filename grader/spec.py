@@ -39,6 +39,7 @@ ExecutionLimits = spec_format.ExecutionTable
 DataSpec = spec_format.DataTable
 TrainingSpec = spec_format.TrainingTable
 CheckOptions = spec_format.CheckOptions
+ObjectOptions = spec_format.ObjectOptions
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,8 @@ class ObjectSpec:
     name: str
     kind: str  # "keras", or a module in grader/kernel/kinds/
     input_shape: tuple[int, ...] | None = None
-    options: dict[str, Any] = field(default_factory=dict)  # e.g. probe_dropout = true
+    # The kind's own keys, typed, with their defaults (spec_format.options_model).
+    options: ObjectOptions = field(default_factory=ObjectOptions)
 
 
 @dataclass(frozen=True)
@@ -237,11 +239,11 @@ def _assignment(table: Any, folder: Path, sha: str) -> Assignment:
         training=table.training,
         objects=tuple(
             ObjectSpec(o.name, o.kind, tuple(o.input_shape) if o.input_shape else None,
-                       _options(o, {"name", "kind", "input_shape"}))
+                       spec_format.options_of(o))
             for o in table.objects),
         checks=tuple(
             CheckSpec(id=c.id, title=c.title, kind=c.kind, points=float(c.points),
-                      object=c.object, options=spec_format.check_options(c))
+                      object=c.object, options=spec_format.options_of(c))
             for c in table.checks),
         spec_sha256=sha,
         reference_label=table.reference_label,
@@ -250,12 +252,6 @@ def _assignment(table: Any, folder: Path, sha: str) -> Assignment:
         packages=tuple(table.environment.packages),
         optional_packages=tuple(table.environment.optional),
     )
-
-
-def _options(entry: Any, common: set[str]) -> dict[str, Any]:
-    """The keys the file set beyond the common ones, as TOML gave them (the defaults stay in
-    the code that reads them)."""
-    return {k: v for k, v in entry.model_dump(exclude_unset=True).items() if k not in common}
 
 
 # --- located messages ------------------------------------------------------------------------------

@@ -144,13 +144,14 @@ class ObjectTable(Table):
 class KerasObject(ObjectTable):
     encoder: Identifier | None = Field(None, description="feed this object the private images "
                                        "encoded by that model's first layer")
-    probe_dropout: bool | None = Field(None, description="forward passes with training=True "
-                                       "and False, to grade dropout by behaviour")
+    probe_dropout: bool = Field(False, description="forward passes with training=True and "
+                                "False, to grade dropout by behaviour")
 
 
 class NumpyFunctionsObject(ObjectTable):
-    forward: Identifier | None = Field(None, description="the forward function's name")
-    call_timeout: PositiveFloat | None = Field(None, description="seconds for one call")
+    forward: Identifier = Field("forward_propagation", description="the forward function's "
+                                "name")
+    call_timeout: PositiveFloat = Field(10.0, description="seconds for one call")
 
 
 OBJECT_KIND_MODELS: dict[str, type[ObjectTable]] = {
@@ -285,34 +286,49 @@ class FreeFormCheck(CheckTable):
     object_kind = None
 
 
-class CheckOptions(Table):
-    """A check kind's own keys (those beyond CheckTable's), with their defaults: what a check
-    reads as `spec.options.<key>`. One model per kind, derived from its CheckTable model by
-    `options_model`, so each key and its default are written once."""
+class Options(Table):
+    """A kind's own keys (those beyond the entry's common ones), with their defaults: what the
+    grader reads as `spec.options.<key>`. One model per kind, derived from the kind's entry
+    model by `options_model`, so each key and its default are written once."""
+
+
+class CheckOptions(Options):
+    """The own keys of a [[checks]] kind."""
+
+
+class ObjectOptions(Options):
+    """The own keys of an [[objects]] kind."""
 
 
 class FreeFormOptions(CheckOptions):
-    """The options of a kind with no model yet: whatever the file set."""
+    """The options of a check kind with no model yet: whatever the file set."""
 
     model_config = ConfigDict(extra="allow")
 
 
 @functools.cache
-def options_model(kind: str) -> type[CheckOptions]:
-    """The options of a check kind: its model's fields minus the common ones."""
-    table = CHECK_KIND_MODELS.get(kind)
-    if table is None:
-        return FreeFormOptions
-    own = {name: (info.annotation, info) for name, info in table.model_fields.items()
-           if name not in CheckTable.model_fields}
-    return create_model(f"{table.__name__}Options", __base__=CheckOptions, **own)
+def options_model(kind: str, table: str = "checks") -> type[Options]:
+    """The options of a kind of [[checks]] (or of [[objects]]): its model's fields minus the
+    common ones."""
+    if table == "objects":
+        entry, common, base = OBJECT_KIND_MODELS.get(kind, ObjectTable), ObjectTable, ObjectOptions
+    else:
+        entry, common, base = CHECK_KIND_MODELS.get(kind), CheckTable, CheckOptions
+        if entry is None:
+            return FreeFormOptions
+    own = {name: (info.annotation, info) for name, info in entry.model_fields.items()
+           if name not in common.model_fields}
+    return create_model(f"{entry.__name__}Options", __base__=base, **own)
 
 
-def check_options(entry: CheckTable) -> CheckOptions:
-    """A validated [[checks]] entry's own keys, as its kind's options model (frozen)."""
-    model = options_model(entry.kind)
-    values = {name: getattr(entry, name) for name in model.model_fields}
-    return model.model_validate({**values, **(entry.model_extra or {})})
+def options_of(entry: CheckTable | ObjectTable) -> Options:
+    """A validated entry's own keys as its kind's options model (frozen); the keys the file
+    set are its `model_fields_set`."""
+    table = "objects" if isinstance(entry, ObjectTable) else "checks"
+    model = options_model(entry.kind, table)
+    written = {name: getattr(entry, name) for name in model.model_fields
+               if name in entry.model_fields_set}
+    return model.model_validate({**written, **(entry.model_extra or {})})
 
 
 class AssignmentTable(Table):

@@ -78,8 +78,8 @@ notebook = nf.of_cells
 
 def assignment_with(**limits: int) -> spec.Assignment:
     base = spec.load("numpy-backprop")
-    return dataclasses.replace(base, limits=dataclasses.replace(
-        base.limits, cell_timeout=60, notebook_timeout=120, **limits))
+    return dataclasses.replace(base, limits=base.limits.model_copy(
+        update={"cell_timeout": 60, "notebook_timeout": 120, **limits}))
 
 
 def shmem_mb() -> int:

@@ -78,7 +78,12 @@ def test_check_options_are_typed_as_written_with_their_kinds_defaults():
     with pytest.raises(ValidationError):  # frozen, like the spec it comes from
         layers.only = [1]
     obj = spec.load("numpy-backprop").objects[0]
-    assert obj.options == {"forward": "forward_propagation", "call_timeout": 10}
+    assert (obj.options.forward, obj.options.call_timeout) == ("forward_propagation", 10)
+    coded = {o.name: o.options for o in spec.load("autoassociator").objects}
+    assert (coded["classifier"].encoder, coded["aanetwork"].encoder) == ("aanetwork", None)
+    probed = spec.load("mnist-cnn").objects[0].options
+    assert probed.probe_dropout and not coded["classifier"].probe_dropout
+    assert probed.model_dump(exclude_unset=True) == {"probe_dropout": True}  # as written
 
 
 def test_every_registered_check_kind_has_typed_options():
