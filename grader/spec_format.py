@@ -97,6 +97,9 @@ class TrainingTable(Table):
 
     epochs: PositiveInt = Field(5, description="epochs of the grader's training of a design")
     batch_size: PositiveInt = Field(128, description="its batch size")
+    # CPU seconds of the training process, not wall-clock: a busy machine must not change a
+    # grade. A safety net far above any sound design's cost; training stops after the epoch
+    # that passes it.
     max_cpu_seconds: PositiveFloat = Field(600.0, description="CPU-seconds cap per model on the subset (a safety net: the budget is `epochs`); with --full it grows with the training images")
     seed: NonNegativeInt = Field(0, description="the seed of the grader's starting weights")
     max_params: PositiveInt = Field(20_000_000, description="above this the grader declines")

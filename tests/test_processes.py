@@ -122,3 +122,17 @@ def test_processes_are_found_by_uid_and_zombies_count_for_rlimit_nproc_only():
         zombie.wait()
     assert before >= 2  # this process and its zombie at least
     assert processes.count_with_real_uid(2**31 - 7) == 0
+
+
+def test_cgroup_members_are_the_live_pids_its_procs_files_list(tmp_path):
+    zombie = subprocess.Popen(["true"])
+    try:
+        deadline = time.monotonic() + 10
+        while not processes.is_zombie(zombie.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (tmp_path / "memory").write_text(f"{os.getpid()}\n{zombie.pid}\n")
+        (tmp_path / "pids").write_text(f"{os.getppid()}\n")
+        files = [tmp_path / "memory", tmp_path / "pids", tmp_path / "gone"]
+        assert processes.in_cgroup(files) == {os.getpid(), os.getppid()}
+    finally:
+        zombie.wait()

@@ -49,13 +49,7 @@ class Cgroup:
 
     def members(self) -> set[int]:
         """Live members (a zombie waits for its parent, not for a signal)."""
-        pids: set[int] = set()
-        for folder in self.folders:
-            try:
-                pids.update(int(p) for p in (folder / "cgroup.procs").read_text().split())
-            except (OSError, ValueError):
-                continue
-        return {pid for pid in pids if not processes.is_zombie(pid)}
+        return processes.in_cgroup(self.procs_files())
 
     def oom_kills(self) -> int:
         folder = self.dirs.get("memory")

@@ -1,8 +1,8 @@
 """The one place that finds processes (in /proc) and kills them.
 
 Finding: by parent links (`descendants`), by uid (`with_uid`, `uids_running`,
-`count_with_real_uid`), by environment (`with_environ`), one process's state (`is_zombie`,
-`alive`). Killing: `kill` (once), `kill_until_none` (again and again, for trees that fork while
+`count_with_real_uid`), by environment (`with_environ`), by cgroup (`in_cgroup`), one
+process's state (`is_zombie`, `alive`). Killing: `kill` (once), `kill_until_none` (again and again, for trees that fork while
 being killed), `kill_tree`, `signal_group` (a process group).
 
 Standard library only, and no imports of the grader's: the launcher (launch.py, run as a
@@ -131,6 +131,19 @@ def with_environ(match: Callable[[list[bytes]], bool], exclude: Iterable[int] = 
         if match(env):
             found.append(pid)
     return found
+
+
+def in_cgroup(procs_files: Iterable[str | os.PathLike]) -> set[int]:
+    """Live members listed in a cgroup's `cgroup.procs` files (one a hierarchy on cgroup v1;
+    zombies are left out: they wait for their parent, not for a signal)."""
+    pids: set[int] = set()
+    for path in procs_files:
+        try:
+            with open(path) as fh:
+                pids.update(int(p) for p in fh.read().split())
+        except (OSError, ValueError):
+            continue
+    return {pid for pid in pids if not is_zombie(pid)}
 
 
 def is_zombie(pid: int) -> bool:
