@@ -27,14 +27,14 @@ def _found(spec: CheckSpec, ctx: GradingContext):
 
 def _comparison(spec: CheckSpec, ctx: GradingContext) -> dict[str, Any]:
     """The reference variant closest to the student's model, aligned layer by layer (cached)."""
-    key = ("comparison", spec.object, tuple(spec.options.get("ignore", [])))
+    key = ("comparison", spec.object, tuple(spec.options.ignore))
     if key in ctx.notes:
         return ctx.notes[key]
     obj = _found(spec, ctx)
     variants = ctx.expected_object(spec.object).get("variants") or []
     if not variants:
         raise RuntimeError(f"no reference architecture for `{spec.object}` (run grader calibrate)")
-    ignore = set(spec.options.get("ignore", []))  # e.g. Dropout, when dropout is graded by behaviour
+    ignore = set(spec.options.ignore)  # e.g. Dropout, when dropout is graded by behaviour
     found = [l for l in normalise(obj.model["layers"]) if l.kind not in ignore]
     best = None
     for variant in variants:
@@ -81,7 +81,7 @@ def layers(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     cmp = _comparison(spec, ctx)
     expected, found = cmp["expected"], cmp["found"]
     # `only`: grade just these expected layers (1-based), e.g. "the first convolution, 5 points".
-    only = {int(n) - 1 for n in spec.options.get("only", [])}
+    only = {n - 1 for n in spec.options.only}
     if only:
         return _some_layers(spec, cmp, only)
     matched, problems, extras = 0, [], 0
@@ -266,7 +266,7 @@ def optimizer(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     obj = _found(spec, ctx)
     info = obj.model.get("compile") or {}
     variants = ctx.expected_object(spec.object).get("variants") or [{}]
-    want = spec.options.get("expected") or (variants[0].get("compile") or {}).get("optimizer")
+    want = spec.options.expected or (variants[0].get("compile") or {}).get("optimizer")
     if not want:
         raise RuntimeError(f"no reference optimizer for `{spec.object}` (run grader calibrate)")
     accepted = list(want) if isinstance(want, list) else [want]  # `expected` may list several
@@ -305,7 +305,7 @@ def accuracy(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     labels = ctx.holdout_labels
     if labels is None:
         return CheckResult.error(spec, "the grader has no private images for this assignment")
-    threshold = ctx.threshold(spec.object, "accuracy").get("threshold") or spec.options.get("threshold")
+    threshold = ctx.threshold(spec.object, "accuracy").get("threshold") or spec.options.threshold
     if threshold is None:
         raise RuntimeError("no calibrated accuracy threshold (run grader calibrate)")
     unsupported = (obj.model or {}).get("unsupported_ops") if _pytorch(obj) else None
@@ -429,14 +429,14 @@ def contains_layers(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     obj = _found(spec, ctx)
     present = {str(layer.get("class")) for layer in obj.model["layers"]}
     missing = []
-    for item in spec.options.get("required", []):
+    for item in spec.options.required:
         choices = [item] if isinstance(item, str) else list(item)
         if not present & set(choices):
             missing.append(" or ".join(choices))
-    required = len(spec.options.get("required", [])) or 1
+    required = len(spec.options.required) or 1
     if missing:
         return CheckResult.scored(spec, 1 - len(missing) / required,
                                   f"missing {', '.join(missing)}; found "
                                   + ", ".join(sorted(present)))
     return CheckResult.scored(spec, 1.0, "has " + ", ".join(
-        i if isinstance(i, str) else "/".join(i) for i in spec.options.get("required", [])))
+        i if isinstance(i, str) else "/".join(i) for i in spec.options.required))
