@@ -18,7 +18,8 @@ from enum import Enum
 from typing import Any, Literal
 
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt,
-                      SerializerFunctionWrapHandler, model_serializer)
+                      SerializerFunctionWrapHandler, field_validator,
+                      model_serializer)
 from pydantic.json_schema import SkipJsonSchema
 
 from .scoring import SCHEMA_VERSION, CheckStatus, DataMode, ModelStatus, RunStatus, TimedStatus
@@ -29,8 +30,10 @@ LimitName = Literal["memory", "processes", "disk", "files", "file_size"]
 class _Open(BaseModel):
     """Fields beyond the listed ones are kept (a later version of schema_version 1 adds some)."""
 
+    # NaN and infinities (a diverged training's loss) are written as JSON's NaN/Infinity, as
+    # Python's json module reads them back.
     model_config = ConfigDict(extra="allow", validate_by_name=True, validate_by_alias=True,
-                              serialize_by_alias=True)
+                              serialize_by_alias=True, ser_json_inf_nan="constants")
 
 
 class _Sparse(_Open):
@@ -48,7 +51,7 @@ class _Sparse(_Open):
 
 # ---- checks -----------------------------------------------------------------------------------
 
-class TAGrade(BaseModel):
+class TAPoints(BaseModel):
     """A TA's points on a check (grader/manual_scores.py), kept in the check's `details` beside
     what the check found: `ta_points`, `ta_comment`, and for an automatic check the TA overrode,
     `ta_override` with the grader's own `auto_points`, `auto_status` and `auto_message`."""
@@ -62,8 +65,13 @@ class TAGrade(BaseModel):
     auto_status: CheckStatus | None = None
     auto_message: str | None = None
 
+    @field_validator("auto_status", mode="before")
     @classmethod
-    def of(cls, details: dict[str, Any]) -> TAGrade | None:
+    def _blank_is_none(cls, value: Any) -> Any:
+        return value or None
+
+    @classmethod
+    def of(cls, details: dict[str, Any]) -> TAPoints | None:
         """The TA's grade recorded in a check's details, or None (none, or unreadable)."""
         if not isinstance(details, dict) or "ta_points" not in details:
             return None
@@ -79,7 +87,7 @@ class TAGrade(BaseModel):
 
 
 # Every key of a check's details that belongs to the TA's grade.
-TA_KEYS = tuple(TAGrade.model_fields)
+TA_KEYS = tuple(TAPoints.model_fields)
 
 
 class CheckResult(_Open):
@@ -112,9 +120,9 @@ class CheckResult(_Open):
                    status=CheckStatus.ERROR, message=message)
 
     @property
-    def ta(self) -> TAGrade | None:
+    def ta(self) -> TAPoints | None:
         """The TA's points on this check, if any."""
-        return TAGrade.of(self.details)
+        return TAPoints.of(self.details)
 
     @property
     def overridden(self) -> bool:
@@ -317,6 +325,10 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def as_result(result: GradeResult | dict[str, Any]) -> GradeResult:
+# What a renderer is given: the model, or result.json's form (read through the model).
+ResultLike = GradeResult | dict[str, Any]
+
+
+def as_result(result: ResultLike) -> GradeResult:
     """A result to read: the model itself, or result.json's form validated into one."""
     return result if isinstance(result, GradeResult) else GradeResult.model_validate(result)

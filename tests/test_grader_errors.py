@@ -34,8 +34,8 @@ def assert_not_graded(result, cause: str) -> None:
     assert result.grader_error, result.execution
     assert result.score is None
     assert result.checks == []
-    assert cause in result.execution["message"]
-    assert "the grader failed, not the notebook" in result.execution["message"]
+    assert cause in result.execution.message
+    assert "the grader failed, not the notebook" in result.execution.message
 
 
 @pytest.mark.slow
@@ -200,7 +200,7 @@ def test_gradebook_has_no_number_for_a_grader_error():
 
     assignment = spec.load(ASSIGNMENT)
     result = pipeline.grader_error_result(assignment, Path("missing.ipynb"), "sandbox broken")
-    rows = list(csv.reader(gradebook_csv(assignment, [("ann", result.as_dict())]).splitlines()))
+    rows = list(csv.reader(gradebook_csv(assignment, [("ann", result)]).splitlines()))
     assert rows[1][0] == "ann" and rows[1][1] == ""
     assert rows[1][-2] == "grader_error"
 
