@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .csv_input import open_with_header, raise_problems
-from .result import TA_KEYS, CheckResult, GradeResult, TAPoints
-from .scoring import CheckStatus, score_of
+from .result import TA_KEYS, CheckResult, GradeResult, TAPoints, score_of
+from .scoring import CheckStatus
 
 REQUIRED = ("student", "check", "points")
 

@@ -25,9 +25,9 @@ from .execution.time_limits import TimeLimits
 from .harvest import artifacts
 from .model_inputs import SCALINGS, fed_scaling
 from .progress import Phase, Progress, notify
-from .result import CellError, CheckResult, Data, Execution, GradeResult
+from .result import CellError, CheckResult, Data, Execution, GradeResult, score_of
 from .result import Limits as LimitsReport
-from .scoring import CELL_ERROR_NOTE, DataMode, RunStatus, TimedStatus, score_of, write_atomic
+from .scoring import CELL_ERROR_NOTE, DataMode, RunStatus, TimedStatus, write_atomic
 from . import paths
 from .spec import Assignment
 

@@ -305,7 +305,7 @@ class GradeResult(_Open):
     @property
     def unscored(self) -> list[str]:
         """Checks the grader failed on, each a reason this notebook has no score yet."""
-        return [c.id for c in self.checks if c.status == CheckStatus.ERROR]
+        return unscored(self.checks)
 
     def as_dict(self) -> dict[str, Any]:
         return json.loads(self.to_json())
@@ -315,6 +315,21 @@ class GradeResult(_Open):
         if evidence and self.evidence is not None:
             data["evidence"] = json.loads(json.dumps(self.evidence, default=_json_default))
         return json.dumps(data, indent=2)
+
+
+def total(checks: list[CheckResult]) -> float:
+    return round(sum(c.points for c in checks), 2)
+
+
+def unscored(checks: list[CheckResult]) -> list[str]:
+    """The ids of the checks the grader itself failed on."""
+    return [c.id for c in checks if c.status == CheckStatus.ERROR]
+
+
+def score_of(checks: list[CheckResult]) -> float | None:
+    """The notebook's score, or None while a check is the grader's error: a check the grader
+    could not score is not a zero, and a total that counted it as one would be."""
+    return None if unscored(checks) else total(checks)
 
 
 def _json_default(value: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Step 6: the statuses of a grading and the score of its checks. The result model itself,
+"""Step 6: the statuses of a grading. The result model itself, with the score of its checks and
 result.json (schema_version 1), is grader/result.py."""
 
 from __future__ import annotations
@@ -7,10 +7,6 @@ import os
 import tempfile
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .result import CheckResult
 
 SCHEMA_VERSION = 1
 
@@ -105,36 +101,6 @@ CELL_ERROR_NOTE = ("A cell that raised costs no points by itself: points come on
                    "checks, which grade what the grader measures of the notebook's models and "
                    "functions, so this error matters only where it kept one of them from being "
                    "built or trained")
-
-
-def __getattr__(name: str) -> Any:
-    """The result model lives in grader/result.py; `from grader.scoring import CheckResult`
-    still finds it (imported on first use: result.py imports the statuses above)."""
-    if name in ("CheckResult", "GradeResult"):
-        from . import result
-        return getattr(result, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def total(checks: list[CheckResult]) -> float:
-    return round(sum(c.points for c in checks), 2)
-
-
-def _field(check: CheckResult | dict[str, Any], name: str) -> Any:
-    return check.get(name) if isinstance(check, dict) else getattr(check, name)
-
-
-def unscored(checks: list[CheckResult] | list[dict[str, Any]]) -> list[str]:
-    """The ids of the checks the grader itself failed on (result objects or result.json's)."""
-    return [str(_field(c, "id")) for c in checks if _field(c, "status") == CheckStatus.ERROR]
-
-
-def score_of(checks: list[CheckResult] | list[dict[str, Any]]) -> float | None:
-    """The notebook's score, or None while a check is the grader's error: a check the grader
-    could not score is not a zero, and a total that counted it as one would be."""
-    if unscored(checks):
-        return None
-    return round(sum(float(_field(c, "points") or 0) for c in checks), 2)
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -22,8 +22,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from .. import manual_scores
-from ..result import BatchInfo, CheckResult, Execution, GradeResult
-from ..scoring import NOT_GRADED, RETRIED, DataMode, RunStatus, total, write_atomic
+from ..result import BatchInfo, CheckResult, Execution, GradeResult, total
+from ..scoring import NOT_GRADED, RETRIED, DataMode, RunStatus, write_atomic
 from ..similarity import EVIDENCE_FILE
 from ..spec import Assignment
 from . import feedback

@@ -43,7 +43,7 @@ _STATUS = {CheckStatus.PASSED: "pass", CheckStatus.PARTIAL: "fail", CheckStatus.
            CheckStatus.ERROR: "error"}
 MAX_MESSAGE = 2000
 MAX_TESTS = 50  # one test per unit of points: more would bury the job log
-_CENTS = 100  # points are kept to two decimals (scoring.CheckResult.scored)
+_CENTS = 100  # points are kept to two decimals (result.CheckResult.scored)
 
 
 def _safe(text: Any) -> str:
