@@ -82,7 +82,7 @@ def test_measuring_process_that_dies_before_it_is_ready_is_a_grader_error(tmp_pa
                           "model.compile(optimizer='adam', loss='categorical_crossentropy')")
     result = pipeline.grade(path, spec.load(ASSIGNMENT), pipeline.Options(data_dir=data_dir))
     assert_not_graded(result, "measuring process failed")
-    assert "cannot import tensorflow (simulated)" in result.execution["message"]
+    assert "cannot import tensorflow (simulated)" in result.execution.message
 
 
 def test_unreadable_dataset_is_a_grader_error(tmp_path):
@@ -157,9 +157,9 @@ def test_undeclared_missing_import_is_a_hint_on_its_cell(tmp_path, data_dir):
     assert not result.grader_error
     assert len(result.cell_errors) == 1
     error = result.cell_errors[0]
-    assert error["cell"] == 1 and error["ename"] == "ModuleNotFoundError"
-    assert "`no_such_package_for_grading`" in error["hint"]
-    assert "not installed where the grader runs" in error["hint"]
+    assert error.cell == 1 and error.ename == "ModuleNotFoundError"
+    assert "`no_such_package_for_grading`" in error.hint
+    assert "not installed where the grader runs" in error.hint
 
 
 @pytest.mark.slow
