@@ -140,15 +140,17 @@ class TimedTraining(_Sparse):
 
     status: TimedStatus
     message: str | None = None
-    epochs: NonNegativeInt | None = None
     epochs_run: NonNegativeInt | None = None
-    seconds: NonNegativeFloat | None = None
+    epochs: NonNegativeInt | None = None
     seconds_per_epoch: list[float] | None = None
     cpu_seconds: NonNegativeFloat | None = None
     cpu_cap: NonNegativeFloat | None = None
     stopped_by_time: bool | None = None
     loss: list[float | None] | None = None
     train_accuracy: list[float | None] | None = None
+    where: str | None = Field(None, description="\"grader\" or \"clean room\": which process "
+                              "trained it")
+    seconds: NonNegativeFloat | None = None
 
 
 class ModelResult(_Sparse):
@@ -161,12 +163,18 @@ class ModelResult(_Sparse):
     kind: str | None = Field(None, description="Keras model: Sequential, Functional or "
                              "subclassed")
     built: bool | None = None
+    source: str | None = Field(None, description="\"savedmodel\": measured from its exported "
+                               "graph (a subclassed model)")
     input_shape: list[int | None] | None = None
     layers: list[dict[str, Any]] | None = None
     unused_layers: list[Any] | None = None
     total_params: NonNegativeInt | None = None
     weights_params: NonNegativeInt | None = None
     trace_error: str | None = None
+    graph_ops: list[str] | None = None
+    unneeded_ops: list[str] | None = Field(None, description="graph operations a classifier "
+                                           "does not need (a lookup of the inputs)")
+    constant_values: NonNegativeInt | None = None
     compile: dict[str, Any] | None = None
     input_layout: list[int] | None = Field(None, description="the input's shape the model "
                                            "was measured with")
@@ -211,7 +219,12 @@ class Data(_Sparse):
     train: NonNegativeInt | None = None
     test: NonNegativeInt | None = None
     holdout: NonNegativeInt | None = None
-    source: str | None = None
+    holdout_secret: bool | None = Field(None, description="the holdout was drawn by the "
+                                        "instructor's secret, not the public seed")
+    holdout_secret_source: str | None = None
+    holdout_perturbation_sd: float | None = Field(None, description="the noise added to the "
+                                                  "holdout images a model is measured on")
+    source: str | None = Field(None, description="the dataset's folder")
 
 
 class LimitHit(_Open):
