@@ -258,11 +258,11 @@ def test_without_cgroups_an_escaper_is_still_killed(tmp_path, no_cgroups, mode):
     """bwrap: its pid namespace and the uid; none: the launcher, a subreaper, finds it by
     parent links although it emptied its environment and left the session."""
     case = grade_case(tmp_path, mode, *CASES["escaper"])
-    assert case.result.execution["status"] == "completed", case.result.execution
+    assert case.result.execution.status == "completed", case.result.execution
     assert case.processes_left == []
-    missing = {m["mechanism"]: m for m in case.result.limits["missing"]}
-    assert missing["cgroup memory"]["why"] == "disabled by the test"
-    assert "Delegate=yes" in missing["cgroup pids"]["enable"]
+    missing = {m.mechanism: m for m in case.result.limits.missing}
+    assert missing["cgroup memory"].why == "disabled by the test"
+    assert "Delegate=yes" in missing["cgroup pids"].enable
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not sandbox.bwrap_path(), reason="needs root and bwrap")

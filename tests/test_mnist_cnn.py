@@ -79,13 +79,13 @@ def test_reference_scores_full_marks_and_collects_the_answers(grade, assignment)
 
 
 def test_ta_points_merge_into_the_reference_for_full_marks(grade, assignment):
-    result = grade("reference", nf.reference_notebook(ASSIGNMENT)).as_dict()
+    graded = grade("reference", nf.reference_notebook(ASSIGNMENT))
     scores = [manual_scores.ManualScore("ref", cid, float(points), "full marks")
               for cid, points in WRITTEN.items()]
-    manual_scores.apply(result, scores)
-    assert result["score"] == result["max_score"] == 75
-    q = next(c for c in result["checks"] if c["id"] == "q2-4")
-    assert q["status"] == "manual" and q["points"] == 4 and "graded by TA: 4/4" in q["message"]
+    result = manual_scores.apply(graded, scores)
+    assert result.score == result.max_score == 75 and graded.score == 50
+    q = next(c for c in result.checks if c.id == "q2-4")
+    assert q.status == "manual" and q.points == 4 and "graded by TA: 4/4" in q.message
 
 
 def test_the_texts_128_units_are_accepted_and_named(grade, assignment):
