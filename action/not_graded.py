@@ -16,7 +16,6 @@ report.html into DIR, as `grader check` does.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -26,7 +25,8 @@ if str(ROOT) not in sys.path:  # run as a script from the action's checkout
 
 from grader import __version__, notebook as notebook_mod, spec  # noqa: E402
 from grader.reports import write_all  # noqa: E402
-from grader.scoring import RunStatus  # noqa: E402
+from grader.result import CheckResult, Execution, GradeResult  # noqa: E402
+from grader.scoring import CheckStatus, RunStatus  # noqa: E402
 
 MAX_LISTED = 8
 EXIT_USAGE = 2
@@ -59,25 +59,22 @@ def reason_for(notebook: Path, stderr: str, exit_status: int, workspace: Path) -
 
 
 def not_graded_result(assignment: spec.Assignment | None, assignment_id: str, notebook: Path,
-                      status: str, message: str) -> dict:
+                      status: RunStatus, message: str) -> GradeResult:
     grader_error = status == RunStatus.GRADER_ERROR
     checks = [] if grader_error or assignment is None else [
-        {"id": c.id, "title": c.title, "points": 0.0, "max_points": c.points,
-         "status": "manual" if c.kind == "manual" else "failed", "message": message,
-         "details": {}} for c in assignment.checks]
+        CheckResult(id=c.id, title=c.title, points=0.0, max_points=c.points,
+                    status=CheckStatus.MANUAL if c.kind == "manual" else CheckStatus.FAILED,
+                    message=message) for c in assignment.checks]
     sha = notebook_mod.file_sha256(notebook) if notebook.is_file() else ""
-    return {
-        "assignment": assignment.id if assignment else assignment_id,
-        "assignment_title": assignment.title if assignment else assignment_id,
-        "assignment_version": assignment.version_key() if assignment else "",
-        "notebook": str(notebook), "notebook_sha256": sha,
-        "score": None if grader_error else 0.0,
-        "max_score": assignment.max_score if assignment else 0.0,
-        "checks": checks, "models": {},
-        "execution": {"status": str(status), "message": message, "harvested": False},
-        "cell_errors": [], "data": {}, "timings": {}, "grader_version": __version__,
-        "sandbox": "none", "schema_version": 1,
-    }
+    return GradeResult(
+        assignment=assignment.id if assignment else assignment_id,
+        assignment_title=assignment.title if assignment else assignment_id,
+        assignment_version=assignment.version_key() if assignment else "",
+        notebook=str(notebook), notebook_sha256=sha,
+        score=None if grader_error else 0.0,
+        max_score=assignment.max_score if assignment else 0.0,
+        checks=checks, execution=Execution(status=status, message=message, harvested=False),
+        grader_version=__version__)
 
 
 def _assignment(assignment_id: str, notebook: Path) -> tuple[spec.Assignment | None, str]:
@@ -103,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     status, message = reason_for(args.notebook, stderr, args.exit_status, args.workspace)
     assignment, assignment_id = _assignment(args.assignment, args.notebook)
     result = not_graded_result(assignment, assignment_id, args.notebook, status, message)
-    write_all(json.loads(json.dumps(result)), args.out)
+    write_all(result, args.out)
     return 0
 
 

@@ -58,10 +58,11 @@ def sample_pages(folder: Path) -> dict[str, Path]:
 
     from grader import manual_scores
     from grader.reports.summary import render_summary
+    from grader.result import GradeResult
 
-    result = sample_result()
-    manual_scores.apply(result, [manual_scores.ManualScore(
-        "alice", "model-layers", 3, "Dropout before the output layer is allowed")])
+    result = manual_scores.apply(GradeResult.model_validate(sample_result()), [
+        manual_scores.ManualScore("alice", "model-layers", 3,
+                                  "Dropout before the output layer is allowed")])
     report = folder / "report.html"
     report.write_text(render_html(result), encoding="utf-8")
     summary = folder / "summary.html"

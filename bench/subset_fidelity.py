@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from grader import notebook, paths, pipeline, spec, variants  # noqa: E402
+from grader.result import GradeResult  # noqa: E402
 from grader.scoring import DataMode  # noqa: E402
 
 REFERENCE = variants.Variant("reference", Path(), variants.VariantMeta(
@@ -119,29 +119,30 @@ def grade(assignment: spec.Assignment, variant: variants.Variant, mode: str,
     options = pipeline.Options(data_dir=args.data_dir, mode=DataMode(mode),
                                timeout=args.full_timeout if full else None)
     started = time.monotonic()
-    result = pipeline.grade(path, assignment, options).as_dict()
-    result["timings"]["bench_seconds"] = round(time.monotonic() - started, 1)
+    result = pipeline.grade(path, assignment, options)
+    result = result.model_copy(update={"timings": {
+        **result.timings, "bench_seconds": round(time.monotonic() - started, 1)}})
     if kept is not None:
         kept.parent.mkdir(parents=True, exist_ok=True)
-        kept.write_text(json.dumps(result, indent=1))
+        kept.write_text(result.to_json())
     return _graded(variant, result)
 
 
-def _reuse(path: Path, assignment: spec.Assignment, notebook_path: Path) -> dict | None:
+def _reuse(path: Path, assignment: spec.Assignment, notebook_path: Path) -> GradeResult | None:
     try:
-        data = json.loads(path.read_text())
+        data = GradeResult.model_validate_json(path.read_bytes())
     except (OSError, ValueError):
         return None
-    if data.get("assignment_version") != assignment.version_key() or \
-            data.get("notebook_sha256") != notebook.file_sha256(notebook_path):
+    if data.assignment_version != assignment.version_key() or \
+            data.notebook_sha256 != notebook.file_sha256(notebook_path):
         return None
     return data
 
 
-def _graded(variant: variants.Variant, result: dict) -> Graded:
+def _graded(variant: variants.Variant, result: GradeResult) -> Graded:
     return Graded(variants.passed(result), variants.verdict_problems(variant, result),
-                  float(result["timings"].get("bench_seconds") or
-                        result["timings"].get("total") or 0), result["score"])
+                  result.timings.get("bench_seconds") or result.timings.get("total") or 0.0,
+                  result.score)
 
 
 def summary(aid: str, chosen: list[variants.Variant], modes: list[str],

@@ -33,7 +33,7 @@ def ensure_reference_scores_full_marks(assignment: Assignment, options: Options)
         data_dir=options.data_dir, mode=options.mode, sandbox=options.sandbox))
     if result.grader_error:
         raise GraderError(f"the reference solution could not be graded: "
-                          f"{result.execution.get('message')}")
+                          f"{result.execution.message}")
     automatic = [c for c in result.checks if c.status != CheckStatus.MANUAL]  # a TA grades the rest
     lost = [c for c in automatic if c.points < c.max_points - 1e-9]
     if lost:

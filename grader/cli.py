@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -355,7 +354,7 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     if interrupted():  # the kernel may have died of the same Ctrl-C: that result is not real
         raise KeyboardInterrupt
     if result.grader_error:
-        Console(stderr=True).print(f"[bold red]GRADER ERROR[/]: {result.execution['message']}",
+        Console(stderr=True).print(f"[bold red]GRADER ERROR[/]: {result.execution.message}",
                                    highlight=False, soft_wrap=True)
     elif result.unscored:
         Console(stderr=True).print(
@@ -366,13 +365,13 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     if result.sandbox == "none" and not result.grader_error:
         Console(stderr=True).print("[bold red]WARNING: no sandbox[/]: the notebook ran with "
                                    "process limits only (install bubblewrap, or see README)")
-    if result.limits and result.limits.get("missing"):  # which caps did not hold, and why
+    if result.limits and result.limits.missing:  # which caps did not hold, and why
         Console(stderr=True).print("[yellow]limits not in force here[/]: " + "; ".join(
-            f"{m['mechanism']} ({m['why']})" for m in result.limits["missing"])
+            f"{m.mechanism} ({m.why})" for m in result.limits.missing)
             + " (README: Enabling the limits)", highlight=False, soft_wrap=True)
     from .reports import write_all
 
-    written = write_all(result.as_dict(), args.out)
+    written = write_all(result, args.out)
     text = result.to_json()
     if args.json:
         sys.stdout.write(text + "\n")
@@ -515,14 +514,23 @@ def _refuse_other_assignments(args: argparse.Namespace, assignment: spec.Assignm
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from .reports import render
 
+    from pydantic import ValidationError
+
+    from .result import GradeResult
+
     try:
-        result = json.loads(args.result.read_text(encoding="utf-8"))
+        text = args.result.read_bytes()
     except FileNotFoundError:
         raise UsageError(f"no such file: {args.result}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except OSError as exc:
         raise UsageError(f"{args.result} is not a readable result.json ({exc})") from None
-    if not isinstance(result, dict) or not isinstance(result.get("checks"), list):
-        raise UsageError(f"{args.result} is not a grader result.json (no checks)")
+    try:
+        result = GradeResult.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the file"
+        raise UsageError(f"{args.result} is not a grader result.json ({where}: "
+                         f"{first['msg']})") from None
     if args.fmt == "terminal" and not args.out:
         from .reports import terminal
 

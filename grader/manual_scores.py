@@ -17,7 +17,8 @@ Rules, all checked before anything is graded (a bad file is a usage error, exit 
   yet" and the row is skipped, so a TA can fill the sheet in several sittings.
 - one row per (student, check).
 
-Merging sets the check's `points`, records `details.ta_points` / `details.ta_comment`, replaces
+Merging (into a new result, grader/result.py) sets the check's `points`, records
+`details.ta_points` / `details.ta_comment`, replaces
 the message with "graded by TA: 3/4 — comment", and recomputes the total. A manual check keeps
 status `manual`. An overridden automatic check takes the status its new points give (passed,
 partial, failed), is marked `details.ta_override`, and keeps what the grader found beside the
@@ -38,11 +39,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .csv_input import open_with_header, raise_problems
-from .scoring import score_of
+from .result import TA_KEYS, CheckResult, GradeResult, TAPoints, score_of
+from .scoring import CheckStatus
 
 REQUIRED = ("student", "check", "points")
-# What an override keeps of the grader's own verdict (details keys).
-AUTO_KEYS = ("auto_points", "auto_status", "auto_message")
 
 
 class ManualScoresError(Exception):
@@ -158,25 +158,24 @@ def _raise(path: Path | str, errors: list[str]) -> None:
 
 
 def _ta_message(points: float, max_points: float, comment: str,
-                auto: dict[str, Any] | None = None) -> str:
+                auto: TAPoints | None = None) -> str:
     text = f"graded by TA: {points:g}/{max_points:g}" + (f" — {comment}" if comment else "")
     if auto is not None:
-        found = str(auto.get("auto_message") or "").strip()
-        text += (f" (the grader gave {float(auto.get('auto_points') or 0):g}/{max_points:g}, "
-                 f"{auto.get('auto_status')}" + (f": {found}" if found else "") + ")")
+        found = str(auto.auto_message or "").strip()
+        text += (f" (the grader gave {float(auto.auto_points or 0):g}/{max_points:g}, "
+                 f"{auto.auto_status}" + (f": {found}" if found else "") + ")")
     return text
 
 
-def _status_of(points: float, max_points: float) -> str:
+def _status_of(points: float, max_points: float) -> CheckStatus:
     if points >= max_points - 1e-9:
-        return "passed"
-    return "failed" if points <= 0 else "partial"
+        return CheckStatus.PASSED
+    return CheckStatus.FAILED if points <= 0 else CheckStatus.PARTIAL
 
 
-def is_override(check: dict[str, Any]) -> bool:
+def is_override(check: CheckResult) -> bool:
     """An automatic check whose points a TA set (a manual check's TA points are its grade)."""
-    details = check.get("details")
-    return isinstance(details, dict) and bool(details.get("ta_override"))
+    return check.overridden
 
 
 @dataclass(frozen=True)
@@ -192,98 +191,75 @@ class TAGrade:
     auto_message: str | None = None
 
 
-def ta_grade(check: dict[str, Any]) -> TAGrade | None:
-    details = check.get("details") if isinstance(check, dict) else None
-    if not isinstance(details, dict) or "ta_points" not in details:
+def ta_grade(check: CheckResult) -> TAGrade | None:
+    ta = check.ta
+    if ta is None:
         return None
-    try:
-        points = float(details["ta_points"])
-        max_points = float(check.get("max_points") or 0)
-    except (TypeError, ValueError):
-        return None
-    override = is_override(check)
-    auto = None
-    if override:
-        try:
-            auto = float(details.get("auto_points") or 0)
-        except (TypeError, ValueError):
-            auto = None
-    return TAGrade(points, max_points, str(details.get("ta_comment") or ""), override,
-                   auto, str(details.get("auto_status") or "") if override else None,
-                   str(details.get("auto_message") or "") if override else None)
+    return TAGrade(ta.ta_points, check.max_points, ta.ta_comment, ta.ta_override,
+                   *((float(ta.auto_points or 0), str(ta.auto_status or ""),
+                      str(ta.auto_message or "")) if ta.ta_override else ()))
 
 
-def apply(result: dict[str, Any], scores: Iterable[ManualScore], *,
-          authoritative: bool = True) -> bool:
-    """Merge one student's TA points into a result dict (in place); True when it changed.
+def apply(result: GradeResult, scores: Iterable[ManualScore], *,
+          authoritative: bool = True) -> GradeResult:
+    """One student's TA points merged into a result: a new result (equal to the old one when
+    nothing changed).
 
     authoritative: the scores are the whole truth for this student, so manual checks with TA
     points from an earlier merge and no score now go back to ungraded.
     """
     wanted = {s.check: s for s in scores}
-    changed = False
-    for check in result.get("checks") or []:
-        details = check.setdefault("details", {})
-        if not isinstance(details, dict):
-            continue
-        score = wanted.get(check.get("id"))
+    checks = []
+    for check in result.checks:
+        score = wanted.get(check.id)
         if score is not None:
-            before = (check.get("points"), check.get("status"), check.get("message"),
-                      details.get("ta_points"), details.get("ta_comment"))
-            _set_ta_points(check, details, round(float(score.points), 2), score.comment)
-            changed |= before != (check["points"], check["status"], check["message"],
-                                  details.get("ta_points"), details.get("ta_comment"))
-        elif authoritative and "ta_points" in details:
-            _restore_grader_points(check, details)
-            changed = True
-    if changed:
-        result["score"] = score_of(result["checks"])
-    return changed
+            check = _with_ta_points(check, round(float(score.points), 2), score.comment)
+        elif authoritative and check.ta is not None:
+            check = _with_grader_points(check)
+        checks.append(check)
+    if checks == result.checks:
+        return result
+    return result.model_copy(update={"checks": checks, "score": score_of(checks)})
 
 
-def _set_ta_points(check: dict[str, Any], details: dict[str, Any], points: float,
-                   comment: str) -> None:
-    max_points = float(check.get("max_points") or 0)
-    automatic = is_override(check) or check.get("status") != "manual"
-    if automatic and not details.get("ta_override"):  # the grader's verdict, kept once
-        details.update(ta_override=True, auto_points=float(check.get("points") or 0),
-                       auto_status=str(check.get("status") or ""),
-                       auto_message=str(check.get("message") or ""))
-    else:
-        details.setdefault("auto_message", check.get("message", ""))
-    check["points"] = points
-    check["status"] = _status_of(points, max_points) if automatic else "manual"
-    check["message"] = _ta_message(points, max_points, comment, details if automatic else None)
-    details["ta_points"] = points
-    details["ta_comment"] = comment
+def _with_ta_points(check: CheckResult, points: float, comment: str) -> CheckResult:
+    automatic = check.overridden or check.status != CheckStatus.MANUAL
+    ta = check.ta
+    if automatic and not check.overridden:  # the grader's verdict, kept once
+        ta = TAPoints(ta_points=points, ta_override=True, auto_points=check.points,
+                      auto_status=check.status, auto_message=check.message)
+    elif ta is None:
+        ta = TAPoints(ta_points=points, auto_message=check.message)
+    ta = ta.model_copy(update={"ta_points": points, "ta_comment": comment})
+    return check.model_copy(update={
+        "points": points,
+        "status": _status_of(points, check.max_points) if automatic else CheckStatus.MANUAL,
+        "message": _ta_message(points, check.max_points, comment, ta if automatic else None),
+        "details": {**_without_ta(check.details), **ta.as_details()}})
 
 
-def _restore_grader_points(check: dict[str, Any], details: dict[str, Any]) -> None:
+def _with_grader_points(check: CheckResult) -> CheckResult:
     """The TA's row is gone: back to what the grader gave (a manual check: ungraded)."""
-    if details.pop("ta_override", False):
-        check["points"] = float(details.pop("auto_points", 0) or 0)
-        check["status"] = details.pop("auto_status", None) or "failed"
-        check["message"] = details.pop("auto_message", "")
+    ta = check.ta
+    assert ta is not None
+    if ta.ta_override:
+        points, status = float(ta.auto_points or 0), ta.auto_status or CheckStatus.FAILED
+        message = ta.auto_message or ""
     else:
-        check["points"] = 0.0
-        check["status"] = "manual"
-        check["message"] = details.pop("auto_message", "awaiting TA grading")
-    details.pop("ta_points", None)
-    details.pop("ta_comment", None)
+        points, status = 0.0, CheckStatus.MANUAL
+        message = ta.auto_message if ta.auto_message is not None else "awaiting TA grading"
+    return check.model_copy(update={"points": points, "status": status, "message": message,
+                                    "details": _without_ta(check.details)})
 
 
-def carried_over(old: dict[str, Any] | None) -> list[ManualScore]:
+def _without_ta(details: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in details.items() if k not in TA_KEYS}
+
+
+def carried_over(old: GradeResult | None) -> list[ManualScore]:
     """TA points recorded in an earlier result.json, to re-apply after regrading the same file."""
-    if not old:
+    if old is None:
         return []
-    out = []
-    for check in old.get("checks") or []:
-        details = check.get("details") if isinstance(check, dict) else None
-        if isinstance(details, dict) and "ta_points" in details:
-            try:
-                points = float(details["ta_points"])
-            except (TypeError, ValueError):
-                continue
-            out.append(ManualScore(str(old.get("batch", {}).get("student", "")), str(check["id"]),
-                                   points, str(details.get("ta_comment") or "")))
-    return out
+    student = old.batch.student if old.batch else ""
+    return [ManualScore(student, c.id, c.ta.ta_points, c.ta.ta_comment)
+            for c in old.checks if c.ta is not None]

@@ -25,8 +25,9 @@ from .execution.time_limits import TimeLimits
 from .harvest import artifacts
 from .model_inputs import SCALINGS, fed_scaling
 from .progress import Phase, Progress, notify
-from .scoring import (CELL_ERROR_NOTE, CheckResult, DataMode, GradeResult, RunStatus,
-                      TimedStatus, score_of, write_atomic)
+from .result import CellError, CheckResult, Data, Execution, GradeResult, score_of
+from .result import Limits as LimitsReport
+from .scoring import CELL_ERROR_NOTE, DataMode, RunStatus, TimedStatus, write_atomic
 from . import paths
 from .spec import Assignment
 
@@ -440,22 +441,31 @@ def _score(harvest: Harvest, assignment: Assignment) -> GradeResult:
                "grade": now - t_grade,
                "total": now - harvest.started}
     models = {name: obj.summary() for name, obj in harvest.objects.items()}
-    result = _result(assignment, harvest.loaded, record, results, models, harvest.data.summary,
-                     timings)
-    for error in result.cell_errors:
-        error["note"] = CELL_ERROR_NOTE
-        hint = environment.missing_module_hint(
-            error, (*assignment.packages, *assignment.optional_packages))
-        if hint:
-            error["hint"] = hint
-    result.sandbox = harvest.sandbox
-    result.unchanged_starter = starter.unchanged(harvest.loaded.node, assignment.starter)
-    result.limits = record.limits
     try:  # evidence for a TA, never a reason to lose the grade
-        result.evidence = _similarity_evidence(harvest)
+        evidence = _similarity_evidence(harvest)
     except Exception:  # noqa: BLE001
-        result.evidence = None
-    return result
+        evidence = None
+    return _result(assignment, harvest.loaded, record, results, models, harvest.data.summary,
+                   timings).model_copy(update=dict(
+                       sandbox=harvest.sandbox,
+                       unchanged_starter=starter.unchanged(harvest.loaded.node,
+                                                           assignment.starter),
+                       limits=LimitsReport.model_validate(record.limits) if record.limits else None,
+                       evidence=evidence))
+
+
+def _cell_errors(record: Any, assignment: Assignment) -> list[CellError]:
+    """The cells that raised, each with why it costs nothing by itself and, for a module the
+    assignment names that this machine lacks, what to do."""
+    errors = []
+    for error in record.cell_errors:
+        entry = {**error.as_dict(), "note": CELL_ERROR_NOTE}
+        hint = environment.missing_module_hint(
+            entry, (*assignment.packages, *assignment.optional_packages))
+        if hint:
+            entry["hint"] = hint
+        errors.append(CellError.model_validate(entry))
+    return errors
 
 
 def _similarity_evidence(harvest: Harvest) -> dict[str, Any] | None:
@@ -496,11 +506,11 @@ def grader_error_result(assignment: Assignment, path: Path, cause: str,
         assignment=assignment.id, assignment_title=assignment.title,
         assignment_version=assignment.version_key(), notebook=str(path), notebook_sha256=sha,
         score=None, max_score=assignment.max_score, checks=[], models={},
-        execution={"status": RunStatus.GRADER_ERROR,
-                   "message": f"the grader failed, not the notebook: {cause}. Nothing was "
-                              "scored; grade it again once this is fixed.",
-                   "harvested": False},
-        cell_errors=[], data={}, timings={"total": round(seconds, 3)},
+        execution=Execution(status=RunStatus.GRADER_ERROR,
+                            message=f"the grader failed, not the notebook: {cause}. Nothing "
+                                    "was scored; grade it again once this is fixed.",
+                            harvested=False),
+        cell_errors=[], data=Data(), timings={"total": round(seconds, 3)},
         grader_version=__version__)
 
 
@@ -511,6 +521,7 @@ def _all_failed(assignment: Assignment, message: str) -> list[CheckResult]:
 
 
 def _result(assignment, loaded, record, results, models, data_summary, timings) -> GradeResult:
+    time_limit = {"time_limit": record.time_limit.as_dict()} if record.time_limit else {}
     return GradeResult(
         assignment=assignment.id,
         assignment_title=assignment.title,
@@ -521,11 +532,10 @@ def _result(assignment, loaded, record, results, models, data_summary, timings) 
         max_score=assignment.max_score,
         checks=results,
         models=models,
-        execution={"status": record.status, "message": record.message,
-                   "harvested": record.harvested,
-                   **({"time_limit": record.time_limit.as_dict()} if record.time_limit else {})},
-        cell_errors=[e.as_dict() for e in record.cell_errors],
-        data=data_summary,
+        execution=Execution(status=record.status, message=record.message,
+                            harvested=record.harvested, **time_limit),
+        cell_errors=_cell_errors(record, assignment),
+        data=Data.model_validate(data_summary),
         timings={k: round(v, 3) for k, v in timings.items()},
         grader_version=__version__,
     )

@@ -1,14 +1,12 @@
-"""Step 6: the result model every report renders, and result.json (schema_version 1)."""
+"""Step 6: the statuses of a grading. The result model itself, with the score of its checks and
+result.json (schema_version 1), is grader/result.py."""
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
 
 SCHEMA_VERSION = 1
 
@@ -74,6 +72,16 @@ class TimedStatus(_Status):
     GRADER_FAILED = "grader_failed"
 
 
+class ModelStatus(_Status):
+    """`models.<name>.status`: what the harvest found under a name the spec lists."""
+
+    FOUND = "found"
+    MISSING = "missing"
+    WRONG_TYPE = "wrong_type"
+    ERROR = "error"
+    NOT_HARVESTED = "not_harvested"
+
+
 # Run statuses where nothing was graded, the one definition the batch and every report use: a
 # student with no (or no single) notebook gets 0 in the gradebook; one whose grading process
 # failed or ran out of time, 0 in grades.csv (the notebook may have caused it) but no number in
@@ -93,106 +101,6 @@ CELL_ERROR_NOTE = ("A cell that raised costs no points by itself: points come on
                    "checks, which grade what the grader measures of the notebook's models and "
                    "functions, so this error matters only where it kept one of them from being "
                    "built or trained")
-
-
-@dataclass
-class CheckResult:
-    id: str
-    title: str
-    points: float
-    max_points: float
-    status: CheckStatus
-    message: str
-    details: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def scored(cls, spec, fraction: float, message: str, **details: Any) -> "CheckResult":
-        """Points from a fraction in [0, 1]; status follows from it."""
-        fraction = min(1.0, max(0.0, fraction))
-        points = round(spec.points * fraction, 2)
-        status = CheckStatus.PASSED if fraction >= 1.0 else \
-            CheckStatus.FAILED if points == 0 else CheckStatus.PARTIAL
-        return cls(spec.id, spec.title, points, spec.points, status, message, details)
-
-    @classmethod
-    def error(cls, spec, message: str) -> "CheckResult":
-        return cls(spec.id, spec.title, 0.0, spec.points, CheckStatus.ERROR, message)
-
-
-@dataclass
-class GradeResult:
-    assignment: str
-    assignment_title: str
-    assignment_version: str
-    notebook: str
-    notebook_sha256: str
-    score: float | None  # None: not graded (a grader error), never a zero
-    max_score: float
-    checks: list[CheckResult]
-    models: dict[str, Any]
-    execution: dict[str, Any]
-    cell_errors: list[dict[str, Any]]
-    data: dict[str, Any]
-    timings: dict[str, float]
-    grader_version: str
-    sandbox: str = "none"
-    # The notebook's code cells are the starter's (grader/starter.py): handed in untouched.
-    # None when that could not be told (no notebook, or no starter to compare with).
-    unchanged_starter: bool | None = None
-    # The kernel's caps: values, the mechanisms that held each, those missing here and why,
-    # and the caps reached (grader/execution/limits.py, Enforcement.as_dict()).
-    limits: dict[str, Any] | None = None
-    schema_version: int = SCHEMA_VERSION
-    # What the trusted side measured for the class's similarity report (grader/similarity/):
-    # weight fingerprints and holdout labels. Never in result.json: only the batch's worker
-    # passes it on (to_json(evidence=True)), and the batch keeps it in OUT/<student>/
-    # similarity.json, away from every student-facing report.
-    evidence: dict[str, Any] | None = None
-
-    @property
-    def grader_error(self) -> bool:
-        return self.execution.get("status") == RunStatus.GRADER_ERROR
-
-    @property
-    def unscored(self) -> list[str]:
-        """Checks the grader failed on, each a reason this notebook has no score yet."""
-        return unscored(self.checks)
-
-    def as_dict(self) -> dict[str, Any]:
-        return json.loads(self.to_json())
-
-    def to_json(self, evidence: bool = False) -> str:
-        data = asdict(self)
-        if not evidence or data.get("evidence") is None:
-            data.pop("evidence", None)
-        return json.dumps(data, indent=2, default=_json_default)
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return str(value)
-
-
-def total(checks: list[CheckResult]) -> float:
-    return round(sum(c.points for c in checks), 2)
-
-
-def _field(check: CheckResult | dict[str, Any], name: str) -> Any:
-    return check.get(name) if isinstance(check, dict) else getattr(check, name)
-
-
-def unscored(checks: list[CheckResult] | list[dict[str, Any]]) -> list[str]:
-    """The ids of the checks the grader itself failed on (result objects or result.json's)."""
-    return [str(_field(c, "id")) for c in checks if _field(c, "status") == CheckStatus.ERROR]
-
-
-def score_of(checks: list[CheckResult] | list[dict[str, Any]]) -> float | None:
-    """The notebook's score, or None while a check is the grader's error: a check the grader
-    could not score is not a zero, and a total that counted it as one would be."""
-    if unscored(checks):
-        return None
-    return round(sum(float(_field(c, "points") or 0) for c in checks), 2)
 
 
 def write_atomic(path: Path, text: str) -> None:

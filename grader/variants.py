@@ -24,12 +24,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import nbformat
 from pydantic import BaseModel, ConfigDict, Field
 
-from .scoring import CheckStatus, GradeResult
+from .result import GradeResult
+from .scoring import CheckStatus
 from .spec import Assignment
 
 FOLDER = "variants"
@@ -105,30 +105,26 @@ def read_meta(path: Path) -> VariantMeta:
         raise VariantError(f"{path}: {exc}") from None
 
 
-def passed(result: GradeResult | dict[str, Any]) -> dict[str, bool]:
-    """Each automatically graded check: passed or not (manual checks wait for a TA). `result`:
-    a GradeResult or its result.json form."""
-    data = result.as_dict() if isinstance(result, GradeResult) else result
-    return {c["id"]: c["status"] == CheckStatus.PASSED for c in data["checks"]
-            if c["status"] != CheckStatus.MANUAL}
+def passed(result: GradeResult) -> dict[str, bool]:
+    """Each automatically graded check: passed or not (manual checks wait for a TA)."""
+    return {c.id: c.status == CheckStatus.PASSED for c in result.checks
+            if c.status != CheckStatus.MANUAL}
 
 
-def verdict_problems(variant: Variant, result: GradeResult | dict[str, Any]) -> list[str]:
+def verdict_problems(variant: Variant, result: GradeResult) -> list[str]:
     """How a grading misses the variant's verdict; empty when it gets it."""
-    data = result.as_dict() if isinstance(result, GradeResult) else result
     pending = set(variant.meta.pending)
-    statuses = {c["id"]: c["status"] for c in data["checks"]}
+    statuses = {c.id: c.status for c in result.checks}
     errors = {cid for cid, status in statuses.items() if status == CheckStatus.ERROR}
-    if data["score"] is None and (not data["checks"] or errors - pending):
-        why = "; ".join(f"{c['id']}: {c['message']}" for c in data["checks"]
-                        if c["id"] in errors - pending)
-        return [f"not graded: {why or data['execution'].get('message')}"]
+    if result.score is None and (not result.checks or errors - pending):
+        why = "; ".join(f"{c.id}: {c.message}" for c in result.checks if c.id in errors - pending)
+        return [f"not graded: {why or result.execution.message}"]
     # The grader's own limitation: the check must say it was not scored, not pass or fail.
     unexpected = [f"{cid} was {statuses.get(cid, 'not run')}, but it is pending for this "
                   "variant (the grader cannot score it yet): remove it from `pending`"
                   for cid in sorted(pending) if statuses.get(cid) != CheckStatus.ERROR]
-    verdicts = {cid: ok for cid, ok in passed(data).items() if cid not in pending}
-    messages = {c["id"]: c["message"] for c in data["checks"]}
+    verdicts = {cid: ok for cid, ok in passed(result).items() if cid not in pending}
+    messages = {c.id: c.message for c in result.checks}
     if variant.correct:
         return unexpected + [f"{cid} not passed: {messages[cid]}"
                              for cid, ok in verdicts.items() if not ok]

@@ -14,7 +14,7 @@ from grader import pipeline, spec, variants
 from grader.cli import DATA_DIR_VARIABLE
 from grader.data import sources
 from grader.execution import runner
-from grader.scoring import GradeResult
+from grader.result import GradeResult
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -290,17 +290,17 @@ def test_colab_leftovers_cost_nothing_and_are_named(graded):
     result = graded("colab")
     assert not_passed(result) == []
     assert result.score == result.max_score == 16
-    assert result.execution["status"] == "completed"
+    assert result.execution.status == "completed"
     assert result.sandbox == "bwrap"
-    errors = {e["cell"]: e for e in result.cell_errors}
+    errors = {e.cell: e for e in result.cell_errors}
     # cells count from the markdown title (0): 1 %tensorflow_version, 4 google.colab, 5 input()
-    assert {i: e["ename"] for i, e in errors.items()} == {
+    assert {i: e.ename for i, e in errors.items()} == {
         1: "UsageError", 4: "ModuleNotFoundError", 5: "StdinNotImplementedError"}
-    assert "tensorflow_version" in errors[1]["evalue"]
-    assert "google.colab" in errors[4]["evalue"]
+    assert "tensorflow_version" in errors[1].evalue
+    assert "google.colab" in errors[4].evalue
     # The pip cell failed to install what is missing, quickly, without raising; nothing timed out.
-    assert all(e["ename"] != "CellTimeoutError" for e in result.cell_errors)
-    assert all(e["note"] == CELL_ERROR_NOTE for e in result.cell_errors)
+    assert all(e.ename != "CellTimeoutError" for e in result.cell_errors)
+    assert all(e.note == CELL_ERROR_NOTE for e in result.cell_errors)
     assert "costs no points by itself" in CELL_ERROR_NOTE
 
 
@@ -329,10 +329,10 @@ def test_seed_student_parts_2_3_as_submitted_earn_full_marks(graded):
     result = graded("seed-part2-3")
     assert not_passed(result) == []
     assert result.score == result.max_score == 16
-    assert result.execution["status"] == "completed" and result.cell_errors == []
+    assert result.execution.status == "completed" and result.cell_errors == []
     model = result.models["model"]
-    assert model["total_params"] == 109_386  # the seed's own summary, 3.2.2
-    assert [l["class"] for l in model["layers"]].count("Activation") == 3
+    assert model.total_params == 109_386  # the seed's own summary, 3.2.2
+    assert [l["class"] for l in model.layers].count("Activation") == 3
 
 
 @pytest.mark.slow
@@ -347,13 +347,13 @@ def test_seed_student_part4_earns_full_marks_though_it_evaluates_the_wrong_model
     result = graded("seed-part4")
     assert not_passed(result) == []
     assert result.score == result.max_score == 39
-    assert result.execution["status"] == "completed" and result.cell_errors == []
+    assert result.execution.status == "completed" and result.cell_errors == []
     checks = checks_by_id(result)
     assert checks["batch-norm-accuracy"].details["accuracy"] != \
         checks["dropout-accuracy"].details["accuracy"]
     for name, params in (("cnn", 61_706), ("cnn_dropout", 61_706), ("cnn_batch_norm", 62_610)):
-        assert result.models[name]["total_params"] == params
-        assert result.models[name]["timed_training"]["status"] == "trained"
+        assert result.models[name].total_params == params
+        assert result.models[name].timed_training.status == "trained"
 
 
 @pytest.mark.slow

@@ -53,15 +53,15 @@ def test_reference_scores_full_marks(grade, assignment):
     failing = [(c.id, c.message) for c in result.checks if c.status != "passed"]
     assert failing == []
     assert result.score == result.max_score == assignment.max_score == 18
-    assert result.execution["status"] == "completed" and result.cell_errors == []
-    assert result.data["mode"] == "subset" and result.data["train"] == 20000
-    assert result.data["holdout"] == 2000
+    assert result.execution.status == "completed" and result.cell_errors == []
+    assert result.data.mode == "subset" and result.data.train == 20000
+    assert result.data.holdout == 2000
     aanetwork = result.models["aanetwork"]
-    assert aanetwork["total_params"] == AA_PARAMS[25]
-    assert [l["output_shape"] for l in aanetwork["layers"]] == [[None, 25], [None, 784]]
-    assert result.models["classifier"]["input_shape"] == [None, 25]
-    assert result.models["classifier"]["input_layout"] == [25]  # the grader fed it 25-value codes
-    assert {"Conv2D", "MaxPooling2D"} <= {l["class"] for l in result.models["network"]["layers"]}
+    assert aanetwork.total_params == AA_PARAMS[25]
+    assert [l["output_shape"] for l in aanetwork.layers] == [[None, 25], [None, 784]]
+    assert result.models["classifier"].input_shape == [None, 25]
+    assert result.models["classifier"].input_layout == [25]  # the grader fed it 25-value codes
+    assert {"Conv2D", "MaxPooling2D"} <= {l["class"] for l in result.models["network"].layers}
     checks = checks_by_id(result)
     q1a = checks["q1a-reconstruction"]
     assert q1a.details["k"] == 25 and "of the mean image's" in q1a.message
@@ -86,7 +86,7 @@ def test_starter_scores_zero_and_says_why(grade, assignment):
         assert f"no variable `{name}`" in check.message
         assert "NotImplementedError" in check.message
     assert {c.details["object"] for c in result.checks} == set(OBJECTS)
-    assert any(e["ename"] == "NotImplementedError" for e in result.cell_errors)
+    assert any(e.ename == "NotImplementedError" for e in result.cell_errors)
 
 
 def test_another_k_gets_full_marks(grade, assignment):
@@ -94,7 +94,7 @@ def test_another_k_gets_full_marks(grade, assignment):
     failing = [(c.id, c.message) for c in result.checks if c.status != "passed"]
     assert failing == []
     assert result.score == assignment.max_score
-    assert result.models["aanetwork"]["total_params"] == AA_PARAMS[10]
+    assert result.models["aanetwork"].total_params == AA_PARAMS[10]
     reference = checks_by_id(grade("reference", nf.reference_notebook(ASSIGNMENT)))
     checks = checks_by_id(result)
     q1a = checks["q1a-reconstruction"]
@@ -114,7 +114,7 @@ def test_the_slides_own_autoassociator_gets_full_marks(grade_variant):
     assert variants.verdict_problems(variant, result) == []
     assert result.score == result.max_score
     aanetwork = result.models["aanetwork"]
-    assert [l["activation"] for l in aanetwork["layers"]] == ["sigmoid", "sigmoid"]
+    assert [l["activation"] for l in aanetwork.layers] == ["sigmoid", "sigmoid"]
     q1a = checks_by_id(result)["q1a-reconstruction"]
     assert q1a.details["mse"] < q1a.details["threshold"]
 
@@ -129,7 +129,7 @@ def test_encoder_and_decoder_models_get_full_marks(grade_variant):
     checks = checks_by_id(result)
     assert checks["q1a-reconstruction"].details["k"] == 25
     assert checks["q1b-code-accuracy"].details["k"] == 25
-    dense = [l["config"]["units"] for l in result.models["aanetwork"]["layers"]
+    dense = [l["config"]["units"] for l in result.models["aanetwork"].layers
              if l["class"] == "Dense"]
     assert dense == [25, 784]
 
@@ -143,7 +143,7 @@ def test_classifier_whose_input_size_is_not_k_fails_q1b(grade_variant):
     assert "`classifier` takes inputs of size 100" in q1b.message
     assert "hidden layer gives k=25 values per image" in q1b.message
     # The notebook's own fit() raised; the grader names the sizes rather than the traceback.
-    assert any(e["ename"] == "ValueError" for e in result.cell_errors)
+    assert any(e.ename == "ValueError" for e in result.cell_errors)
     assert checks["q1a-reconstruction"].status == "passed"  # the autoassociator itself is fine
 
 
@@ -159,7 +159,7 @@ def test_network_without_convolutions_loses_the_q2_architecture_points(grade_var
 def test_classifier_trained_on_raw_pixels_fails_q1b(grade_variant):
     variant, result = grade_variant("untrained-pixel-classifier")
     assert variants.verdict_problems(variant, result) == []
-    assert result.models["classifier"]["input_shape"] == [None, 784]
+    assert result.models["classifier"].input_shape == [None, 784]
     q1b = checks_by_id(result)["q1b-code-accuracy"]
     assert q1b.status == "failed" and q1b.points == 0
     assert "`classifier` takes inputs of size 784" in q1b.message

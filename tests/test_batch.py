@@ -29,6 +29,8 @@ from grader.batch import discovery, local, preflight, store
 from grader.execution.runner import KERNEL_TOKEN_VAR
 from grader.paths import ASSIGNMENTS_DIR, REFERENCE_DIR
 from grader.reports.summary import render_summary
+from grader.result import GradeResult
+from result_factory import check_json, result_json
 
 ASSIGNMENT = "fashion-mlp"
 REPO = Path(__file__).resolve().parents[1]
@@ -573,28 +575,29 @@ def test_manual_scores_unit(tmp_path):
     path.write_text("student,check,points\nalice,model-layers,2\nalice,model-layers,1\n")
     with pytest.raises(manual_scores.ManualScoresError, match="second row"):
         manual_scores.load(path, assignment, ["alice"])
-    result = {"score": 3.0, "checks": [
+    result = GradeResult.model_validate(result_json([
         {"id": "auto", "points": 3.0, "max_points": 3, "status": "passed", "message": "ok"},
         {"id": "essay", "points": 0.0, "max_points": 4, "status": "manual",
-         "message": "awaiting TA grading", "details": {"answer": "…"}}]}
+         "message": "awaiting TA grading", "details": {"answer": "…"}}], score=3.0))
     score = manual_scores.ManualScore("alice", "essay", 2.5, "fine")
-    assert manual_scores.apply(result, [score]) is True
-    assert result["score"] == 5.5 and result["checks"][1]["details"]["ta_points"] == 2.5
-    assert manual_scores.apply(result, [score]) is False  # idempotent
-    assert manual_scores.apply(result, []) is True  # the row was removed: back to ungraded
-    assert result["score"] == 3.0 and result["checks"][1]["message"] == "awaiting TA grading"
+    graded = manual_scores.apply(result, [score])
+    assert graded.score == 5.5 and graded.checks[1].details["ta_points"] == 2.5
+    assert graded.checks[1].status == "manual" and result.checks[1].details == {"answer": "…"}
+    assert manual_scores.apply(graded, [score]) == graded  # idempotent
+    ungraded = manual_scores.apply(graded, [])  # the row was removed: back to ungraded
+    assert ungraded.score == 3.0 and ungraded.checks[1].message == "awaiting TA grading"
+    assert ungraded == result
 
 
 def test_summary_is_escaped_and_self_contained():
     info = {"id": "x", "title": "<b>t</b>", "version": "1", "max_score": 4,
             "checks": [{"id": "c1", "title": "one", "max_points": 4, "kind": "layers"}]}
     evil = "<script>alert(1)</script>"
-    students = [{"student": evil, "report": f"{evil}/report.html", "result": {
-        "score": 4, "max_score": 4, "execution": {"status": "completed", "message": evil},
-        "checks": [{"id": "c1", "points": 4, "status": "passed"}]}},
-        {"student": "b", "report": None, "result": {
-            "score": 0, "max_score": 4, "execution": {"status": "completed"},
-            "checks": [{"id": "c1", "points": 0, "status": "failed"}]}}]
+    students = [{"student": evil, "report": f"{evil}/report.html", "result": result_json(
+        [{"id": "c1", "points": 4, "status": "passed"}], score=4, max_score=4,
+        execution={"status": "completed", "message": evil})},
+        {"student": "b", "report": None, "result": result_json(
+            [{"id": "c1", "points": 0, "status": "failed"}], score=0, max_score=4)}]
     html = render_summary(info, students)
     assert "<script" not in html and "&lt;script&gt;" in html and "<b>t</b>" not in html
     assert "50%" in html  # c1 pass rate
@@ -608,11 +611,11 @@ def test_summary_says_what_the_gradebook_holds_for_each_kind_of_student_not_grad
             "checks": [{"id": "c1", "title": "one", "max_points": 4, "kind": "layers"}]}
 
     def student(name, status, score):
-        return {"student": name, "report": None, "result": {
-            "score": score, "max_score": 4, "execution": {"status": status}, "checks": []}}
+        return {"student": name, "report": None, "result": result_json(
+            score=score, max_score=4, execution={"status": status})}
 
     unscored = student("f", "completed", None)  # ran, but the grader failed on a check
-    unscored["result"]["checks"] = [{"id": "c1", "status": "error", "points": 0.0}]
+    unscored["result"]["checks"] = [check_json("c1", status="error", points=0.0)]
     html = render_summary(info, [student("a", "no_notebook", 0), student("b", "grader_error", None),
                                  student("c", "worker_timeout", 0), student("d", "grader_error", None),
                                  unscored])

@@ -11,6 +11,8 @@ from types import SimpleNamespace
 import pytest
 
 from grader import calibrate as calibrate_mod, cli, paths, spec, variants
+from grader.result import GradeResult
+from result_factory import result_json
 
 REPO = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "fashion-mlp"
@@ -23,14 +25,6 @@ def course(tmp_path, monkeypatch) -> Path:
     shutil.copytree(REPO / "reference" / ASSIGNMENT, root / "reference" / ASSIGNMENT)
     monkeypatch.setenv(paths.COURSE_VARIABLE, str(root))
     return root
-
-
-class Result(dict):
-    """A result.json, with the attribute access calibrate's full-marks pass uses."""
-
-    @property
-    def checks(self):
-        return [SimpleNamespace(**c) for c in self["checks"]]
 
 
 def fake_kernel(monkeypatch, lost: dict[str, set[str]]):
@@ -46,9 +40,11 @@ def fake_kernel(monkeypatch, lost: dict[str, set[str]]):
 
     def score(harvest, assignment):
         losing = lost.get(harvest.path.stem, set())
-        return Result(score=1.0, execution={}, checks=[
+        return GradeResult.model_validate(result_json([
             {"id": c.id, "status": "failed" if c.id in losing else "passed",
-             "message": "lost" if c.id in losing else "ok"} for c in assignment.checks])
+             "points": 0.0 if c.id in losing else c.points, "max_points": c.points,
+             "message": "lost" if c.id in losing else "ok"} for c in assignment.checks],
+            score=1.0))
 
     monkeypatch.setattr(calibrate_mod, "execute_and_harvest", execute)
     monkeypatch.setattr(calibrate_mod, "score_harvest", score)

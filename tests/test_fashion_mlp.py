@@ -30,10 +30,10 @@ def test_reference_scores_full_marks(grade, assignment):
     assert failing == []
     assert result.score == result.max_score == assignment.max_score
     model = result.models["model"]
-    assert model["total_params"] == 109_386  # seed 004, 3.2.2
-    assert [l["class"] for l in model["layers"]] == ["Dense", "Dense", "Dense"]
-    assert result.data["mode"] == "subset" and result.data["train"] == 6000
-    assert result.execution["status"] == "completed" and result.cell_errors == []
+    assert model.total_params == 109_386  # seed 004, 3.2.2
+    assert [l["class"] for l in model.layers] == ["Dense", "Dense", "Dense"]
+    assert result.data.mode == "subset" and result.data.train == 6000
+    assert result.execution.status == "completed" and result.cell_errors == []
 
 
 def test_starter_scores_zero_and_says_why(grade, assignment):
@@ -44,7 +44,7 @@ def test_starter_scores_zero_and_says_why(grade, assignment):
         assert check.status == "failed"
         assert "no variable `model`" in check.message
         assert "NotImplementedError" in check.message
-    assert any(e["ename"] == "NotImplementedError" for e in result.cell_errors)
+    assert any(e.ename == "NotImplementedError" for e in result.cell_errors)
 
 
 def test_lecture_mlp_loses_architecture_points_naming_the_layers(grade_variant):
@@ -58,14 +58,14 @@ def test_lecture_mlp_loses_architecture_points_naming_the_layers(grade_variant):
     params = checks["model-params"]
     assert params.points == 0 and "266,610" in params.message and "109,386" in params.message
     assert checks["model-activations"].status == "passed"  # relu, relu, softmax all the same
-    assert result.models["model"]["total_params"] == 266_610  # seed 001
+    assert result.models["model"].total_params == 266_610  # seed 001
 
 
 def test_a_raising_cell_still_gets_what_it_built_graded(grade):
     result = grade("raising_cell_after_model")
-    assert any(e["ename"] == "ZeroDivisionError" for e in result.cell_errors)
-    error = next(e for e in result.cell_errors if e["ename"] == "ZeroDivisionError")
-    assert error["line"] is not None
+    assert any(e.ename == "ZeroDivisionError" for e in result.cell_errors)
+    error = next(e for e in result.cell_errors if e.ename == "ZeroDivisionError")
+    assert error.line is not None
     checks = checks_by_id(result)
     for cid in ("model-layers", "model-activations", "model-shapes", "model-params"):
         assert checks[cid].status == "passed", checks[cid].message
@@ -74,7 +74,7 @@ def test_a_raising_cell_still_gets_what_it_built_graded(grade):
 def test_missing_model_variable_is_named(grade):
     result = grade("no_model_variable")
     assert result.score == 0
-    assert result.models["model"]["status"] == "missing"
+    assert result.models["model"].status == "missing"
     assert all("no variable `model`" in c.message for c in result.checks)
 
 
@@ -157,7 +157,7 @@ def test_correct_variants_get_full_marks_in_subset_mode(grade_variant, name):
     assert variant.correct
     assert variants.verdict_problems(variant, result) == []
     assert result.score == result.max_score
-    assert result.data["mode"] == "subset"
+    assert result.data.mode == "subset"
 
 
 def test_colab_callbacks_train_and_get_full_marks(grade_variant):
@@ -165,7 +165,7 @@ def test_colab_callbacks_train_and_get_full_marks(grade_variant):
     BackupAndRestore and tqdm's callback: without tensorboard in the kernel the TensorBoard
     callback raised after the first epoch and the model was graded as untrained."""
     variant, result = grade_variant("colab-callbacks")
-    assert result.cell_errors == [], [(e["ename"], e["evalue"]) for e in result.cell_errors]
+    assert result.cell_errors == [], [(e.ename, e.evalue) for e in result.cell_errors]
     assert variants.verdict_problems(variant, result) == []
     assert result.score == result.max_score
 
@@ -176,8 +176,8 @@ def test_grading_twice_gives_identical_scores(grade, assignment, data_dir, tmp_p
     second = pipeline.grade(path, assignment, pipeline.Options(data_dir=data_dir))
     assert [(c.id, c.points, c.details.get("accuracy")) for c in second.checks] == \
         [(c.id, c.points, c.details.get("accuracy")) for c in first.checks]
-    assert second.models["model"]["timed_training"]["loss"] == \
-        first.models["model"]["timed_training"]["loss"]
+    assert second.models["model"].timed_training.loss == \
+        first.models["model"].timed_training.loss
 
 
 def test_full_mode_serves_the_whole_training_split_minus_the_holdout(tmp_path, data_dir,
@@ -196,9 +196,9 @@ def test_full_mode_serves_the_whole_training_split_minus_the_holdout(tmp_path, d
     path = nf.write(nb, tmp_path / "full.ipynb")
     result = pipeline.grade(path, assignment, pipeline.Options(data_dir=data_dir, mode=DataMode.FULL))
     assert result.cell_errors == []
-    assert result.data["mode"] == "full" and result.data["train"] == 58000
-    assert result.data["holdout"] == 2000
+    assert result.data.mode == "full" and result.data.train == 58000
+    assert result.data.holdout == 2000
     # Its CPU cap is the subset's per training image: ~10 times as many images, ~10 times the cap.
-    timed = result.models["model"]["timed_training"]
-    assert timed["epochs_run"] == assignment.training.epochs and not timed["stopped_by_time"]
-    assert timed["cpu_cap"] == pytest.approx(assignment.training.max_cpu_seconds * 58000 / 6000)
+    timed = result.models["model"].timed_training
+    assert timed.epochs_run == assignment.training.epochs and not timed.stopped_by_time
+    assert timed.cpu_cap == pytest.approx(assignment.training.max_cpu_seconds * 58000 / 6000)

@@ -28,6 +28,7 @@ from grader.reports.html import render_html
 from grader.reports.markdown import render_markdown
 from grader.reports.summary import render_summary
 from grader.reports.terminal import render as render_terminal
+from grader.result import GradeResult
 from test_reports import sample_class, sample_result
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,54 +125,58 @@ def test_html_and_markdown_use_the_same_labels():
 
 # --- TA overrides of automatic checks -------------------------------------------------------------
 
-def overridden() -> dict:
-    result = sample_result()
+def graded() -> GradeResult:
+    return GradeResult.model_validate(sample_result())
+
+
+def overridden() -> GradeResult:
+    result = graded()
     changed = manual_scores.apply(result, [manual_scores.ManualScore(
         "alice", "model-layers", 3, "Dropout before the output is allowed")])
-    assert changed
-    return result
+    assert changed != result and result == graded()  # a new result; the old one is as it was
+    return changed
 
 
 def test_an_override_sets_the_points_and_keeps_the_graders_verdict():
     result = overridden()
-    check = result["checks"][0]
-    assert check["points"] == 3 and check["status"] == "passed"
-    details = check["details"]
+    check = result.checks[0]
+    assert check.points == 3 and check.status == "passed"
+    details = check.details
     assert details["ta_override"] and details["auto_points"] == 1.0
     assert details["auto_status"] == "partial" and details["auto_message"].startswith("layer 2")
-    assert check["message"].startswith("graded by TA: 3/3 — Dropout before the output is allowed")
-    assert "the grader gave 1/3, partial: layer 2" in check["message"]
+    assert check.message.startswith("graded by TA: 3/3 — Dropout before the output is allowed")
+    assert "the grader gave 1/3, partial: layer 2" in check.message
     # model-optimizer is still the grader's error: not a zero, so there is no score yet
-    assert result["score"] is None
+    assert result.score is None
     # Idempotent; and removing the row gives back exactly what the grader said.
-    assert not manual_scores.apply(result, [manual_scores.ManualScore(
-        "alice", "model-layers", 3, "Dropout before the output is allowed")])
-    assert manual_scores.apply(result, [])
-    assert result["checks"][0] == sample_result()["checks"][0]
-    assert result["score"] is None
+    assert manual_scores.apply(result, [manual_scores.ManualScore(
+        "alice", "model-layers", 3, "Dropout before the output is allowed")]) == result
+    restored = manual_scores.apply(result, [])
+    assert restored != result
+    assert restored.checks == graded().checks
+    assert restored.score is None
 
 
 def test_a_ta_scoring_the_check_the_grader_failed_on_gives_the_notebook_its_score():
-    result = sample_result()
-    manual_scores.apply(result, [
+    result = manual_scores.apply(graded(), [
         manual_scores.ManualScore("alice", "model-layers", 3, "Dropout before the output is allowed"),
         manual_scores.ManualScore("alice", "model-optimizer", 1, "Adam, checked by hand")])
-    optimizer = next(c for c in result["checks"] if c["id"] == "model-optimizer")
-    assert optimizer["status"] == "passed"
-    assert result["score"] == pytest.approx(12.2)  # the grader's 9.2, +2 and +1 from the TA
-    assert manual_scores.apply(result, [])  # the rows withdrawn: the grader's error is back
-    assert optimizer["status"] == "error" and result["score"] is None
+    optimizer = next(c for c in result.checks if c.id == "model-optimizer")
+    assert optimizer.status == "passed"
+    assert result.score == pytest.approx(12.2)  # the grader's 9.2, +2 and +1 from the TA
+    withdrawn = manual_scores.apply(result, [])  # the grader's error is back
+    optimizer = next(c for c in withdrawn.checks if c.id == "model-optimizer")
+    assert optimizer.status == "error" and withdrawn.score is None
 
 
 def test_an_override_can_lower_points_and_survives_a_regrade():
-    result = sample_result()
-    manual_scores.apply(result, [manual_scores.ManualScore("alice", "model-accuracy", 2,
-                                                           "trained on the test set")])
-    check = result["checks"][5]
-    assert check["points"] == 2 and check["status"] == "partial"
-    fresh = sample_result()  # the same notebook graded again: the TA's points are re-applied
-    manual_scores.apply(fresh, manual_scores.carried_over(result), authoritative=False)
-    assert fresh["checks"][5]["points"] == 2 and fresh["checks"][5]["details"]["auto_points"] == 5
+    result = manual_scores.apply(graded(), [manual_scores.ManualScore(
+        "alice", "model-accuracy", 2, "trained on the test set")])
+    check = result.checks[5]
+    assert check.points == 2 and check.status == "partial"
+    # the same notebook graded again: the TA's points are re-applied
+    fresh = manual_scores.apply(graded(), manual_scores.carried_over(result), authoritative=False)
+    assert fresh.checks[5].points == 2 and fresh.checks[5].details["auto_points"] == 5
 
 
 def test_the_scores_file_takes_automatic_checks_within_their_points(tmp_path):

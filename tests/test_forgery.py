@@ -142,7 +142,7 @@ def honest(tmp_path_factory, data_dir):
 def test_forgery_earns_exactly_what_the_model_it_built_earns(forged, honest, name):
     result = forged[name]
     # The grader's introspection may not even be importable in the kernel; nothing else fails.
-    assert all(e["ename"] == "ModuleNotFoundError" for e in result.cell_errors), \
+    assert all(e.ename == "ModuleNotFoundError" for e in result.cell_errors), \
         result.cell_errors
     assert name == "patched-introspection" or not result.cell_errors
     assert {c.id: c.points for c in result.checks} == {c.id: c.points for c in honest.checks}
@@ -153,17 +153,17 @@ def test_forgery_earns_exactly_what_the_model_it_built_earns(forged, honest, nam
 def test_measured_model_is_the_one_built(forged):
     """The trusted side reports the model the notebook really built: one sigmoid Dense layer."""
     model = forged["patched-introspection"].models["model"]
-    assert [layer["class"] for layer in model["layers"]] == ["Dense"]
-    assert model["layers"][0]["activation"] == "sigmoid"
-    assert model["total_params"] == 7850
-    assert model["compile"]["train_steps"] == 0
+    assert [layer["class"] for layer in model.layers] == ["Dense"]
+    assert model.layers[0]["activation"] == "sigmoid"
+    assert model.total_params == 7850
+    assert model.compile["train_steps"] == 0
 
 
 def test_forged_manifest_earns_nothing_and_says_why(forged):
     result = forged["forged-manifest"]
     assert not result.cell_errors, result.cell_errors
     assert result.score == 0, result.checks
-    message = result.models["model"]["message"]
+    message = result.models["model"].message
     assert "describes `model` itself instead of exporting it" in message
 
 
@@ -171,7 +171,7 @@ def test_oversized_model_is_measured_as_it_is_not_as_it_claims(forged):
     """max_params applies to the model the trusted side loaded: no prediction, no training."""
     result = forged["oversized-claims-small"]
     model = result.models["model"]
-    assert model["total_params"] == 784 * 27000 + 27000 + 27000 * 10 + 10
+    assert model.total_params == 784 * 27000 + 27000 + 27000 * 10 + 10
     accuracy = next(c for c in result.checks if c.id == "model-accuracy")
     assert accuracy.points == 0 and "the grader measures models up to 20,000,000" in \
         accuracy.message
@@ -186,8 +186,8 @@ def test_a_lookup_table_of_public_images_finds_nothing(forged):
     result = forged["lookup-table"]
     assert not result.cell_errors, result.cell_errors
     model = result.models["model"]
-    assert model["source"] == "savedmodel"
-    assert {"GatherV2", "OneHot"} <= set(model["unneeded_ops"]), model["unneeded_ops"]
+    assert model.source == "savedmodel"
+    assert {"GatherV2", "OneHot"} <= set(model.unneeded_ops), model.unneeded_ops
     accuracy = next(c for c in result.checks if c.id == "model-accuracy")
     assert accuracy.points == 0, accuracy.message
     # Nothing for a design it does not have either; only its compile settings are its own.
@@ -323,9 +323,9 @@ def test_a_class_that_plants_weights_and_never_steps_is_trained_by_the_grader(pl
     weights: the class's Constant initializers and its gradient-free train_step change nothing."""
     forged, honest = planted["class"], planted["class-honest"]
     assert not forged.cell_errors, forged.cell_errors
-    run = forged.models["model"]["timed_training"]
-    assert run["where"] == "clean room" and run["status"] == "trained", run
-    assert run["loss"][-1] < run["loss"][0]  # the grader's steps, not the class's
+    run = forged.models["model"].timed_training
+    assert run.where == "clean room" and run.status == "trained", run
+    assert run.loss[-1] < run.loss[0]  # the grader's steps, not the class's
     assert check(forged, "model-timed-training").details["accuracy"] == \
         check(honest, "model-timed-training").details["accuracy"]
     home = check(forged, "model-accuracy").details["accuracy"]

@@ -34,8 +34,8 @@ def assert_not_graded(result, cause: str) -> None:
     assert result.grader_error, result.execution
     assert result.score is None
     assert result.checks == []
-    assert cause in result.execution["message"]
-    assert "the grader failed, not the notebook" in result.execution["message"]
+    assert cause in result.execution.message
+    assert "the grader failed, not the notebook" in result.execution.message
 
 
 @pytest.mark.slow
@@ -82,7 +82,7 @@ def test_measuring_process_that_dies_before_it_is_ready_is_a_grader_error(tmp_pa
                           "model.compile(optimizer='adam', loss='categorical_crossentropy')")
     result = pipeline.grade(path, spec.load(ASSIGNMENT), pipeline.Options(data_dir=data_dir))
     assert_not_graded(result, "measuring process failed")
-    assert "cannot import tensorflow (simulated)" in result.execution["message"]
+    assert "cannot import tensorflow (simulated)" in result.execution.message
 
 
 def test_unreadable_dataset_is_a_grader_error(tmp_path):
@@ -157,9 +157,9 @@ def test_undeclared_missing_import_is_a_hint_on_its_cell(tmp_path, data_dir):
     assert not result.grader_error
     assert len(result.cell_errors) == 1
     error = result.cell_errors[0]
-    assert error["cell"] == 1 and error["ename"] == "ModuleNotFoundError"
-    assert "`no_such_package_for_grading`" in error["hint"]
-    assert "not installed where the grader runs" in error["hint"]
+    assert error.cell == 1 and error.ename == "ModuleNotFoundError"
+    assert "`no_such_package_for_grading`" in error.hint
+    assert "not installed where the grader runs" in error.hint
 
 
 @pytest.mark.slow
@@ -200,7 +200,7 @@ def test_gradebook_has_no_number_for_a_grader_error():
 
     assignment = spec.load(ASSIGNMENT)
     result = pipeline.grader_error_result(assignment, Path("missing.ipynb"), "sandbox broken")
-    rows = list(csv.reader(gradebook_csv(assignment, [("ann", result.as_dict())]).splitlines()))
+    rows = list(csv.reader(gradebook_csv(assignment, [("ann", result)]).splitlines()))
     assert rows[1][0] == "ann" and rows[1][1] == ""
     assert rows[1][-2] == "grader_error"
 

@@ -199,13 +199,13 @@ def checks(graded, name):
     ("python-renamed", "not valid notebook JSON"), ("no-code-cells", "no code cells")])
 def test_malformed_files(graded, name, words):
     result = graded[name][0]
-    assert result.execution["status"] == "invalid_notebook" and result.score == 0
-    assert words in result.execution["message"]
+    assert result.execution.status == "invalid_notebook" and result.score == 0
+    assert words in result.execution.message
 
 
 def test_nbformat3_is_upgraded_and_graded(graded):
     result = graded["nbformat-3"][0]
-    assert result.execution["status"] == "completed"
+    assert result.execution.status == "completed"
     assert "no variable `model`" in result.checks[0].message
 
 
@@ -235,18 +235,18 @@ def test_infinite_loop_is_interrupted(graded):
 
 def test_memory_bomb_meets_the_limit(graded):
     result = graded["memory-bomb"][0]
-    assert any(e["ename"] == "MemoryError" for e in result.cell_errors) or \
-        result.execution["status"] == "kernel_died"
+    assert any(e.ename == "MemoryError" for e in result.cell_errors) or \
+        result.execution.status == "kernel_died"
     # Whichever met it first (RLIMIT_AS: a MemoryError; the cgroup: the kernel killed), the
     # memory cap is reported, in the bomb's cell.
-    memory = [h for h in result.limits["hits"] if h["limit"] == "memory"]
-    assert memory, result.limits["hits"]
-    assert memory[0]["message"].startswith("memory limit of 4,096 MB reached in cell 2"), memory
+    memory = [h for h in result.limits.hits if h.limit == "memory"]
+    assert memory, result.limits.hits
+    assert memory[0].message.startswith("memory limit of 4,096 MB reached in cell 2"), memory
 
 
 def test_dead_kernel_is_reported(graded):
     result = graded["os-exit"][0]
-    assert result.execution["status"] == "kernel_died"
+    assert result.execution.status == "kernel_died"
     assert result.score == 0
     assert "kernel died" in result.checks[0].message
 
@@ -284,12 +284,12 @@ def test_billion_parameters_get_a_clear_message(graded):
 
 def test_secrets_do_not_reach_the_kernel(graded):
     result = graded["secrets-env"][0]
-    assert not any(e["ename"] == "AssertionError" for e in result.cell_errors)
+    assert not any(e.ename == "AssertionError" for e in result.cell_errors)
     assert "ghp_not_for_students" not in result.to_json()
 
 
 def test_showtraceback_override_does_not_hide_errors(graded):
-    assert any(e["ename"] == "ZeroDivisionError" for e in graded["hide-traceback"][0].cell_errors)
+    assert any(e.ename == "ZeroDivisionError" for e in graded["hide-traceback"][0].cell_errors)
 
 
 needs_bwrap = pytest.mark.skipif(not sandbox.bwrap_path(), reason="bubblewrap unavailable here")

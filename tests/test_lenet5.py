@@ -35,8 +35,8 @@ def test_reference_scores_full_marks(grade, assignment):
     failing = [(c.id, c.message) for c in result.checks if c.status != "passed"]
     assert failing == []
     assert result.score == result.max_score == assignment.max_score
-    assert result.execution["status"] == "completed" and result.cell_errors == []
-    assert result.data["mode"] == "subset" and result.data["train"] == 6400
+    assert result.execution.status == "completed" and result.cell_errors == []
+    assert result.data.mode == "subset" and result.data.train == 6400
     cnn = result.models["cnn"]
     # Seed 004, 4.2.2 (cnn.summary()): "Total params: 61,706"
     assert cnn["total_params"] == 61_706
@@ -52,7 +52,7 @@ def test_reference_scores_full_marks(grade, assignment):
     assert [l["class"] for l in batch_norm["layers"]].count("BatchNormalization") == 4
     assert batch_norm["total_params"] == 61_706 + 4 * (6 + 16 + 120 + 84)  # 62,610
     for name in MODELS:
-        assert result.models[name]["timed_training"]["status"] == "trained"
+        assert result.models[name].timed_training.status == "trained"
 
 
 def test_starter_scores_zero_and_says_why(grade, assignment):
@@ -66,7 +66,7 @@ def test_starter_scores_zero_and_says_why(grade, assignment):
         assert check.status == "failed", check.id
         assert f"no variable `{name}`" in check.message
         assert "NotImplementedError" in check.message
-    assert any(e["ename"] == "NotImplementedError" for e in result.cell_errors)
+    assert any(e.ename == "NotImplementedError" for e in result.cell_errors)
 
 
 def test_flatten_before_dense_passes_architecture_and_accuracy(grade_variant):
@@ -146,5 +146,5 @@ def test_fewer_epochs_than_asked_get_full_marks_in_subset_mode(grade_variant):
     assert variant.correct
     assert variants.verdict_problems(variant, result) == []
     assert result.score == result.max_score
-    steps = {n: result.models[n]["compile"]["train_steps"] for n in MODELS}
+    steps = {n: result.models[n].compile["train_steps"] for n in MODELS}
     assert 5 * steps["cnn"] == 5 * steps["cnn_dropout"] == steps["cnn_batch_norm"]  # 3 vs 15

@@ -171,20 +171,20 @@ def test_a_reached_limit_is_reported_with_its_value_and_cell(graded, name, mode)
     result = case.result
     assert not result.grader_error, result.execution
     limit, text = EXPECTED[name]
-    hits = result.limits["hits"]
+    hits = result.limits.hits
     assert hits, (result.execution, result.cell_errors)
-    assert hits[0]["limit"] == limit and hits[0]["cell"] == 1
-    assert hits[0]["message"].startswith(f"{text} reached in cell 2 (In [2])"), hits
-    assert text in result.execution["message"]
+    assert hits[0].limit == limit and hits[0].cell == 1
+    assert hits[0].message.startswith(f"{text} reached in cell 2 (In [2])"), hits
+    assert text in result.execution.message
 
 
 @pytest.mark.parametrize("mode", modes())
 @pytest.mark.parametrize("name", ["big-files", "small-files"])
 def test_a_filler_is_stopped_and_reported_as_the_kernels_death(graded, name, mode):
     result = graded(name, mode).result
-    assert result.execution["status"] == "kernel_died"
-    assert result.execution["message"].endswith("the kernel was stopped")
-    assert result.limits["hits"][0]["stopped"] is True
+    assert result.execution.status == "kernel_died"
+    assert result.execution.message.endswith("the kernel was stopped")
+    assert result.limits.hits[0].stopped is True
 
 
 @pytest.mark.parametrize("mode", modes())
@@ -193,30 +193,30 @@ def test_a_tmpfs_filler_meets_the_memory_cap_by_whichever_mechanism_is_first(gra
     raises MemoryError and the kernel, its address space spent, goes on or dies later. The cap
     is reported either way (the test above)."""
     result = graded("tmpfs-filler", mode).result
-    hit = result.limits["hits"][0]
-    raised = [e["ename"] for e in result.cell_errors if e["cell"] == 1]
-    if hit["stopped"]:
-        assert result.execution["status"] == "kernel_died", result.execution
-        assert result.execution["message"].endswith("the kernel was stopped")
+    hit = result.limits.hits[0]
+    raised = [e.ename for e in result.cell_errors if e.cell == 1]
+    if hit.stopped:
+        assert result.execution.status == "kernel_died", result.execution
+        assert result.execution.message.endswith("the kernel was stopped")
     else:
-        assert raised == ["MemoryError"] and "MemoryError" in hit["detail"], (hit, raised)
-        assert result.execution["status"] in ("completed", "kernel_died"), result.execution
+        assert raised == ["MemoryError"] and "MemoryError" in hit.detail, (hit, raised)
+        assert result.execution.status in ("completed", "kernel_died"), result.execution
 
 
 @pytest.mark.parametrize("mode", modes())
 def test_a_refused_allocation_is_reported_and_the_kernel_goes_on(graded, mode):
     result = graded("allocator", mode).result
-    [hit] = result.limits["hits"]
-    assert hit["stopped"] is False and "MemoryError" in hit["detail"]
-    assert [e["ename"] for e in result.cell_errors] == ["MemoryError"]
-    assert result.execution["status"] == "completed" and result.execution["harvested"]
+    [hit] = result.limits.hits
+    assert hit.stopped is False and "MemoryError" in hit.detail
+    assert [e.ename for e in result.cell_errors] == ["MemoryError"]
+    assert result.execution.status == "completed" and result.execution.harvested
 
 
 @pytest.mark.parametrize("mode", modes())
 def test_the_process_cap_refuses_forks_and_the_kernel_goes_on(graded, mode):
     result = graded("spawner", mode).result
-    assert any(e["ename"] == "BlockingIOError" for e in result.cell_errors), result.cell_errors
-    assert result.execution["status"] == "completed" and result.execution["harvested"]
+    assert any(e.ename == "BlockingIOError" for e in result.cell_errors), result.cell_errors
+    assert result.execution.status == "completed" and result.execution.harvested
 
 
 @pytest.mark.parametrize("mode", modes())
@@ -258,11 +258,11 @@ def test_without_cgroups_an_escaper_is_still_killed(tmp_path, no_cgroups, mode):
     """bwrap: its pid namespace and the uid; none: the launcher, a subreaper, finds it by
     parent links although it emptied its environment and left the session."""
     case = grade_case(tmp_path, mode, *CASES["escaper"])
-    assert case.result.execution["status"] == "completed", case.result.execution
+    assert case.result.execution.status == "completed", case.result.execution
     assert case.processes_left == []
-    missing = {m["mechanism"]: m for m in case.result.limits["missing"]}
-    assert missing["cgroup memory"]["why"] == "disabled by the test"
-    assert "Delegate=yes" in missing["cgroup pids"]["enable"]
+    missing = {m.mechanism: m for m in case.result.limits.missing}
+    assert missing["cgroup memory"].why == "disabled by the test"
+    assert "Delegate=yes" in missing["cgroup pids"].enable
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not sandbox.bwrap_path(), reason="needs root and bwrap")
@@ -271,7 +271,7 @@ def test_without_cgroups_the_uid_caps_processes(tmp_path, no_cgroups):
     if confine._bwrap_as_unprivileged(uids.UID_BASE) is not None:
         pytest.skip("bwrap cannot run as an unprivileged user here")
     case = grade_case(tmp_path, "bwrap", *CASES["spawner"])
-    assert any(e["ename"] == "BlockingIOError" for e in case.result.cell_errors)
+    assert any(e.ename == "BlockingIOError" for e in case.result.cell_errors)
     assert case.processes_left == []
 
 

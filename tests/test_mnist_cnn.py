@@ -49,8 +49,8 @@ def test_reference_scores_full_marks_and_collects_the_answers(grade, assignment)
     failing = [(c, checks[c].message) for c in CODING if checks[c].status != "passed"]
     assert failing == []
     assert sum(checks[c].points for c in CODING) == 50
-    assert result.execution["status"] == "completed" and result.cell_errors == []
-    assert result.data["dataset"] == "mnist" and result.data["train"] == 2000
+    assert result.execution.status == "completed" and result.cell_errors == []
+    assert result.data.dataset == "mnist" and result.data.train == 2000
     model = result.models["model"]
     assert model["kind"] == "subclassed"
     assert model["source"] == "savedmodel"  # read from the exported graph, not the kernel
@@ -79,13 +79,13 @@ def test_reference_scores_full_marks_and_collects_the_answers(grade, assignment)
 
 
 def test_ta_points_merge_into_the_reference_for_full_marks(grade, assignment):
-    result = grade("reference", nf.reference_notebook(ASSIGNMENT)).as_dict()
+    graded = grade("reference", nf.reference_notebook(ASSIGNMENT))
     scores = [manual_scores.ManualScore("ref", cid, float(points), "full marks")
               for cid, points in WRITTEN.items()]
-    manual_scores.apply(result, scores)
-    assert result["score"] == result["max_score"] == 75
-    q = next(c for c in result["checks"] if c["id"] == "q2-4")
-    assert q["status"] == "manual" and q["points"] == 4 and "graded by TA: 4/4" in q["message"]
+    result = manual_scores.apply(graded, scores)
+    assert result.score == result.max_score == 75 and graded.score == 50
+    q = next(c for c in result.checks if c.id == "q2-4")
+    assert q.status == "manual" and q.points == 4 and "graded by TA: 4/4" in q.message
 
 
 def test_the_texts_128_units_are_accepted_and_named(grade, assignment):
@@ -95,7 +95,7 @@ def test_the_texts_128_units_are_accepted_and_named(grade, assignment):
     checks = checks_by_id(result)
     failing = [(c, checks[c].message) for c in CODING if checks[c].status != "passed"]
     assert failing == []
-    assert result.models["model"]["total_params"] == 1_011_466
+    assert result.models["model"].total_params == 1_011_466
     assert "1,011,466 parameters, as expected" in checks["call-graph-params"].message
     assert TEXT in checks["call-graph-params"].message
     assert TEXT in checks["fully-connected"].message
@@ -147,7 +147,7 @@ def test_missing_pooling_and_dropout_are_named(grade_variant):
     pooling = checks["pooling"]
     assert pooling.points == 0 and "missing MaxPooling2D(2x2)" in pooling.message
     assert "is defined but call() never uses it" in pooling.message
-    assert [u["class"] for u in result.models["model"]["unused_layers"]] == ["MaxPooling2D"]
+    assert [u["class"] for u in result.models["model"].unused_layers] == ["MaxPooling2D"]
     assert checks["first-conv"].status == checks["second-conv"].status == "passed"
     assert checks["fully-connected"].status == "passed"
     assert TEXT in checks["fully-connected"].message
@@ -166,7 +166,7 @@ def test_unscaled_pixels_and_one_hot_labels_get_full_marks(grade_variant):
     assert variants.verdict_problems(variant, result) == []
     checks = checks_by_id(result)
     assert checks["accuracy"].details["scaling"] == "raw"
-    loss = str(result.models["model"]["compile"]["loss"]).lower()
+    loss = str(result.models["model"].compile["loss"]).lower()
     assert "categorical" in loss and "sparse" not in loss
 
 

@@ -33,8 +33,8 @@ def test_malformed_file_is_a_graded_error(tmp_path, assignment, name):
     result = pipeline.grade(path, assignment)
     assert result.score == 0
     assert result.max_score == assignment.max_score
-    assert result.execution["status"] == "invalid_notebook"
-    assert words in result.execution["message"]
+    assert result.execution.status == "invalid_notebook"
+    assert words in result.execution.message
     # the student's file, theirs to fix: each check a 0 that says why, never "grader error"
     assert all(c.status == "failed" and words in c.message for c in result.checks)
 

@@ -356,8 +356,8 @@ def test_pipeline_reference_scores_full_marks(assignment):
     result = _grade(assignment.reference, assignment)
     assert [(c.id, c.message) for c in result.checks if c.status != "passed"] == []
     assert result.score == result.max_score == 10
-    assert result.execution["status"] == "completed" and result.cell_errors == []
-    assert result.models["back_propagation"]["status"] == "found"
+    assert result.execution.status == "completed" and result.cell_errors == []
+    assert result.models["back_propagation"].status == "found"
 
 
 @pytest.mark.slow
@@ -385,7 +385,7 @@ def test_pipeline_starter_scores_zero_and_says_why(assignment):
     for key in ("forward", "backward", "gradient-check"):
         assert "NotImplementedError" in _by_id(result)[key].message
     assert "no working back_propagation" in _by_id(result)["numpy-only"].message
-    assert any(e["ename"] == "NotImplementedError" for e in result.cell_errors)
+    assert any(e.ename == "NotImplementedError" for e in result.cell_errors)
 
 
 @pytest.mark.slow
@@ -446,7 +446,7 @@ def test_the_seeds_own_student_loses_one_point_for_the_bias_named(assignment):
     assert "Y and Z2 earn nothing, H and Z1 are right" in checks_["forward"].message
     assert "charged once, in the forward check" in checks_["backward"].message
     assert "transposed" in checks_["backward"].message  # its (2, 3) dL/dW1, as it printed it
-    assert [(e["ename"], e["evalue"]) for e in result.cell_errors] == \
+    assert [(e.ename, e.evalue) for e in result.cell_errors] == \
         [("KeyError", "'W1'"), ("NameError", "name 'gradients' is not defined")]
 
 
@@ -460,4 +460,4 @@ def test_a_clean_room_that_cannot_start_is_the_graders_error_not_a_zero(monkeypa
     monkeypatch.setattr(numpy_run, "measure", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("disk full")))
     result = pipeline.grade(assignment.reference, assignment, pipeline.Options(sandbox="none"))
     assert result.score is None and result.checks == []  # not graded, never a zero
-    assert result.execution["status"] == "grader_error" and "disk full" in result.execution["message"]
+    assert result.execution.status == "grader_error" and "disk full" in result.execution.message

@@ -66,7 +66,7 @@ def test_cell_labels_match_the_counts_the_kernel_gave(graded):
     heard, result = graded
     predicted = {info["cell"]: info["execution_count"] for p, info in heard if p is Phase.CELL}
     for error in result.cell_errors:  # the starter raises NotImplementedError, then NameError
-        assert predicted[error["cell"]] == error["execution_count"]
+        assert predicted[error.cell] == error.execution_count
     assert result.cell_errors
 
 

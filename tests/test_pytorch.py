@@ -232,7 +232,7 @@ def _checks(result) -> dict:
 def test_pytorch_twin_of_the_reference_gets_full_marks(grade_variant):
     variant, result = grade_variant("pytorch-sequential")
     assert variant.correct and not variant.meta.pending
-    assert result.cell_errors == [], [(e["ename"], e["evalue"]) for e in result.cell_errors]
+    assert result.cell_errors == [], [(e.ename, e.evalue) for e in result.cell_errors]
     assert variants.verdict_problems(variant, result) == []
     checks = _checks(result)
     for cid, check in checks.items():
@@ -281,13 +281,13 @@ def test_an_allowed_framework_missing_here_is_a_grader_error_naming_the_install(
     path = nf.of_cells(tmp_path / "tv.ipynb", "import torchvision\nmodel = None",
                        assignment=ASSIGNMENT)
     result = pipeline.grade(path, allowed, pipeline.Options(data_dir=data_dir))
-    assert result.execution["status"] == "grader_error" and result.score is None
+    assert result.execution.status == "grader_error" and result.score is None
     assert result.checks == []
-    assert "`torchvision`" in result.execution["message"]
-    assert "pip install torchvision" in result.execution["message"]
+    assert "`torchvision`" in result.execution.message
+    assert "pip install torchvision" in result.execution.message
     # The same notebook where torchvision is not an allowed package: the student's cell error.
     result = pipeline.grade(path, assignment, pipeline.Options(data_dir=data_dir))
-    assert result.execution["status"] != "grader_error" and result.score == 0
+    assert result.execution.status != "grader_error" and result.score == 0
     print(result.execution, [e.get("hint") for e in result.cell_errors])
 
 

@@ -19,6 +19,8 @@ from grader.reports.classroom import classroom_payload, to_classroom
 from grader.reports.gradescope import to_gradescope
 from grader.reports.html import render_html
 from grader.reports.markdown import render_markdown
+from grader.result import GradeResult
+from result_factory import result_json
 
 REPO = Path(__file__).resolve().parents[1]
 EVIL = "<script>alert('pwned')</script>"
@@ -113,7 +115,8 @@ def sample_result() -> dict:
                  "test": 1000, "holdout": 2000, "source": "/usr/share/datasets/fashion-mnist"},
         "timings": {"kernel_start": 1.92, "execute": 38.4, "harvest": 2.1, "timed_training": 11.3,
                     "grade": 0.05, "total": 54.1},
-        "grader_version": "0.1.0", "sandbox": "bwrap", "schema_version": 1,
+        "grader_version": "0.1.0", "sandbox": "bwrap", "unchanged_starter": False,
+        "limits": None, "schema_version": 1,
     }
 
 
@@ -165,9 +168,10 @@ def test_html_header_charts_errors_and_answers():
 
 
 def test_html_tolerates_a_sparse_result():
-    page = render_html({"assignment": "x", "score": 0, "max_score": 0, "checks": [
-        {"id": "a", "title": "A", "points": 0, "max_points": 1, "status": "error", "message": "boom"}],
-        "execution": {"status": "timeout", "message": "the notebook ran past 900 s"}})
+    # as an older grader wrote it: no models, cell errors, data, timings, limits, sandbox
+    page = render_html(result_json([{"id": "a", "status": "error", "message": "boom"}],
+                                   execution={"status": "timeout",
+                                              "message": "the notebook ran past 900 s"}))
     assert "boom" in page and "did not run to the end (timeout)" in page
 
 
@@ -189,10 +193,10 @@ def test_html_groups_checks_by_model_when_details_name_it():
 
     result = sample_result()
     result["models"]["cnn"] = dict(result["models"]["model"], timed_training=None)
-    views = {v["name"]: v for v in model_views(result)}
+    views = {v["name"]: v for v in model_views(GradeResult.model_validate(result))}
     assert views[None]["comparisons"]  # two models and no `object` in details: not guessed
     result["checks"][0]["details"]["object"] = "model"
-    views = {v["name"]: v for v in model_views(result)}
+    views = {v["name"]: v for v in model_views(GradeResult.model_validate(result))}
     assert views["model"]["comparisons"] and not views["cnn"]["comparisons"]
 
 
@@ -360,18 +364,19 @@ def sample_class() -> tuple[dict, list[dict]]:
                            "status": state, "message": f"{c.id}: {state}", "details": {}})
         if status == "grader_error":
             checks = []
-        return {"assignment": assignment.id, "score": None if status == "grader_error" else
-                sum(c["points"] for c in checks), "max_score": assignment.max_score,
-                "checks": checks, "execution": {"status": status, "message": message},
-                "cell_errors": [{"cell": i, "execution_count": i, "ename": "NameError",
-                                 "evalue": "x", "line": 1, "traceback": ""}
-                                for i in range(errors)], "unchanged_starter": starter}
+        return result_json(
+            checks, assignment=assignment.id, score=None if status == "grader_error" else
+            sum(c["points"] for c in checks), max_score=assignment.max_score,
+            execution={"status": status, "message": message},
+            cell_errors=[{"cell": i, "execution_count": i, "ename": "NameError",
+                          "evalue": "x", "line": 1, "traceback": ""} for i in range(errors)],
+            unchanged_starter=starter)
 
     full = {c.id: c.points for c in assignment.checks}
     partial = {**full, "model-layers": 1.0, "model-params": 0.0, "model-timed-training": 1.2}
-    overridden = result({**full, "model-layers": 1.0})
-    manual_scores.apply(overridden, [manual_scores.ManualScore(
-        "dana", "model-layers", 3, "Dropout before the output layer is fine")])
+    overridden = manual_scores.apply(GradeResult.model_validate(result(
+        {**full, "model-layers": 1.0})), [manual_scores.ManualScore(
+            "dana", "model-layers", 3, "Dropout before the output layer is fine")]).as_dict()
     students = [
         ("alice", result(full)), ("bob", result(partial, errors=1)), ("dana", overridden),
         ("carol", result({}, errors=3, starter=True)),
@@ -422,10 +427,10 @@ def test_classroom_fractional_credit_is_recorded_exactly():
 
 
 def test_classroom_half_points_make_half_point_tests():
-    result = {"notebook": "n.ipynb", "execution": {"status": "completed"}, "checks": [
+    result = result_json([
         {"id": "a", "title": "A", "points": 1.5, "max_points": 2, "status": "partial",
          "message": "half"},
-        {"id": "b", "title": "B", "points": 1, "max_points": 1, "status": "passed", "message": ""}]}
+        {"id": "b", "title": "B", "points": 1, "max_points": 1, "status": "passed", "message": ""}])
     payload = classroom_payload(result)
     assert len(payload["tests"]) == 6  # 0.5 points each
     views = reporter_views(payload)
@@ -433,8 +438,8 @@ def test_classroom_half_points_make_half_point_tests():
 
 
 def test_classroom_grader_error_records_nothing():
-    result = {"notebook": "n.ipynb", "checks": [], "score": None, "max_score": 16,
-              "execution": {"status": "grader_error", "message": "bwrap cannot start"}}
+    result = result_json(score=None, max_score=16,
+                         execution={"status": "grader_error", "message": "bwrap cannot start"})
     payload = classroom_payload(result)
     # max_score 0: the reporter's notify-classroom.js skips it, so no zero is recorded.
     assert payload["max_score"] == 0 and payload["status"] == "error"

@@ -87,8 +87,8 @@ def test_copies_of_the_reference_and_of_a_dataset_are_not_readable(tmp_path, dat
                                 spec.load("numpy-backprop"), pipeline.Options(sandbox="bwrap"))
     finally:
         shutil.rmtree(elsewhere, ignore_errors=True)
-    assert result.sandbox == "bwrap" and result.execution["status"] == "completed"
-    assert result.cell_errors == [], result.cell_errors[0]["evalue"]
+    assert result.sandbox == "bwrap" and result.execution.status == "completed"
+    assert result.cell_errors == [], result.cell_errors[0].evalue
 
 
 @pytest.mark.slow
@@ -100,7 +100,7 @@ def test_data_reached_through_a_symlink(tmp_path, data_dir):
                                      assignment="fashion-mlp"),
                             spec.load("fashion-mlp"), pipeline.Options(data_dir=tmp_path / "data"))
     assert not result.grader_error, result.execution
-    assert result.execution["status"] == "completed" and result.data["train"] > 0
+    assert result.execution.status == "completed" and result.data.train > 0
 
 
 def _copy_project(dest: Path) -> Path:

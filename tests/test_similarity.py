@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from grader import spec
-from grader.scoring import GradeResult
+from grader.result import GradeResult
+from result_factory import result_json
 from grader.similarity import Thresholds, code as code_mod, fingerprint, models
 from grader.similarity.build import starter_code, write
 from grader.similarity.pairs import Student, analyse
@@ -220,9 +221,9 @@ def test_the_references_design_in_the_functional_api_is_not_unusual() -> None:
 
 def test_evidence_is_never_in_result_json() -> None:
     result = GradeResult(assignment="a", assignment_title="A", assignment_version="v",
-                         notebook="n", notebook_sha256="s", score=1.0, max_score=1.0, checks=[],
-                         models={}, execution={}, cell_errors=[], data={}, timings={},
-                         grader_version="0", evidence={"models": {}})
+                         notebook="n", notebook_sha256="", score=1.0, max_score=1.0, checks=[],
+                         models={}, execution={"status": "completed"}, cell_errors=[], data={},
+                         timings={}, grader_version="0", evidence={"models": {}})
     assert "evidence" not in json.loads(result.to_json())
     assert "evidence" in json.loads(result.to_json(evidence=True))
 
@@ -233,14 +234,15 @@ def test_the_store_keeps_evidence_beside_result_json_not_in_it(tmp_path: Path) -
     from grader.batch.store import ResultStore
 
     store = ResultStore(tmp_path, Console(file=open("/dev/null", "w")), None)
-    result = {"batch": {"student": "ann"}, "checks": [], "notebook_sha256": "x",
-              "evidence": {"leak": True}}
+    result = GradeResult.model_validate(result_json(
+        batch={"student": "ann", "status": "completed", "complete": True},
+        notebook_sha256="a" * 64, evidence={"leak": True}))
     store.write(result, evidence={"holdout": "h", "models": {}})
     written = json.loads((tmp_path / "ann" / "result.json").read_text())
     assert "evidence" not in written
     assert json.loads((tmp_path / "ann" / "similarity.json").read_text())["holdout"] == "h"
     assert not list((tmp_path / "ann" / "feedback").glob("similarity*"))
-    store.write({"batch": {"student": "ann"}, "checks": [], "notebook_sha256": "y"})
+    store.write(result.model_copy(update={"notebook_sha256": "b" * 64}))
     assert not (tmp_path / "ann" / "similarity.json").exists()  # an old one goes
 
 

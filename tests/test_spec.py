@@ -319,7 +319,7 @@ def test_error_results_match_the_result_schema(tmp_path):
     path = tmp_path / "broken.ipynb"
     path.write_text("<<<<<<< HEAD\n{}\n=======\n{}\n>>>>>>> theirs\n")
     invalid = json.loads(pipeline.grade(path, assignment).to_json())
-    missing = batch.error_result(assignment, "no_notebook", "no notebook found")
+    missing = batch.error_result(assignment, "no_notebook", "no notebook found").as_dict()
     grader_error = {**missing, "execution": {**missing["execution"], "status": "grader_error"}}
     v = validator("result.schema.json")
     for result in (invalid, missing, grader_error):

@@ -23,6 +23,9 @@ from grader import spec
 from grader.batch import feedback, gradebook, roster as roster_mod, store
 from grader.cli import main
 from grader.execution import runner
+from grader.result import BatchInfo, Execution, GradeResult
+from grader.scoring import RunStatus
+from result_factory import result_json
 from test_batch import grade_cli, mtimes, read_grades, results, short_tmp, wait_no_processes
 
 ASSIGNMENT = "numpy-backprop"
@@ -116,10 +119,10 @@ def test_roster_problems_are_reported_with_file_and_line(tmp_path):
 
 # --- the exports --------------------------------------------------------------------------------
 
-def fake_result(score, status: str, complete: bool = True) -> dict:
-    return {"score": score, "max_score": 10, "checks": [],
-            "execution": {"status": status, "message": ""},
-            "batch": {"complete": complete, "status": status}}
+def fake_result(score, status: str, complete: bool = True) -> GradeResult:
+    return GradeResult.model_validate(result_json(
+        score=score, max_score=10, execution={"status": status},
+        batch={"student": "s", "complete": complete, "status": status}))
 
 
 EXPORT_ROWS = [("=cmd", fake_result(4, "completed")),  # a folder name a spreadsheet would run
@@ -206,12 +209,13 @@ def executed_notebook(minor: int = 5) -> nbformat.NotebookNode:
 
 def test_feedback_notes_before_each_failing_cell_and_where_the_run_stopped():
     evil = "```\n<script>alert(1)</script>\n````"
-    result = {"execution": {"status": "timeout", "message": "the notebook ran past its 60 s "
-                            "limit; cells from cell 5 on were not run"},
-              "cell_errors": [{"cell": 2, "execution_count": 2, "ename": "NameError",
-                               "evalue": "name 'z' is not defined", "line": 1},
-                              {"cell": 3, "execution_count": 3, "ename": "CellTimeoutError",
-                               "evalue": evil, "line": None}]}
+    result = GradeResult.model_validate(result_json(
+        execution={"status": "timeout", "message": "the notebook ran past its 60 s limit; "
+                   "cells from cell 5 on were not run"},
+        cell_errors=[{"cell": 2, "execution_count": 2, "ename": "NameError",
+                      "evalue": "name 'z' is not defined", "line": 1, "traceback": ""},
+                     {"cell": 3, "execution_count": 3, "ename": "CellTimeoutError",
+                      "evalue": evil, "line": None, "traceback": ""}]))
     text = feedback.annotated(nbformat.writes(executed_notebook()).encode(), result)
     nb = nbformat.reads(text, as_version=4)
     nbformat.validate(nb)
@@ -236,25 +240,28 @@ def test_feedback_notes_before_each_failing_cell_and_where_the_run_stopped():
 
 
 def test_an_executed_notebook_that_is_not_one_gives_no_feedback_notebook():
-    assert feedback.annotated(b'{"cells": "not a list"}', {}) is None
-    assert feedback.annotated(b"\xff\xfe", {}) is None
-    assert feedback.annotated(None, {}) is None
+    result = GradeResult.model_validate(result_json())
+    assert feedback.annotated(b'{"cells": "not a list"}', result) is None
+    assert feedback.annotated(b"\xff\xfe", result) is None
+    assert feedback.annotated(None, result) is None
 
 
 def test_the_store_replaces_or_keeps_the_feedback_notebook(tmp_path):
     out = tmp_path / "out"
     result = store.error_result(spec.load(ASSIGNMENT), "completed", "graded",
                                 Path("/subs/alice/hw4.ipynb"))
-    result["batch"] = {"student": "alice", "complete": True}
+    result = result.model_copy(update={"batch": BatchInfo(student="alice", status="completed",
+                                                          complete=True)})
     results_store = store.ResultStore(out, Console(file=io.StringIO()), None)
     executed = nbformat.writes(executed_notebook()).encode()
     results_store.write(result, executed=executed)
     folder = out / "alice" / "feedback"
     assert sorted(p.name for p in folder.iterdir()) == ["hw4.ipynb", "report.html"]
     assert (folder / "report.html").read_text() == (out / "alice" / "report.html").read_text()
-    results_store.refresh({**result, "score": 5})  # the TA's points changed: same grading
+    results_store.refresh(result.model_copy(update={"score": 5.0}))  # the TA's points changed
     assert (folder / "hw4.ipynb").is_file()
-    results_store.write({**result, "execution": {"status": "invalid_notebook"}})
+    results_store.write(result.model_copy(
+        update={"execution": Execution(status=RunStatus.INVALID_NOTEBOOK)}))
     assert sorted(p.name for p in folder.iterdir()) == ["report.html"]  # no stale notebook
 
 

@@ -76,5 +76,5 @@ def test_same_points_idle_and_under_a_cpu_hog(tmp_path, data_dir):
             hog.join(timeout=10)
     assert busy.timings["total"] > 0 and idle.score == assignment.max_score
     assert {c.id: c.points for c in busy.checks} == {c.id: c.points for c in idle.checks}
-    timed = busy.models["model"]["timed_training"]
-    assert timed["epochs_run"] == assignment.training.epochs and not timed["stopped_by_time"]
+    timed = busy.models["model"].timed_training
+    assert timed.epochs_run == assignment.training.epochs and not timed.stopped_by_time

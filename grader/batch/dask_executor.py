@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..result import GradeResult
 from ..scoring import RunStatus
 from .executor import (BatchConfig, BatchError, BatchGraderError, GradingRequest, Outcome,
                        WorkerSettings)
@@ -71,7 +72,7 @@ _READY_LOCK = threading.Lock()
 
 
 def grade_on_worker(task: StudentTask) -> dict[str, Any]:
-    """The Dask task: {"result": dict, "executed": the executed notebook's bytes or None} or
+    """The Dask task: {"result": result.json's text (with the similarity evidence), "executed": the executed notebook's bytes or None} or
     {"failure": status, "message", "log"}, + seconds (of the grading, not of the worker's
     first-task preflight)."""
     problem = _ready(task.settings)
@@ -95,7 +96,8 @@ def grade_on_worker(task: StudentTask) -> dict[str, Any]:
         result, failure, message, log = process.outcome()
         seconds = time.monotonic() - started
         if result is not None:
-            return {"result": result, "seconds": seconds, "executed": process.executed()}
+            return {"result": result.to_json(evidence=True), "seconds": seconds,
+                    "executed": process.executed()}
         return {"failure": str(failure), "message": message, "log": log, "seconds": seconds}
     finally:
         if process is not None and process.proc.poll() is None:  # left by an exception
@@ -344,9 +346,9 @@ def _unreachable(address: str) -> str | None:
 
 def _from_task(request: GradingRequest, data: dict[str, Any]) -> Outcome:
     seconds = float(data.get("seconds") or 0.0)
-    if isinstance(data.get("result"), dict):
+    if isinstance(data.get("result"), str):
         executed = data.get("executed")
-        return Outcome(request, data["result"], seconds=seconds,
+        return Outcome(request, GradeResult.model_validate_json(data["result"]), seconds=seconds,
                        executed=executed if isinstance(executed, bytes) else None)
     return Outcome.failed(request, RunStatus(data.get("failure") or RunStatus.WORKER_FAILED),
                           str(data.get("message") or ""), data.get("log"), seconds)

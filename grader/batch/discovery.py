@@ -26,6 +26,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..scoring import RunStatus
+
 SKIP_DIRS = {".ipynb_checkpoints", "__pycache__", "__MACOSX"}
 MAX_HINT_BYTES = 100 * 2**20  # same limit as notebook.load: bigger files are not parsed here
 # The batch's own files beside OUT/<student>/ folders: a student of the same name would collide.
@@ -38,7 +40,7 @@ class Submission:
     notebook: Path | None  # None: no gradable notebook (see error)
     layout: str  # "file" (flat folder) or "folder" (one folder per student)
     error: str | None = None
-    status: str | None = None  # no_notebook | ambiguous (with error)
+    status: RunStatus | None = None  # NO_NOTEBOOK | AMBIGUOUS (with error)
     candidates: list[Path] = field(default_factory=list)
 
 
@@ -142,7 +144,7 @@ def scan(root: Path, assignment_id: str | None = None, starter_name: str | None 
     subs = []
     for student in sorted(set(files) | set(folders)):
         if student in files and student in folders:
-            subs.append(Submission(student, None, "folder", status="ambiguous", error=(
+            subs.append(Submission(student, None, "folder", status=RunStatus.AMBIGUOUS, error=(
                 f"both {files[student].name} and the folder {student}/ exist for this student; "
                 "keep one"), candidates=[files[student]]))
         elif student in files:
@@ -150,7 +152,8 @@ def scan(root: Path, assignment_id: str | None = None, starter_name: str | None 
         else:
             candidates = _notebooks_under(folders[student], exclude)
             chosen, why = choose(candidates, assignment_id, starter_name, folders[student])
-            status = None if chosen else ("no_notebook" if not candidates else "ambiguous")
+            status = None if chosen else (RunStatus.NO_NOTEBOOK if not candidates else
+                                         RunStatus.AMBIGUOUS)
             subs.append(Submission(student, chosen, "folder", why, status, candidates))
     return Found(subs, skipped)
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from ..errors import GraderError
 from ..pipeline import Options
+from ..result import GradeResult
 from ..scoring import RunStatus
 from ..spec import Assignment
 
@@ -72,10 +73,10 @@ class GradingRequest:
 
 @dataclass
 class Outcome:
-    """A finished request: the result JSON, or why there is none (`failure`, `message`)."""
+    """A finished request: its result, or why there is none (`failure`, `message`)."""
 
     request: GradingRequest
-    result: dict[str, Any] | None
+    result: GradeResult | None
     failure: RunStatus | None = None  # one of FAILURES when result is None
     message: str = ""
     log: bytes | None = None  # the grading process's output, kept beside a failure

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import nbformat
 
+from ..result import CellError, GradeResult
 from ..scoring import RunStatus
 
 FOLDER = "feedback"
@@ -40,26 +40,24 @@ def read_executed(data: bytes | None) -> nbformat.NotebookNode | None:
     return nb
 
 
-def notebook_name(result: dict[str, Any]) -> str:
+def notebook_name(result: GradeResult) -> str:
     """The file name the student gave the notebook (discovery only finds *.ipynb files)."""
-    name = Path(str(result.get("notebook") or "")).name
+    name = Path(result.notebook).name
     return name if name.endswith(".ipynb") and not name.startswith(".") else "notebook.ipynb"
 
 
-def annotated(data: bytes | None, result: dict[str, Any]) -> str | None:
+def annotated(data: bytes | None, result: GradeResult) -> str | None:
     """The executed notebook with the grader's notes, as JSON text; None when there is none."""
     nb = read_executed(data)
     if nb is None:
         return None
     notes: dict[int, list[str]] = {}
-    for error in result.get("cell_errors") or []:
-        cell = error.get("cell") if isinstance(error, dict) else None
-        if isinstance(cell, int) and 0 <= cell < len(nb.cells):
-            notes.setdefault(cell, []).append(_error_note(error))
-    execution = result.get("execution") or {}
+    for error in result.cell_errors:
+        if error.cell < len(nb.cells):
+            notes.setdefault(error.cell, []).append(_error_note(error))
     stop = _first_cell_not_run(nb)
-    if stop is not None and execution.get("status") in (RunStatus.TIMEOUT, RunStatus.KERNEL_DIED):
-        notes.setdefault(stop, []).insert(0, _not_run_note(str(execution.get("message") or "")))
+    if stop is not None and result.status in (RunStatus.TIMEOUT, RunStatus.KERNEL_DIED):
+        notes.setdefault(stop, []).insert(0, _not_run_note(result.execution.message or ""))
     for index in sorted(notes, reverse=True):
         nb.cells.insert(index, _note_cell(nb, "\n\n".join(notes[index])))
     nb.cells.insert(0, _note_cell(nb, 
@@ -87,12 +85,12 @@ def _quote(text: str) -> str:
     return f"{fence}text\n{text}\n{fence}"
 
 
-def _error_note(error: dict[str, Any]) -> str:
-    count, line = error.get("execution_count"), error.get("line")
-    parts = [f"`In [{count}]`"] * isinstance(count, int) + [f"line {line}"] * isinstance(line, int)
+def _error_note(error: CellError) -> str:
+    count, line = error.execution_count, error.line
+    parts = [f"`In [{count}]`"] * (count is not None) + [f"line {line}"] * (line is not None)
     where = f" ({', '.join(parts)})" if parts else ""
-    quoted = f"{error.get('ename') or 'Error'}: {error.get('evalue') or ''}".rstrip(": ")
-    hint = f"\n\n{_quote(str(error['hint']))}" if error.get("hint") else ""
+    quoted = f"{error.ename or 'Error'}: {error.evalue or ''}".rstrip(": ")
+    hint = f"\n\n{_quote(error.hint)}" if error.hint else ""
     return (f"**Grader's note.** The cell below{where} raised an error when the grader ran it:"
             f"\n\n{_quote(quoted)}{hint}\n\nThe error costs no points by itself: points come only "
             "from the checks in `report.html`. Cells after it that use what it should have "

@@ -23,6 +23,7 @@ from typing import Any
 
 from rich.console import Console
 
+from ..result import GradeResult
 from ..scoring import RETRIED, write_atomic
 from ..spec import Assignment
 from .discovery import Skipped
@@ -48,37 +49,36 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def gradebook_csv(assignment: Assignment, students: list[tuple[str, dict[str, Any]]]) -> str:
+def gradebook_csv(assignment: Assignment, students: list[tuple[str, GradeResult]]) -> str:
     check_ids = [c.id for c in assignment.checks]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["student", "total", "max", *check_ids, "status", "message"])
     for student, result in students:
-        points = {c.get("id"): c.get("points") for c in result.get("checks") or []
-                  if isinstance(c, dict)}
-        message = " ".join(str((result.get("execution") or {}).get("message") or "").split())
-        score = result.get("score")  # None: not graded (a grader error), not a zero
-        writer.writerow([_csv_cell(student), "" if score is None else f"{float(score):g}",
-                         f"{float(result.get('max_score') or 0):g}",
-                         *("" if points.get(cid) is None else f"{float(points[cid]):g}"
+        points = {c.id: c.points for c in result.checks}
+        message = " ".join(str(result.execution.message or "").split())
+        score = result.score  # None: not graded (a grader error), not a zero
+        writer.writerow([_csv_cell(student), "" if score is None else f"{score:g}",
+                         f"{result.max_score:g}",
+                         *("" if points.get(cid) is None else f"{points[cid]:g}"
                            for cid in check_ids),
                          status_of(result), _csv_cell(message[:300])])
     return buffer.getvalue()
 
 
-def exported_score(result: dict[str, Any] | None) -> str:
+def exported_score(result: GradeResult | None) -> str:
     """The points an LMS gets: empty when the student was not graded (never a zero)."""
-    if result is None or result.get("score") is None or status_of(result) in RETRIED:
+    if result is None or result.score is None or status_of(result) in RETRIED:
         return ""
-    return f"{float(result['score']):g}"
+    return f"{result.score:g}"
 
 
 def _percent(score: str, max_score: float) -> str:
     return f"{round(100 * float(score) / max_score, 2):g}" if score and max_score else ""
 
 
-def _lms_rows(rows: list[tuple[str, dict[str, Any]]], roster: RosterMatch | None
-              ) -> list[tuple[str, str, str, dict[str, Any] | None]]:
+def _lms_rows(rows: list[tuple[str, GradeResult]], roster: RosterMatch | None
+              ) -> list[tuple[str, str, str, GradeResult | None]]:
     """(student id, name, submission, result) for every submission, then every roster student
     without one. Without a roster the submission's name is the student id."""
     out = []
@@ -91,7 +91,7 @@ def _lms_rows(rows: list[tuple[str, dict[str, Any]]], roster: RosterMatch | None
     return out
 
 
-def lms_csv(assignment: Assignment, rows: list[tuple[str, dict[str, Any]]],
+def lms_csv(assignment: Assignment, rows: list[tuple[str, GradeResult]],
             roster: RosterMatch | None) -> str:
     """student_id, name, score, max, percent, status, submission: one row a student."""
     buffer = io.StringIO()
@@ -106,7 +106,7 @@ def lms_csv(assignment: Assignment, rows: list[tuple[str, dict[str, Any]]],
     return buffer.getvalue()
 
 
-def canvas_csv(assignment: Assignment, rows: list[tuple[str, dict[str, Any]]],
+def canvas_csv(assignment: Assignment, rows: list[tuple[str, GradeResult]],
                roster: RosterMatch, canvas_assignment: str | None = None) -> str:
     """Canvas's gradebook import CSV (see the module's docstring)."""
     column = f"{assignment.title} ({canvas_assignment})" if canvas_assignment else \
@@ -130,7 +130,7 @@ def canvas_csv(assignment: Assignment, rows: list[tuple[str, dict[str, Any]]],
     return buffer.getvalue()
 
 
-def write_exports(out: Path, assignment: Assignment, rows: list[tuple[str, dict[str, Any]]],
+def write_exports(out: Path, assignment: Assignment, rows: list[tuple[str, GradeResult]],
                   roster: RosterMatch | None, canvas_assignment: str | None = None,
                   console: Console | None = None) -> list[Path]:
     """lms.csv, and canvas.csv when there is a roster (an older one is removed without)."""
@@ -147,7 +147,7 @@ def write_exports(out: Path, assignment: Assignment, rows: list[tuple[str, dict[
     return [lms]
 
 
-def read_rows(out: Path, students: list[str]) -> list[tuple[str, dict[str, Any]]]:
+def read_rows(out: Path, students: list[str]) -> list[tuple[str, GradeResult]]:
     """(student, result) for each student with a result in the store, by student."""
     rows = []
     for student in sorted(students):

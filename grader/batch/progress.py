@@ -3,13 +3,13 @@ being graded, and one line per student as it finishes."""
 
 from __future__ import annotations
 
-from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
+from ..result import GradeResult
 from ..scoring import NOT_GRADED, RunStatus
 
 
@@ -31,11 +31,10 @@ class StudentLines:
         self.console = console
         self.width = width  # of the student column
 
-    def print(self, student: str, result: dict[str, Any], status: str,
+    def print(self, student: str, result: GradeResult, status: str,
               seconds: float | None = None) -> None:
-        got = result.get("score")
-        score = f"{'—' if got is None else format(float(got), 'g')}/" \
-            f"{float(result.get('max_score') or 0):g}"
+        got = result.score
+        score = f"{'—' if got is None else format(got, 'g')}/{result.max_score:g}"
         colour = "green" if status == RunStatus.COMPLETED else \
             "red" if status in NOT_GRADED else "yellow"
         secs = f"{seconds:7.1f} s" if seconds is not None else ""

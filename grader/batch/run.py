@@ -21,6 +21,7 @@ from rich.console import Console
 
 from .. import manual_scores, notebook as notebook_mod
 from ..pipeline import Options
+from ..result import GradeResult
 from ..scoring import RunStatus
 from ..similarity import Thresholds
 from ..spec import Assignment
@@ -132,7 +133,7 @@ class _Batch:
 class _Todo:
     sub: Submission
     request: GradingRequest
-    old: dict[str, Any] | None
+    old: GradeResult | None
 
 
 def run(root: Path, assignment: Assignment, options: BatchOptions,
@@ -263,8 +264,7 @@ def _settle_known(batch: _Batch, outcomes: list[StudentOutcome]) -> list[_Todo]:
             skipped += 1
             batch.store.keep(sub.student, old)
             outcomes.append(StudentOutcome(sub.student, "skipped", status_of(old),
-                                           float(old.get("score") or 0),
-                                           float(old.get("max_score") or 0)))
+                                           float(old.score or 0), old.max_score))
             continue
         todo.append(_Todo(sub, GradingRequest(sub.student, sub.notebook, sub.layout, sha), old))
     if skipped:
@@ -278,21 +278,21 @@ def _settle_known(batch: _Batch, outcomes: list[StudentOutcome]) -> list[_Todo]:
     return todo
 
 
-def _untouched(batch: _Batch, sub: Submission, old: dict[str, Any] | None) -> StudentOutcome:
+def _untouched(batch: _Batch, sub: Submission, old: GradeResult | None) -> StudentOutcome:
     """Not named by --student: its result stays (TA points from --manual still merge in)."""
     if old is None:
         return StudentOutcome(sub.student, "untouched", "not_graded", 0.0,
                               batch.assignment.max_score)
     batch.store.keep(sub.student, old)
-    return StudentOutcome(sub.student, "untouched", status_of(old),
-                          float(old.get("score") or 0), float(old.get("max_score") or 0))
+    return StudentOutcome(sub.student, "untouched", status_of(old), float(old.score or 0),
+                          old.max_score)
 
 
-def _not_gradable(batch: _Batch, sub: Submission, old: dict[str, Any] | None) -> StudentOutcome:
+def _not_gradable(batch: _Batch, sub: Submission, old: GradeResult | None) -> StudentOutcome:
     status = sub.status or RunStatus.NO_NOTEBOOK
     result = error_result(batch.assignment, status, sub.error or "")
-    result["batch"] = batch_info(sub, batch.stamp, status)
-    batch.store.finish(result, None)
+    result = batch.store.finish(
+        result.model_copy(update={"batch": batch_info(sub, batch.stamp, status)}), None)
     if old is None or comparable(old) != comparable(result):
         batch.store.write(result)
     batch.lines.print(sub.student, result, status)
@@ -303,8 +303,9 @@ def _unreadable(batch: _Batch, sub: Submission, exc: OSError) -> StudentOutcome:
     status = RunStatus.WORKER_FAILED
     result = error_result(batch.assignment, status, f"the notebook could not be read: {exc}",
                           sub.notebook)
-    result["batch"] = batch_info(sub, batch.stamp, status)
-    batch.store.write(batch.store.finish(result, None))
+    result = batch.store.finish(
+        result.model_copy(update={"batch": batch_info(sub, batch.stamp, status)}), None)
+    batch.store.write(result)
     batch.lines.print(sub.student, result, status)
     return StudentOutcome(sub.student, "graded", str(status), 0.0, batch.assignment.max_score)
 
@@ -349,12 +350,12 @@ def _follow(batch: _Batch, executor: Executor, todo: list[_Todo],
 def _record(batch: _Batch, item: _Todo, outcome: Outcome) -> StudentOutcome:
     """One finished student into the store, and its line on the terminal."""
     sub, log, evidence = item.sub, None, None
-    if outcome.result is not None:
-        result = outcome.result
-        evidence = result.pop("evidence", None)  # for similarity.json, never result.json
-        evidence = evidence if isinstance(evidence, dict) else None
+    graded = outcome.result
+    if graded is not None:
+        result = graded.model_copy(update={"notebook": str(sub.notebook),  # not the private
+                                           "evidence": None})  # copy it was graded from
+        evidence = graded.evidence  # for similarity.json, never result.json
         status = status_of(result)
-        result["notebook"] = str(sub.notebook)  # not the private copy it was graded from
     elif outcome.failure == RunStatus.GRADER_ERROR:
         result = not_graded_result(batch.assignment, sub.notebook, outcome.message)
         status = outcome.failure
@@ -363,13 +364,13 @@ def _record(batch: _Batch, item: _Todo, outcome: Outcome) -> StudentOutcome:
         result = error_result(batch.assignment, status, outcome.message, sub.notebook,
                               item.request.sha)
         log = outcome.log
-    result["batch"] = batch_info(sub, batch.stamp, status, outcome.seconds)
-    batch.store.write(batch.store.finish(result, item.old), log,
-                      outcome.executed if outcome.result is not None else None, evidence)
+    result = batch.store.finish(result.model_copy(
+        update={"batch": batch_info(sub, batch.stamp, status, outcome.seconds)}), item.old)
+    batch.store.write(result, log, outcome.executed if graded is not None else None, evidence)
     batch.lines.print(sub.student, result, status, outcome.seconds)
-    return StudentOutcome(sub.student, "graded", str(status), float(result.get("score") or 0),
-                          float(result.get("max_score") or 0), outcome.seconds,
-                          str((result.get("execution") or {}).get("message") or "")[:300])
+    return StudentOutcome(sub.student, "graded", str(status), float(result.score or 0),
+                          result.max_score, outcome.seconds,
+                          str(result.execution.message or "")[:300])
 
 
 def _stop_if_the_grader_is_broken(outcomes: list[StudentOutcome]) -> None:

@@ -22,8 +22,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from .. import manual_scores
-from ..scoring import (NOT_GRADED, RETRIED, CheckResult, DataMode, GradeResult, total,
-                       unscored, write_atomic)
+from ..result import BatchInfo, CheckResult, Execution, GradeResult, total
+from ..scoring import NOT_GRADED, RETRIED, DataMode, RunStatus, write_atomic
 from ..similarity import EVIDENCE_FILE
 from ..spec import Assignment
 from . import feedback
@@ -34,53 +34,51 @@ def result_path(out: Path, student: str) -> Path:
     return out / student / "result.json"
 
 
-def read_result(path: Path) -> dict[str, Any] | None:
+def read_result(path: Path) -> GradeResult | None:
+    """A student's result.json, or None when there is none or it is not a result (a file
+    that is not one is graded again)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+        return GradeResult.model_validate_json(path.read_bytes())
+    except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) and isinstance(data.get("checks"), list) else None
 
 
-def status_of(result: dict[str, Any]) -> str:
-    return str((result.get("execution") or {}).get("status") or "unknown")
+def status_of(result: GradeResult) -> RunStatus:
+    return result.execution.status
 
 
-def is_current(old: dict[str, Any] | None, sha: str, version: str, mode: DataMode) -> bool:
+def is_current(old: GradeResult | None, sha: str, version: str, mode: DataMode) -> bool:
     """Graded already: same notebook bytes, same assignment version, same data mode."""
-    if not old:
+    if old is None or old.batch is None:
         return False
-    batch = old.get("batch") if isinstance(old.get("batch"), dict) else {}
-    return (old.get("notebook_sha256") == sha and old.get("assignment_version") == version
-            and batch.get("complete") is True
-            and bool(batch.get("full")) == (mode is DataMode.FULL))
+    return (old.notebook_sha256 == sha and old.assignment_version == version
+            and old.batch.complete and old.batch.full == (mode is DataMode.FULL))
 
 
 def error_result(assignment: Assignment, status: str, message: str, notebook: Path | None = None,
-                 sha: str = "") -> dict[str, Any]:
+                 sha: str = "") -> GradeResult:
     """Every check 0 points with `message`; the run status in execution.status."""
     checks = [CheckResult.error(spec, message) for spec in assignment.checks]
     from .. import __version__
 
-    result = GradeResult(
+    return GradeResult(
         assignment=assignment.id, assignment_title=assignment.title,
         assignment_version=assignment.version_key(), notebook=str(notebook or ""),
         notebook_sha256=sha, score=total(checks), max_score=assignment.max_score, checks=checks,
-        models={}, execution={"status": str(status), "message": message, "harvested": False},
-        cell_errors=[], data={}, timings={}, grader_version=__version__)
-    return json.loads(result.to_json())
+        execution=Execution(status=status, message=message, harvested=False),
+        grader_version=__version__)
 
 
-def not_graded_result(assignment: Assignment, notebook: Path, message: str) -> dict[str, Any]:
+def not_graded_result(assignment: Assignment, notebook: Path, message: str) -> GradeResult:
     """The grader's side failed on the engine (e.g. a worker machine's set-up): no score."""
     from ..pipeline import grader_error_result
 
-    return json.loads(grader_error_result(assignment, notebook, message).to_json())
+    return grader_error_result(assignment, notebook, message)
 
 
 def as_text(value: Any) -> Any:
-    """The result with strings a UTF-8 file can hold. A notebook's name that is not UTF-8 (in a
-    student's folder) reaches it as Python's surrogates, and writing report.html would fail."""
+    """Strings a UTF-8 file can hold. A notebook's name that is not UTF-8 (in a student's
+    folder) reaches the result as Python's surrogates, and writing report.html would fail."""
     if isinstance(value, str):
         return shown_name(value)
     if isinstance(value, dict):
@@ -90,16 +88,22 @@ def as_text(value: Any) -> Any:
     return value
 
 
-def comparable(result: dict[str, Any]) -> str:
+def writable(result: GradeResult) -> GradeResult:
+    """The result as result.json holds it: text a UTF-8 file can hold, no similarity evidence
+    (never in result.json, whoever passed it)."""
+    return GradeResult.model_validate(as_text(result.as_dict()))
+
+
+def comparable(result: GradeResult) -> str:
     """The result without when it was written: equal means nothing to rewrite."""
-    data = json.loads(json.dumps(result, default=str))
+    data = result.as_dict()
     if isinstance(data.get("batch"), dict):
         data["batch"].pop("graded_at", None)
         data["batch"].pop("seconds", None)
     return json.dumps(data, sort_keys=True)
 
 
-def html_renderer() -> Callable[[dict[str, Any]], str] | None:
+def html_renderer() -> Callable[[GradeResult], str] | None:
     try:
         from ..reports.html import render_html
     except Exception:  # the HTML report is optional for the batch
@@ -119,17 +123,17 @@ class BatchStamp:
     mode: DataMode  # result.json keeps it as the batch field `full` (true for DataMode.FULL)
 
 
-def batch_info(sub: Submission, stamp: BatchStamp, status: str, seconds: float = 0.0
-               ) -> dict[str, Any]:
+def batch_info(sub: Submission, stamp: BatchStamp, status: RunStatus, seconds: float = 0.0
+               ) -> BatchInfo:
     source = ""
     if sub.notebook is not None:
         try:
             source = str(sub.notebook.relative_to(stamp.root))
         except ValueError:
             source = str(sub.notebook)
-    return {"student": sub.student, "layout": sub.layout, "source": source, "status": str(status),
-            "complete": status not in RETRIED, "seconds": round(seconds, 3),
-            "graded_at": now_utc(), "full": stamp.mode is DataMode.FULL}
+    return BatchInfo(student=sub.student, layout=sub.layout, source=source, status=status,
+                     complete=status not in RETRIED, seconds=round(seconds, 3),
+                     graded_at=now_utc(), full=stamp.mode is DataMode.FULL)
 
 
 class ResultStore:
@@ -142,38 +146,41 @@ class ResultStore:
         self.render_html = html_renderer()
         self.html_failed = False
 
-    def read(self, student: str) -> dict[str, Any] | None:
+    def read(self, student: str) -> GradeResult | None:
         return read_result(result_path(self.out, student))
 
-    def finish(self, result: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
-        student = result["batch"]["student"]
-        if old and old.get("notebook_sha256") and \
-                old.get("notebook_sha256") == result.get("notebook_sha256"):
+    def finish(self, result: GradeResult, old: GradeResult | None) -> GradeResult:
+        """The result with the TA's points (carried over from `old` for the same notebook,
+        then --manual's), and not complete while a check is the grader's error."""
+        assert result.batch is not None
+        if old is not None and old.notebook_sha256 and \
+                old.notebook_sha256 == result.notebook_sha256:
             carried = manual_scores.carried_over(old)
             if carried:
-                manual_scores.apply(result, carried, authoritative=False)
+                result = manual_scores.apply(result, carried, authoritative=False)
         if self.manual is not None:
-            manual_scores.apply(result, self.manual.get(student, []))
-        if status_of(result) not in NOT_GRADED and unscored(result.get("checks") or []):
+            result = manual_scores.apply(result, self.manual.get(result.batch.student, []))
+        if result.status not in NOT_GRADED and result.unscored:
             # a check the grader failed on leaves no score yet: the next run grades it again
-            result["batch"]["complete"] = False
+            result = result.model_copy(
+                update={"batch": result.batch.model_copy(update={"complete": False})})
         return result
 
-    def write(self, result: dict[str, Any], log: bytes | None = None,
+    def write(self, result: GradeResult, log: bytes | None = None,
               executed: bytes | None = None, evidence: dict[str, Any] | None = None) -> None:
         """A new grading: its reports, its feedback (with the executed notebook, or without
         one: an older one is removed), the worker's log if it failed, what the trusted side
         measured for the similarity report (grader/similarity/: beside result.json, never in
         it nor in feedback/), and result.json last."""
-        result = as_text(result)
-        result.pop("evidence", None)  # never in result.json, whoever passed it
-        folder = self.out / result["batch"]["student"]
+        result = writable(result)
+        assert result.batch is not None
+        folder = self.out / result.batch.student
         folder.mkdir(parents=True, exist_ok=True)
         self.write_html(result)
         similarity = folder / EVIDENCE_FILE  # the class's similarity report reads it
         if evidence is not None:
-            write_atomic(similarity, json.dumps({"notebook_sha256": result.get(
-                "notebook_sha256"), **evidence}, default=str))
+            write_atomic(similarity, json.dumps({"notebook_sha256": result.notebook_sha256,
+                                                 **evidence}, default=str))
         else:
             similarity.unlink(missing_ok=True)
         self._write_feedback_notebook(folder, feedback.annotated(executed, result),
@@ -182,21 +189,21 @@ class ResultStore:
             (folder / "worker.log").write_bytes(log)
         else:
             (folder / "worker.log").unlink(missing_ok=True)
-        write_atomic(folder / "result.json", json.dumps(result, indent=2, default=str))
+        write_atomic(folder / "result.json", result.to_json())
 
-    def refresh(self, result: dict[str, Any]) -> None:
+    def refresh(self, result: GradeResult) -> None:
         """The same grading with other TA points: its reports and result.json; the executed
         notebook in its feedback stays."""
-        result = as_text(result)
+        result = writable(result)
+        assert result.batch is not None
         self.write_html(result)
-        write_atomic(result_path(self.out, result["batch"]["student"]),
-                     json.dumps(result, indent=2, default=str))
+        write_atomic(result_path(self.out, result.batch.student), result.to_json())
 
-    def write_html(self, result: dict[str, Any], student: str | None = None) -> None:
+    def write_html(self, result: GradeResult, student: str | None = None) -> None:
         """report.html, and the same page in feedback/ for the student."""
         if self.render_html is None:
             return
-        folder = self.out / (student or result["batch"]["student"])
+        folder = self.out / (student or (result.batch.student if result.batch else ""))
         try:
             html = self.render_html(result)
         except Exception as exc:  # a report bug must not cost the grade
@@ -218,13 +225,12 @@ class ResultStore:
         if text is not None:
             write_atomic(target / name, text)
 
-    def keep(self, student: str, old: dict[str, Any]) -> None:
+    def keep(self, student: str, old: GradeResult) -> None:
         """A current result, skipped: rewritten only when the TA's points changed (or its
         reports are missing, as for results graded before feedback/ existed)."""
-        before = comparable(old)
-        self.finish(old, None)
-        if comparable(old) != before:
-            self.refresh(old)
+        finished = self.finish(old, None)
+        if comparable(finished) != comparable(old):
+            self.refresh(finished)
         elif not (self.out / student / "report.html").exists() or \
                 not (self.out / student / feedback.FOLDER / "report.html").exists():
             self.write_html(old, student)

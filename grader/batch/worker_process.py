@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..execution import processes
+from ..result import GradeResult
 from ..scoring import RunStatus
 from .executor import WorkerSettings
 from .procs import kill_by_home_prefix
@@ -146,7 +147,7 @@ class WorkerProcess:
         kill_by_home_prefix(self.folder)
         self._log.close()
 
-    def outcome(self) -> tuple[dict[str, Any] | None, RunStatus | None, str, bytes | None]:
+    def outcome(self) -> tuple[GradeResult | None, RunStatus | None, str, bytes | None]:
         """After it exited: (result, None, "", None) or (None, failure, message, log)."""
         self.sweep()
         code = self.proc.returncode

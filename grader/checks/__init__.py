@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..scoring import CheckResult
+from ..result import CheckResult
 from ..spec import CheckSpec
 from .context import GradingContext
 from . import autoencoder_checks, keras_checks, manual

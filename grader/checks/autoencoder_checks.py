@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..scoring import CheckResult
+from ..result import CheckResult
 from ..spec import CheckSpec
 from .architecture import normalise
 from .context import GradingContext, guarded

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..scoring import CheckResult
+from ..result import CheckResult
 from ..spec import CheckSpec
 from .context import GradingContext, Unavailable, guarded
 from .numpy_reference import (FD_CASE, FD_EPS, FORWARD_OUTPUTS, PARAMS, SHAPES, Case, ProbeStatus,

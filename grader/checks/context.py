@@ -10,7 +10,7 @@ import numpy as np
 
 from ..execution.runner import ExecutionRecord
 from ..harvest.artifacts import HarvestedObject
-from ..scoring import CheckResult
+from ..result import CheckResult
 from ..spec import CheckSpec
 
 

@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from ..scoring import CheckResult, TimedStatus
+from ..result import CheckResult
+from ..scoring import TimedStatus
 from ..spec import CheckSpec
 from . import pytorch_training
 from .architecture import Layer, align, distance, normalise

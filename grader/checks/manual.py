@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from ..scoring import CheckResult, CheckStatus
+from ..result import CheckResult
+from ..scoring import CheckStatus
 from ..spec import CheckSpec
 from .context import GradingContext
 

@@ -1,6 +1,6 @@
-"""Renderers of a result (the dict of result.json): terminal table (as plain text here), HTML,
-Markdown, Gradescope, GitHub Classroom. Each takes the plain dict, so a saved result.json
-renders without re-grading."""
+"""Renderers of a result (grader/result.py): terminal table (as plain text here), HTML,
+Markdown, Gradescope, GitHub Classroom. Each reads the result model, so a saved result.json
+(`GradeResult.model_validate_json`) renders without re-grading."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..result import ResultLike, as_result
 from ..scoring import write_atomic
 
 FORMATS = {"json", "html", "md", "gradescope", "classroom", "terminal"}
@@ -22,10 +23,11 @@ def _json_default(value: Any) -> Any:
     return value.tolist() if hasattr(value, "tolist") else str(value)
 
 
-def render(result: dict[str, Any], fmt: str) -> str:
+def render(result: ResultLike, fmt: str) -> str:
     # Imported here: each renderer pulls in jinja2 templates only when used.
+    result = as_result(result)
     if fmt == "json":
-        return json.dumps(result, indent=2, default=_json_default) + "\n"
+        return result.to_json() + "\n"
     if fmt == "html":
         from .html import render_html
         return render_html(result)
@@ -44,7 +46,7 @@ def render(result: dict[str, Any], fmt: str) -> str:
     raise ValueError(f"unknown report format {fmt!r}; choose from {', '.join(sorted(FORMATS))}")
 
 
-def write_all(result: dict[str, Any], out_dir: Path,
+def write_all(result: ResultLike, out_dir: Path,
               formats: Iterable[str] = DEFAULT_FORMATS) -> dict[str, Path]:
     """Write each format to its file in out_dir (atomically); returns format -> path."""
     formats = list(formats)

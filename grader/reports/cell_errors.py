@@ -18,9 +18,10 @@ errors came between, the last one before them that is not a NameError) says so.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from ..result import CellError
 from .text import clean
 
 _STUDENT = re.compile(r"^\s*Cell In\[(\d+)\], line (\d+)(?:, in (.+))?\s*$")
@@ -54,7 +55,7 @@ class ErrorView:
     origin: Frame | None  # a library frame: only when no student frame is known
     causes: int = 0  # NameErrors after this error that it likely caused
     caused_by: str | None = None  # for those NameErrors: the first error's label
-    raw: dict[str, Any] = field(default_factory=dict)
+    raw: CellError | None = None  # the error as result.json holds it
 
     @property
     def where(self) -> str:
@@ -124,21 +125,19 @@ def summary(ename: Any, evalue: Any) -> str:
     return (telling or lines or [""])[0]
 
 
-def views(cell_errors: list[dict[str, Any]]) -> list[ErrorView]:
+def views(cell_errors: list[CellError] | list[dict[str, Any]]) -> list[ErrorView]:
+    """The cell errors as every report shows them (result.json's form is read as CellError)."""
     out = []
-    for err in cell_errors:
-        if not isinstance(err, dict):
-            continue
-        found = frames(str(err.get("traceback") or ""))
+    for err in (CellError.model_validate(e) if isinstance(e, dict) else e for e in cell_errors):
+        found = frames(err.traceback)
         mine = [f for f in found if f.student]
-        count = err.get("execution_count")
-        index = err.get("cell")
-        cell = index + 1 if isinstance(index, int) else None
-        label = f"In [{count}]" if isinstance(count, int) else f"cell {cell or '?'}"
+        count = err.execution_count
+        cell = err.cell + 1
+        label = f"In [{count}]" if count is not None else f"cell {cell}"
         entry = next((f for f in mine if f.where == label), None)
-        out.append(ErrorView(label=label, cell=cell if isinstance(count, int) else None,
-                             ename=str(err.get("ename") or "Error"),
-                             summary=summary(err.get("ename"), err.get("evalue")),
+        out.append(ErrorView(label=label, cell=cell if count is not None else None,
+                             ename=err.ename or "Error",
+                             summary=summary(err.ename, err.evalue),
                              entry_frame=entry, student_frame=mine[-1] if mine else None,
                              origin=None if mine else _origin(found), raw=err))
     _link_causes(out)

@@ -35,14 +35,15 @@ import math
 from functools import reduce
 from typing import Any
 
-from ..manual_scores import is_override
-from ..scoring import RunStatus
+from ..result import CheckResult, ResultLike, as_result
+from ..scoring import CheckStatus, RunStatus
 from .text import clean
 
-_STATUS = {"passed": "pass", "partial": "fail", "failed": "fail", "error": "error"}
+_STATUS = {CheckStatus.PASSED: "pass", CheckStatus.PARTIAL: "fail", CheckStatus.FAILED: "fail",
+           CheckStatus.ERROR: "error"}
 MAX_MESSAGE = 2000
 MAX_TESTS = 50  # one test per unit of points: more would bury the job log
-_CENTS = 100  # points are kept to two decimals (scoring.CheckResult.scored)
+_CENTS = 100  # points are kept to two decimals (result.CheckResult.scored)
 
 
 def _safe(text: Any) -> str:
@@ -57,12 +58,12 @@ def _cents(value: Any) -> int:
         return 0
 
 
-def unit_of(checks: list[dict[str, Any]]) -> int:
+def unit_of(checks: list[CheckResult]) -> int:
     """The points (in hundredths) one test is worth."""
-    maxima = [_cents(c.get("max_points")) for c in checks if _cents(c.get("max_points"))]
+    maxima = [_cents(c.max_points) for c in checks if _cents(c.max_points)]
     if not maxima:
         return _CENTS
-    exact = reduce(math.gcd, maxima + [_cents(c.get("points")) for c in checks])
+    exact = reduce(math.gcd, maxima + [_cents(c.points) for c in checks])
     if sum(maxima) // exact <= MAX_TESTS:
         return exact
     unit = reduce(math.gcd, maxima)
@@ -71,15 +72,14 @@ def unit_of(checks: list[dict[str, Any]]) -> int:
     return unit
 
 
-def _tests_of(check: dict[str, Any], unit: int, filename: str) -> list[dict[str, Any]]:
+def _tests_of(check: CheckResult, unit: int, filename: str) -> list[dict[str, Any]]:
     """A check as `max / unit` tests: its earned units pass, the others fail (or error)."""
-    status = _STATUS[str(check.get("status"))]
-    top, got = _cents(check.get("max_points")), min(_cents(check.get("points")),
-                                                    _cents(check.get("max_points")))
+    status = _STATUS[check.status]
+    top, got = _cents(check.max_points), min(_cents(check.points), _cents(check.max_points))
     count = max(1, math.ceil(top / unit))
     full, rest = divmod(got, unit)
-    title = str(check.get("title") or check.get("id")) + (" (TA)" if is_override(check) else "")
-    message = _safe(check.get("message"))
+    title = (check.title or check.id) + (" (TA)" if check.overridden else "")
+    message = _safe(check.message)
     tests = []
     for k in range(count):
         passed = k < full
@@ -89,37 +89,37 @@ def _tests_of(check: dict[str, Any], unit: int, filename: str) -> list[dict[str,
             "status": "pass" if passed else ("fail" if status == "pass" else status),
             "score": min(score, top - k * unit) / _CENTS,
             "message": message if passed or k == full else
-            _safe(f"{check.get('id')}: {unit / _CENTS:g} more "
+            _safe(f"{check.id}: {unit / _CENTS:g} more "
                   f"point{'' if unit == _CENTS else 's'} of this check, not earned (see above)"),
-            "test_code": str(check.get("id") or ""), "filename": filename, "line_no": 0,
+            "test_code": check.id, "filename": filename, "line_no": 0,
             "duration": 0})
     return tests
 
 
-def classroom_payload(result: dict[str, Any]) -> dict[str, Any]:
-    notebook = str(result.get("notebook") or "")
-    filename = notebook.rsplit("/", 1)[-1]
-    graded = [c for c in result.get("checks") or [] if str(c.get("status")) in _STATUS]
+def classroom_payload(result: ResultLike) -> dict[str, Any]:
+    result = as_result(result)
+    filename = result.notebook.rsplit("/", 1)[-1]
+    graded = [c for c in result.checks if c.status in _STATUS]
     unit = unit_of(graded)
     tests = [t for check in graded for t in _tests_of(check, unit, filename)]
-    execution = (result.get("execution") or {}).get("status")
+    execution = result.execution.status
     if execution == RunStatus.GRADER_ERROR:  # no points: an error test the job log shows, a rerun fixes
         tests.append({"name": "grader", "status": "error", "score": 0.0,
-                      "message": _safe((result.get("execution") or {}).get("message")),
+                      "message": _safe(result.execution.message),
                       "test_code": "grader_error", "filename": filename, "line_no": 0,
                       "duration": 0})
-    verdicts = {_STATUS[str(c.get("status"))] for c in graded} | {t["status"] for t in tests}
-    if execution not in (None, RunStatus.COMPLETED) or "error" in verdicts:
+    verdicts = {_STATUS[c.status] for c in graded} | {t["status"] for t in tests}
+    if execution != RunStatus.COMPLETED or "error" in verdicts:
         overall = "error"
     elif "fail" in verdicts:
         overall = "fail"
     else:
         overall = "pass"
-    max_score = sum(_cents(c.get("max_points")) for c in graded) / _CENTS
+    max_score = sum(_cents(c.max_points) for c in graded) / _CENTS
     return {"version": 1, "status": overall, "max_score": max_score, "tests": tests}
 
 
-def to_classroom(result: dict[str, Any]) -> str:
+def to_classroom(result: ResultLike) -> str:
     """Base64 of the payload: what a step writes as `result=...` to $GITHUB_OUTPUT."""
     payload = json.dumps(classroom_payload(result), ensure_ascii=True, separators=(",", ":"))
     return base64.b64encode(payload.encode("ascii")).decode("ascii")

@@ -14,7 +14,8 @@ from typing import Any
 from jinja2 import ChainableUndefined, Environment, PackageLoader, select_autoescape
 
 from ..manual_scores import ta_grade
-from ..scoring import unscored
+from ..result import CheckResult, GradeResult, ModelResult, ResultLike, as_result
+from ..scoring import CheckStatus
 from .cell_errors import views
 from .text import HTML_ICON, STATUS_ICON, clean, comparison_rows, fmt_points, fmt_shape
 
@@ -41,10 +42,10 @@ def curve_of(src: Any) -> dict[str, list[float]] | None:
     return curve if curve["loss"] or curve["accuracy"] else None
 
 
-def gauge_of(check: dict[str, Any]) -> dict[str, Any] | None:
+def gauge_of(check: CheckResult) -> dict[str, Any] | None:
     """A measured value against its threshold: holdout accuracy (higher is better) or MSE."""
-    d = check.get("details") or {}
-    if not isinstance(d, dict) or not isinstance(d.get("threshold"), (int, float)):
+    d = check.details
+    if not isinstance(d.get("threshold"), (int, float)):
         return None
     for key, label, higher in (("accuracy", "holdout accuracy", True),
                                ("mse", "reconstruction error", False)):
@@ -54,48 +55,47 @@ def gauge_of(check: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def object_of(check: dict[str, Any], models: dict[str, Any]) -> str | None:
+def object_of(check: CheckResult, models: dict[str, ModelResult]) -> str | None:
     """Which model a check is about: its details say so, or there is only one model."""
-    d = check.get("details") or {}
-    name = d.get("object") if isinstance(d, dict) else None
+    name = check.details.get("object")
     if isinstance(name, str) and name in models:
         return name
-    with_layers = [n for n, m in models.items() if isinstance(m, dict) and m.get("layers")]
+    with_layers = [n for n, m in models.items() if m.layers]
     return with_layers[0] if len(with_layers) == 1 else None
 
 
-def model_views(result: dict[str, Any]) -> list[dict[str, Any]]:
+def model_views(result: GradeResult) -> list[dict[str, Any]]:
     """Per model: its summary, the architecture comparisons, training curve and gauges."""
-    models = result.get("models") or {}
+    models = result.models
     views: dict[str | None, dict[str, Any]] = {
         name: _empty_view(name, m) for name, m in models.items()}
     for name, view in views.items():
-        timed = view["summary"].get("timed_training")
-        if isinstance(timed, dict):
+        timed = models[name].timed_training
+        if timed is not None:
             view["timed"] = timed
-            view["curve"] = curve_of(timed)
-    for check in result.get("checks") or []:
+            view["curve"] = curve_of(timed.model_dump())
+    for check in result.checks:
         rows = comparison_rows(check)
         gauge = gauge_of(check)
-        curve = curve_of(check.get("details"))
+        curve = curve_of(check.details)
         if not (rows or gauge or curve):
             continue
         name = object_of(check, models)
-        view = views.setdefault(name, _empty_view(name, {}))
+        view = views.setdefault(name, _empty_view(name, None))
         if rows:
             view["comparisons"].append({"check": check, "rows": rows})
         if gauge:
             view["gauges"].append({"check": check, **gauge})
             # The grader's own training run: its holdout accuracy goes on the curve's chart.
-            if curve or (check.get("details") or {}).get("kind") == "timed_training":
+            if curve or check.details.get("kind") == "timed_training":
                 view["timed_gauge"] = gauge
         if curve:
             view["curve"] = curve
     return list(views.values())
 
 
-def _empty_view(name: str | None, summary: Any) -> dict[str, Any]:
-    return {"name": name, "summary": summary if isinstance(summary, dict) else {},
+def _empty_view(name: str | None, summary: ModelResult | None) -> dict[str, Any]:
+    return {"name": name, "summary": summary,
             "comparisons": [], "gauges": [], "curve": None, "timed": None, "timed_gauge": None}
 
 
@@ -193,14 +193,14 @@ def _environment() -> Environment:
     return env
 
 
-def render_html(result: dict[str, Any]) -> str:
-    checks = result.get("checks") or []
+def render_html(result: ResultLike) -> str:
+    result = as_result(result)
+    checks = result.checks
     return _environment().get_template("report.html.j2").render(
         r=result, checks=checks, models=model_views(result),
-        error_views=views(result.get("cell_errors") or []),
-        manual=[c for c in checks if c.get("status") == "manual"],
-        not_scored=unscored(checks),
-        counts={s: sum(1 for c in checks if c.get("status") == s) for s in STATUS_ICON},
+        error_views=views(result.cell_errors),
+        manual=[c for c in checks if c.status == CheckStatus.MANUAL],
+        not_scored=result.unscored,
+        counts={s: sum(1 for c in checks if c.status == s) for s in STATUS_ICON},
         # None: not scored (a grader error), which the page must not draw as 0 %
-        percent=None if result.get("score") is None else
-        100 * float(result["score"]) / float(result.get("max_score") or 1))
+        percent=None if result.score is None else 100 * result.score / (result.max_score or 1))

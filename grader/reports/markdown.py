@@ -14,6 +14,8 @@ from typing import Any
 from jinja2 import ChainableUndefined, Environment, PackageLoader
 
 from ..manual_scores import is_override
+from ..result import ResultLike, as_result
+from ..scoring import CheckStatus
 from .cell_errors import views
 from .text import STATUS_ICON, clean, comparison_rows, fmt_points
 
@@ -21,6 +23,7 @@ MAX_CELL = 300  # the reason column shows a first line; full text is in the deta
 MAX_BLOCK = 4000  # characters of one message, traceback or answer
 MAX_TOTAL = 60_000  # PR comments are capped at 65,536 characters
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~!#])")
+LOST_POINTS = (CheckStatus.PARTIAL, CheckStatus.FAILED, CheckStatus.ERROR)
 
 
 def _neutral(text: str) -> str:
@@ -61,17 +64,19 @@ def _environment(block_limit: int) -> Environment:
     return env
 
 
-def render_markdown(result: dict[str, Any], max_chars: int = MAX_TOTAL) -> str:
+def render_markdown(result: ResultLike, max_chars: int = MAX_TOTAL) -> str:
     """The report; long blocks are cut shorter until it fits a PR comment (65,536 characters)."""
-    checks = result.get("checks") or []
-    auto = [c for c in checks if c.get("status") != "manual"]
+    result = as_result(result)
+    checks = result.checks
+    auto = [c for c in checks if c.status != CheckStatus.MANUAL]
     context = dict(
-        r=result, checks=checks, ok=bool(auto) and all(c.get("status") == "passed" for c in auto),
-        problems=[c for c in checks if c.get("status") in ("partial", "failed", "error")],
-        manual=[c for c in checks if c.get("status") == "manual"],
-        overrides=[c for c in checks if is_override(c)],
-        execution=result.get("execution") or {}, cell_errors=result.get("cell_errors") or [],
-        error_views=views(result.get("cell_errors") or []))
+        r=result, checks=checks,
+        ok=bool(auto) and all(c.status == CheckStatus.PASSED for c in auto),
+        problems=[c for c in checks if c.status in LOST_POINTS],
+        manual=[c for c in checks if c.status == CheckStatus.MANUAL],
+        overrides=[c for c in checks if c.overridden],
+        execution=result.execution, cell_errors=result.cell_errors,
+        error_views=views(result.cell_errors))
     for block_limit in (MAX_BLOCK, 1000, 200):
         text = _environment(block_limit).get_template("report.md.j2").render(**context)
         text = re.sub(r"\n{3,}", "\n\n", text)

@@ -24,8 +24,9 @@ from urllib.parse import quote
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 # Left out of the class statistics: the run statuses where nothing was graded (scoring.py).
+from ..result import GradeResult, as_result
 from ..scoring import (GRADER_FAILED, NO_SUBMISSION, NOT_GRADED, PROCESS_FAILED, CheckStatus,
-                       RunStatus, unscored)
+                       RunStatus)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 CHECK_STATUSES = tuple(CheckStatus)
@@ -46,9 +47,8 @@ def _f(value: Any) -> float:
     return out if math.isfinite(out) else 0.0
 
 
-def run_status(result: dict[str, Any]) -> str:
-    execution = result.get("execution") or {}
-    return str(execution.get("status") or "unknown")
+def run_status(result: GradeResult) -> RunStatus:
+    return result.execution.status
 
 
 def histogram(scores: list[float], max_score: float, width: int = 640,
@@ -87,17 +87,17 @@ def histogram(scores: list[float], max_score: float, width: int = 640,
 
 
 def check_stats(checks_spec: list[dict[str, Any]],
-                graded: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                graded: list[GradeResult]) -> list[dict[str, Any]]:
     rows = []
     for spec in checks_spec:
-        found = [c for r in graded for c in (r.get("checks") or []) if c.get("id") == spec["id"]]
+        found = [c for r in graded for c in r.checks if c.id == spec["id"]]
         n = len(found)
-        counts = {s: sum(1 for c in found if c.get("status") == s) for s in CHECK_STATUSES}
+        counts = {s: sum(1 for c in found if c.status == s) for s in CHECK_STATUSES}
         max_points = _f(spec.get("max_points"))
-        mean = sum(_f(c.get("points")) for c in found) / n if n else 0.0
+        mean = sum(c.points for c in found) / n if n else 0.0
         share = mean / max_points if max_points else 0.0
         manual = spec.get("kind") == "manual"
-        ta_graded = sum(1 for c in found if "ta_points" in (c.get("details") or {}))
+        ta_graded = sum(1 for c in found if c.ta is not None)
         rows.append({
             **spec, "n": n, "counts": counts, "mean": mean, "share": share,
             "pass_rate": counts["passed"] / n if n and not manual else None,
@@ -120,49 +120,46 @@ def _segments(counts: dict[str, int], n: int, width: float = 160) -> list[dict[s
     return out
 
 
-def flags(result: dict[str, Any], status: str) -> list[dict[str, str]]:
+def flags(result: GradeResult, status: RunStatus) -> list[dict[str, str]]:
     """What a TA should know about a student beyond the points."""
     out = []
     if status in RUN_FLAGS:
-        message = str((result.get("execution") or {}).get("message") or "")
+        message = result.execution.message or ""
         out.append({"kind": "run", "label": RUN_FLAGS[status], "title": message[:300]})
-    not_scored = unscored([c for c in result.get("checks") or [] if isinstance(c, dict)])
+    not_scored = result.unscored
     if not_scored and status not in NOT_GRADED:
         out.append({"kind": "run", "label": "not scored yet",
                     "title": f"the grader failed on {', '.join(not_scored)}: graded again on the "
                              "next run, or a TA sets those checks' points"[:300]})
-    if result.get("unchanged_starter") is True:
+    if result.unchanged_starter is True:
         out.append({"kind": "starter", "label": "unchanged starter",
                     "title": "the notebook's code cells are the starter's, as handed out"})
-    errors = len(result.get("cell_errors") or [])
+    errors = len(result.cell_errors)
     if errors:
         out.append({"kind": "errors", "label": f"{errors} cell error{'s' if errors > 1 else ''}",
                     "title": "cells that raised an error when the grader ran the notebook"})
-    if any(isinstance(c, dict) and (c.get("details") or {}).get("ta_override")
-           for c in result.get("checks") or []):
+    if any(c.overridden for c in result.checks):
         out.append({"kind": "ta", "label": "TA override",
                     "title": "a TA set the points of an automatic check"})
     return out
 
 
-def _cells(result: dict[str, Any], checks_spec: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    by_id = {c.get("id"): c for c in result.get("checks") or [] if isinstance(c, dict)}
+def _cells(result: GradeResult, checks_spec: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_id = {c.id: c for c in result.checks}
     cells = []
     for spec in checks_spec:
         check = by_id.get(spec["id"])
         if check is None:
             cells.append({"status": "none", "points": None, "title": f"{spec['id']}: not graded"})
             continue
-        details = check.get("details") if isinstance(check.get("details"), dict) else {}
-        status = str(check.get("status") or "")
-        graded_by_ta = "ta_points" in details
-        if status == "manual" and not graded_by_ta:
-            status = "awaiting"  # a written answer no TA has graded yet
-        message = " ".join(str(check.get("message") or "").split())[:200]
-        cells.append({"status": status, "points": _f(check.get("points")),
-                      "ta": bool(details.get("ta_override")) or (graded_by_ta and
-                                                                  check.get("status") == "manual"),
-                      "title": f"{spec['id']}: {_f(check.get('points')):g}/"
+        manual = check.status == CheckStatus.MANUAL
+        graded_by_ta = check.ta is not None
+        # "awaiting": a written answer no TA has graded yet
+        status = "awaiting" if manual and not graded_by_ta else str(check.status)
+        message = " ".join(check.message.split())[:200]
+        cells.append({"status": status, "points": check.points,
+                      "ta": check.overridden or (graded_by_ta and manual),
+                      "title": f"{spec['id']}: {check.points:g}/"
                                f"{_f(spec.get('max_points')):g} {status} — {message}"})
     return cells
 
@@ -200,19 +197,19 @@ def render_summary(assignment: dict[str, Any], students: list[dict[str, Any]],
                    skipped: list[dict[str, str]] | None = None,
                    similar: int | None = None) -> str:
     """assignment: id, title, version, max_score, checks [{id, title, max_points, kind}];
-    students: [{student, result (the result.json dict), report (relative path or None)}];
+    students: [{student, result (grader/result.py), report (relative path or None)}];
     skipped: [{name, reason}], entries of the submissions folder graded as nobody's;
     similar: pairs the similarity report (similarity.html beside it) flagged, None: no report."""
     max_score = _f(assignment.get("max_score"))
     rows = []
     for entry in sorted(students, key=lambda e: str(e["student"])):
-        result = entry["result"]
+        result = as_result(entry["result"])
         status = run_status(result)
-        rows.append({"student": str(entry["student"]), "score": _f(result.get("score")),
-                     "max_score": _f(result.get("max_score")) or max_score, "status": status,
-                     "graded": status not in NOT_GRADED and result.get("score") is not None,
-                     "cell_errors": len(result.get("cell_errors") or []),
-                     "message": str((result.get("execution") or {}).get("message") or "")[:300],
+        rows.append({"student": str(entry["student"]), "score": result.score or 0.0,
+                     "max_score": result.max_score or max_score, "status": status,
+                     "graded": status not in NOT_GRADED and result.score is not None,
+                     "cell_errors": len(result.cell_errors),
+                     "message": (result.execution.message or "")[:300],
                      "href": quote(str(entry["report"])) if entry.get("report") else None,
                      "result": result, "flags": flags(result, status),
                      "cells": _cells(result, list(assignment.get("checks") or []))})

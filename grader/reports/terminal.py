@@ -14,7 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ..manual_scores import ta_grade
-from ..scoring import GradeResult, RunStatus, unscored
+from ..result import CellError, CheckResult, ResultLike, as_result
+from ..scoring import RunStatus
 from .cell_errors import ErrorView, views
 from .text import clean
 
@@ -36,8 +37,8 @@ def _first_line(text: Any, limit: int = 400) -> str:
     return line if len(line) <= limit else line[:limit] + "…"
 
 
-def _status(check: dict[str, Any]) -> Text:
-    status = str(check.get("status") or "")
+def _status(check: CheckResult) -> Text:
+    status = str(check.status)
     text = Text(status, style=_STYLE.get(status, ""))
     grade = ta_grade(check)
     if grade is not None and grade.override:
@@ -45,10 +46,10 @@ def _status(check: dict[str, Any]) -> Text:
     return text
 
 
-def _reason(check: dict[str, Any]) -> Text:
+def _reason(check: CheckResult) -> Text:
     grade = ta_grade(check)
     if grade is None or not grade.override:
-        return Text(_first_line(check.get("message")))
+        return Text(_first_line(check.message))
     text = Text(f"TA: {grade.points:g}/{grade.max_points:g}", style="bold cyan")
     if grade.comment:
         text.append(f" — {_first_line(grade.comment, 200)}")
@@ -57,44 +58,44 @@ def _reason(check: dict[str, Any]) -> Text:
     return text
 
 
-def render(result: GradeResult | dict[str, Any], console: Console | None = None) -> None:
+def render(result: ResultLike, console: Console | None = None) -> None:
     console = console or Console()
-    r = result.as_dict() if isinstance(result, GradeResult) else result
-    execution = r.get("execution") or {}
-    if execution.get("status") == RunStatus.GRADER_ERROR:
-        console.print(Text.assemble((f"{r.get('assignment')}: not graded", "bold red"),
-                                    f" ({r.get('notebook')}): {execution.get('message', '')}"),
+    r = as_result(result)
+    execution = r.execution
+    if r.grader_error:
+        console.print(Text.assemble((f"{r.assignment}: not graded", "bold red"),
+                                    f" ({r.notebook}): {execution.message or ''}"),
                       soft_wrap=True)
         return
-    table = Table(title=Text(f"{r.get('assignment')}: {r.get('notebook')}"), title_justify="left",
+    table = Table(title=Text(f"{r.assignment}: {r.notebook}"), title_justify="left",
                   show_lines=False, expand=False)
     table.add_column("check")
     table.add_column("points", justify="right")
     table.add_column("max", justify="right")
     table.add_column("status")
     table.add_column("reason", overflow="fold")
-    for check in r.get("checks") or []:
-        table.add_row(Text(str(check.get("id"))), _points(check.get("points")),
-                      _points(check.get("max_points")), _status(check), _reason(check))
+    for check in r.checks:
+        table.add_row(Text(check.id), _points(check.points), _points(check.max_points),
+                      _status(check), _reason(check))
     table.add_section()
-    table.add_row("total", _points(r.get("score")), _points(r.get("max_score")), "", "")
+    table.add_row("total", _points(r.score), _points(r.max_score), "", "")
     console.print(table)
-    if any(getattr(ta_grade(c), "override", False) for c in r.get("checks") or []):
+    if any(c.overridden for c in r.checks):
         console.print("(TA): points set by a TA; the grader's own verdict is shown beneath",
                       style="dim", highlight=False)
-    not_scored = unscored(r.get("checks") or [])
+    not_scored = r.unscored
     if not_scored:
         console.print(Text.assemble(("not scored yet", "bold red"), ": the grader failed on "
                                     f"{', '.join(not_scored)}, not the notebook; grade it again "
                                     "once that is fixed, or a TA sets those points"),
                       soft_wrap=True)
-    if execution.get("status") not in (None, RunStatus.COMPLETED):
-        console.print(Text.assemble((f"notebook: {execution['status']}", "red"),
-                                    f": {execution.get('message', '')}"), soft_wrap=True)
-    render_cell_errors(r.get("cell_errors") or [], console)
+    if execution.status != RunStatus.COMPLETED:
+        console.print(Text.assemble((f"notebook: {execution.status}", "red"),
+                                    f": {execution.message or ''}"), soft_wrap=True)
+    render_cell_errors(r.cell_errors, console)
 
 
-def render_text(result: dict[str, Any], width: int = 100) -> str:
+def render_text(result: ResultLike, width: int = 100) -> str:
     """The same as plain text (`grader report -f terminal --out FILE`)."""
     import io
 
@@ -103,7 +104,7 @@ def render_text(result: dict[str, Any], width: int = 100) -> str:
     return console.file.getvalue()
 
 
-def render_cell_errors(cell_errors: list[dict[str, Any]], console: Console) -> None:
+def render_cell_errors(cell_errors: list[CellError], console: Console) -> None:
     """Each error as `In [k] (cell n), line l: Error: what`, the first one marked when the
     NameErrors after it are likely its consequence."""
     shown = views(cell_errors)
@@ -112,8 +113,8 @@ def render_cell_errors(cell_errors: list[dict[str, Any]], console: Console) -> N
     if len(shown) > MAX_ERRORS:
         console.print(f"... and {len(shown) - MAX_ERRORS} more cell errors (see report.html)",
                       highlight=False)
-    if cell_errors and cell_errors[0].get("note"):  # the same for every cell
-        console.print(cell_errors[0]["note"], style="dim", highlight=False)
+    if cell_errors and cell_errors[0].note:  # the same for every cell
+        console.print(cell_errors[0].note, style="dim", highlight=False)
 
 
 def _error_lines(view: ErrorView, first_error: ErrorView) -> Text:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..result import CheckResult
+
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 MAX_TEXT = 20_000  # per traceback / answer: a notebook can print megabytes
@@ -39,10 +41,9 @@ def fmt_shape(shape: Any) -> str:
     return "" if shape is None else str(shape)
 
 
-def comparison_rows(check: dict[str, Any]) -> list[dict[str, Any]]:
+def comparison_rows(check: CheckResult) -> list[dict[str, Any]]:
     """The `layers` check's expected-vs-found rows, each with what kind of difference it shows."""
-    d = check.get("details") or {}
-    rows = d.get("comparison") if isinstance(d, dict) else None
+    rows = check.details.get("comparison")
     out = []
     for n, row in enumerate(rows if isinstance(rows, list) else [], 1):
         if not isinstance(row, dict):
