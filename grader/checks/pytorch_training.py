@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..scoring import CheckResult
+from ..result import CheckResult
 from ..spec import CheckSpec
 from .architecture import WEIGHTED, normalise
 
