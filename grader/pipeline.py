@@ -473,14 +473,15 @@ def _similarity_evidence(harvest: Harvest) -> dict[str, Any] | None:
     process's) and the argmax labels of its holdout predictions under the scaling the accuracy
     check credits, with which holdout they are of (pairs are compared on the same one only)."""
     from .checks.keras_checks import best_accuracy
-    from .similarity.fingerprint import labels_text
+    from .similarity.fingerprint import labels_text, valid
 
     labels = harvest.data.holdout_labels
     models: dict[str, Any] = {}
     for name, obj in sorted(harvest.objects.items()):
         entry: dict[str, Any] = {}
-        if obj.data.get("fingerprint"):
-            entry["weights"] = obj.data["fingerprint"]
+        fingerprint = valid(obj.data.get("fingerprint"))
+        if fingerprint is not None:
+            entry["weights"] = fingerprint
         if obj.predictions and labels is not None:
             best = best_accuracy(obj.predictions, labels)
             if best is not None:

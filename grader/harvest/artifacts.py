@@ -110,12 +110,10 @@ def _parse(name: str, entry: dict[str, Any], out_dir: Path, rows: int | None) ->
         obj.data["behaviour"] = entry["behaviour"]
     if isinstance(entry.get("design"), dict):
         obj.design = entry["design"]
-    if entry.get("fingerprint") is not None:  # the measuring process's (grader/similarity/)
-        from ..similarity.fingerprint import valid
-
-        fingerprint = valid(entry["fingerprint"])
-        if fingerprint is not None:
-            obj.data["fingerprint"] = fingerprint
+    if isinstance(entry.get("fingerprint"), dict):
+        # The measuring process's, for the class's similarity report, which bounds it where it
+        # is read (pipeline._similarity_evidence): harvest stays below grader/similarity/.
+        obj.data["fingerprint"] = entry["fingerprint"]
     layout = entry.get("input_layout")
     obj.input_layout = layout if isinstance(layout, list) else None
     obj.predict_error = _str(entry.get("predict_error"))
