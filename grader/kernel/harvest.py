@@ -220,8 +220,10 @@ def _export_onnx(torch: Any, model: Any, obj: dict[str, Any], path: Path) -> dic
         state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     except Exception:
         state = None
+    # torch's own train(), not the module's: a notebook may have patched its eval() or train().
+    set_mode = torch.nn.Module.train
     try:
-        model.eval()
+        set_mode(model, False)
         layout = _torch_layout(torch, model, obj.get("input_shape"))
         if layout is None:
             return {**entry, "status": "error", "message": "the model accepts none of the image "
@@ -232,7 +234,7 @@ def _export_onnx(torch: Any, model: Any, obj: dict[str, Any], path: Path) -> dic
             return {**entry, "status": "error", "message": "the model could not be exported for "
                     f"grading (ONNX): {type(exc).__name__}: {exc}"[:500]}
         try:
-            model.train()
+            set_mode(model, True)
             _trace_onnx(torch, model, layout, path.with_name(f"{obj['name']}.training.onnx"),
                         torch.onnx.TrainingMode.TRAINING)
         except Exception:  # without it, no dropout is counted: the trusted side says so
@@ -241,7 +243,7 @@ def _export_onnx(torch: Any, model: Any, obj: dict[str, Any], path: Path) -> dic
         try:
             if state is not None:
                 model.load_state_dict(state)
-            model.train(was_training)
+            set_mode(model, was_training)
         except Exception:
             pass
     return {**entry, "export": path.name, "layout": list(layout)}

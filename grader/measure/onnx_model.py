@@ -288,9 +288,10 @@ def _layers(graph: Any, initializers: dict[str, Any], shapes: dict[str, list[int
     used: set[int] = set()
     absorbed: set[int] = set()  # Add nodes that are a MatMul's bias
     layers: list[dict[str, Any]] = []
+    live = _live(graph)
     for node in graph.node:
         op = node.op_type
-        if id(node) in absorbed:
+        if id(node) in absorbed or id(node) not in live:
             continue
         layer = None
         if op in WEIGHTED and len(node.input) > 1 and node.input[1] in initializers:
@@ -317,6 +318,20 @@ def _layers(graph: Any, initializers: dict[str, Any], shapes: dict[str, list[int
     other = sum(int(np.prod(t.dims)) for t in graph.initializer
                 if id(t) not in used and t.data_type in _FLOAT_TYPES)
     return layers, other
+
+
+def _live(graph: Any) -> set[int]:
+    """The nodes the output depends on: a layer the output never uses is no layer of the model
+    (as a Keras layer call() never uses), however well it matches the homework's."""
+    producer = {name: node for node in graph.node for name in node.output}
+    live: set[int] = set()
+    pending = [o.name for o in graph.output]
+    while pending:
+        node = producer.get(pending.pop())
+        if node is not None and id(node) not in live:
+            live.add(id(node))
+            pending.extend(node.input)
+    return live
 
 
 def _dropout_rate(node: Any, graph: Any, initializers: dict[str, Any]) -> float:
