@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import sys
+import textwrap
 from pathlib import Path
 
 import nbformat
@@ -522,37 +523,12 @@ _TORCH_LENET5_PREP = (
     "y_train, y_val = y_dev[order[:cut]], y_dev[order[cut:]]\n"
     "print(X_train.shape, X_val.shape, y_train.shape, y_val.shape)")
 
+# Part 3's PyTorch training loop (the fashion-mlp twins'), as one function for the three models.
 _TORCH_LENET5_FIT = (
-    "from torch.utils.data import DataLoader, TensorDataset\n\n\n"
     "def fit(model, epochs, batch_size=128):\n"
-    "    loss_fn = nn.CrossEntropyLoss()  # takes the logits; its softmax is built in\n"
-    "    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)\n"
-    "    loader = DataLoader(TensorDataset(torch.from_numpy(X_train), torch.from_numpy(y_train)),\n"
-    "                        batch_size=batch_size, shuffle=True)\n"
-    "    x_val, y_val_t = torch.from_numpy(X_val), torch.from_numpy(y_val)\n"
-    "    history = {\"loss\": [], \"accuracy\": [], \"val_loss\": [], \"val_accuracy\": []}\n"
-    "    for epoch in range(epochs):\n"
-    "        model.train()\n"
-    "        total, correct, seen = 0.0, 0, 0\n"
-    "        for xb, yb in loader:\n"
-    "            optimizer.zero_grad()\n"
-    "            logits = model(xb)\n"
-    "            loss = loss_fn(logits, yb)\n"
-    "            loss.backward()\n"
-    "            optimizer.step()\n"
-    "            total += loss.item() * len(xb)\n"
-    "            correct += (logits.argmax(1) == yb).sum().item()\n"
-    "            seen += len(xb)\n"
-    "        model.eval()\n"
-    "        with torch.no_grad():\n"
-    "            val_logits = model(x_val)\n"
-    "        history[\"loss\"].append(total / seen)\n"
-    "        history[\"accuracy\"].append(correct / seen)\n"
-    "        history[\"val_loss\"].append(loss_fn(val_logits, y_val_t).item())\n"
-    "        history[\"val_accuracy\"].append((val_logits.argmax(1) == y_val_t).float().mean().item())\n"
-    "        print(f\"epoch {epoch + 1}: loss {total / seen:.4f}, \"\n"
-    "              f\"val_accuracy {history['val_accuracy'][-1]:.4f}\")\n"
-    "    return history\n\n\n")
+    + textwrap.indent(_TORCH_TRAIN.replace("range(20)", "range(epochs)")
+                      .replace("batch_size=128", "batch_size=batch_size"), "    ")
+    + "\n    return history\n\n\n")
 
 _TORCH_LENET5_CURVES = (
     "from matplotlib import pyplot as plt\n\n\n"

@@ -145,6 +145,15 @@ def test_a_training_graph_that_is_not_the_inference_graph_earns_no_dropout(tmp_p
     assert "not the inference graph plus dropout" in view.description["note"]
     assert "Dropout" not in [l.kind for l in normalise(view.description["layers"])]
     assert views["cnn_dropout"].description["total_params"] == 61_706
+    # Its own training graph with an operator the grader does not run: not run, not believed.
+    import onnx
+
+    own = views["cnn_dropout"].path.with_name("own.training.onnx")
+    graph = onnx.load(str(other["cnn_dropout"].training_path))
+    graph.graph.node.append(onnx.helper.make_node("Sin", ["input"], ["unused"]))
+    own.write_bytes(graph.SerializeToString())
+    view = onnx_model.open_export(other["cnn_dropout"].path, {}, True, own)
+    assert view.serve_training is None and "not the inference graph" in view.description["note"]
 
 
 # End to end: a kernel, the measuring process, the checks ----------------------------------------
@@ -153,16 +162,12 @@ def test_a_training_graph_that_is_not_the_inference_graph_earns_no_dropout(tmp_p
 def test_pytorch_module_lenet5_gets_every_scored_check(grade_variant):
     variant, result = grade_variant("pytorch-module")
     assert result.cell_errors == [], [(e["ename"], e["evalue"]) for e in result.cell_errors]
+    # Its pending checks (loss, optimizer, timed training) are `error`, never a zero.
     assert variants.verdict_problems(variant, result) == []
-    checks = {c.id: c for c in result.checks}
-    for model in MODELS:
-        for check in (*("layers", "activations", "shapes", "params"), "accuracy"):
-            cid = f"{PREFIX[model]}-{check}"
-            assert checks[cid].status == "passed", (cid, checks[cid].message)
-    for cid in variant.meta.pending:  # the grader's to score later, never a zero
-        assert checks[cid].status == "error", (cid, checks[cid].message)
-    print("pytorch-module:", {c.id: (c.status, c.points, c.message[:100])
-                              for c in result.checks}, result.timings)
+    passed = {c.id for c in result.checks if c.status == "passed"}
+    assert {f"{PREFIX[m]}-{k}" for m in MODELS for k in (*ARCHITECTURE, "accuracy")} <= passed
+    print("pytorch-module:", [(c.id, c.status, c.message[:80]) for c in result.checks],
+          result.timings)
 
 
 @pytest.mark.slow

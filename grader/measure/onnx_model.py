@@ -177,8 +177,9 @@ def _initializers(graph: Any) -> dict[str, Any]:
 def _with_dropout(layers: list[dict[str, Any]], initializers: dict[str, Any],
                   training_path: Path | None) -> tuple[Path | None, str | None]:
     """Dropout layers from the training-mode graph, inserted into `layers` where they sit, when
-    that graph is the inference graph plus dropout: the same layers with the same weights.
-    Anything else is not believed: it could describe some other model than the one measured."""
+    that graph is the inference graph plus dropout: the same layers with the same weights, and
+    only operators the grader runs. Anything else is not believed: it could describe some other
+    model than the one measured."""
     if training_path is None:
         return None, None
     try:
@@ -188,8 +189,9 @@ def _with_dropout(layers: list[dict[str, Any]], initializers: dict[str, Any],
     except ExportError:
         return None, "the training-mode export could not be read, so no dropout is counted"
     kept = [l for l in train_layers if l["class"] != "Dropout"]
-    if [_skeleton(l) for l in kept] != [_skeleton(l) for l in layers] or not all(
-            _same_weights(a, b, initializers, other_inits) for a, b in zip(layers, kept)):
+    matches = [_skeleton(l) for l in kept] == [_skeleton(l) for l in layers] and all(
+        _same_weights(a, b, initializers, other_inits) for a, b in zip(layers, kept))
+    if not matches or any(n.op_type not in ALLOWED for n in model.graph.node):
         return None, ("the training-mode export is not the inference graph plus dropout, so "
                       "no dropout is counted")
     merged, inference = [], iter(layers)
@@ -310,8 +312,8 @@ def _layers(graph: Any, initializers: dict[str, Any], shapes: dict[str, list[int
                            shapes)
         elif op == "Dropout":
             rate = round(_dropout_rate(node, graph, initializers), 4)
-            layer = _plain(node, "Dropout", f"Dropout(p={rate:g})", shapes,
-                           config={"rate": rate})
+            layer = _plain(node, "Dropout", "Dropout", shapes, config={"rate": rate})
+            layer["torch_label"] = f"Dropout(p={rate:g})"
         if layer is not None:
             used.update(id(initializers[w["name"]]) for w in layer["weights"])
             layers.append(layer)
