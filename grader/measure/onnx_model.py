@@ -110,6 +110,9 @@ def open_export(path: Path, claim: dict[str, Any], cross_entropy_loss: bool,
     graph = model.graph
     initializers = _initializers(graph)
     inputs = [i for i in graph.input if i.name not in initializers]
+    if not inputs:  # what the trace recorded never read the image: a constant, or a lookup
+        raise ExportError("the model's output does not depend on the image it is given (its "
+                          "export reads no input), so there is nothing of it to measure")
     if len(inputs) != 1 or len(graph.output) != 1:
         raise ExportError("the model's ONNX export does not have one input and one output")
     shapes = _inferred_shapes(model)
