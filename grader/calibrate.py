@@ -254,7 +254,7 @@ def _bar(check: CheckSpec, metric: str, runs: Runs, tolerance: float, n_classes:
         margin = round(max(tolerance, 2 * spread), 4)
         limit = round(values[lowest] - margin, 4)
         entry["rule"] = f"lowest correct run ({values[lowest]:.4f}) less {margin:.4f}"
-        figure = check.options.get("homework_figure")
+        figure = getattr(check.options, "homework_figure", None)  # set on accuracy checks only
         if figure is not None and limit > figure - tolerance:
             limit = round(figure - tolerance, 4)
             entry["rule"] = f"the homework's figure ({figure}) less {tolerance}"

@@ -77,7 +77,7 @@ def prepare_data(assignment: Assignment, options: Options, folder: Path) -> Prep
     split = data.make_split(dataset, seed=spec.seed, train_per_class=spec.train_per_class,
                             test_per_class=spec.test_per_class,
                             holdout_per_class=spec.holdout_per_class,
-                            full=options.mode is DataMode.FULL,
+                            mode=options.mode,
                             holdout_secret=secret.value)
     path = folder / f"{spec.dataset}.npz"
     split.write_student_npz(path)
@@ -337,7 +337,7 @@ def measure_models(worker: measure.Worker, names: list[str],
                               f"installation lacks ({', '.join(sorted(lacking))}); install "
                               f"them with: {environment.install_command('onnx')}")
     # An encoder is loaded before the classifier of its codes.
-    names = sorted(names, key=lambda n: bool(specs[n].options.get("encoder")))
+    names = sorted(names, key=lambda n: bool(getattr(specs[n].options, "encoder", None)))
     budget = assignment.training_for(prepared.mode)
     train_npz = next(iter(prepared.student_npz.values()), None)
     training = None
@@ -354,10 +354,11 @@ def measure_models(worker: measure.Worker, names: list[str],
     request = measure.Request(
         images=images, max_params=budget.max_params if budget else measure.DEFAULT_MAX_PARAMS,
         training=training,
-        objects=[{**specs[n].options, "name": n, "export": str(objects[n].export),
+        objects=[{**specs[n].options.model_dump(exclude_unset=True), "name": n, "export": str(objects[n].export),
                   "input_shape": specs[n].input_shape, "timed": n in wanted,
                   "claim": objects[n].data.get("claim"),
-                  "cross_entropy_loss": cross_entropy} for n in names],
+                  "cross_entropy_loss": cross_entropy,
+                  "torch_training": torch_source.training(notebook_node, n)} for n in names],
         baselines=missing,
         timeout=300.0 + (len(timed) + len(missing)) * (budget.wall_seconds_per_model
                                                        if budget else 0))
@@ -427,7 +428,7 @@ def _score(harvest: Harvest, assignment: Assignment) -> GradeResult:
         ctx.notes["run_seed"] = harvest.run_seed
         ctx.notes["timed_baselines"] = harvest.timed_baselines
         ctx.notes["timed_costs"] = harvest.timed_costs
-        ctx.notes["manual_questions"] = [str(c.options.get("question", c.id))
+        ctx.notes["manual_questions"] = [c.options.question or c.id
                                          for c in assignment.checks if c.kind == "manual"]
         results = [checks.run(spec, ctx) for spec in assignment.checks]
     now = time.monotonic()

@@ -1,7 +1,8 @@
-"""Assignment specs: `assignments/<id>/assignment.toml`, validated and read into dataclasses.
+"""Assignment specs: `assignments/<id>/assignment.toml`, validated and read into an Assignment.
 
-The file's format (typed tables that reject unknown keys) is in spec_format.py; here a file
-becomes the frozen dataclasses the rest of the grader uses, and every problem in it becomes a
+The file's format (typed tables that reject unknown keys, with every default) is in
+spec_format.py; here a file becomes the Assignment the rest of the grader uses (its tables are
+the validated, frozen models themselves), and every problem in it becomes a
 SpecError naming the file, the line and the field:
 
     assignments/x/assignment.toml, line 42, checks[3].points: field required
@@ -9,7 +10,6 @@ SpecError naming the file, the line and the field:
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import paths
+from . import paths, spec_format
 from .scoring import DataMode
 
 
@@ -33,48 +33,13 @@ class SpecError(Exception):
         self.problems = problems or [message]
 
 
-@dataclass(frozen=True)
-class ExecutionLimits:
-    cell_timeout: float = 300.0
-    notebook_timeout: float = 900.0
-    memory_mb: int = 6144
-    processes: int = 256
-    disk_mb: int = 1024
-    files: int = 10_000
-    file_mb: int = 512
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    dataset: str
-    seed: int
-    train_per_class: int
-    test_per_class: int
-    holdout_per_class: int
-
-
-@dataclass(frozen=True)
-class TrainingSpec:
-    """The grader's own training of each architecture: same budget and seed for everyone."""
-
-    epochs: int = 5
-    batch_size: int = 128
-    # CPU seconds of the training process, not wall-clock: a busy machine must not change a
-    # grade. A safety net far above any sound design's cost; training stops after the epoch
-    # that passes it.
-    max_cpu_seconds: float = 600.0
-    seed: int = 0
-    max_params: int = 20_000_000  # above this the grader declines to retrain
-
-    def scaled(self, factor: float) -> TrainingSpec:
-        """The same budget for `factor` times as many training images per epoch."""
-        return dataclasses.replace(self, max_cpu_seconds=self.max_cpu_seconds * max(1.0, factor))
-
-    @property
-    def wall_seconds_per_model(self) -> float:
-        """The wall-clock safety net for one model's training: its CPU cap, spent on two threads
-        of a machine busy with other work, with room to spare."""
-        return self.max_cpu_seconds * 3 + 120
+# The tables of the file are the grader's settings themselves (frozen pydantic models, defaults
+# in spec_format.py); these names are what the rest of the grader imports.
+ExecutionLimits = spec_format.ExecutionTable
+DataSpec = spec_format.DataTable
+TrainingSpec = spec_format.TrainingTable
+CheckOptions = spec_format.CheckOptions
+ObjectOptions = spec_format.ObjectOptions
 
 
 @dataclass(frozen=True)
@@ -84,7 +49,8 @@ class ObjectSpec:
     name: str
     kind: str  # "keras", or a module in grader/kernel/kinds/
     input_shape: tuple[int, ...] | None = None
-    options: dict[str, Any] = field(default_factory=dict)  # e.g. probe_dropout = true
+    # The kind's own keys, typed, with their defaults (spec_format.options_model).
+    options: ObjectOptions = field(default_factory=ObjectOptions)
 
 
 @dataclass(frozen=True)
@@ -94,7 +60,8 @@ class CheckSpec:
     kind: str
     points: float
     object: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
+    # The kind's own keys, typed, with their defaults (spec_format.options_model).
+    options: CheckOptions = field(default_factory=CheckOptions)
 
 
 @dataclass(frozen=True)
@@ -236,8 +203,6 @@ def load_file(path: Path) -> Assignment:
     """Validate one assignment.toml; SpecError lists every problem with its line."""
     from pydantic import ValidationError
 
-    from . import spec_format
-
     shown = _shown(path)
     try:
         raw_bytes = path.read_bytes()
@@ -269,17 +234,16 @@ def _assignment(table: Any, folder: Path, sha: str) -> Assignment:
         folder=folder,
         starter=folder / table.starter,
         reference=paths.reference_dir() / aid / table.reference,
-        limits=ExecutionLimits(**table.execution.model_dump()),
-        data=DataSpec(**table.data.model_dump()) if table.data else None,
-        training=TrainingSpec(**table.training.model_dump()) if table.training else None,
+        limits=table.execution,
+        data=table.data,
+        training=table.training,
         objects=tuple(
             ObjectSpec(o.name, o.kind, tuple(o.input_shape) if o.input_shape else None,
-                       _options(o, {"name", "kind", "input_shape"}))
+                       spec_format.options_of(o))
             for o in table.objects),
         checks=tuple(
             CheckSpec(id=c.id, title=c.title, kind=c.kind, points=float(c.points),
-                      object=c.object, options=_options(c, {"id", "title", "kind", "points",
-                                                            "object"}))
+                      object=c.object, options=spec_format.options_of(c))
             for c in table.checks),
         spec_sha256=sha,
         reference_label=table.reference_label,
@@ -288,12 +252,6 @@ def _assignment(table: Any, folder: Path, sha: str) -> Assignment:
         packages=tuple(table.environment.packages),
         optional_packages=tuple(table.environment.optional),
     )
-
-
-def _options(entry: Any, common: set[str]) -> dict[str, Any]:
-    """The keys the file set beyond the common ones, as TOML gave them (the defaults stay in
-    the code that reads them)."""
-    return {k: v for k, v in entry.model_dump(exclude_unset=True).items() if k not in common}
 
 
 # --- located messages ------------------------------------------------------------------------------
@@ -330,8 +288,6 @@ def _raise(shown: str, text: str, problems: list[tuple[tuple[Any, ...], str]]) -
 
 
 def _pydantic_problems(exc: Any, raw: dict[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
-    from . import spec_format
-
     problems = []
     for error in exc.errors(include_url=False):
         where = _plain_loc(error["loc"], raw)
@@ -370,8 +326,6 @@ def _plain_loc(loc: tuple[Any, ...], raw: dict[str, Any]) -> tuple[Any, ...]:
 
 def _key_hint(where: tuple[Any, ...], raw: dict[str, Any]) -> str:
     """'; did you mean points?' for a misspelt key, from the keys that table accepts."""
-    from . import spec_format
-
     if not where:
         return ""
     model: Any = spec_format.file_model()

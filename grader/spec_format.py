@@ -97,9 +97,23 @@ class TrainingTable(Table):
 
     epochs: PositiveInt = Field(5, description="epochs of the grader's training of a design")
     batch_size: PositiveInt = Field(128, description="its batch size")
+    # CPU seconds of the training process, not wall-clock: a busy machine must not change a
+    # grade. A safety net far above any sound design's cost; training stops after the epoch
+    # that passes it.
     max_cpu_seconds: PositiveFloat = Field(600.0, description="CPU-seconds cap per model on the subset (a safety net: the budget is `epochs`); with --full it grows with the training images")
     seed: NonNegativeInt = Field(0, description="the seed of the grader's starting weights")
     max_params: PositiveInt = Field(20_000_000, description="above this the grader declines")
+
+    def scaled(self, factor: float) -> TrainingTable:
+        """The same budget for `factor` times as many training images per epoch."""
+        return self.model_copy(update={
+            "max_cpu_seconds": self.max_cpu_seconds * max(1.0, factor)})
+
+    @property
+    def wall_seconds_per_model(self) -> float:
+        """The wall-clock safety net for one model's training: its CPU cap, spent on two threads
+        of a machine busy with other work, with room to spare."""
+        return self.max_cpu_seconds * 3 + 120
 
 
 class EnvironmentTable(Table):
@@ -133,13 +147,14 @@ class ObjectTable(Table):
 class KerasObject(ObjectTable):
     encoder: Identifier | None = Field(None, description="feed this object the private images "
                                        "encoded by that model's first layer")
-    probe_dropout: bool | None = Field(None, description="forward passes with training=True "
-                                       "and False, to grade dropout by behaviour")
+    probe_dropout: bool = Field(False, description="forward passes with training=True and "
+                                "False, to grade dropout by behaviour")
 
 
 class NumpyFunctionsObject(ObjectTable):
-    forward: Identifier | None = Field(None, description="the forward function's name")
-    call_timeout: PositiveFloat | None = Field(None, description="seconds for one call")
+    forward: Identifier = Field("forward_propagation", description="the forward function's "
+                                "name")
+    call_timeout: PositiveFloat = Field(10.0, description="seconds for one call")
 
 
 OBJECT_KIND_MODELS: dict[str, type[ObjectTable]] = {
@@ -166,13 +181,13 @@ class CheckTable(Table):
 
 
 class ArchitectureCheck(CheckTable):
-    ignore: list[Text] | None = Field(None, description="layer classes left out of the "
-                                      "comparison, e.g. Dropout")
+    ignore: list[Text] = Field(default_factory=list, description="layer classes left out of "
+                               "the comparison, e.g. Dropout")
 
 
 class LayersCheck(ArchitectureCheck):
-    only: list[PositiveInt] | None = Field(None, description="grade only these expected "
-                                           "layers (1-based positions)")
+    only: list[PositiveInt] = Field(default_factory=list, description="grade only these "
+                                    "expected layers (1-based positions); empty: all")
 
 
 class OptimizerCheck(CheckTable):
@@ -210,33 +225,45 @@ class ManualCheck(CheckTable):
 
 class ReconstructionCheck(CheckTable):
     needs = ("data",)
-    margin_below_mean_image: Fraction | None = Field(
-        None, description="full marks for an error at least this fraction below the error of "
-                          "outputting the mean image (default 0.05)")
+    margin_below_mean_image: Fraction = Field(
+        0.05, description="full marks for an error at least this fraction below the error of "
+                          "outputting the mean image")
 
 
 class CodeAccuracyCheck(CheckTable):
     needs = ("data",)
     encoder: Identifier | None = None
-    margin_above_chance: Fraction | None = Field(
-        None, description="full marks for an accuracy at least this far above chance "
-                          "(default 0.10)")
+    margin_above_chance: Fraction = Field(
+        0.10, description="full marks for an accuracy at least this far above chance (0.20 "
+                          "for 10 classes)")
 
 
 class ToleranceCheck(CheckTable):
     object_kind = "numpy_functions"
-    rtol: NonNegativeFloat | None = None
-    atol: NonNegativeFloat | None = None
+    rtol: NonNegativeFloat = Field(1e-5, description="relative tolerance against the grader's "
+                                   "values")
+    atol: NonNegativeFloat = Field(1e-8, description="absolute tolerance against them")
 
 
-class GradientCheck(ToleranceCheck):
-    accept_transposed_w1: bool | None = None
+class BackwardCheck(ToleranceCheck):
+    accept_transposed_w1: bool = Field(True, description="accept dL/dW1 laid out transposed")
+
+
+class GradientCheck(BackwardCheck):
+    rtol: NonNegativeFloat = Field(1e-3, description="relative tolerance against finite "
+                                   "differences (and of the gate on the wide network)")
+    atol: NonNegativeFloat = Field(1e-6, description="absolute tolerance against them")
+
+
+# Part 1 allows numpy only (seed 004): frameworks that compute gradients, and the grader itself.
+NUMPY_ONLY_FORBIDDEN = ("tensorflow", "torch", "jax", "keras", "autograd", "theano", "mxnet",
+                        "paddle", "grader")
 
 
 class NumpyOnlyCheck(CheckTable):
     object_kind = "numpy_functions"
-    forbidden: list[ImportName] | None = Field(None, description="modules the notebook must "
-                                               "not import")
+    forbidden: list[ImportName] = Field(default_factory=lambda: list(NUMPY_ONLY_FORBIDDEN),
+                                        description="modules the notebook must not import")
 
 
 class DropoutBehaviourCheck(CheckTable):
@@ -250,7 +277,7 @@ CHECK_KIND_MODELS: dict[str, type[CheckTable]] = {
     "dropout_behaviour": DropoutBehaviourCheck, "contains_layers": ContainsLayersCheck,
     "manual": ManualCheck, "reconstruction": ReconstructionCheck,
     "code_accuracy": CodeAccuracyCheck, "forward_pass": ToleranceCheck,
-    "backward_pass": GradientCheck, "gradient_check": GradientCheck,
+    "backward_pass": BackwardCheck, "gradient_check": GradientCheck,
     "numpy_only": NumpyOnlyCheck,
 }
 
@@ -260,6 +287,51 @@ class FreeFormCheck(CheckTable):
 
     model_config = ConfigDict(extra="allow")
     object_kind = None
+
+
+class Options(Table):
+    """A kind's own keys (those beyond the entry's common ones), with their defaults: what the
+    grader reads as `spec.options.<key>`. One model per kind, derived from the kind's entry
+    model by `options_model`, so each key and its default are written once."""
+
+
+class CheckOptions(Options):
+    """The own keys of a [[checks]] kind."""
+
+
+class ObjectOptions(Options):
+    """The own keys of an [[objects]] kind."""
+
+
+class FreeFormOptions(CheckOptions):
+    """The options of a check kind with no model yet: whatever the file set."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+@functools.cache
+def options_model(kind: str, table: str = "checks") -> type[Options]:
+    """The options of a kind of [[checks]] (or of [[objects]]): its model's fields minus the
+    common ones."""
+    if table == "objects":
+        entry, common, base = OBJECT_KIND_MODELS.get(kind, ObjectTable), ObjectTable, ObjectOptions
+    else:
+        entry, common, base = CHECK_KIND_MODELS.get(kind), CheckTable, CheckOptions
+        if entry is None:
+            return FreeFormOptions
+    own = {name: (info.annotation, info) for name, info in entry.model_fields.items()
+           if name not in common.model_fields}
+    return create_model(f"{entry.__name__}Options", __base__=base, **own)
+
+
+def options_of(entry: CheckTable | ObjectTable) -> Options:
+    """A validated entry's own keys as its kind's options model (frozen); the keys the file
+    set are its `model_fields_set`."""
+    table = "objects" if isinstance(entry, ObjectTable) else "checks"
+    model = options_model(entry.kind, table)
+    written = {name: getattr(entry, name) for name in model.model_fields
+               if name in entry.model_fields_set}
+    return model.model_validate({**written, **(entry.model_extra or {})})
 
 
 class AssignmentTable(Table):

@@ -108,7 +108,9 @@ def _default(model: type[BaseModel], key: str) -> str:
         return "**required**"
     if info.default_factory is not None:
         value = info.default_factory()
-        return "empty" if value in ([], {}) else "its table's defaults"
+        if isinstance(value, list):
+            return ", ".join(f"`{item}`" for item in value) or "empty"
+        return "empty" if value == {} else "its table's defaults"
     if info.default is None or info.default is PydanticUndefined:
         return "not set"
     value = info.default

@@ -158,7 +158,7 @@ def _grade_colab(folder: Path, data_dir: Path):
         # kernel's pip settings never install into the environment these tests run in.
         pytest.skip("bubblewrap is not available here")
     assignment = spec.load("fashion-mlp")
-    limits = dataclasses.replace(assignment.limits, cell_timeout=COLAB_CELL_TIMEOUT)
+    limits = assignment.limits.model_copy(update={"cell_timeout": COLAB_CELL_TIMEOUT})
     return pipeline.grade(colab_then_vscode_on_windows(folder),
                           dataclasses.replace(assignment, limits=limits),
                           pipeline.Options(data_dir=data_dir))

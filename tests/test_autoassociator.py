@@ -36,8 +36,8 @@ def test_spec_points_and_the_bars_of_something_that_works(assignment):
     assert sum(p for cid, p in points.items() if cid.startswith("q2-")) == 10  # Q2 (10 points)
     assert assignment.max_score == 18
     checks = {c.id: c for c in assignment.checks}
-    assert 0 < checks["q1a-reconstruction"].options["margin_below_mean_image"] < 1
-    assert 0 < checks["q1b-code-accuracy"].options["margin_above_chance"] < 0.9
+    assert 0 < checks["q1a-reconstruction"].options.margin_below_mean_image < 1
+    assert 0 < checks["q1b-code-accuracy"].options.margin_above_chance < 0.9
     objects = assignment.thresholds()["objects"]
     recon = objects["aanetwork"]["reconstruction"]["correct_runs"]
     codes = objects["classifier"]["code_accuracy"]["correct_runs"]
@@ -170,8 +170,7 @@ def test_untrained_autoassociator_fails_reconstruction_with_numbers(grade_varian
     _, result = grade_variant("untrained-pixel-classifier")
     q1a = checks_by_id(result)["q1a-reconstruction"]
     assert q1a.status == "failed" and q1a.points == 0
-    margin = next(c for c in assignment.checks if c.id == "q1a-reconstruction").options[
-        "margin_below_mean_image"]
+    margin = next(c for c in assignment.checks if c.id == "q1a-reconstruction").options.margin_below_mean_image
     useless = q1a.details["mean_image_mse"]
     assert q1a.details["threshold"] == pytest.approx((1 - margin) * useless, abs=1e-6)
     assert q1a.details["k"] == 25

@@ -15,6 +15,7 @@ import pytest
 from grader import data
 from grader.cli import main as cli_main
 from grader.data import sources
+from grader.scoring import DataMode
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +92,7 @@ def test_subset_is_stratified_fixed_and_disjoint_from_the_holdout(fashion):
 
 def test_full_mode_gives_everything_but_the_holdout(fashion):
     args = dict(seed=2026, train_per_class=600, test_per_class=100, holdout_per_class=200)
-    full = data.make_split(fashion, full=True, **args)
+    full = data.make_split(fashion, mode=DataMode.FULL, **args)
     subset = data.make_split(fashion, **args)
     assert len(full.train[1]) == 58000 and len(full.test[1]) == 10000
     assert np.array_equal(full.holdout[0], subset.holdout[0])

@@ -125,8 +125,8 @@ def hostile_assignment():
     base = spec.load("fashion-mlp")
     # Room for `import keras` in a cell on a busy machine: 20 s was met by the import itself
     # when a batch graded beside the tests, and every case's model went missing.
-    limits = dataclasses.replace(base.limits, cell_timeout=120, notebook_timeout=300,
-                                 memory_mb=4096)
+    limits = base.limits.model_copy(update={"cell_timeout": 120, "notebook_timeout": 300,
+                                            "memory_mb": 4096})
     return dataclasses.replace(base, limits=limits)
 
 

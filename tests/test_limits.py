@@ -22,7 +22,7 @@ import pytest
 import notebook_factory as nf
 
 from grader import cli, pipeline, spec
-from grader.execution import cgroups, confine, sandbox, uids
+from grader.execution import cgroups, confine, processes, sandbox, uids
 
 pytestmark = [pytest.mark.hostile, pytest.mark.slow]  # each case runs a kernel
 
@@ -78,8 +78,8 @@ notebook = nf.of_cells
 
 def assignment_with(**limits: int) -> spec.Assignment:
     base = spec.load("numpy-backprop")
-    return dataclasses.replace(base, limits=dataclasses.replace(
-        base.limits, cell_timeout=60, notebook_timeout=120, **limits))
+    return dataclasses.replace(base, limits=base.limits.model_copy(
+        update={"cell_timeout": 60, "notebook_timeout": 120, **limits}))
 
 
 def shmem_mb() -> int:
@@ -306,9 +306,9 @@ def test_the_measuring_process_is_confined_like_the_kernel(tmp_path, mode):
         lease = worker.confinement.lease
         if lease is not None:
             deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and not uids.processes_of(lease.uid):
+            while time.monotonic() < deadline and not processes.with_uid(lease.uid):
                 time.sleep(0.1)
-            assert uids.processes_of(lease.uid)  # its tree runs as the leased uid, not root
+            assert processes.with_uid(lease.uid)  # its tree runs as the leased uid, not root
     finally:
         worker.close()
     assert leftovers() == []

@@ -53,6 +53,7 @@ def test_the_measuring_process_leaves_out_what_it_never_uses(tmp_path, exported)
     loaded = [name for name, folder in PACKAGE_FOLDERS.items() if folder in maps]
     assert loaded == [], f"the measuring process loaded {loaded}"
     assert "tensorflow" in maps  # it did load what it measures with
+    assert "/torch/" not in maps  # loaded only to retrain a PyTorch answer
     assert set(PACKAGE_FOLDERS) <= set(OPTIONAL_IMPORTS)
 
 

@@ -155,7 +155,8 @@ def notebook_of(*cells: str):
 def measure(nb, assignment, *, run_seed: int = 2024, call_timeout: float | None = None,
             sandbox: str = "none"):
     obj = assignment.objects[0]
-    options = {**obj.options, **({"call_timeout": call_timeout} if call_timeout else {})}
+    options = obj.options.model_copy(update={"call_timeout": call_timeout}) if call_timeout \
+        else obj.options
     return {obj.name: numpy_run.measure(nb, obj.name, options, run_seed, sandbox)}
 
 

@@ -5,6 +5,7 @@ reason, and nothing else."""
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from pathlib import Path
 
@@ -112,19 +113,22 @@ def _class_of_12(out: Path, subs: Path) -> dict[str, Path]:
     cells["bob"] = renamed_and_reordered(cells["ann"])
     cells["cat"] = honest_cells(*rows[9])
     cells["dan"] = honest_cells(*rows[10])
-    shared_weights, shared_predictions = trained_weights(rng), holdout_predictions(rng, labels)
+    shared = trained_weights(rng), holdout_predictions(rng, labels)
+    return _write_class(out, subs, cells, lambda student: shared if student in ("cat", "dan")
+                        else (trained_weights(rng), holdout_predictions(rng, labels)))
+
+
+def _write_class(out: Path, subs: Path, cells: dict[str, list[str]], model_of
+                 ) -> dict[str, Path]:
+    """Each student's notebook (the starter and their cells) and what the trusted side
+    measured of their model: the reference's design, `model_of(student)`'s weights and
+    holdout predictions."""
     notebooks = {}
     for student, student_cells in cells.items():
         path = subs / f"{student}.ipynb"
         nbformat.write(notebook(STARTER, student_cells), str(path))
         notebooks[student] = path
-        sha = f"sha-{student}"
-        if student in ("cat", "dan"):
-            write_student(out, student, sha, REFERENCE_LAYERS, shared_weights,
-                          shared_predictions)
-        else:
-            write_student(out, student, sha, REFERENCE_LAYERS, trained_weights(rng),
-                          holdout_predictions(rng, labels))
+        write_student(out, student, f"sha-{student}", REFERENCE_LAYERS, *model_of(student))
     return notebooks
 
 
@@ -193,6 +197,23 @@ def test_two_students_alone_with_an_unusual_design_are_flagged(tmp_path: Path) -
     written = write(out, FASHION, {f"s{i}": None for i in range(8)})
     assert [(p.a, p.b, p.kinds) for p in written.analysis.pairs] == [("s2", "s5", ["design"])]
     assert "Dense 128 tanh" in written.analysis.pairs[0].flags[0].sentence
+
+
+def test_the_references_design_in_the_functional_api_is_not_unusual() -> None:
+    """keras.Input in a functional model shows as an InputLayer, and a loss object says
+    from_logits=False where a string says nothing: the same design as the reference's, spelled
+    another way (two honest students of a real class of 12 were flagged for it)."""
+    functional = {"status": "found", "kind": "Functional", "layers": [
+        {"class": "InputLayer", "output_shape": [None, 784], "params": 0, "activation": None,
+         "config": {}}, *REFERENCE_LAYERS],
+        "compile": {"loss": "categorical_crossentropy", "from_logits": False,
+                    "optimizer": "Adam", "learning_rate": 0.0010000000474974513}}
+    sequential = {**functional, "layers": REFERENCE_LAYERS,
+                  "compile": {**functional["compile"], "from_logits": None}}
+    assert models.design_key(functional) == models.design_key(sequential)
+    assert models.design_key(functional, settings=False) in \
+        models.reference_designs(FASHION.expected())["model"]
+    assert models.design_text(functional).startswith("Dense 128 relu → Dense 64 relu")
 
 
 # --- kept from students -----------------------------------------------------------------------
@@ -331,3 +352,87 @@ def test_a_real_result_of_the_reference_has_the_references_design() -> None:
     assert models.design_text(model) == ("Dense 128 relu → Dense 64 relu → Dense 10 softmax; "
                                          "optimizer Adam, learning rate 0.001, loss "
                                          "categorical_crossentropy")
+
+
+# --- the same training code explains the same weights -----------------------------------------
+
+def test_the_training_slice_is_the_code_the_model_depends_on() -> None:
+    from grader.similarity.training_code import training_slice
+    from similarity_class import RUN_STAGES
+
+    code = _code([*[stage[1] for stage in RUN_STAGES], "print(model.summary())\n"
+                  "%matplotlib inline\nmodel.save('mine.keras')\n"], starter=None)
+    kept = training_slice(code, "model")
+    assert kept is not None
+    for needed in ("default_rng(7)", "np.eye(10)[ydev[order]]", "set_random_seed(11)",
+                   "Dense(64", "Adam(learning_rate=0.001)", "model.fit(train_x"):
+        assert needed in kept, needed
+    for left_out in ("evaluate", "print", "summary", "save", "test_acc", "prep(xtest)"):
+        assert left_out not in kept.replace("X_all, test_x = (prep(xdev)[order], prep(xtest))",
+                                            ""), left_out
+    assert training_slice(_code(["print('no model')\n"], starter=None), "model") is None
+    assert training_slice("# In [1] (cell 1)\nmodel = (\n", "model") is None  # cannot parse
+
+
+TORCH_LOOP = """import torch
+from torch import nn
+torch.manual_seed(0)
+xs, ys = torch.rand(100, 784), torch.randint(0, 10, (100,))
+loader = torch.utils.data.DataLoader(list(zip(xs, ys)), batch_size=10, shuffle=True)
+model = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
+opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+crit = nn.CrossEntropyLoss()
+for epoch in range(2):
+    for xb, yb in loader:
+        opt.zero_grad()
+        loss = crit(model(xb), yb)
+        loss.backward()
+        opt.step()
+with torch.no_grad():
+    accuracy = (model(xs).argmax(1) == ys).float().mean()
+print(accuracy)
+"""
+
+
+def test_the_training_slice_keeps_a_pytorch_loop_that_steps_the_models_optimizer() -> None:
+    """model(xb) does not change the model, opt.step() does: the optimizer made from
+    model.parameters() holds its weights."""
+    from grader.similarity.training_code import training_slice
+
+    kept = training_slice(_code([TORCH_LOOP], starter=None), "model")
+    assert "opt.step()" in kept and "loss.backward()" in kept and "DataLoader" in kept
+    assert "manual_seed(0)" in kept and "accuracy" not in kept
+
+
+def _same_weights_class(out: Path, subs: Path, cells: dict[str, list[str]]) -> dict[str, Path]:
+    rng = np.random.default_rng(6)
+    labels = rng.integers(0, 10, 2000)
+    same = trained_weights(rng), holdout_predictions(rng, labels)
+    return _write_class(out, subs, cells, lambda student: same)
+
+
+def test_the_same_training_code_explains_the_same_weights_whatever_else_differs(
+        tmp_path: Path) -> None:
+    """Five students train with the same cells (the homework's seed among them) and report
+    their own way: the same weights, honestly, though their whole notebooks differ; cat's
+    weights are the same too, but her data preparation is not theirs: that is evidence."""
+    from similarity_class import RUN_STAGES
+
+    prepare, build, train, report = RUN_STAGES
+    training = [prepare[0], build[1], train[0]]  # build[1] seeds: set_random_seed(11)
+    cells = {f"s{i}": [*training, report[i]] for i in range(5)}
+    cells["cat"] = [prepare[1], *training[1:], report[0]]
+    out, subs = tmp_path / "out", tmp_path / "subs"
+    subs.mkdir()
+    notebooks = _same_weights_class(out, subs, cells)
+    written = write(out, FASHION, notebooks)
+    flagged = {(p.a, p.b): p.kinds for p in written.analysis.pairs}
+    assert flagged == {("cat", f"s{i}"): ["weights", "predictions"] for i in range(5)}
+    assert "did not come from each one's own training" in \
+        written.analysis.pairs[0].flags[0].sentence
+    # most pairs' whole notebooks differ too much for the whole code to explain the weights
+    whole = {s: code_mod.fingerprint(s, _code(cells[s]), None, 25, 30) for s in cells}
+    differ = [(a, b) for a, b in itertools.combinations(sorted(cells)[1:], 2)
+              if min(code_mod.compare(whole[a], whole[b]).similarity_a,
+                     code_mod.compare(whole[a], whole[b]).similarity_b) < Thresholds().same_code]
+    assert len(differ) >= 5, differ

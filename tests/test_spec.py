@@ -12,6 +12,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from pydantic import ValidationError
 
 from grader import batch, notebook, pipeline, spec, spec_format
 from grader.checks import REGISTRY
@@ -59,14 +60,30 @@ def test_no_starter_forbids_the_homeworks_own_tools():
         assert not forbidding.search(text), (aid, forbidding.search(text).group(0))
 
 
-def test_check_options_survive_as_written():
+def test_check_options_are_typed_as_written_with_their_kinds_defaults():
     checks = {c.id: c for c in spec.load("mnist-cnn").checks}
-    assert checks["fully-connected"].options == {"only": [4, 5], "ignore": ["Dropout"]}
-    assert checks["q2-1"].options == {"question": "2.1"} and checks["q2-1"].object is None
+    layers = checks["fully-connected"].options
+    assert (layers.only, layers.ignore) == ([4, 5], ["Dropout"])
+    assert layers.model_fields_set == {"only", "ignore"}
+    assert checks["q2-1"].options.question == "2.1" and checks["q2-1"].object is None
+    assert checks["q2-1"].options.model_dump() == {"question": "2.1"}  # a manual check's only key
     backward = {c.id: c for c in spec.load("numpy-backprop").checks}["backward"]
-    assert backward.options == {"rtol": 1e-5, "atol": 1e-8, "accept_transposed_w1": True}
+    assert (backward.options.rtol, backward.options.atol) == (1e-5, 1e-8)
+    assert backward.options.accept_transposed_w1 is True
+    # Unset keys read their kind's one default; the same key may default differently by kind.
+    assert spec_format.options_model("layers")().only == []
+    assert spec_format.options_model("gradient_check")().rtol == 1e-3
+    assert spec_format.options_model("forward_pass")().rtol == 1e-5
+    assert "grader" in spec_format.options_model("numpy_only")().forbidden
+    with pytest.raises(ValidationError):  # frozen, like the spec it comes from
+        layers.only = [1]
     obj = spec.load("numpy-backprop").objects[0]
-    assert obj.options == {"forward": "forward_propagation", "call_timeout": 10}
+    assert (obj.options.forward, obj.options.call_timeout) == ("forward_propagation", 10)
+    coded = {o.name: o.options for o in spec.load("autoassociator").objects}
+    assert (coded["classifier"].encoder, coded["aanetwork"].encoder) == ("aanetwork", None)
+    probed = spec.load("mnist-cnn").objects[0].options
+    assert probed.probe_dropout and not coded["classifier"].probe_dropout
+    assert probed.model_dump(exclude_unset=True) == {"probe_dropout": True}  # as written
 
 
 def test_every_registered_check_kind_has_typed_options():

@@ -50,8 +50,8 @@ def test_the_notebooks_limit_from_timeout_is_named_not_the_cells(tmp_path):
 @pytest.mark.slow
 def test_the_cells_limit_from_the_spec_is_named_and_the_rest_runs(tmp_path):
     base = spec.load("numpy-backprop")
-    assignment = dataclasses.replace(base, limits=dataclasses.replace(
-        base.limits, cell_timeout=3, notebook_timeout=120))
+    assignment = dataclasses.replace(base, limits=base.limits.model_copy(
+        update={"cell_timeout": 3, "notebook_timeout": 120}))
     path = notebook(tmp_path / "a.ipynb", "x = 1", SLEEP, "y = 2")
     result = pipeline.grade(path, assignment, pipeline.Options()).as_dict()
     assert result["execution"]["status"] != "grader_error", result["execution"]

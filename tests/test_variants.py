@@ -71,13 +71,13 @@ def test_accuracy_bars_are_cleared_by_every_correct_run_with_margin(assignment_i
         assert correct <= set(runs), f"{check.id}: a correct variant is missing from calibration"
         for run, value in runs.items():
             assert value - entry["threshold"] >= tolerance - 1e-9, (check.id, run, value)
-        figure = check.options.get("homework_figure")
+        figure = getattr(check.options, "homework_figure", None)  # accuracy checks only
         if figure is not None:
             assert entry["threshold"] <= figure - tolerance
 
 
 def test_homework_figures_are_declared_where_the_homework_states_one():
-    figures = {(a, c.id): c.options.get("homework_figure")
+    figures = {(a, c.id): c.options.homework_figure
                for a in ASSIGNMENTS for c in spec.load(a).checks if c.kind == "accuracy"}
     assert figures[("fashion-mlp", "model-accuracy")] == 0.888  # seed 004, 3.2.7
     assert figures[("lenet5", "cnn-accuracy")] == 0.892  # seed 004, 4.2.4
@@ -92,8 +92,8 @@ def test_homework_7_bars_are_the_trivial_answers_beaten_by_a_margin():
     checks = {c.id: c for c in assignment.checks}
     q1a, q1b = checks["q1a-reconstruction"], checks["q1b-code-accuracy"]
     assert reconstruction_bar(q1a, 0.0885) == pytest.approx(
-        (1 - q1a.options["margin_below_mean_image"]) * 0.0885)
-    assert code_accuracy_bar(q1b, 10) == pytest.approx(0.1 + q1b.options["margin_above_chance"])
+        (1 - q1a.options.margin_below_mean_image) * 0.0885)
+    assert code_accuracy_bar(q1b, 10) == pytest.approx(0.1 + q1b.options.margin_above_chance)
     objects = assignment.thresholds()["objects"]
     recon, codes = objects["aanetwork"]["reconstruction"], objects["classifier"]["code_accuracy"]
     labels = {v.label for v in variants.load_all(assignment) if v.correct}

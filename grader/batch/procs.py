@@ -9,11 +9,9 @@ whose HOME lies in the worker's private folder.
 
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
 
-from ..execution import confine
+from ..execution import confine, processes
 
 
 def kill_by_home_prefix(prefix: Path | str, exclude: set[int] | None = None) -> int:
@@ -21,22 +19,9 @@ def kill_by_home_prefix(prefix: Path | str, exclude: set[int] | None = None) -> 
     that is no longer alive; returns how many processes or trees."""
     killed = confine.sweep_leftovers()
     needle = str(prefix).rstrip("/").encode()
-    skip = {os.getpid(), *(exclude or ())}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) in skip:
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as fh:
-                env = fh.read().split(b"\0")
-        except OSError:
-            continue
-        for item in env:
-            if item.startswith(b"HOME=") and (item[5:] == needle or
-                                             item[5:].startswith(needle + b"/")):
-                try:
-                    os.kill(int(entry), signal.SIGKILL)
-                    killed += 1
-                except OSError:
-                    pass
-                break
-    return killed
+
+    def home_under_prefix(env: list[bytes]) -> bool:
+        home = next((item[5:] for item in env if item.startswith(b"HOME=")), None)
+        return home is not None and (home == needle or home.startswith(needle + b"/"))
+
+    return killed + processes.kill(processes.with_environ(home_under_prefix, exclude or ()))

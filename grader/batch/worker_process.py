@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..execution import processes
 from ..scoring import RunStatus
 from .executor import WorkerSettings
 from .procs import kill_by_home_prefix
@@ -120,9 +121,7 @@ class WorkerProcess:
         return False
 
     def signal(self, sig: int) -> None:
-        try:
-            os.killpg(self.proc.pid, sig)  # the worker leads its own session
-        except OSError:
+        if not processes.signal_group(self.proc.pid, sig):  # the worker leads its own session
             try:
                 self.proc.send_signal(sig)
             except OSError:
@@ -221,8 +220,7 @@ def _remove_stale(base: Path) -> None:
     for folder in base.glob("grb-*"):
         try:
             pid = int((folder / "pid").read_text())
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            shutil.rmtree(folder, ignore_errors=True)
         except (OSError, ValueError):
             continue  # not ours to judge (another user's, or being created)
+        if not processes.alive(pid):
+            shutil.rmtree(folder, ignore_errors=True)

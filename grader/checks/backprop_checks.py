@@ -29,9 +29,6 @@ from .numpy_reference import (FD_CASE, FD_EPS, FORWARD_OUTPUTS, PARAMS, SHAPES, 
 
 LABELS = {"L": "L", "W1": "dL/dW1", "b1": "dL/db1", "W2": "dL/dW2", "b2": "dL/db2"}
 VALUES = ("L", *PARAMS)
-# Part 1 allows numpy only (seed 004): frameworks that compute gradients, and the grader itself.
-FORBIDDEN = ("tensorflow", "torch", "jax", "keras", "autograd", "theano", "mxnet", "paddle",
-             "grader")
 B2_HINT = ("b2 is added inside the dot product, Z2 = H·(W2 + b2); it belongs after it: "
            "Z2 = H·W2 + b2 (the homework's own check, with b2 = 0, cannot show this)")
 B2_CHARGED = ("graded on your own forward values, as the chain rule for Z2 = H·W2 + b2: b2 "
@@ -170,7 +167,7 @@ def _where(failing: list[int], cases: list[Case]) -> str:
 
 
 def _tolerances(spec: CheckSpec) -> tuple[float, float]:
-    return float(spec.options.get("rtol", 1e-5)), float(spec.options.get("atol", 1e-8))
+    return spec.options.rtol, spec.options.atol
 
 
 @dataclass
@@ -352,7 +349,7 @@ def backward_pass(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
                                   "whatever X, Y_T and the weights are: are the homework's printed "
                                   "numbers typed in instead of computed?")
     label = LABELS.__getitem__
-    transposed_ok = bool(spec.options.get("accept_transposed_w1", True))
+    transposed_ok = spec.options.accept_transposed_w1
     inside = _b2_inside(run, rtol, atol)
     cmp = _compare(run.backward, _expected_backward(run, rtol, atol), run.cases, VALUES,
                    rtol, atol, label, transposed_ok)
@@ -387,8 +384,8 @@ def gradient_check(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     if isinstance(run.fd, str):
         return CheckResult.scored(spec, 0.0, f"no finite-difference check: {run.fd}")
     numeric = numerical_gradients(*run.fd)
-    rtol, atol = float(spec.options.get("rtol", 1e-3)), float(spec.options.get("atol", 1e-6))
-    transposed_ok = bool(spec.options.get("accept_transposed_w1", True))
+    rtol, atol = spec.options.rtol, spec.options.atol
+    transposed_ok = spec.options.accept_transposed_w1
     gate = _probe_verdict(run, *_tolerances(spec), transposed_ok)
     vrtol, vatol = _tolerances(spec)
     carried = backward(case.X, case.Y_T, case.weights, b2_inside=True) \
@@ -428,7 +425,7 @@ def numpy_only(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     a clean room where those frameworks and the grader cannot be imported. The imports the
     functions depend on are read from the source (trusted); other cells' imports cost nothing."""
     run = _load(spec, ctx)
-    forbidden = {str(m) for m in spec.options.get("forbidden", FORBIDDEN)}
+    forbidden = set(spec.options.forbidden)
     imports = [i for i in run.room.get("imports") or [] if isinstance(i, list) and len(i) == 3]
     hits = [f"{mod} (cell {cell}: `{str(line)[:80]}`)" for cell, mod, line in imports if mod in forbidden]
     if hits:

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..scoring import CheckResult, TimedStatus
 from ..spec import CheckSpec
+from . import pytorch_training
 from .architecture import Layer, align, distance, normalise
 from .context import GradingContext, Unavailable, guarded
 
@@ -26,14 +27,14 @@ def _found(spec: CheckSpec, ctx: GradingContext):
 
 def _comparison(spec: CheckSpec, ctx: GradingContext) -> dict[str, Any]:
     """The reference variant closest to the student's model, aligned layer by layer (cached)."""
-    key = ("comparison", spec.object, tuple(spec.options.get("ignore", [])))
+    key = ("comparison", spec.object, tuple(spec.options.ignore))
     if key in ctx.notes:
         return ctx.notes[key]
     obj = _found(spec, ctx)
     variants = ctx.expected_object(spec.object).get("variants") or []
     if not variants:
         raise RuntimeError(f"no reference architecture for `{spec.object}` (run grader calibrate)")
-    ignore = set(spec.options.get("ignore", []))  # e.g. Dropout, when dropout is graded by behaviour
+    ignore = set(spec.options.ignore)  # e.g. Dropout, when dropout is graded by behaviour
     found = [l for l in normalise(obj.model["layers"]) if l.kind not in ignore]
     best = None
     for variant in variants:
@@ -80,7 +81,7 @@ def layers(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     cmp = _comparison(spec, ctx)
     expected, found = cmp["expected"], cmp["found"]
     # `only`: grade just these expected layers (1-based), e.g. "the first convolution, 5 points".
-    only = {int(n) - 1 for n in spec.options.get("only", [])}
+    only = {n - 1 for n in spec.options.only}
     if only:
         return _some_layers(spec, cmp, only)
     matched, problems, extras = 0, [], 0
@@ -225,11 +226,6 @@ def _loss_key(name: str | None) -> str | None:
     return snake.replace("cross_entropy", "crossentropy")
 
 
-PYTORCH_NOT_SCORED = ("not scored: the grader cannot yet tell a PyTorch answer's {what} (PyTorch "
-                      "has no compile(); reading it from the notebook is still to come), so this "
-                      "check is the grader's to complete, never a zero")
-
-
 def _pytorch(obj: Any) -> bool:
     return (obj.model or {}).get("framework") == "pytorch"
 
@@ -238,9 +234,8 @@ def _pytorch(obj: Any) -> bool:
 def loss(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     """Cross-entropy that suits the output; a successful fit() shows it suits the labels too."""
     obj = _found(spec, ctx)
-    if _pytorch(obj):
-        return CheckResult.error(spec, PYTORCH_NOT_SCORED.format(
-            what="loss and whether training ran with it"))
+    if _pytorch(obj):  # no compile(): read from the notebook's source
+        return pytorch_training.loss(spec, obj.model)
     info = obj.model.get("compile") or {}
     if not info.get("compiled") or not info.get("loss"):
         return CheckResult.scored(spec, 0.0, "the model was never compiled with a loss")
@@ -269,14 +264,14 @@ def loss(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
 @guarded
 def optimizer(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     obj = _found(spec, ctx)
-    if _pytorch(obj):
-        return CheckResult.error(spec, PYTORCH_NOT_SCORED.format(what="optimizer"))
     info = obj.model.get("compile") or {}
     variants = ctx.expected_object(spec.object).get("variants") or [{}]
-    want = spec.options.get("expected") or (variants[0].get("compile") or {}).get("optimizer")
+    want = spec.options.expected or (variants[0].get("compile") or {}).get("optimizer")
     if not want:
         raise RuntimeError(f"no reference optimizer for `{spec.object}` (run grader calibrate)")
     accepted = list(want) if isinstance(want, list) else [want]  # `expected` may list several
+    if _pytorch(obj):  # torch.optim.Adam is Keras's "Adam": the same names
+        return pytorch_training.optimizer(spec, obj.model, accepted)
     want = " or ".join(map(str, accepted))
     have = info.get("optimizer")
     if not info.get("compiled") or not have:
@@ -310,7 +305,7 @@ def accuracy(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     labels = ctx.holdout_labels
     if labels is None:
         return CheckResult.error(spec, "the grader has no private images for this assignment")
-    threshold = ctx.threshold(spec.object, "accuracy").get("threshold") or spec.options.get("threshold")
+    threshold = ctx.threshold(spec.object, "accuracy").get("threshold") or spec.options.threshold
     if threshold is None:
         raise RuntimeError("no calibrated accuracy threshold (run grader calibrate)")
     unsupported = (obj.model or {}).get("unsupported_ops") if _pytorch(obj) else None
@@ -434,14 +429,14 @@ def contains_layers(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
     obj = _found(spec, ctx)
     present = {str(layer.get("class")) for layer in obj.model["layers"]}
     missing = []
-    for item in spec.options.get("required", []):
+    for item in spec.options.required:
         choices = [item] if isinstance(item, str) else list(item)
         if not present & set(choices):
             missing.append(" or ".join(choices))
-    required = len(spec.options.get("required", [])) or 1
+    required = len(spec.options.required) or 1
     if missing:
         return CheckResult.scored(spec, 1 - len(missing) / required,
                                   f"missing {', '.join(missing)}; found "
                                   + ", ".join(sorted(present)))
     return CheckResult.scored(spec, 1.0, "has " + ", ".join(
-        i if isinstance(i, str) else "/".join(i) for i in spec.options.get("required", [])))
+        i if isinstance(i, str) else "/".join(i) for i in spec.options.required))

@@ -47,7 +47,7 @@ def find_answer(notebook, question: str, all_questions: list[str]) -> str | None
 
 
 def manual(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
-    question = str(spec.options.get("question", spec.id))
+    question = spec.options.question or spec.id
     siblings = [str(q) for q in ctx.notes.get("manual_questions", [question])]
     answer = find_answer(ctx.notebook, question, siblings)
     if answer is None:

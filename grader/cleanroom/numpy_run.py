@@ -36,6 +36,7 @@ from ..errors import GraderError
 from ..execution import confine, sandbox as sandbox_mod
 from ..execution.limits import Limits
 from ..harvest.artifacts import HarvestedObject, load_numeric_arrays
+from ..spec_format import ObjectOptions
 from .. import paths
 from ..paths import PACKAGE_ROOT
 from . import source as source_mod
@@ -48,6 +49,7 @@ FORBIDDEN = ("tensorflow", "keras", "tf_keras", "torch", "jax", "jaxlib", "autog
 PROBE_MIN_SECONDS = 3.0  # the probe's limit, at least
 PROBE_REFERENCE_FACTOR = 50  # ... and at least this many times the grader's own backward pass
 STARTUP_SECONDS = 60  # bwrap, the interpreter and numpy, before any student code
+SETUP_SECONDS = 120  # loading the student's definitions and the cases, before the probe
 MEMORY_MB = 2048
 # numpy with one BLAS thread needs few processes; its inputs and outputs are small.
 LIMITS = Limits(memory_mb=MEMORY_MB, processes=32, disk_mb=256, files=1000, file_mb=64,
@@ -79,12 +81,12 @@ def measure_all(nb: Any, objects: list[Any], seed: int, sandbox: str,
             for o in objects if o.kind == KIND}
 
 
-def measure(nb: Any, name: str, options: dict[str, Any], seed: int, sandbox: str,
+def measure(nb: Any, name: str, options: ObjectOptions, seed: int, sandbox: str,
             hidden: tuple[Path, ...] = ()) -> HarvestedObject:
     """The clean room's account of `name` (the back_propagation) as a harvested object.
     `sandbox` is the resolved mode, 'bwrap' or 'none'. Raises GraderError when the grader's own
     side fails (the sandbox does not start): never the student's score."""
-    forward_name = str(options.get("forward", "forward_propagation"))
+    forward_name = options.forward
     extracted = source_mod.extract(nb, [name, forward_name])
     room_facts = {"sandbox": sandbox, "enforced": sandbox == "bwrap",
                   "imports": [list(i) for i in extracted.imports], "cells": extracted.found,
@@ -97,7 +99,7 @@ def measure(nb: Any, name: str, options: dict[str, Any], seed: int, sandbox: str
     try:
         cases = ref.make_cases(seed)
         _prepare(room, extracted.chunks, cases, name, forward_name, options)
-        outcome = _run(room, sandbox, ref.make_probe(seed), options, hidden)
+        outcome = _run(room, sandbox, ref.make_probe(seed), hidden)
         room_facts["seconds"] = round(time.monotonic() - started, 3)
         return _collect(room, name, seed, outcome, room_facts)
     finally:
@@ -105,7 +107,7 @@ def measure(nb: Any, name: str, options: dict[str, Any], seed: int, sandbox: str
 
 
 def _prepare(room: Path, chunks: list[tuple[int, str]], cases: list[ref.Case], name: str, forward_name: str,
-             options: dict[str, Any]) -> None:
+             options: ObjectOptions) -> None:
     site = room / "site"  # numpy, and nothing else, on the clean room's path
     site.mkdir()
     numpy_dir = Path(np.__file__).resolve().parent
@@ -118,7 +120,7 @@ def _prepare(room: Path, chunks: list[tuple[int, str]], cases: list[ref.Case], n
     for i, case in enumerate(cases):
         arrays.update(_case_arrays(f"c{i}", case))
     np.savez(room / "cases.npz", **arrays)
-    call_timeout = float(options.get("call_timeout", 10))
+    call_timeout = options.call_timeout
     request = {"numpy_path": str(site), "forbidden": list(FORBIDDEN), "backward": name,
                "forward": forward_name, "call_timeout": call_timeout,
                "load_timeout": call_timeout, "b2": [c.weights["b2"] for c in cases],
@@ -165,13 +167,11 @@ class _Outcome:
     stderr: str
 
 
-def _run(room: Path, sandbox: str, probe: ref.Case, options: dict[str, Any],
-         hidden: tuple[Path, ...]) -> _Outcome:
+def _run(room: Path, sandbox: str, probe: ref.Case, hidden: tuple[Path, ...]) -> _Outcome:
     reference_seconds, forward_seconds = _reference_seconds_once()
     limit = max(PROBE_MIN_SECONDS, PROBE_REFERENCE_FACTOR * reference_seconds)
     result = Probe(ProbeStatus.NOT_RUN, None, round(limit, 3), round(reference_seconds, 5),
                    round(forward_seconds, 5), probe.n_params)
-    setup_limit = float(options.get("cleanroom_timeout", 120))
     confinement = _confinement(room, sandbox, hidden)
     try:
         proc = subprocess.Popen(confinement.command(_command(room)), cwd=room,
@@ -185,7 +185,7 @@ def _run(room: Path, sandbox: str, probe: ref.Case, options: dict[str, Any],
     started = ready = False
     try:
         started = reader.wait_for("STARTED", STARTUP_SECONDS)
-        ready = started and reader.wait_for("READY", setup_limit)
+        ready = started and reader.wait_for("READY", SETUP_SECONDS)
         if ready:
             _write_into_room(room / "probe.part.npz", _case_arrays("p", probe))
             os.replace(room / "probe.part.npz", room / "probe.npz")

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import os
 import selectors
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from ..execution import processes
 from ..execution.confine import Confinement
 
 MAX_REPORT_BYTES = 2**20
@@ -31,11 +31,8 @@ def stop(proc: subprocess.Popen, confinement: Confinement | None = None) -> None
     cgroup, pid namespace and uid, else its process group."""
     if confinement is not None:
         confinement.kill()
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            proc.kill()
+    if proc.poll() is None and not processes.signal_group(proc.pid):
+        proc.kill()
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:

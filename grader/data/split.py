@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..scoring import DataMode
 from .sources import Dataset
 
 Pair = tuple[np.ndarray, np.ndarray]
@@ -68,15 +69,15 @@ def _secret_holdout(labels: np.ndarray, train_idx: np.ndarray, per_class: int, s
 
 
 def make_split(dataset: Dataset, *, seed: int, train_per_class: int, test_per_class: int,
-               holdout_per_class: int, full: bool = False, holdout_secret: str | None = None
-               ) -> Split:
+               holdout_per_class: int, mode: DataMode = DataMode.SUBSET,
+               holdout_secret: str | None = None) -> Split:
     rng = np.random.default_rng(seed)
     x_train, y_train = dataset.train
     x_test, y_test = dataset.test
     holdout_idx, train_idx = _per_class(y_train, rng, [holdout_per_class, train_per_class])
     if holdout_secret:
         holdout_idx = _secret_holdout(y_train, train_idx, holdout_per_class, holdout_secret)
-    if full:
+    if DataMode(mode) is DataMode.FULL:
         train_idx = np.setdiff1d(np.arange(len(y_train)), holdout_idx)
         test_idx = np.arange(len(y_test))
     else:

@@ -14,10 +14,11 @@ import errno
 import functools
 import os
 import secrets
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import processes
 
 PREFIX = "dl-grader-"  # children named dl-grader-<grader pid>-<label>-<token>
 CONTROLLERS = ("memory", "pids")
@@ -48,13 +49,7 @@ class Cgroup:
 
     def members(self) -> set[int]:
         """Live members (a zombie waits for its parent, not for a signal)."""
-        pids: set[int] = set()
-        for folder in self.folders:
-            try:
-                pids.update(int(p) for p in (folder / "cgroup.procs").read_text().split())
-            except (OSError, ValueError):
-                continue
-        return {pid for pid in pids if not _zombie(pid)}
+        return processes.in_cgroup(self.procs_files())
 
     def oom_kills(self) -> int:
         folder = self.dirs.get("memory")
@@ -85,32 +80,13 @@ class Cgroup:
                     (folder / "cgroup.kill").write_text("1")
                 except OSError:
                     pass
-        deadline = time.monotonic() + timeout
-        while True:
-            members = self.members()
-            if not members:
-                return True
-            if time.monotonic() > deadline:
-                return False
-            for pid in members:  # v1 has no cgroup.kill: a member forking now is caught next round
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            time.sleep(0.01)
+        # v1 has no cgroup.kill: a member forking now is caught next round.
+        processes.kill_until_none(self.members, timeout)
+        return not self.members()
 
     def remove(self) -> None:
         for folder in self.folders:
             _rmdir(folder)
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read()
-    except OSError:
-        return True  # gone already
-    return stat[stat.rfind(b")") + 2:].split()[:1] == [b"Z"]
 
 
 def _field(path: Path, key: str) -> int:
@@ -301,20 +277,10 @@ def sweep_stale() -> int:
             continue
         for child in children:
             owner = child.name[len(PREFIX):].split("-", 1)[0]
-            if not owner.isdigit() or alive(int(owner)):
+            if not owner.isdigit() or processes.alive(int(owner)):
                 continue
             stale = Cgroup(2 if (child / "cgroup.kill").exists() else 1, {"any": child})
             stale.kill(timeout=2.0)
             stale.remove()
             removed += 1
     return removed
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -511,7 +511,7 @@ def _remove_stale_stages(base: Path) -> None:
     """The empty folders of graders that died before removing theirs."""
     for folder in base.iterdir():
         owner = folder.name.split("-", 1)[0]
-        if owner.isdigit() and not cgroups.alive(int(owner)):
+        if owner.isdigit() and not processes.alive(int(owner)):
             _remove_stage_dir(folder)
 
 

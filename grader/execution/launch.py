@@ -1,7 +1,8 @@
 """The launcher of every confined process: `python -I -S launch.py SPEC.json`.
 
 Standard library only, run as a script (not `-m`): it runs before anything of the confined
-process and must not import from folders that process could write. grader/execution/confine.py
+process and must not import from folders that process could write (it loads processes.py, the
+grader's one module for finding and killing processes, from beside itself). grader/execution/confine.py
 writes SPEC.json (the command, the cgroups, the uid, the rlimits, the folders to stage). In order:
 
 1. write its own pid into each cgroup's `cgroup.procs`: everything it starts inherits them;
@@ -17,6 +18,7 @@ writes SPEC.json (the command, the cgroups, the uid, the rlimits, the folders to
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import json
 import os
 import resource
@@ -32,6 +34,20 @@ MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 4096, 16384, 1 << 18
 INFO_FD = "@INFO_FD@"  # in the command: replaced by the descriptor bwrap writes --info-fd to
 
 _libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _load_processes():  # noqa: ANN202 - a module
+    """processes.py, the grader's one module for finding and killing processes, loaded from
+    beside this file: `-I` keeps this folder off sys.path, and the grader's package must not
+    be imported here."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "processes.py")
+    spec = importlib.util.spec_from_file_location("grader_launch_processes", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+processes = _load_processes()
 
 
 def _check(result: int, what: str) -> None:
@@ -80,25 +96,13 @@ def _chown_tree(top: str, uid: int, gid: int) -> None:
             os.lchown(os.path.join(folder, name), uid, gid)
 
 
-def _own_process_count() -> int:
-    me, count = str(os.getuid()), 0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/status") as fh:
-                    count += any(line.startswith("Uid:") and line.split()[1] == me for line in fh)
-            except OSError:
-                continue
-    return count
-
-
 def _rlimits(spec: dict) -> None:
     for name, value in spec["rlimits"].items():
         if value is not None:
             resource.setrlimit(getattr(resource, f"RLIMIT_{name}"), (value, value))
     above = spec.get("nproc_above_current")
     if above is not None:  # same user as the grader: "what runs now + N" is the best we can say
-        count = _own_process_count() + above
+        count = processes.count_with_real_uid(os.getuid()) + above
         resource.setrlimit(resource.RLIMIT_NPROC, (count, count))
 
 
@@ -142,51 +146,8 @@ def _child(spec: dict, launcher: int, info_w: int) -> None:
 
 # --- the launcher: supervise, then kill what is left -------------------------------------------
 
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2:].split()
-        if len(fields) > 1 and fields[0] != b"Z":
-            children.setdefault(int(fields[1]), []).append(int(entry))
-    found, queue = [], list(children.get(root, ()))
-    while queue:
-        pid = queue.pop(0)
-        found.append(pid)
-        queue.extend(children.get(pid, ()))
-    return found
-
-
-def _reap() -> None:
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
-def _kill_everything_below(timeout: float = 10.0) -> None:
-    me = os.getpid()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        below = _descendants(me)
-        if not below:
-            return
-        for pid in reversed(below):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        time.sleep(0.01)
-        _reap()
+def _kill_everything_below() -> None:
+    processes.kill_tree(os.getpid(), include_root=False, reap=True)
 
 
 def _read_info(fd: int, timeout: float = 60.0) -> dict:

@@ -28,7 +28,7 @@ from nbclient.exceptions import DeadKernelError
 from ..paths import PACKAGE_ROOT
 from ..progress import Phase, Progress, notify
 from ..scoring import RunStatus
-from . import confine, sandbox as sandbox_mod
+from . import confine, processes, sandbox as sandbox_mod
 from .limits import LimitHit, Limits
 from .scratch import Scratch
 from .time_limits import Scope, TimeLimit, TimeLimits
@@ -482,10 +482,7 @@ async def _kill(km: AsyncKernelManager, token: str) -> None:
     # jupyter_client signals the group only while its own child lives; the student may have
     # killed that child, or started processes in sessions of their own. Sweep both.
     if pgid:
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except OSError:
-            pass
+        processes.signal_group(pgid)
     kill_tagged_processes(token)
 
 
@@ -507,18 +504,7 @@ async def _release(km: AsyncKernelManager, client: NotebookClient) -> None:
 def kill_tagged_processes(token: str) -> int:
     """SIGKILL every process whose environment carries this kernel's token; returns the count."""
     needle = f"{KERNEL_TOKEN_VAR}={token}".encode()
-    killed = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as fh:
-                if needle in fh.read().split(b"\0"):
-                    os.kill(int(entry), signal.SIGKILL)
-                    killed += 1
-        except OSError:
-            continue
-    return killed
+    return processes.kill(processes.with_environ(lambda env: needle in env))
 
 
 def _trim_outputs(cell) -> None:  # noqa: ANN001

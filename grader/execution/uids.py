@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from .processes import kill_until_none
+from . import processes
 
 UID_BASE = int(os.environ.get("GRADER_UID_BASE", "2100000000"))
 UID_COUNT = int(os.environ.get("GRADER_UID_COUNT", "4096"))
@@ -79,7 +79,7 @@ def sweep_unowned() -> int:
     folder = _lock_dir() if os.geteuid() == 0 else None
     if folder is None:
         return 0
-    running = {u for u in _uids_running() if UID_BASE <= u < UID_BASE + UID_COUNT}
+    running = {u for u in processes.uids_running() if UID_BASE <= u < UID_BASE + UID_COUNT}
     swept = 0
     for uid in running:
         fd = os.open(folder / str(uid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -95,21 +95,6 @@ def sweep_unowned() -> int:
     return swept
 
 
-def _uids_running() -> set[int]:
-    found = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/status") as fh:
-                    for line in fh:
-                        if line.startswith("Uid:"):
-                            found.update(int(u) for u in line.split()[1:])
-                            break
-            except (OSError, ValueError):
-                continue
-    return found
-
-
 def _lock_dir() -> Path | None:
     for folder in LOCK_DIRS:
         try:
@@ -122,31 +107,8 @@ def _lock_dir() -> Path | None:
     return None
 
 
-def processes_of(uid: int) -> list[int]:
-    """Live processes running as `uid` (zombies are left out: only their parent's wait ends
-    them). From /proc/PID/status, not the owner of /proc/PID: a process that made itself
-    non-dumpable shows root as that owner."""
-    pids = []
-    wanted = str(uid)
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/status") as fh:
-                for line in fh:
-                    if line.startswith("State:") and line.split()[1] == "Z":
-                        break
-                    if line.startswith("Uid:"):
-                        if wanted in line.split()[1:]:
-                            pids.append(int(entry))
-                        break
-        except (OSError, IndexError):
-            continue
-    return pids
-
-
 def kill_uid(uid: int, timeout: float = 10.0) -> int:
     """SIGKILL every process running as `uid` until none is left; returns how many."""
     if uid < UID_BASE or uid >= UID_BASE + UID_COUNT:
         raise ValueError(f"uid {uid} is not one of the grader's")  # never anyone else's
-    return kill_until_none(lambda: processes_of(uid), timeout)
+    return processes.kill_until_none(lambda: processes.with_uid(uid), timeout)

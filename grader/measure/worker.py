@@ -230,7 +230,8 @@ def _measure_savedmodel(obj: dict[str, Any], request: dict[str, Any], images: np
 def _measure_onnx(obj: dict[str, Any], request: dict[str, Any], images: np.ndarray,
                   folder: Path) -> dict[str, Any]:
     """A PyTorch module, from its ONNX export: described from the graph, run by onnxruntime
-    (grader/measure/onnx_model.py); torch itself is never imported here."""
+    (grader/measure/onnx_model.py), never by torch; torch is imported only to retrain the
+    design from torch.nn classes (grader/measure/torch_design.py), nothing of the student's."""
     from ..harvest.artifacts import MAX_EXPORT_BYTES
     from . import onnx_model
 
@@ -243,16 +244,34 @@ def _measure_onnx(obj: dict[str, Any], request: dict[str, Any], images: np.ndarr
         return {"status": "error", "message": str(exc)}
     entry: dict[str, Any] = {"status": "found", "type": str(claim.get("class_name"))[:200],
                              "input_layout": list(view.layout), "model": view.description}
-    if obj.get("timed"):
-        # Done when 5 of issue 25: not yet. The grader's shortfall, so the check is not scored.
-        entry["timed"] = {"status": TimedStatus.GRADER_FAILED, "message": "the grader does not "
-                          "retrain PyTorch designs yet"}
+    source = obj.get("torch_training") or {}  # read from the notebook (grader/torch_source.py)
+    _describe_training(entry["model"]["compile"], source)
+    if obj.get("timed") and request.get("training"):
+        entry["timed"] = _guarded_training(lambda: _train_torch_design(
+            view, source, images, request["training"], folder / f"{obj['name']}.timed.npz"))
     if _predicted(entry, view, request, images, folder / f"{obj['name']}.predictions.npz",
                   "operations the grader does not run for PyTorch answers yet") \
             and obj.get("probe_dropout") and view.serve_training is not None:
         entry["behaviour"] = _probe_dropout(view.serve_training, view.serve, images[:64],
                                             view.layout)
     return entry
+
+
+def _describe_training(info: dict[str, Any], source: dict[str, Any]) -> None:
+    """A PyTorch answer's loss and optimizer, as its source names them, in compile's keys."""
+    loss, optimizer = source.get("loss") or {}, source.get("optimizer") or {}
+    info.update(source=source, loss=loss.get("name"), optimizer=optimizer.get("name"),
+                learning_rate=(optimizer.get("settings") or {}).get("lr"))
+
+
+def _train_torch_design(view: Any, source: dict[str, Any], images: np.ndarray,
+                        budget: dict[str, Any], path: Path) -> dict[str, Any]:
+    """torch is imported here only, for a PyTorch answer (grader/measure/torch_design.py)."""
+    from . import torch_design
+
+    declined = _declined(view.params, budget)
+    return declined or torch_design.train(view, source, images, budget, _training_data(budget),
+                                          path)
 
 
 def _predicted(entry: dict[str, Any], view: Any, request: dict[str, Any], images: np.ndarray,
@@ -405,13 +424,19 @@ def _timed(design: dict[str, Any], layout: tuple[int, ...], images: np.ndarray,
     """The grader's own training of a design, from the grader's starting weights, with a fixed
     seed. Whatever goes wrong here costs the timed-training check only: the model's other
     measurements stand."""
+    return _guarded_training(lambda: _train_design(design, layout, images, budget, path,
+                                                   scaling))
+
+
+def _guarded_training(train: Any) -> dict[str, Any]:
+    """`train()`'s timed entry; what goes wrong in it, as the status it is."""
     from ..training.design_data import CarriesData
     from ..training.initial import UnknownVariable
     from ..training.learnable import CannotLearn
     from ..training.timed_fit import TooSlow
 
     try:
-        return _train_design(design, layout, images, budget, path, scaling)
+        return train()
     except CannotLearn as exc:
         return {"status": TimedStatus.CANNOT_LEARN, "message": str(exc)}
     except (CarriesData, UnknownVariable, TooSlow) as exc:
@@ -428,10 +453,9 @@ def _train_design(design: dict[str, Any], layout: tuple[int, ...], images: np.nd
     from ..training.design_data import strip
     from ..training.timed_fit import keras_seed, timed_fit
 
-    params = design["total_params"]
-    if params > budget["max_params"]:
-        return {"status": TimedStatus.DECLINED, "message": f"the model has {params:,} parameters; the "
-                f"grader does not retrain models over {budget['max_params']:,}"}
+    declined = _declined(design["total_params"], budget)
+    if declined:
+        return declined
     loss, optimizer = design.get("loss"), design.get("optimizer")
     if not loss or not optimizer:
         return {"status": TimedStatus.ERROR, "message": "the model was never compiled, so the "
@@ -439,8 +463,7 @@ def _train_design(design: dict[str, Any], layout: tuple[int, ...], images: np.nd
     config, notes = strip(design["config"])
     keras_seed(budget["seed"])  # before the weights are created
     fresh = keras.models.model_from_json(json.dumps(config))
-    with np.load(budget["train_npz"], allow_pickle=False) as data:
-        x_train, y_train = data["x_train"], data["y_train"]
+    x_train, y_train = _training_data(budget)
     result = timed_fit(
         fresh, x_train=x_train, y_train=y_train, images=images, layout=layout, loss=loss,
         optimizer=optimizer, epochs=budget["epochs"], batch_size=budget["batch_size"],
@@ -453,6 +476,19 @@ def _train_design(design: dict[str, Any], layout: tuple[int, ...], images: np.nd
     result.update(status=TimedStatus.TRAINED, where="grader", seed=budget["seed"],
                   predictions_file=path.name, notes=notes, scaling=scaling)
     return result
+
+
+def _declined(params: int, budget: dict[str, Any]) -> dict[str, Any] | None:
+    if params > budget["max_params"]:
+        return {"status": TimedStatus.DECLINED, "message": f"the model has {params:,} parameters; the "
+                f"grader does not retrain models over {budget['max_params']:,}"}
+    return None
+
+
+def _training_data(budget: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The grader's training subset, as every design the grader retrains gets it."""
+    with np.load(budget["train_npz"], allow_pickle=False) as data:
+        return data["x_train"], data["y_train"]
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ Evidence, each kind in its own module:
   measuring process and kept in OUT/<student>/similarity.json): near-identical weights, holdout
   predictions that agree far more than independent trainings do, a rare design two students
   share;
+- training_code.py: the code that trains a model (a slice of the notebook), whose sameness
+  explains the same weights honestly;
 - pairs.py: every pair of students, each flag with a sentence a TA can act on;
 - report.py: similarity.html and similarity.csv.
 
@@ -46,9 +48,11 @@ OPTIONS = {
                              "(fashion-mlp) and 0.907 (lenet5's cnn): "
                              "bench/similarity_calibrate.py"),
     "same_code": (float, 0.9, "do not flag identical weights or predictions of two notebooks "
-                  "whose whole code (the starter's included) matches at least this much both "
-                  "ways: the grader runs every notebook from the same seed, so the same code "
-                  "trains the same weights honestly"),
+                  "whose code that trains the model (the statements it depends on: data "
+                  "preparation, seeds, the model, compile() and fit(); plots and prints "
+                  "aside) matches at least this much both ways, names aside: the grader runs "
+                  "every notebook from the same seed, and a homework may fix one too, so the "
+                  "same training code trains the same weights honestly"),
     "design_max_students": (int, 2, "flag a design (architecture and compile settings) that "
                             "at most this many students share and the reference does not use"),
     "design_min_class": (int, 6, "look for rare designs only in a class of at least this many "

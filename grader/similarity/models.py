@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import architecture
 from .fingerprint import labels_of
 
 
@@ -94,10 +95,14 @@ def compare_predictions(a: dict[str, Any], b: dict[str, Any], threshold: float
     return found
 
 
-def _layer_key(layer: dict[str, Any]) -> Any:
-    config = layer.get("config") if isinstance(layer.get("config"), dict) else {}
-    return [layer.get("class"), layer.get("output_shape"), layer.get("activation"),
-            {k: v for k, v in sorted(config.items()) if k != "name"}]
+def _layers(model: dict[str, Any]) -> list[architecture.Layer] | None:
+    """The model's layers as the architecture checks compare them: an InputLayer or not, a
+    Flatten or pre-flattened inputs, Dense(128, activation='relu') or Dense(128) and
+    Activation('relu') are one design (the API's spelling, not a student's choice)."""
+    layers = model.get("layers")
+    if not isinstance(layers, list) or not layers:
+        return None
+    return architecture.normalise([l for l in layers if isinstance(l, dict)]) or None
 
 
 def _rounded(value: Any) -> Any:
@@ -109,28 +114,26 @@ def design_key(model: dict[str, Any], settings: bool = True) -> str | None:
     """The architecture (layers in order, without names) and, with `settings`, the compile
     settings (loss, optimizer, learning rate) of one model's description, as a string equal
     for equal designs."""
-    layers = model.get("layers")
-    if not isinstance(layers, list) or not layers:
+    layers = _layers(model)
+    if layers is None:
         return None
     compile_ = model.get("compile") if isinstance(model.get("compile"), dict) else {}
     chosen = {k: _rounded(compile_.get(k)) for k in ("loss", "from_logits", "optimizer",
                                                      "learning_rate")} if settings else {}
-    return json.dumps([[_layer_key(l) for l in layers if isinstance(l, dict)], chosen],
-                      sort_keys=True, default=str)
+    if settings and not chosen["from_logits"]:
+        chosen["from_logits"] = False  # a loss named by its string is not from logits either
+    return json.dumps([[[l.kind, l.size, l.activation, l.output_shape, l.details, l.params]
+                        for l in layers], chosen], sort_keys=True, default=str)
 
 
 def design_text(model: dict[str, Any]) -> str:
     """The design as a TA reads it: `Dense 128 relu → Dense 10 softmax; adam, lr 0.01`."""
     parts = []
-    for layer in model.get("layers") or []:
-        if not isinstance(layer, dict):
-            continue
-        shape = layer.get("output_shape")
-        width = shape[-1] if isinstance(shape, list) and shape else ""
-        act = layer.get("activation")
-        parts.append(" ".join(str(p) for p in (layer.get("class"), width,
-                                              act if act not in (None, "linear") else "") if p
-                              not in ("", None)))
+    for layer in _layers(model) or []:
+        width = layer.size if layer.size is not None else \
+            (layer.output_shape[-1] if layer.output_shape else "")
+        parts.append(" ".join(str(p) for p in (layer.kind, width, layer.activation or "")
+                              if p not in ("", None)))
     compile_ = model.get("compile") if isinstance(model.get("compile"), dict) else {}
     extra = ", ".join(f"{k.replace('_', ' ')} {_rounded(compile_[k])}"
                       for k in ("optimizer", "learning_rate", "loss")

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from . import Thresholds, code as code_mod, models
+from . import Thresholds, code as code_mod, models, training_code
 from .fingerprint import labels_of
 
 
@@ -86,32 +86,44 @@ def analyse(students: list[Student], starter_code: str | None, expected: dict[st
 
 
 def _explained_by_the_same_code(pairs, codes: dict[str, str | None], t: Thresholds) -> None:
-    """The grader runs every notebook from the same seed, so two notebooks with the same code
-    (names aside: all of it, the starter's included) train the same weights and give the same
-    predictions honestly. Their weights and predictions flags are dropped; when their code is
-    flagged, its sentence says the models are the same too."""
-    prints: dict[str, code_mod.Notebook] = {}
+    """The grader runs every notebook from the same seed (and a homework's starter may fix one
+    too), so two notebooks whose code that trains a model is the same (names aside) train the
+    same weights and give the same predictions honestly, whatever else they hold: that model's
+    weights and predictions flags are dropped; when their code is flagged, its sentence says
+    the models are the same too."""
+    prints: dict[tuple[str, str | None], code_mod.Notebook | None] = {}
 
-    def whole(name: str) -> code_mod.Notebook:
-        if name not in prints:
-            prints[name] = code_mod.fingerprint(name, codes[name] or "", None, t.code_noise,
-                                                t.code_guarantee)
-        return prints[name]
+    def printed(name: str, model: str | None) -> code_mod.Notebook | None:
+        """The notebook's whole code (model None) or the slice that trains `model`."""
+        if (name, model) not in prints:
+            text = codes[name] or "" if model is None else \
+                training_code.training_slice(codes[name] or "", model)
+            prints[(name, model)] = None if text is None else code_mod.fingerprint(
+                name, text, None, t.code_noise, t.code_guarantee)
+        return prints[(name, model)]
+
+    def same(a: str, b: str, model: str | None) -> bool:
+        pa, pb = printed(a, model), printed(b, model)
+        if pa is None or pb is None:
+            return False
+        if pa.fingerprint.filtered_code == pb.fingerprint.filtered_code:
+            return True
+        match = code_mod.compare(pa, pb)
+        return min(match.similarity_a, match.similarity_b) >= t.same_code
 
     for p in pairs:
         model = [f for f in p.flags if f.kind in ("weights", "predictions")]
         if not model or not codes.get(p.a) or not codes.get(p.b):
             continue
-        a, b = whole(p.a), whole(p.b)
-        if a.fingerprint.filtered_code != b.fingerprint.filtered_code:
-            match = code_mod.compare(a, b)
-            if min(match.similarity_a, match.similarity_b) < t.same_code:
-                continue
-        p.flags = [f for f in p.flags if f not in model]
+        explained = [f for f in model if same(p.a, p.b, f.model) or same(p.a, p.b, None)]
+        if not explained:
+            continue
+        p.flags = [f for f in p.flags if f not in explained]
         for f in p.flags:
             if f.kind == "code":
                 f.sentence += (" Their models' weights and holdout predictions are the same "
-                               "too, as the same code gives under the grader's fixed seed.")
+                               "too, as the same training code gives under the grader's "
+                               "fixed seed.")
 
 
 def _current(student: Student) -> bool:
@@ -211,11 +223,11 @@ def _weight_pairs(evidence: dict[str, dict[str, Any]], t: Thresholds, pair) -> N
             p.flags.append(Flag("weights", (
                 f"{p.a}'s and {p.b}'s `{name}` have {same} trained weights, as the grader's "
                 "own measuring process read them from the models (layer names aside); two "
-                "independent trainings are about 1 apart. The grader runs every notebook from "
-                "the same seed, so the same data preparation, model and fit() call train the "
-                "same weights even where the rest of the code differs: compare the two "
-                "notebooks' training cells first; if they differ, the weights did not come "
-                "from each one's own training, so ask both where they came from."),
+                "independent trainings are about 1 apart. Their code that prepares the data, "
+                "builds and trains the model differs (the grader compared it, names aside; the "
+                "same code would train the same weights under the grader's fixed seed), so "
+                "the weights did not come from each one's own training: compare the two "
+                "notebooks' training cells, and ask both where the weights came from."),
                 d, name))
 
 

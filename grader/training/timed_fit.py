@@ -75,15 +75,24 @@ def train(model: Any, x: np.ndarray, y: np.ndarray, *, loss: Any, optimizer: Any
     steps_per_epoch = -(-len(x) // batch_size)
     learnable.check(model, optimizer, epochs * steps_per_epoch)
     step = _step(model, _loss_function(loss), optimizer, x, y, n_classes)
+    result = run_epochs(lambda rows: step(x[rows], y[rows]), len(x), epochs=epochs,
+                        batch_size=batch_size, max_cpu_seconds=max_cpu_seconds, seed=seed)
+    return {**result, "weights_changed": _changed(model, start)}
+
+
+def run_epochs(step: Any, n_rows: int, *, epochs: int, batch_size: int, max_cpu_seconds: float,
+               seed: int) -> dict[str, Any]:
+    """The grader's loop, whatever the framework: `step(rows)` trains on those rows of the
+    training set and gives (loss, hits); the rows are shuffled by `seed` every epoch."""
     rng = np.random.default_rng(seed)
     clock = _Clock(max_cpu_seconds)
     losses, accuracies, epoch_seconds, steps = [], [], [], 0
     for _ in range(epochs):
         began, total, correct, seen = time.monotonic(), 0.0, 0, 0
-        order = rng.permutation(len(x))
-        for i in range(0, len(x), batch_size):
+        order = rng.permutation(n_rows)
+        for i in range(0, n_rows, batch_size):
             rows = order[i:i + batch_size]
-            value, right = step(x[rows], y[rows])
+            value, right = step(rows)
             total += float(value) * len(rows)
             correct, seen, steps = correct + int(right), seen + len(rows), steps + 1
             if clock.spent():  # within the epoch: one slow design holds the cores cap + a batch
@@ -96,8 +105,7 @@ def train(model: Any, x: np.ndarray, y: np.ndarray, *, loss: Any, optimizer: Any
     return {"epochs_run": len(epoch_seconds), "epochs": epochs, "steps": steps,
             "seconds_per_epoch": epoch_seconds, "cpu_seconds": round(clock.used(), 2),
             "cpu_cap": max_cpu_seconds, "cap_name": CAP_NAME, "stopped_by_time": clock.stopped,
-            "loss": losses, "train_accuracy": accuracies,
-            "weights_changed": _changed(model, start)}
+            "loss": losses, "train_accuracy": accuracies}
 
 
 def _step(model: Any, loss: Any, optimizer: Any, x: np.ndarray, y: np.ndarray,
@@ -165,6 +173,16 @@ def timed_fit(model: Any, *, x_train: np.ndarray, y_train: np.ndarray, images: n
                    batch_size=batch_size, max_cpu_seconds=max_cpu_seconds, n_classes=n_classes,
                    seed=seed)
     holdout = images.astype("float32").reshape((len(images), *layout)) / pixel_divisor
+    pred = predict_holdout(lambda batch: np.asarray(model(batch, training=False)), holdout,
+                           cpu_start, max_cpu_seconds)
+    return {**result, "predictions": pred.reshape((len(images), -1)).astype("float32"),
+            "seconds": round(time.monotonic() - started, 3)}
+
+
+def predict_holdout(predict: Any, holdout: np.ndarray, cpu_start: float,
+                    max_cpu_seconds: float) -> np.ndarray:
+    """The trained design's outputs on the grader's images, 256 at a time; TooSlow once the
+    training's CPU seconds and these pass the cap and its grace."""
     pred = []
     for i in range(0, len(holdout), 256):
         used = time.process_time() - cpu_start
@@ -172,10 +190,8 @@ def timed_fit(model: Any, *, x_train: np.ndarray, y_train: np.ndarray, images: n
             raise TooSlow(f"the design is too slow to measure: it used {used:.0f} CPU seconds "
                           f"before predicting the grader's images, past the grader's cap of "
                           f"{max_cpu_seconds:.0f} ({CAP_NAME}) and {PREDICT_GRACE:.0f} s more")
-        pred.append(np.asarray(model(holdout[i:i + 256], training=False)))
-    pred = np.concatenate(pred)
-    return {**result, "predictions": pred.reshape((len(images), -1)).astype("float32"),
-            "seconds": round(time.monotonic() - started, 3)}
+        pred.append(predict(holdout[i:i + 256]))
+    return np.concatenate(pred)
 
 
 def keras_seed(seed: int) -> None:
