@@ -21,6 +21,10 @@ ACTIVATION_LAYERS = {"Activation": None, "ReLU": "relu", "Softmax": "softmax"}
 # Layers that may sit between a weighted layer and the activation that belongs to it.
 PASS_THROUGH = {"BatchNormalization", "Dropout"}
 _DETAIL_KEYS = ("kernel_size", "strides", "padding", "pool_size", "rate")
+# PyTorch's names for Keras's layers, for messages about PyTorch answers.
+_TORCH_NAMES = {"Dense": "Linear", "Conv1D": "Conv1d", "Conv2D": "Conv2d", "Conv3D": "Conv3d",
+                "MaxPooling2D": "MaxPool2d", "AveragePooling2D": "AvgPool2d",
+                "BatchNormalization": "BatchNorm", "Dropout": "Dropout"}
 # PyTorch's names for the activations, for messages about PyTorch answers.
 TORCH_ACTIVATIONS = {"relu": "ReLU", "sigmoid": "Sigmoid", "tanh": "Tanh", "softmax": "Softmax",
                      "elu": "ELU", "leaky_relu": "LeakyReLU", "log_softmax": "LogSoftmax"}
@@ -44,15 +48,35 @@ class Layer:
         return (self.kind, self.size, self.details)
 
     def torch_label(self, with_activation: bool = True) -> str:
-        """A Dense layer as PyTorch writes it, `Linear(128 → 64) + ReLU`; others as label()."""
-        if self.kind != "Dense":
+        """A layer as PyTorch writes it, `Linear(128 → 64) + ReLU`, `Conv2d(1 → 6, 5×5,
+        padding=same) + ReLU`, `MaxPool2d(2×2)`, `Dropout(p=0.5)`; others as label()."""
+        if self.kind not in _TORCH_NAMES:
             return self.label(with_activation)
-        text = f"Linear({self.inputs if self.inputs is not None else '?'} → {self.size})"
+        text = self._torch_text()
         if with_activation and self.activation:
             text += f" + {TORCH_ACTIVATIONS.get(self.activation, self.activation)}"
             if self.note:
                 text += f" ({self.note})"
         return text
+
+    def _torch_text(self) -> str:
+        d = dict(self.details)
+        name = _TORCH_NAMES[self.kind]
+        if self.kind == "Dropout":
+            return f"{name}(p={d.get('rate', 0.5):g})"
+        if self.kind == "BatchNormalization":
+            return name
+        inputs = self.inputs if self.inputs is not None else "?"
+        if self.kind == "Dense":
+            return f"{name}({inputs} → {self.size})"
+        if "pool_size" in d:
+            return f"{name}({'×'.join(map(str, d['pool_size']))})"
+        text = f"{name}({inputs} → {self.size}, {'×'.join(map(str, d.get('kernel_size', ())))}"
+        if d.get("strides") and any(s != 1 for s in d["strides"]):
+            text += f", stride={'×'.join(map(str, d['strides']))}"
+        if d.get("padding") not in (None, "valid"):
+            text += f", padding={d['padding']}"
+        return text + ")"
 
     def label(self, with_activation: bool = True) -> str:
         parts: list[str] = []
@@ -136,11 +160,15 @@ def normalise(raw_layers: list[dict[str, Any]]) -> list[Layer]:
 
 
 def _input_width(raw: dict[str, Any]) -> int | None:
-    """A Dense layer's input width, from its kernel's shape (inputs, units)."""
+    """A Dense layer's input width, from its kernel's shape (inputs, units); a convolution's
+    input channels, from its kernel's (..., inputs, filters)."""
     weights = raw.get("weights") or []
     shape = weights[0].get("shape") if weights and isinstance(weights[0], dict) else None
-    if raw.get("class") == "Dense" and isinstance(shape, list) and len(shape) == 2:
-        return int(shape[0]) if isinstance(shape[0], int) else None
+    if not isinstance(shape, list) or len(shape) < 2:
+        return None
+    if raw.get("class") == "Dense" and len(shape) == 2 or \
+            str(raw.get("class")).startswith("Conv") and len(shape) >= 3:
+        return int(shape[-2]) if isinstance(shape[-2], int) else None
     return None
 
 

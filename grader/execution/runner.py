@@ -179,6 +179,9 @@ def kernel_env(scratch: Scratch) -> dict[str, str]:
         TF_CPP_MIN_LOG_LEVEL="2",
         TF_ENABLE_ONEDNN_OPTS="0",  # oneDNN's kernels vary with load; plain ones repeat exactly
         OMP_NUM_THREADS="2",
+        # OpenMP's threads (PyTorch's) sleep when they wait instead of spinning: on a busy
+        # machine spinning made a LeNet-5 epoch 10x slower in wall time (60 s, not 6).
+        OMP_WAIT_POLICY="PASSIVE",
         TF_NUM_INTRAOP_THREADS="2",
         TF_NUM_INTEROP_THREADS="1",
         PYTHONUNBUFFERED="1",

@@ -12,7 +12,8 @@ code reported about a model could be forged by the student's code running in the
   dropout probe); the trusted side reads its variables and traced operations. Its compile
   settings, which a SavedModel does not carry, go beside it in the manifest as the kernel's claim.
 - PyTorch modules (`torch.nn.Module`, any style: `nn.Sequential` or a class with its own
-  `forward()`): ONNX, `<name>.onnx`, traced here in inference mode with a dynamic batch axis.
+  `forward()`): ONNX, `<name>.onnx`, traced here in inference mode with a dynamic batch axis,
+  and `<name>.training.onnx`, traced in training mode (where dropout shows).
   The trusted side reads it with `onnx` and runs it with `onnxruntime` (an operator allow-list,
   no external data, no custom domains): no pickle, no TorchScript, no student class.
 
@@ -207,35 +208,59 @@ def _torch_modules(model: Any) -> list[dict[str, str]]:
 
 
 def _export_onnx(torch: Any, model: Any, obj: dict[str, Any], path: Path) -> dict[str, Any]:
-    """The module as ONNX, traced once in inference mode (model.eval(), restored afterwards)."""
+    """The module as ONNX, traced in inference mode (model.eval()); and again in training mode,
+    `<name>.training.onnx`, where dropout shows (for the layers check and the dropout probe).
+    The module's mode and state (batch norm's moving statistics, which a training-mode trace
+    moves) are restored afterwards."""
     entry: dict[str, Any] = {"status": "found", "type": _type_name(model),
                              "framework": "pytorch", "class_name": type(model).__name__[:200],
                              "modules": _torch_modules(model)}
     was_training = bool(getattr(model, "training", False))
     try:
-        model.eval()
+        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    except Exception:
+        state = None
+    # torch's own train(), not the module's: a notebook may have patched its eval() or train().
+    set_mode = torch.nn.Module.train
+    try:
+        set_mode(model, False)
         layout = _torch_layout(torch, model, obj.get("input_shape"))
         if layout is None:
             return {**entry, "status": "error", "message": "the model accepts none of the image "
                     "layouts " + ", ".join(str((None, *s)) for s in TORCH_LAYOUTS)}
-        sample = torch.zeros((2, *layout), dtype=torch.float32)
         try:
-            import warnings
-
-            # dynamo=False: the TorchScript-tracing exporter, which needs no onnxscript; torch
-            # 2.13 warns that it will go (the dynamo exporter would need onnxscript here).
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(model, (sample,), str(path), input_names=["input"],
-                                  output_names=["output"], opset_version=ONNX_OPSET,
-                                  dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
-                                  dynamo=False)
+            _trace_onnx(torch, model, layout, path, torch.onnx.TrainingMode.PRESERVE)
         except Exception as exc:
             return {**entry, "status": "error", "message": "the model could not be exported for "
                     f"grading (ONNX): {type(exc).__name__}: {exc}"[:500]}
+        try:
+            set_mode(model, True)
+            _trace_onnx(torch, model, layout, path.with_name(f"{obj['name']}.training.onnx"),
+                        torch.onnx.TrainingMode.TRAINING)
+        except Exception:  # without it, no dropout is counted: the trusted side says so
+            pass
     finally:
         try:
-            model.train(was_training)
+            if state is not None:
+                model.load_state_dict(state)
+            set_mode(model, was_training)
         except Exception:
             pass
     return {**entry, "export": path.name, "layout": list(layout)}
+
+
+def _trace_onnx(torch: Any, model: Any, layout: tuple[int, ...], path: Path, mode: Any) -> None:
+    """dynamo=False: the TorchScript-tracing exporter, which needs no onnxscript (torch 2.13
+    warns that it will go). PRESERVE, not EVAL, for the module in eval mode: EVAL folds batch
+    norm into the convolution before it, and the batch-norm check must see it. Constant folding
+    (of shape arithmetic) only in inference mode, as the exporter advises."""
+    import warnings
+
+    sample = torch.zeros((2, *layout), dtype=torch.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (sample,), str(path), input_names=["input"],
+                          output_names=["output"], opset_version=ONNX_OPSET,
+                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+                          training=mode, dynamo=False,
+                          do_constant_folding=mode == torch.onnx.TrainingMode.PRESERVE)

@@ -232,12 +232,14 @@ def _measure_onnx(obj: dict[str, Any], request: dict[str, Any], images: np.ndarr
     """A PyTorch module, from its ONNX export: described from the graph, run by onnxruntime
     (grader/measure/onnx_model.py), never by torch; torch is imported only to retrain the
     design from torch.nn classes (grader/measure/torch_design.py), nothing of the student's."""
+    from ..harvest.artifacts import MAX_EXPORT_BYTES
     from . import onnx_model
 
     claim = obj.get("claim") or {}
+    export = Path(obj["export"])
     try:
-        view = onnx_model.open_export(Path(obj["export"]), claim,
-                                      bool(obj.get("cross_entropy_loss")))
+        view = onnx_model.open_export(export, claim, bool(obj.get("cross_entropy_loss")),
+                                      onnx_model.training_sibling(export, MAX_EXPORT_BYTES))
     except onnx_model.ExportError as exc:
         return {"status": "error", "message": str(exc)}
     entry: dict[str, Any] = {"status": "found", "type": str(claim.get("class_name"))[:200],
@@ -247,8 +249,11 @@ def _measure_onnx(obj: dict[str, Any], request: dict[str, Any], images: np.ndarr
     if obj.get("timed") and request.get("training"):
         entry["timed"] = _guarded_training(lambda: _train_torch_design(
             view, source, images, request["training"], folder / f"{obj['name']}.timed.npz"))
-    _predicted(entry, view, request, images, folder / f"{obj['name']}.predictions.npz",
-               "operations the grader does not run for PyTorch answers yet")
+    if _predicted(entry, view, request, images, folder / f"{obj['name']}.predictions.npz",
+                  "operations the grader does not run for PyTorch answers yet") \
+            and obj.get("probe_dropout") and view.serve_training is not None:
+        entry["behaviour"] = _probe_dropout(view.serve_training, view.serve, images[:64],
+                                            view.layout)
     return entry
 
 
