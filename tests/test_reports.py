@@ -465,3 +465,17 @@ def test_a_notebook_with_a_check_the_grader_failed_on_is_shown_as_not_scored_not
     assert "not scored yet" in page and "Not scored yet." in page
     assert "model-optimizer" in page.split("Not scored yet.")[1][:200]
     assert "% of the points" not in page and "0% of the points" not in page
+
+
+def test_html_names_where_a_pytorch_models_loss_and_optimizer_came_from():
+    """PyTorch has no compile(): the models section says what the notebook's source trains the
+    model with, not "not compiled"."""
+    compile_info = {"compiled": False, "framework": "pytorch", "loss": "CrossEntropyLoss",
+                    "optimizer": "Adam", "learning_rate": 0.001}
+    model = {"status": "found", "framework": "pytorch", "layers": [], "compile": compile_info}
+    page = render_html(result_json(models={"model": model}))
+    assert "trained with" in page and "<code>CrossEntropyLoss</code>" in page
+    assert "learning rate 0.001" in page and "not compiled" not in page
+    unknown = {**model, "compile": {**compile_info, "optimizer": None, "learning_rate": None}}
+    page = render_html(result_json(models={"model": unknown}))
+    assert "optimizer not known from the source" in page
