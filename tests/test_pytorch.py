@@ -487,3 +487,36 @@ class _Skip(torch.nn.Module):
 def test_what_cannot_be_rebuilt_is_the_graders_shortfall(tmp_path, budget, build, cells, words):
     run = _retrain(tmp_path, build(), budget, *cells)
     assert run["status"] == "grader_failed" and words in run["message"], run["message"]
+
+
+@pytest.mark.parametrize("loss_call, full_marks", [("nn.NLLLoss()", True),
+                                                   ("nn.MSELoss()", False)])
+def test_log_softmax_into_nll_loss_is_the_softmax_output(tmp_path, loss_call, full_marks):
+    """LogSoftmax then NLLLoss is cross-entropy on a softmax output, as a TA reads it: the
+    architecture checks accept it as the reference's softmax; with any other loss a LogSoftmax
+    output is not a softmax one."""
+    from grader import spec as spec_mod
+    from grader.checks import keras_checks
+    from grader.checks.context import GradingContext
+    from grader.execution.runner import ExecutionRecord
+    from grader.harvest.artifacts import HarvestedObject
+
+    model = torch.nn.Sequential(*_sequential(), torch.nn.LogSoftmax(dim=1))
+    description = _description(tmp_path, model, False)
+    description["compile"]["source"] = _read(
+        f"import torch\nfrom torch import nn\nloss_fn = {loss_call}\n"
+        "optimizer = torch.optim.Adam(model.parameters())", TRAINS)
+    assignment = spec_mod.load(ASSIGNMENT)
+    ctx = GradingContext({"model": HarvestedObject("model", "found", model=description)},
+                         json.loads((assignment.reference_dir / "expected.json").read_text()),
+                         {}, ExecutionRecord())
+    checks = {kind: getattr(keras_checks, kind)(next(c for c in assignment.checks
+                                                      if c.kind == kind), ctx)
+              for kind in ("layers", "activations")}
+    layers, activations = checks["layers"], checks["activations"]
+    assert layers.points == layers.max_points, layers.message  # the layers are right either way
+    assert (activations.points == activations.max_points) is full_marks, activations.message
+    if full_marks:
+        assert "Linear(64 → 10) + Softmax (as LogSoftmax into NLLLoss)" in layers.message
+    else:
+        assert "expected softmax, found log_softmax" in activations.message

@@ -37,6 +37,8 @@ def _comparison(spec: CheckSpec, ctx: GradingContext) -> dict[str, Any]:
         raise RuntimeError(f"no reference architecture for `{spec.object}` (run grader calibrate)")
     ignore = set(spec.options.ignore)  # e.g. Dropout, when dropout is graded by behaviour
     found = [l for l in normalise(obj.model["layers"]) if l.kind not in ignore]
+    if obj.model.get("framework") == "pytorch":
+        found = pytorch_training.as_compared(found, obj.model)
     best = None
     for variant in variants:
         expected = [l for l in normalise(variant["layers"]) if l.kind not in ignore]

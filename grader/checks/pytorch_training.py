@@ -10,11 +10,12 @@ from_logits mismatch is, and costs the same. Where the source cannot tell, nothi
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ..result import CheckResult
 from ..spec import CheckSpec
-from .architecture import WEIGHTED, normalise
+from .architecture import WEIGHTED, Layer, normalise
 
 # What each loss takes as the model's output, and the output it is cross-entropy with.
 TAKES = {"CrossEntropyLoss": ("logits", {"logits", "log-probabilities"}),
@@ -74,6 +75,22 @@ def _outputs(model: dict[str, Any]) -> str | None:
     last = next((l.activation for l in reversed(normalise(model.get("layers") or []))
                  if l.kind in WEIGHTED), None)
     return _OUTPUTS.get(last)
+
+
+def as_compared(found: list[Layer], model: dict[str, Any]) -> list[Layer]:
+    """The layers the architecture checks compare, with the one equivalence that needs the
+    loss: a last LogSoftmax whose output trains through NLLLoss is the softmax output the
+    homework asks for (log-probabilities into NLLLoss are cross-entropy), as logits into
+    CrossEntropyLoss are (grader/measure/onnx_model.py marks those)."""
+    loss = source_of(model).get("loss") or {}
+    weighted = [i for i, l in enumerate(found) if l.kind in WEIGHTED]
+    if loss.get("name") != "NLLLoss" or not weighted or \
+            found[weighted[-1]].activation != "log_softmax":
+        return found
+    last = weighted[-1]
+    return [*found[:last], dataclasses.replace(found[last], activation="softmax",
+                                               note="as LogSoftmax into NLLLoss"),
+            *found[last + 1:]]
 
 
 def optimizer(spec: CheckSpec, model: dict[str, Any], accepted: list[str]) -> CheckResult:
