@@ -80,14 +80,3 @@ def reference_dir() -> Path:
 def reference_dirs() -> list[Path]:
     """Every reference/ folder a sandbox must hide: the course's and the grader's own."""
     return list(dict.fromkeys([reference_dir(), PACKAGE_ROOT / REFERENCE]))
-
-
-def __getattr__(name: str) -> Path:
-    """The former constants, read when asked for (tests and scripts import them)."""
-    if name == "PROJECT_ROOT":  # the checkout, as it was: its grader/ is the code
-        return PACKAGE_ROOT
-    if name == "ASSIGNMENTS_DIR":
-        return assignments_dir()
-    if name == "REFERENCE_DIR":
-        return reference_dir()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,10 +27,12 @@ import notebook_factory as nf
 from grader import batch, manual_scores, spec
 from grader.batch import discovery, local, preflight, store
 from grader.execution.runner import KERNEL_TOKEN_VAR
-from grader.paths import ASSIGNMENTS_DIR, REFERENCE_DIR
+from grader import paths
 from grader.reports.summary import render_summary
 from grader.result import GradeResult
 from result_factory import check_json, result_json
+
+ASSIGNMENTS_DIR, REFERENCE_DIR = paths.assignments_dir(), paths.reference_dir()
 
 ASSIGNMENT = "fashion-mlp"
 REPO = Path(__file__).resolve().parents[1]

@@ -305,7 +305,8 @@ def test_a_killed_coordinator_stops_its_tasks_on_the_workers(cluster, tmp_path, 
 def test_workers_with_another_assignment_version_grade_nobody(cluster, tmp_path, data_dir):
     """The coordinator's spec differs from the workers' (a GRADER_HOME of its own): each
     worker's preflight refuses, the students are left not graded, the batch stops (exit 3)."""
-    from grader.paths import ASSIGNMENTS_DIR, REFERENCE_DIR
+    from grader import paths
+    ASSIGNMENTS_DIR, REFERENCE_DIR = paths.assignments_dir(), paths.reference_dir()
 
     home = tmp_path / "home"
     shutil.copytree(ASSIGNMENTS_DIR / ASSIGNMENT, home / "assignments" / ASSIGNMENT)

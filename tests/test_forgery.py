@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from grader import data, holdout, pipeline, spec
-from grader.paths import REFERENCE_DIR
+from grader import paths
+REFERENCE_DIR = paths.reference_dir()
 
 pytestmark = [pytest.mark.hostile, pytest.mark.slow]
 

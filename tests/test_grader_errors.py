@@ -17,7 +17,9 @@ import pytest
 from grader import cli, environment, pipeline, spec
 from grader.errors import GraderError
 from grader.execution import runner
-from grader.paths import ASSIGNMENTS_DIR, REFERENCE_DIR
+from grader import paths
+
+ASSIGNMENTS_DIR, REFERENCE_DIR = paths.assignments_dir(), paths.reference_dir()
 
 ASSIGNMENT = "fashion-mlp"
 
@@ -137,8 +139,7 @@ def test_missing_declared_package_stops_check_with_exit_3(tmp_path, data_dir, mo
                   '"no_such_package_for_grading"]', toml.read_text(), count=1)
     assert "no_such_package_for_grading" in text
     toml.write_text(text)
-    monkeypatch.setattr("grader.paths.ASSIGNMENTS_DIR", home / "assignments")
-    monkeypatch.setattr(spec, "ASSIGNMENTS_DIR", home / "assignments", raising=False)
+    monkeypatch.setenv("GRADER_COURSE", str(home))
     monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path / "cache"))
     assignment = spec.load(ASSIGNMENT, home / "assignments")
     assert "no_such_package_for_grading" in assignment.packages

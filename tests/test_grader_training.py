@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.paths import REFERENCE_DIR
+from grader import paths
 from grader.training import design_data, initial, learnable
 from grader.training.timed_fit import CAP_NAME, train
+
+REFERENCE_DIR = paths.reference_dir()
 
 pytestmark = pytest.mark.hostile
 

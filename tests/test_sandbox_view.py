@@ -20,7 +20,10 @@ import pytest
 import notebook_factory as nf
 from grader import pipeline, spec
 from grader.execution import sandbox
-from grader.paths import ASSIGNMENTS_DIR, PROJECT_ROOT, REFERENCE_DIR
+from grader import paths
+
+ASSIGNMENTS_DIR, REFERENCE_DIR = paths.assignments_dir(), paths.reference_dir()
+PROJECT_ROOT = paths.PACKAGE_ROOT
 
 pytestmark = [pytest.mark.hostile,
               pytest.mark.skipif(not sandbox.bwrap_path(), reason="bubblewrap unavailable")]

@@ -33,7 +33,6 @@ from .limits import LimitHit, Limits
 from .scratch import Scratch
 from .time_limits import Scope, TimeLimit, TimeLimits
 
-PROJECT_ROOT = PACKAGE_ROOT  # the grader's code, which the kernel imports (not the course)
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # IPython's header of a notebook cell's frame: "Cell In[5], line 3".
 _CELL_FRAME = re.compile(r"^\s*Cell In\[(\d+)\], line (\d+)", re.M)
@@ -174,7 +173,7 @@ def kernel_env(scratch: Scratch) -> dict[str, str]:
         MPLCONFIGDIR=str(scratch.home / ".matplotlib"),
         # Jupyter's own default: plots become outputs, as students see them (and get them back)
         MPLBACKEND="module://matplotlib_inline.backend_inline",
-        PYTHONPATH=str(PROJECT_ROOT),
+        PYTHONPATH=str(PACKAGE_ROOT),  # the grader's code, which the kernel imports
         PYTHONHASHSEED="0",
         TF_CPP_MIN_LOG_LEVEL="2",
         TF_ENABLE_ONEDNN_OPTS="0",  # oneDNN's kernels vary with load; plain ones repeat exactly
