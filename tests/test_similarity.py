@@ -161,7 +161,7 @@ def test_a_regraded_student_updates_its_pairs(tmp_path: Path) -> None:
     notebooks = _class_of_12(out, subs)
     # dan is regraded: a new notebook, trained on its own. Its old evidence no longer counts.
     result = json.loads((out / "dan" / "result.json").read_text())
-    result["notebook_sha256"] = "sha-dan-2"
+    result["notebook_sha256"] = "d" * 64  # not the sha256 its evidence was measured for
     (out / "dan" / "result.json").write_text(json.dumps(result))
     written = write(out, FASHION, notebooks)
     assert {(p.a, p.b) for p in written.analysis.pairs} == {("ann", "bob")}

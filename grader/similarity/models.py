@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 
 from ..checks import architecture
+from ..result import GradeResult
+from ..scoring import ModelStatus
 from .fingerprint import labels_of
 
 
@@ -141,17 +143,24 @@ def design_text(model: dict[str, Any]) -> str:
     return " → ".join(parts) + (f"; {extra}" if extra else "")
 
 
-def rare_designs(results: dict[str, dict[str, Any]], reference: dict[str, set[str]],
+def found_models(result: GradeResult) -> dict[str, dict[str, Any]]:
+    """The descriptions of the models the trusted side found in one student's result, as
+    result.json has them (the same mapping the reference's expected.json variants are)."""
+    return {name: model.model_dump(mode="json", by_alias=True)
+            for name, model in result.models.items() if model.status == ModelStatus.FOUND}
+
+
+def rare_designs(found: dict[str, dict[str, dict[str, Any]]], reference: dict[str, set[str]],
                  max_students: int, min_class: int) -> dict[tuple[str, str], list[str]]:
     """(model, design key) → students, for designs shared by 2..max_students students and
-    not the reference's, in a class of at least min_class with that model measured."""
+    not the reference's, in a class of at least min_class with that model measured. `found`:
+    each student's found_models()."""
     by_model: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    for student, result in sorted(results.items()):
-        for name, model in sorted((result.get("models") or {}).items()):
-            if isinstance(model, dict) and model.get("status") == "found":
-                key = design_key(model)
-                if key is not None:
-                    by_model[name][key].append(student)
+    for student, descriptions in sorted(found.items()):
+        for name, model in sorted(descriptions.items()):
+            key = design_key(model)
+            if key is not None:
+                by_model[name][key].append(student)
     rare = {}
     for name, designs in by_model.items():
         if sum(len(s) for s in designs.values()) < min_class:

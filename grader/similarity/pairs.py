@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..result import GradeResult
 from . import Thresholds, code as code_mod, models, training_code
 from .fingerprint import labels_of
 
@@ -24,7 +25,7 @@ from .fingerprint import labels_of
 class Student:
     name: str
     code: str | None  # the notebook's code cells (code.code_text), None: no notebook
-    result: dict[str, Any] | None  # result.json
+    result: GradeResult | None  # result.json
     evidence: dict[str, Any] | None  # similarity.json: the trusted side's measurements
 
 
@@ -129,8 +130,8 @@ def _explained_by_the_same_code(pairs, codes: dict[str, str | None], t: Threshol
 def _current(student: Student) -> bool:
     """Evidence of the grading result.json records (a regraded notebook's old one is ignored)."""
     ev, result = student.evidence, student.result
-    return isinstance(ev, dict) and isinstance(result, dict) and \
-        ev.get("notebook_sha256") == result.get("notebook_sha256") and \
+    return isinstance(ev, dict) and result is not None and \
+        ev.get("notebook_sha256") == result.notebook_sha256 and \
         isinstance(ev.get("models"), dict)
 
 
@@ -263,16 +264,15 @@ def _prediction_pairs(evidence: dict[str, dict[str, Any]], t: Thresholds, pair) 
 
 def _design_pairs(students: list[Student], expected: dict[str, Any] | None, t: Thresholds,
                   pair) -> None:
-    results = {s.name: s.result for s in students if isinstance(s.result, dict)}
-    rare = models.rare_designs(results, models.reference_designs(expected or {}),
+    found = {s.name: models.found_models(s.result) for s in students if s.result is not None}
+    rare = models.rare_designs(found, models.reference_designs(expected or {}),
                                t.design_max_students, t.design_min_class)
     measured = defaultdict(int)
-    for result in results.values():
-        for name, model in (result.get("models") or {}).items():
-            if isinstance(model, dict) and model.get("status") == "found":
-                measured[name] += 1
+    for descriptions in found.values():
+        for name in descriptions:
+            measured[name] += 1
     for (name, _), holders in sorted(rare.items()):
-        text = models.design_text(results[holders[0]]["models"][name])
+        text = models.design_text(found[holders[0]][name])
         for a, b in itertools.combinations(sorted(holders), 2):
             p = pair(a, b)
             others = ", ".join(h for h in holders if h not in (p.a, p.b))
