@@ -130,7 +130,7 @@ def grade(assignment: spec.Assignment, variant: variants.Variant, mode: str,
 
 def _reuse(path: Path, assignment: spec.Assignment, notebook_path: Path) -> GradeResult | None:
     try:
-        data = GradeResult.model_validate_json(path.read_bytes())
+        data = GradeResult.from_json(path.read_bytes())
     except (OSError, ValueError):
         return None
     if data.assignment_version != assignment.version_key() or \

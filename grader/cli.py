@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -525,7 +526,10 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     except OSError as exc:
         raise UsageError(f"{args.result} is not a readable result.json ({exc})") from None
     try:
-        result = GradeResult.model_validate_json(text)
+        result = GradeResult.from_json(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{args.result} is not a grader result.json (not JSON: {exc})") \
+            from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "the file"

@@ -1,7 +1,7 @@
 """The result model: one graded notebook, as result.json holds it (schema_version 1).
 
 The pipeline builds a `GradeResult`, the batch and the TA tools make new ones from it
-(`model_copy(update=...)`), and every renderer reads one (`GradeResult.model_validate_json` for
+(`model_copy(update=...)`), and every renderer reads one (`GradeResult.from_json` for
 a saved file). schemas/result.schema.json is generated from these classes
 (schemas/generate.py). Statuses are the enums of grader/scoring.py.
 
@@ -322,6 +322,14 @@ class GradeResult(_Open):
 
     def as_dict(self) -> dict[str, Any]:
         return json.loads(self.to_json())
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "GradeResult":
+        """A result from what to_json() wrote. Read with Python's json, not pydantic's parser:
+        a notebook's file name that is not UTF-8 comes back as a lone surrogate, which
+        json.dumps writes as an escape (`\\udce9`) and pydantic's parser refuses as invalid
+        JSON. Raises ValueError (a JSONDecodeError or pydantic's ValidationError)."""
+        return cls.model_validate(json.loads(text))
 
     def to_json(self, evidence: bool = False) -> str:
         data = self.model_dump(mode="json", fallback=_json_default)

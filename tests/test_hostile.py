@@ -231,7 +231,7 @@ def test_huge_output_is_cut(graded):
 
 def test_infinite_loop_is_interrupted(graded):
     errors = graded["infinite-loop"][0].cell_errors
-    assert any(e["ename"] in ("CellTimeoutError", "KeyboardInterrupt") for e in errors)
+    assert any(e.ename in ("CellTimeoutError", "KeyboardInterrupt") for e in errors)
 
 
 def test_memory_bomb_meets_the_limit(graded):
@@ -299,9 +299,9 @@ needs_bwrap = pytest.mark.skipif(not sandbox.bwrap_path(), reason="bubblewrap un
 @needs_bwrap
 def test_sandbox_blocks_network_and_reference(graded):
     net = graded["network"][0].cell_errors
-    assert net and net[0]["ename"] in ("OSError", "TimeoutError", "socket.gaierror")
+    assert net and net[0].ename in ("OSError", "TimeoutError", "socket.gaierror")
     ref = graded["read-reference"][0].cell_errors
-    assert ref and ref[0]["ename"] == "FileNotFoundError"
+    assert ref and ref[0].ename == "FileNotFoundError"
     assert graded["network"][0].sandbox == "bwrap"
 
 

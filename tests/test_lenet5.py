@@ -39,18 +39,18 @@ def test_reference_scores_full_marks(grade, assignment):
     assert result.data.mode == "subset" and result.data.train == 6400
     cnn = result.models["cnn"]
     # Seed 004, 4.2.2 (cnn.summary()): "Total params: 61,706"
-    assert cnn["total_params"] == 61_706
-    assert [l["class"] for l in cnn["layers"]] == [
+    assert cnn.total_params == 61_706
+    assert [l["class"] for l in cnn.layers] == [
         "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Conv2D", "Dense", "Dense"]
     # "dense_4 (Dense)  (None, 1, 1, 10)  850": no Flatten, and the grader still measures it.
-    assert cnn["layers"][-1]["output_shape"] == [None, 1, 1, 10]
+    assert cnn.layers[-1]["output_shape"] == [None, 1, 1, 10]
     assert checks_by_id(result)["cnn-accuracy"].details["accuracy"] > 0.75
     dropout = result.models["cnn_dropout"]
-    assert dropout["total_params"] == 61_706  # dropout adds no weights
-    assert [l["config"]["rate"] for l in dropout["layers"] if l["class"] == "Dropout"] == [0.5] * 4
+    assert dropout.total_params == 61_706  # dropout adds no weights
+    assert [l["config"]["rate"] for l in dropout.layers if l["class"] == "Dropout"] == [0.5] * 4
     batch_norm = result.models["cnn_batch_norm"]
-    assert [l["class"] for l in batch_norm["layers"]].count("BatchNormalization") == 4
-    assert batch_norm["total_params"] == 61_706 + 4 * (6 + 16 + 120 + 84)  # 62,610
+    assert [l["class"] for l in batch_norm.layers].count("BatchNormalization") == 4
+    assert batch_norm.total_params == 61_706 + 4 * (6 + 16 + 120 + 84)  # 62,610
     for name in MODELS:
         assert result.models[name].timed_training.status == "trained"
 
@@ -75,9 +75,9 @@ def test_flatten_before_dense_passes_architecture_and_accuracy(grade_variant):
     assert result.cell_errors == []
     for name in ("cnn", "cnn_dropout"):
         model = result.models[name]
-        assert "Flatten" in [l["class"] for l in model["layers"]]
-        assert model["layers"][-1]["output_shape"] == [None, 10]
-        assert model["total_params"] == 61_706
+        assert "Flatten" in [l["class"] for l in model.layers]
+        assert model.layers[-1]["output_shape"] == [None, 10]
+        assert model.total_params == 61_706
         checks = model_checks(result, name)
         for cid in (*ARCHITECTURE, "accuracy"):
             assert checks[cid].status == "passed", (name, cid, checks[cid].message)

@@ -233,8 +233,8 @@ def test_nothing_is_left_afterwards(graded, name, mode):
 @pytest.mark.parametrize("mode", modes())
 def test_the_grader_records_which_mechanisms_held(graded, mode):
     limits = graded("escaper", mode).result.limits
-    assert limits["values"]["processes"] == spec.load("numpy-backprop").limits.processes
-    held = limits["held_by"]
+    assert limits.values["processes"] == spec.load("numpy-backprop").limits.processes
+    held = limits.held_by
     assert "address space (RLIMIT_AS)" in held["memory"] and held["file_size"] == ["RLIMIT_FSIZE"]
     assert "subreaper (the launcher)" in held["cleanup"]
     if mode == "bwrap":

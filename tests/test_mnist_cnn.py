@@ -52,23 +52,23 @@ def test_reference_scores_full_marks_and_collects_the_answers(grade, assignment)
     assert result.execution.status == "completed" and result.cell_errors == []
     assert result.data.dataset == "mnist" and result.data.train == 2000
     model = result.models["model"]
-    assert model["kind"] == "subclassed"
-    assert model["source"] == "savedmodel"  # read from the exported graph, not the kernel
-    assert model["unneeded_ops"] == [] and model["unused_layers"] == []
+    assert model.kind == "subclassed"
+    assert model.source == "savedmodel"  # read from the exported graph, not the kernel
+    assert model.unneeded_ops == [] and model.unused_layers == []
     # The seed's summary table: "Total params: 7,959,946"; 320, 18496, 7930880, 10250 per layer.
-    assert model["total_params"] == 7_959_946
-    assert [(l["class"], l["params"]) for l in model["layers"]] == [
+    assert model.total_params == 7_959_946
+    assert [(l["class"], l["params"]) for l in model.layers] == [
         ("Conv2D", 320), ("MaxPooling2D", 0), ("Conv2D", 18_496), ("Flatten", 0),
         ("Dense", 7_930_880), ("Dense", 10_250)]
     # The summary says "multiple"; the grader traces a call for the real shapes ("11x11").
-    assert [l["output_shape"] for l in model["layers"]] == [
+    assert [l["output_shape"] for l in model.layers] == [
         [None, 26, 26, 32], [None, 13, 13, 32], [None, 11, 11, 64], [None, 7744], [None, 1024],
         [None, 10]]
     assert TABLE in checks["fully-connected"].message
-    assert model["timed_training"]["status"] == "trained"
+    assert model.timed_training.status == "trained"
     # A fresh CustomizedCNN, built from the notebook's class definition in the clean room.
-    assert model["timed_training"]["where"] == "clean room"
-    assert model["timed_training"]["epochs_run"] == assignment.training.epochs
+    assert model.timed_training.where == "clean room"
+    assert model.timed_training.epochs_run == assignment.training.epochs
     # Written answers wait for a TA, with their text collected for the report.
     for cid, points in WRITTEN.items():
         assert checks[cid].status == "manual" and checks[cid].points == 0

@@ -265,7 +265,7 @@ FORGED_NOTEBOOK = (
 def test_a_notebook_of_forgeries_earns_nothing(assignment, data_dir, tmp_path):
     path = nf.of_cells(tmp_path / "forged.ipynb", FORGED_NOTEBOOK, assignment=ASSIGNMENT)
     result = pipeline.grade(path, assignment, pipeline.Options(data_dir=data_dir))
-    assert result.cell_errors == [], [(e["ename"], e["evalue"]) for e in result.cell_errors]
+    assert result.cell_errors == [], [(e.ename, e.evalue) for e in result.cell_errors]
     earned = {c.id: c.points for c in result.checks if c.points}
     assert earned == {}, {c.id: c.message for c in result.checks if c.points}
     checks = {c.id: c for c in result.checks}

@@ -161,7 +161,7 @@ def test_a_training_graph_that_is_not_the_inference_graph_earns_no_dropout(tmp_p
 @pytest.mark.slow
 def test_pytorch_module_lenet5_gets_every_scored_check(grade_variant):
     variant, result = grade_variant("pytorch-module")
-    assert result.cell_errors == [], [(e["ename"], e["evalue"]) for e in result.cell_errors]
+    assert result.cell_errors == [], [(e.ename, e.evalue) for e in result.cell_errors]
     # Its pending checks (loss, optimizer, timed training) are `error`, never a zero.
     assert variants.verdict_problems(variant, result) == []
     passed = {c.id for c in result.checks if c.status == "passed"}

@@ -80,3 +80,14 @@ def test_a_file_that_is_not_a_result_is_refused(tmp_path):
     assert read_result(path) is None  # the batch grades that student again
     path.write_text(json.dumps(result_json()))
     assert read_result(path) is not None
+
+
+def test_a_file_name_that_is_not_utf8_reads_back(tmp_path):
+    """A notebook whose file name is not UTF-8 (a Latin-1 `café`) is a lone surrogate in
+    Python; json.dumps escapes it and pydantic's own JSON parser refuses the escape. The result
+    must still read back, or the batch calls a graded student's grading failed."""
+    result = GradeResult.model_validate(result_json(notebook="bob/caf\udce9.ipynb"))
+    (tmp_path / "result.json").write_text(result.to_json())
+    again = read_result(tmp_path / "result.json")
+    assert again is not None and again.notebook == "bob/caf\udce9.ipynb"
+    assert GradeResult.from_json(result.to_json()) == result

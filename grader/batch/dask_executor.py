@@ -348,7 +348,7 @@ def _from_task(request: GradingRequest, data: dict[str, Any]) -> Outcome:
     seconds = float(data.get("seconds") or 0.0)
     if isinstance(data.get("result"), str):
         executed = data.get("executed")
-        return Outcome(request, GradeResult.model_validate_json(data["result"]), seconds=seconds,
+        return Outcome(request, GradeResult.from_json(data["result"]), seconds=seconds,
                        executed=executed if isinstance(executed, bytes) else None)
     return Outcome.failed(request, RunStatus(data.get("failure") or RunStatus.WORKER_FAILED),
                           str(data.get("message") or ""), data.get("log"), seconds)

@@ -38,7 +38,7 @@ def read_result(path: Path) -> GradeResult | None:
     """A student's result.json, or None when there is none or it is not a result (a file
     that is not one is graded again)."""
     try:
-        return GradeResult.model_validate_json(path.read_bytes())
+        return GradeResult.from_json(path.read_bytes())
     except (OSError, ValueError):
         return None
 

@@ -1,6 +1,6 @@
 """Renderers of a result (grader/result.py): terminal table (as plain text here), HTML,
 Markdown, Gradescope, GitHub Classroom. Each reads the result model, so a saved result.json
-(`GradeResult.model_validate_json`) renders without re-grading."""
+(`GradeResult.from_json`) renders without re-grading."""
 
 from __future__ import annotations
 

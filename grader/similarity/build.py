@@ -42,7 +42,7 @@ def _read_result(path: Path) -> GradeResult | None:
     """The student's result.json through the one result model; a file that is not one is no
     result (the batch grades that student again)."""
     try:
-        return GradeResult.model_validate_json(path.read_bytes())
+        return GradeResult.from_json(path.read_bytes())
     except (OSError, ValueError):  # pydantic's ValidationError is a ValueError
         return None
 
