@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from enum import Enum
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt,
@@ -336,6 +337,15 @@ class GradeResult(_Open):
         if evidence and self.evidence is not None:
             data["evidence"] = json.loads(json.dumps(self.evidence, default=_json_default))
         return json.dumps(data, indent=2)
+
+
+def read_result(path: Path) -> GradeResult | None:
+    """A student's result.json, or None when there is none or it is not a result (a file
+    that is not one is graded again)."""
+    try:
+        return GradeResult.from_json(path.read_bytes())
+    except (OSError, ValueError):  # pydantic's ValidationError is a ValueError
+        return None
 
 
 def total(checks: list[CheckResult]) -> float:

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from .. import manual_scores
-from ..result import BatchInfo, CheckResult, Execution, GradeResult, total
+from ..result import BatchInfo, CheckResult, Execution, GradeResult, read_result, total
 from ..scoring import NOT_GRADED, RETRIED, DataMode, RunStatus, write_atomic
 from ..similarity import EVIDENCE_FILE
 from ..spec import Assignment
@@ -32,15 +32,6 @@ from .discovery import Submission, shown_name
 
 def result_path(out: Path, student: str) -> Path:
     return out / student / "result.json"
-
-
-def read_result(path: Path) -> GradeResult | None:
-    """A student's result.json, or None when there is none or it is not a result (a file
-    that is not one is graded again)."""
-    try:
-        return GradeResult.from_json(path.read_bytes())
-    except (OSError, ValueError):
-        return None
 
 
 def status_of(result: GradeResult) -> RunStatus:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..result import GradeResult
+from ..result import read_result
 from ..scoring import write_atomic
 from . import EVIDENCE_FILE, Thresholds
 from .code import code_text, read_code
@@ -38,15 +38,6 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _read_result(path: Path) -> GradeResult | None:
-    """The student's result.json through the one result model; a file that is not one is no
-    result (the batch grades that student again)."""
-    try:
-        return GradeResult.from_json(path.read_bytes())
-    except (OSError, ValueError):  # pydantic's ValidationError is a ValueError
-        return None
-
-
 def starter_code(starter: Path) -> str | None:
     import nbformat
 
@@ -60,7 +51,7 @@ def students_of(out: Path, notebooks: dict[str, Path | None]) -> list[Student]:
     """Each student of the batch with a result in OUT: its code, result and evidence."""
     students = []
     for name, notebook in sorted(notebooks.items()):
-        result = _read_result(out / name / "result.json")
+        result = read_result(out / name / "result.json")
         if result is None:
             continue
         code = read_code(notebook) if notebook is not None else None
