@@ -329,9 +329,11 @@ def measure_models(worker: measure.Worker, names: list[str],
     the accuracy (and CPU seconds) of each timed reference design trained the same way here."""
     specs = {o.name: o for o in assignment.objects}
     wanted = timed_objects(assignment)
-    # A PyTorch answer's loss, from the notebook's source (grader/torch_source.py).
-    cross_entropy = torch_source.cross_entropy_loss(notebook_node)
-    if any(str(objects[n].export).endswith(".onnx") for n in names):
+    # A PyTorch answer's loss and optimizer, from the notebook's source; a Keras answer's come
+    # from its compile(), so its source is not read for them.
+    pytorch = {n for n in names if str(objects[n].export).endswith(".onnx")}
+    cross_entropy = torch_source.cross_entropy_loss(notebook_node) if pytorch else False
+    if pytorch:
         lacking = environment.missing_packages(["onnx", "onnxruntime"])
         if lacking:  # the trusted side cannot read a PyTorch answer: ours to fix, not a zero
             raise GraderError("a PyTorch answer is read with onnx and onnxruntime, which this "
@@ -359,7 +361,8 @@ def measure_models(worker: measure.Worker, names: list[str],
                   "input_shape": specs[n].input_shape, "timed": n in wanted,
                   "claim": objects[n].data.get("claim"),
                   "cross_entropy_loss": cross_entropy,
-                  "torch_training": torch_source.training(notebook_node, n)} for n in names],
+                  "torch_training": torch_source.training(notebook_node, n)
+                  if n in pytorch else None} for n in names],
         baselines=missing,
         timeout=300.0 + (len(timed) + len(missing)) * (budget.wall_seconds_per_model
                                                        if budget else 0))
