@@ -56,7 +56,7 @@ def sample_pages(folder: Path) -> dict[str, Path]:
     sys.path.insert(0, str(REPO / "tests"))
     from test_reports import sample_class, sample_result
 
-    from grader import manual_scores
+    from grader.ta import manual_scores
     from grader.reports.summary import render_summary
     from grader.result import GradeResult
 

@@ -9,9 +9,9 @@ dataset; by default all of them. A new homework's subset size is chosen with it
 (docs/authoring.md: subset sizes).
 
 Grades each assignment's reference and its variants (reference/<id>/variants/, see
-grader/variants.py) in subset mode and with the whole dataset, and prints one line per grading
-and then, per assignment: how many check verdicts (passed or not) agree between the two modes,
-how many gradings got the verdict their variant must get, and the seconds each mode took.
+grader/instructor/variants.py) in subset mode and with the whole dataset, and prints one line per
+grading and then, per assignment: how many check verdicts (passed or not) agree between the two
+modes, how many gradings got the verdict their variant must get, and the seconds each mode took.
 `--keep DIR` keeps each result.json there and reuses it when the notebook and the assignment's
 version are unchanged, so an interrupted run resumes (full mode takes hours on two cores).
 """
@@ -26,7 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from grader import notebook, paths, pipeline, spec, variants  # noqa: E402
+from grader.submission import notebook  # noqa: E402
+from grader import paths, pipeline, spec  # noqa: E402
+from grader.instructor import variants  # noqa: E402
 from grader.result import GradeResult  # noqa: E402
 from grader.scoring import DataMode  # noqa: E402
 

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from . import __version__, environment, notebook, paths, spec
+from . import __version__, environment, paths, spec
+from .submission import notebook
 from .data.sources import DATASETS
 from .errors import GraderError
 from .execution.sandbox import SandboxUnavailable
@@ -579,12 +580,12 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
     assignment = spec.load(args.assignment)
     _check_data_dir(args.data_dir, assignment)
     if args.constraints_only:
-        from . import constraints
+        from .instructor import constraints
 
         console.print(f"wrote {constraints.write(assignment)}", highlight=False)
         return EXIT_OK
     if args.designs_only:
-        from .calibrate import record_designs
+        from .instructor.calibrate import record_designs
 
         designs = record_designs(assignment, Options(data_dir=args.data_dir))
         console.print(f"wrote {assignment.designs_path}: "
@@ -605,8 +606,8 @@ def _sayer(console: Console):
 def _calibrate(assignment: spec.Assignment, data_dir: Path | None, runs: int,
                console: Console) -> int:
     """Every run and variant, and a report of what was used and written (calibrate, new)."""
-    from .calibrate import calibrate
-    from .variants import VariantError
+    from .instructor.calibrate import calibrate
+    from .instructor.variants import VariantError
 
     try:
         done = calibrate(assignment, Options(data_dir=data_dir), runs=runs)
@@ -635,7 +636,7 @@ def _calibrate(assignment: spec.Assignment, data_dir: Path | None, runs: int,
 
 
 def cmd_new(args: argparse.Namespace, console: Console) -> int:
-    from . import new
+    from .instructor import new
 
     try:
         written = new.create(args.id, args.source, args.title)
@@ -662,7 +663,7 @@ def cmd_new(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_gradescope_bundle(args: argparse.Namespace, console: Console) -> int:
-    from . import gradescope_bundle
+    from .instructor import gradescope_bundle
 
     assignment = spec.load(args.assignment)
     target = args.out or Path(f"{assignment.id}-gradescope.zip")
@@ -678,7 +679,7 @@ def cmd_gradescope_bundle(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_publish(args: argparse.Namespace, console: Console) -> int:
-    from . import publish
+    from .instructor import publish
 
     ids = args.assignment or spec.available()
     assignments = [spec.load(aid) for aid in dict.fromkeys(ids)]

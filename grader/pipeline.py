@@ -14,22 +14,23 @@ import nbformat
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import __version__, baselines, checks, environment, holdout, measure, notebook, starter
-from . import torch_source
+from . import __version__, checks, environment, measure, paths
 from .checks.context import GradingContext
-from .cleanroom import keras_run
+from .cleanroom import keras_run, torch_source
+from .data import holdout
+from .data.model_inputs import SCALINGS, fed_scaling
 from .errors import GraderError
 from .execution import runner, sandbox as sandbox_mod, scratch as scratch_mod
 from .execution.limits import Limits
 from .execution.time_limits import TimeLimits
 from .harvest import artifacts
-from .model_inputs import SCALINGS, fed_scaling
 from .progress import Phase, Progress, notify
 from .result import CellError, CheckResult, Data, Execution, GradeResult, score_of
 from .result import Limits as LimitsReport
 from .scoring import CELL_ERROR_NOTE, DataMode, RunStatus, TimedStatus, write_atomic
-from . import paths
 from .spec import Assignment
+from .submission import notebook, starter
+from .training import baselines
 
 
 class Options(BaseModel):
@@ -61,7 +62,8 @@ class PreparedData:
 
     @property
     def holdout_id(self) -> str:
-        """Which holdout this is, for what is remembered per holdout (grader/baselines.py)."""
+        """Which holdout this is, for what is remembered per holdout
+        (grader/training/baselines.py)."""
         if self.holdout_images is None:
             return "none"
         return hashlib.sha256(self.holdout_images.tobytes()).hexdigest()[:16]
@@ -121,11 +123,12 @@ def run_seed(notebook_sha256: str, assignment: Assignment) -> int:
 
 
 def harvest_code(assignment: Assignment, out_dir: Path) -> str:
-    """The cell the kernel runs after the student's: export each graded object (kernel/harvest.py)."""
+    """The cell the kernel runs after the student's: export each graded object
+    (grader/kernel/export.py)."""
     request = {"out": str(out_dir),
                "objects": [{"name": o.name, "kind": o.kind, "input_shape": o.input_shape}
                            for o in assignment.objects]}
-    return ("__import__('grader.kernel.harvest', fromlist=['harvest']).harvest("
+    return ("__import__('grader.kernel.export', fromlist=['export']).export("
             f"get_ipython().user_ns, {json.dumps(json.dumps(request))})")
 
 
@@ -141,7 +144,8 @@ class Harvest:
     sandbox: str = "none"
     run_seed: int | None = None
     measure_seconds: float = 0.0  # the trusted measuring process, grader's training included
-    timed_baselines: dict[str, float] = field(default_factory=dict)  # see grader/baselines.py
+    # see grader/training/baselines.py
+    timed_baselines: dict[str, float] = field(default_factory=dict)
     timed_costs: dict[str, float] = field(default_factory=dict)  # their CPU seconds here
 
 
@@ -222,7 +226,7 @@ def _announce_measuring(progress: Progress | None, assignment: Assignment,
 
 def _refuse_kernel_descriptions(objects: dict[str, artifacts.HarvestedObject]
                                 ) -> dict[str, artifacts.HarvestedObject]:
-    """The kernel only exports models (kernel/harvest.py); a description of a model coming from
+    """The kernel only exports models (kernel/export.py); a description of a model coming from
     it was written by the student's code, so it earns nothing."""
     return {name: artifacts.HarvestedObject(
         name, "error", f"the kernel's harvest file describes `{name}` itself instead of exporting "
@@ -476,7 +480,7 @@ def _similarity_evidence(harvest: Harvest) -> dict[str, Any] | None:
     process's) and the argmax labels of its holdout predictions under the scaling the accuracy
     check credits, with which holdout they are of (pairs are compared on the same one only)."""
     from .checks.keras_checks import best_accuracy
-    from .similarity.fingerprint import labels_text, valid
+    from .measure.fingerprint import labels_text, valid
 
     labels = harvest.data.holdout_labels
     models: dict[str, Any] = {}

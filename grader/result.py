@@ -53,7 +53,7 @@ class _Sparse(_Open):
 # ---- checks -----------------------------------------------------------------------------------
 
 class TAPoints(BaseModel):
-    """A TA's points on a check (grader/manual_scores.py), kept in the check's `details` beside
+    """A TA's points on a check (grader/ta/manual_scores.py), kept in the check's `details` beside
     what the check found: `ta_points`, `ta_comment`, and for an automatic check the TA overrode,
     `ta_override` with the grader's own `auto_points`, `auto_status` and `auto_message`."""
 

@@ -275,9 +275,9 @@ def mnist_cnn_no_pooling_no_dropout() -> nbformat.NotebookNode:
 
 # Committed variants: reference/<id>/variants/<name>.ipynb -------------------------------------
 #
-# Solutions students write, each with the verdict it must get (grader/variants.py): correct ones
-# calibrate the thresholds (`grader calibrate`) and must get full marks in subset and full mode;
-# wrong ones must lose the checks they name and keep the ones they name, in both modes.
+# Solutions students write, each with the verdict it must get (grader/instructor/variants.py):
+# correct ones calibrate the thresholds (`grader calibrate`) and must get full marks in subset and
+# full mode; wrong ones must lose the checks they name and keep the ones they name, in both modes.
 # `python3 tests/notebook_factory.py` rewrites them from the builders below; a test checks that
 # the committed files are what the builders give.
 

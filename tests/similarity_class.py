@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 
-from grader.similarity import fingerprint
+from grader.measure import fingerprint
 from result_factory import result_json
 
 PREPROCESS = [

@@ -1,7 +1,7 @@
 """Layer normalisation and alignment: equivalent forms compare equal, differences are named."""
 
 from grader.checks.architecture import align, normalise
-from grader.model_inputs import fed_scaling
+from grader.data.model_inputs import fed_scaling
 
 
 def dense(units, activation="linear", shape=None):

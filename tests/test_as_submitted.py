@@ -29,7 +29,8 @@ import pytest
 from rich.console import Console
 
 import notebook_factory as nf
-from grader import notebook, pipeline, spec
+from grader.submission import notebook
+from grader import pipeline, spec
 from grader.execution import runner, sandbox
 from grader.execution.scratch import Scratch
 from grader.reports import terminal

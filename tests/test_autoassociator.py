@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 import notebook_factory as nf
-from grader import variants
+from grader.instructor import variants
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from grader import calibrate as calibrate_mod, cli, paths, spec, variants
+from grader.instructor import calibrate as calibrate_mod, variants
+from grader import cli, paths, spec
 from grader.result import GradeResult
 from result_factory import result_json
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import cli, notebook, spec
+from grader import cli, spec
+from grader.submission import notebook
 
 REPO = Path(__file__).resolve().parents[1]
 STARTER = REPO / "assignments" / "fashion-mlp" / "fashion-mlp.ipynb"

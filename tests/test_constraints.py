@@ -13,7 +13,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from grader import constraints
+from grader.instructor import constraints
 
 REPO = Path(__file__).resolve().parents[1]
 

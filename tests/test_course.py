@@ -167,7 +167,7 @@ def test_the_bundled_assignments_are_calibrated():
 
 
 def test_the_calibrated_kinds_are_calibrates_own():
-    from grader import calibrate
+    from grader.instructor import calibrate
 
     assert set(spec.CALIBRATED_KINDS) == set(calibrate.CALIBRATED) | set(calibrate.FIXED)
 

@@ -11,7 +11,8 @@ import nbformat
 import pytest
 
 import notebook_factory as nf
-from grader import pipeline, variants
+from grader import pipeline
+from grader.instructor import variants
 from grader.cli import main as cli_main
 from grader.scoring import DataMode
 

@@ -19,7 +19,9 @@ import nbformat
 import pytest
 from rich.console import Console
 
-from grader import manual_scores, spec, starter
+from grader.ta import manual_scores
+from grader import spec
+from grader.submission import starter
 from grader.reports import render
 from grader.reports.cell_errors import views
 from grader.reports.classroom import classroom_payload

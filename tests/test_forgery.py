@@ -10,7 +10,8 @@ import nbformat
 import numpy as np
 import pytest
 
-from grader import data, holdout, pipeline, spec
+from grader import data, pipeline, spec
+from grader.data import holdout
 from grader import paths
 REFERENCE_DIR = paths.reference_dir()
 
@@ -55,9 +56,9 @@ FORGERIES = {
         "model.predict = knn")],
     # The harvest replaced by one that writes a perfect description of its own.
     "forged-manifest": [UNTRAINED, (
-        "import grader.kernel.harvest as hk, json\n"
+        "import grader.kernel.export as hk, json\n"
         f"REF = json.loads({json.dumps(REFERENCE_LAYERS)!r})\n"
-        "hk._harvest_keras = lambda m, obj, out: {'status': 'found', "
+        "hk._export_keras = lambda m, obj, out: {'status': 'found', "
         "'type': 'keras.Sequential', 'input_layout': [784], 'model': dict(REF, kind='subclassed', "
         "unused_layers=[], compile={'compiled': True, 'loss': 'categorical_crossentropy', "
         "'optimizer': 'Adam', 'learning_rate': 0.001, 'train_steps': 750})}")],

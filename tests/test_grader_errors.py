@@ -173,7 +173,7 @@ def test_batch_leaves_grader_errors_ungraded_retries_them_and_stops_early(tmp_pa
         small_notebook(subs / f"{name}.ipynb")
     from grader.batch import local
 
-    monkeypatch.setattr("grader.canary.ensure_reference_scores_full_marks", lambda *a: None)
+    monkeypatch.setattr("grader.batch.canary.ensure_reference_scores_full_marks", lambda *a: None)
     # Each worker is a process of its own: start it with a kernel interpreter that is gone.
     broken = ("import sys; sys.executable = sys.argv.pop(1); from grader.batch.worker import "
               "main; sys.exit(main(sys.argv[1:]))")
@@ -188,7 +188,7 @@ def test_batch_leaves_grader_errors_ungraded_retries_them_and_stops_early(tmp_pa
     assert all(r["score"] is None and r["batch"]["complete"] is False for r in results)
     # A run with the set-up fixed grades everyone, those three included.
     monkeypatch.undo()
-    monkeypatch.setattr("grader.canary.ensure_reference_scores_full_marks", lambda *a: None)
+    monkeypatch.setattr("grader.batch.canary.ensure_reference_scores_full_marks", lambda *a: None)
     code = cli.main(["grade", str(subs), "-a", ASSIGNMENT, "--out", str(out), "-j", "2",
                      "--data-dir", str(data_dir)])
     assert code == 0

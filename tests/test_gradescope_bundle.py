@@ -162,7 +162,7 @@ if [ "$1" = venv ]; then mkdir -p "$4/bin" && ln -sf "{fake}" "$4/bin/python"; f
 
 
 def test_an_assignment_without_pins_is_not_bundled(tmp_path, capsys, monkeypatch):
-    from grader import constraints, gradescope_bundle
+    from grader.instructor import constraints, gradescope_bundle
 
     monkeypatch.setattr(constraints, "path_of", lambda a: tmp_path / "nothing.txt")
     with pytest.raises(gradescope_bundle.BundleError, match="grader calibrate -a numpy-backprop"):

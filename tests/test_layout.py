@@ -134,6 +134,56 @@ def test_grader_packages_import_one_way():
     assert not circles, circles[:5]
 
 
+# The grader's parts from the bottom up, in the order a grading runs (issue 28): each part
+# imports only parts of lower stages. The foundation and the result model are the vocabulary
+# every stage writes; the kernel is apart (it imports nothing of the grader, tests above); the
+# pipeline runs the stages for one notebook; the batch, the instructor's tools and the CLI sit
+# on the pipeline.
+STAGES = (
+    {"grader", "grader.errors", "grader.paths", "grader.scoring", "grader.progress",
+     "grader.kernel"},
+    {"grader.result", "grader.environment", "grader.submission"},  # submission: the notebook file
+    {"grader.data"},
+    {"grader.spec", "grader.execution"},  # the assignment; the student's notebook run, confined
+    {"grader.harvest", "grader.training"},  # read what the kernel exported; the grader's training
+    {"grader.measure"},  # the trusted measuring process
+    {"grader.cleanroom"},  # student source re-run apart from the kernel
+    {"grader.checks"},
+    {"grader.reports", "grader.similarity", "grader.ta"},
+    {"grader.pipeline"},
+    {"grader.batch", "grader.instructor"},
+    {"grader.cli"},
+)
+
+
+def _stage(unit: str) -> int:
+    return next(i for i, members in enumerate(STAGES) if unit in members)
+
+
+def _imports_up(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{unit} (stage {_stage(unit)}) imports {dep} (stage {_stage(dep)})"
+                  for unit, deps in graph.items() for dep in deps
+                  if _stage(dep) >= _stage(unit))
+
+
+def test_every_part_of_the_grader_has_a_stage():
+    """A new package or loose module is placed in the pipeline on purpose, not by accident."""
+    placed = set().union(*STAGES)
+    assert set(_package_graph()) - placed == set(), "add it to STAGES"
+
+
+def test_grader_parts_import_only_earlier_stages():
+    """Imports go one way, down the pipeline: a check never imports the batch, a measurement
+    never imports a check, a report never imports the TA's tools."""
+    assert not _imports_up(_package_graph())
+
+
+def test_the_stage_checker_sees_an_import_up():
+    assert _imports_up({"grader.measure": {"grader.checks", "grader.data"},
+                        "grader.data": set()}) == \
+        ["grader.measure (stage 5) imports grader.checks (stage 7)"]
+
+
 def test_the_layering_checker_sees_a_circle():
     assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == \
         ["a → b → c → a", "b → c → a → b", "c → a → b → c"]

@@ -12,7 +12,8 @@ import nbformat
 import pytest
 
 import notebook_factory as nf
-from grader import manual_scores, variants
+from grader.ta import manual_scores
+from grader.instructor import variants
 
 pytestmark = pytest.mark.slow
 

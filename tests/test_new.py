@@ -13,7 +13,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import cli, new, paths, spec
+from grader import cli, paths, spec
+from grader.instructor import new
 
 MARKDOWN = "# MNIST: an MLP with dropout\n\nFlatten → Dense 256 relu → Dropout 0.3 → Dense 10."
 LOAD = ("import numpy as np\nfrom tensorflow import keras\n\n"

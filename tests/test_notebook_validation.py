@@ -7,7 +7,8 @@ import json
 import nbformat
 import pytest
 
-from grader import notebook, pipeline, spec
+from grader.submission import notebook
+from grader import pipeline, spec
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,13 @@ import numpy as np
 import pytest
 
 from grader import checks, pipeline, spec
-from grader.checks import backprop_checks, numpy_reference as ref
+from grader.checks import backprop_checks
+from grader.cleanroom import numpy_reference as ref
 from grader.checks.context import GradingContext
 from grader.cleanroom import numpy_run, source as cleanroom_source
 from grader.errors import GraderError
 from grader.execution.runner import ExecutionRecord
-from grader.checks.numpy_reference import perturbed
+from grader.cleanroom.numpy_reference import perturbed
 
 ASSIGNMENT = "numpy-backprop"
 

@@ -16,7 +16,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import publish, spec, starter
+from grader.instructor import publish
+from grader import spec
+from grader.submission import starter
 from grader.cli import main as cli_main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,7 +33,7 @@ def _code(data: bytes) -> list[str] | None:
 
 
 def assert_no_solution(files: dict[str, bytes]) -> None:
-    """Checked here independently of grader/publish.py's own refusal."""
+    """Checked here independently of grader/instructor/publish.py's own refusal."""
     assert REFERENCE_NOTEBOOKS, "the repository's reference notebooks are the comparison"
     digests = {hashlib.sha256(p.read_bytes()).hexdigest(): p.name for p in REFERENCE_NOTEBOOKS}
     solution_code = {p.name: _code(p.read_bytes()) for p in REFERENCE_NOTEBOOKS}
@@ -126,7 +128,7 @@ def test_publish_names_grader_source_that_is_an_answer(tmp_path, capsys):
     """Where it must ship (numpy-backprop is published), the bundle says so."""
     assert cli_main(["publish", "--out", str(tmp_path / "out"), "-a", "numpy-backprop"]) == 0
     err = capsys.readouterr().err
-    assert "grader/checks/numpy_reference.py is numpy-backprop" in err
+    assert "grader/cleanroom/numpy_reference.py is numpy-backprop" in err
 
 
 def run_published(root: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -1,12 +1,13 @@
 """PyTorch answers to fashion-mlp (issue 25), graded by the same checks as Keras ones.
 
-The kernel exports a torch.nn.Module as ONNX (grader/kernel/harvest.py); the trusted side reads
+The kernel exports a torch.nn.Module as ONNX (grader/kernel/export.py); the trusted side reads
 it with onnx, runs it with onnxruntime and describes it in Keras's words
 (grader/measure/onnx_model.py). The end-to-end tests start a kernel (slow); the others read ONNX
 files made here, in the test process, with the grader's own export function.
 
-The loss and the optimizer are read from the notebook's source (grader/torch_source.py); the
-grader retrains the design itself in PyTorch, on the trusted side (grader/measure/torch_design.py).
+The loss and the optimizer are read from the notebook's source (grader/cleanroom/torch_source.py);
+the grader retrains the design itself in PyTorch, on the trusted side
+(grader/measure/torch_design.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from grader import environment, torch_source, variants
+from grader import environment
+from grader.cleanroom import torch_source
+from grader.instructor import variants
 from grader.checks.architecture import normalise
 
 torch = pytest.importorskip("torch", reason="the PyTorch extra: pip install -e '.[torch]'")
@@ -27,7 +30,7 @@ pytest.importorskip("onnxruntime")
 
 import numpy as np  # noqa: E402
 
-from grader.kernel import harvest as kernel_harvest  # noqa: E402
+from grader.kernel import export as kernel_export  # noqa: E402
 from grader.measure import onnx_model  # noqa: E402
 
 ASSIGNMENT = "fashion-mlp"
@@ -36,7 +39,7 @@ ASSIGNMENT = "fashion-mlp"
 def _export(tmp_path: Path, **models) -> dict:
     request = {"out": str(tmp_path), "objects": [{"name": n, "kind": "keras", "input_shape": None}
                                                  for n in models]}
-    kernel_harvest.harvest(dict(models), json.dumps(request))
+    kernel_export.export(dict(models), json.dumps(request))
     return json.loads((tmp_path / "manifest.json").read_text())["objects"]
 
 

@@ -176,10 +176,10 @@ def test_a_custom_autograd_function_earns_nothing(tmp_path, assignment):
 
 
 def kernel_export(folder: Path, model) -> dict:
-    from grader.kernel import harvest as kernel_harvest
+    from grader.kernel import export as kernel_export
 
     request = {"out": str(folder), "objects": [{"name": "cnn", "kind": "keras"}]}
-    kernel_harvest.harvest({"cnn": model}, json.dumps(request))
+    kernel_export.export({"cnn": model}, json.dumps(request))
     return json.loads((folder / "manifest.json").read_text())["objects"]["cnn"]
 
 
@@ -249,7 +249,7 @@ FORGED_NOTEBOOK = (
     "        return Perfect.apply(x)\n\n"
     "cnn_dropout = WithFunction()\n\n"
     "# the kernel's exporter made to write another model's file: a constant of answers\n"
-    "import grader.kernel.harvest as hk\n"
+    "import grader.kernel.export as hk\n"
     "real = hk._trace_onnx\n"
     "def forged(torch_, model, layout, path, mode):\n"
     "    class Answers(nn.Module):\n"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import variants
+from grader.instructor import variants
 from grader.checks import keras_checks
 from grader.checks.architecture import normalise
 
@@ -24,7 +24,7 @@ pytest.importorskip("onnxruntime")
 import numpy as np  # noqa: E402
 
 import notebook_factory as nf  # noqa: E402
-from grader.kernel import harvest as kernel_harvest  # noqa: E402
+from grader.kernel import export as kernel_export  # noqa: E402
 from grader.measure import onnx_model  # noqa: E402
 
 ASSIGNMENT = "lenet5"
@@ -47,7 +47,7 @@ def _models(variant: str) -> dict:
 def _views(tmp_path: Path, models: dict) -> dict:
     request = {"out": str(tmp_path), "objects": [{"name": n, "kind": "keras", "input_shape": None}
                                                  for n in models]}
-    kernel_harvest.harvest(dict(models), json.dumps(request))
+    kernel_export.export(dict(models), json.dumps(request))
     manifest = json.loads((tmp_path / "manifest.json").read_text())["objects"]
     return {name: onnx_model.open_export(
         tmp_path / entry["export"], entry, True,

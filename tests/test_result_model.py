@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from grader import manual_scores
+from grader.ta import manual_scores
 from grader.batch.store import read_result
 from grader.result import GradeResult
 from grader.scoring import CheckStatus, DataMode, ModelStatus, RunStatus, TimedStatus

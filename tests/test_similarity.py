@@ -16,7 +16,8 @@ import pytest
 from grader import spec
 from grader.result import GradeResult
 from result_factory import result_json
-from grader.similarity import Thresholds, code as code_mod, fingerprint, models
+from grader.similarity import Thresholds, code as code_mod, models
+from grader.measure import fingerprint
 from grader.similarity.build import starter_code, write
 from grader.similarity.pairs import Student, analyse
 

@@ -158,7 +158,7 @@ def closest_unflagged(out, flagged) -> tuple[float, float]:
     """The smallest weights distance and the highest prediction agreement of the pairs the
     report did not flag: how far the honest sit from the thresholds."""
     from grader.similarity import models
-    from grader.similarity.fingerprint import labels_of
+    from grader.measure.fingerprint import labels_of
 
     measured = {p.parent.name: json.loads(p.read_text())["models"]["model"]
                 for p in sorted(out.glob("*/similarity.json"))}

@@ -14,7 +14,9 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from grader import batch, notebook, pipeline, spec, spec_format
+from grader import batch, pipeline, spec
+from grader.submission import notebook
+from grader.spec import tables as spec_format
 from grader.checks import REGISTRY
 from grader.scoring import DataMode
 

@@ -6,7 +6,8 @@ import json
 
 import nbformat
 
-from grader import environment, notebook
+from grader import environment
+from grader.submission import notebook
 from grader.checks.context import GradingContext
 from grader.execution import runner
 from grader.execution.runner import CellError, ExecutionRecord

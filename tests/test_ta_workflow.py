@@ -368,7 +368,7 @@ def test_feedback_holds_the_student_s_run_annotated_and_nothing_hidden(graded):
     kept = [o for o in flood if "image/png" in o.get("data", {})]
     assert 50 <= len(kept) < 80 and len(flood) == len(kept) + 1  # one note for what was dropped
     assert len(raw) < runner.MAX_NOTEBOOK_IMAGE_CHARS + 200_000
-    for hidden in ("grader.kernel.harvest", "holdout", "reference/"):
+    for hidden in ("grader.kernel.export", "holdout", "reference/"):
         assert hidden not in raw, hidden
     alice = nbformat.read(out / "hw4-alice" / "feedback" / "hw4-alice.ipynb", as_version=4)
     notes = [c for c in alice.cells if feedback.NOTE_TAG in c.metadata.get("tags", [])]

@@ -1,11 +1,12 @@
 """The timed-training bar follows the machine: the reference design, trained the same way here,
-less the calibrated margin (grader/baselines.py)."""
+less the calibrated margin (grader/training/baselines.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from grader import baselines, spec
+from grader.training import baselines
+from grader import spec
 from grader.checks import keras_checks
 from grader.checks.context import GradingContext
 from grader.execution.runner import ExecutionRecord

@@ -6,7 +6,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from grader import torch_source
+from grader.cleanroom import torch_source
 
 
 def _read(*cells: str, model: str = "model") -> dict:

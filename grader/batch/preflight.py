@@ -19,7 +19,8 @@ from ..spec import Assignment
 def check(assignment: Assignment, grading: Options) -> None:
     """Raises SandboxUnavailable, DatasetError or GraderError. Also downloads a missing dataset
     once, here, rather than in every worker at the same time."""
-    from .. import canary, environment
+    from . import canary
+    from .. import environment
     from ..execution import sandbox
 
     sandbox.resolve(grading.sandbox)

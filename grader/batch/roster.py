@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Collection
 
-from ..csv_input import open_with_header, raise_problems
+from ..ta.csv_input import open_with_header, raise_problems
 
 KEY = ("github_username", "github", "github_login", "username", "login", "folder", "submission")
 STUDENT_ID = ("student_id", "sis_user_id", "sis_id", "student_number", "identifier", "id")

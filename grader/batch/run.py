@@ -19,7 +19,8 @@ from typing import Any
 
 from rich.console import Console
 
-from .. import manual_scores, notebook as notebook_mod
+from ..ta import manual_scores
+from ..submission import notebook as notebook_mod
 from ..pipeline import Options
 from ..result import GradeResult
 from ..scoring import RunStatus

@@ -6,7 +6,7 @@ so a result on disk is always complete and killing the batch loses nothing alrea
 student is current (skipped by the next run) when its result.json has the same
 `notebook_sha256`, `assignment_version` and --full mode, and was complete; the RETRIED statuses
 never are, nor is a grading with a check the grader failed on (no score yet). TA points
-(grader/manual_scores.py) are merged into every result written, and points merged earlier are
+(grader/ta/manual_scores.py) are merged into every result written, and points merged earlier are
 carried over when a student is regraded with an unchanged notebook.
 """
 
@@ -21,7 +21,7 @@ from typing import Any, Callable
 from rich.console import Console
 from rich.markup import escape
 
-from .. import manual_scores
+from ..ta import manual_scores
 from ..result import BatchInfo, CheckResult, Execution, GradeResult, read_result, total
 from ..scoring import NOT_GRADED, RETRIED, DataMode, RunStatus, write_atomic
 from ..similarity import EVIDENCE_FILE

@@ -15,7 +15,7 @@ CheckFn = Callable[[CheckSpec, GradingContext], CheckResult]
 def _backprop(name: str) -> CheckFn:
     """numpy-backprop's checks, imported when one runs: they hold the grader's own forward and
     backward pass (the assignment's answer), which a bundle without that assignment leaves out
-    (grader/publish.py)."""
+    (grader/instructor/publish.py)."""
     def check(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
         from . import backprop_checks
 

@@ -23,9 +23,9 @@ import numpy as np
 from ..result import CheckResult
 from ..spec import CheckSpec
 from .context import GradingContext, Unavailable, guarded
-from .numpy_reference import (FD_CASE, FD_EPS, FORWARD_OUTPUTS, PARAMS, SHAPES, Case, ProbeStatus,
-                              backward, forward, make_cases, make_probe, numerical_gradients,
-                              perturbations)
+from ..cleanroom.numpy_reference import (FD_CASE, FD_EPS, FORWARD_OUTPUTS, PARAMS, SHAPES, Case,
+                                         ProbeStatus, backward, forward, make_cases, make_probe,
+                                         numerical_gradients, perturbations)
 
 LABELS = {"L": "L", "W1": "dL/dW1", "b1": "dL/db1", "W2": "dL/dW2", "b2": "dL/db2"}
 VALUES = ("L", *PARAMS)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from ..execution.runner import ExecutionRecord
 from ..harvest.artifacts import HarvestedObject
 from ..result import CheckResult
 from ..spec import CheckSpec
+
+if TYPE_CHECKING:  # only a type here: importing the runner loads nbclient into every check
+    from ..execution.runner import ExecutionRecord
 
 
 class Unavailable(Exception):

@@ -1,6 +1,6 @@
 """The `loss` and `optimizer` checks for a PyTorch answer: the same points and words as a Keras
-answer's, from what the notebook's source says (grader/torch_source.py, read with ast on the
-trusted side and carried in the model's description as compile["source"]).
+answer's, from what the notebook's source says (grader/cleanroom/torch_source.py, read with ast on
+the trusted side and carried in the model's description as compile["source"]).
 
 Equivalences a TA accepts: CrossEntropyLoss on logits is a softmax output with categorical
 cross-entropy (its softmax is the loss's first step); NLLLoss after LogSoftmax is the same loss;

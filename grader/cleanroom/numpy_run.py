@@ -30,13 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from ..checks import numpy_reference as ref
-from ..checks.numpy_reference import ProbeStatus
+from . import numpy_reference as ref
+from .numpy_reference import ProbeStatus
 from ..errors import GraderError
 from ..execution import confine, sandbox as sandbox_mod
 from ..execution.limits import Limits
 from ..harvest.artifacts import HarvestedObject, load_numeric_arrays
-from ..spec_format import ObjectOptions
+from ..spec.tables import ObjectOptions
 from .. import paths
 from ..paths import PACKAGE_ROOT
 from . import source as source_mod

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..model_inputs import SCALINGS
+from ..data.model_inputs import SCALINGS
 from ..scoring import TimedStatus
 
 MAX_MANIFEST_BYTES = 5 * 2**20

@@ -1,4 +1,4 @@
-"""A PyTorch answer, from the ONNX file the kernel exported (grader/kernel/harvest.py).
+"""A PyTorch answer, from the ONNX file the kernel exported (grader/kernel/export.py).
 
 Trusted side: read with `onnx` (a protobuf parser: no pickle, no Python code from the file) and
 run with `onnxruntime`, never with torch, so nothing the student wrote runs here. What is read

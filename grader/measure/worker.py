@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..model_inputs import SCALINGS, fed_scaling, find_layout, layouts_text
+from ..data.model_inputs import SCALINGS, fed_scaling, find_layout, layouts_text
 from ..scoring import TimedStatus
 
 
@@ -190,7 +190,7 @@ def _measure(obj: dict[str, Any], request: dict[str, Any], images: np.ndarray,
 def _fingerprint(weights: Any) -> dict[str, Any] | None:
     """The trained weights' fingerprint for the class's similarity report (grader/similarity/):
     measured here, never taken from the kernel. Its failure costs nothing but the fingerprint."""
-    from ..similarity import fingerprint
+    from . import fingerprint
 
     try:
         return fingerprint.of_weights(weights())
@@ -244,7 +244,8 @@ def _measure_onnx(obj: dict[str, Any], request: dict[str, Any], images: np.ndarr
         return {"status": "error", "message": str(exc)}
     entry: dict[str, Any] = {"status": "found", "type": str(claim.get("class_name"))[:200],
                              "input_layout": list(view.layout), "model": view.description}
-    source = obj.get("torch_training") or {}  # read from the notebook (grader/torch_source.py)
+    # read from the notebook (grader/cleanroom/torch_source.py)
+    source = obj.get("torch_training") or {}
     _describe_training(entry["model"]["compile"], source)
     if obj.get("timed") and request.get("training"):
         entry["timed"] = _guarded_training(lambda: _train_torch_design(

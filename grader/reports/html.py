@@ -13,7 +13,7 @@ from typing import Any
 
 from jinja2 import ChainableUndefined, Environment, PackageLoader, select_autoescape
 
-from ..manual_scores import ta_grade
+from .ta_points import ta_grade
 from ..result import CheckResult, GradeResult, ModelResult, ResultLike, as_result
 from ..scoring import CheckStatus
 from .cell_errors import views

@@ -13,7 +13,6 @@ from typing import Any
 
 from jinja2 import ChainableUndefined, Environment, PackageLoader
 
-from ..manual_scores import is_override
 from ..result import ResultLike, as_result
 from ..scoring import CheckStatus
 from .cell_errors import views
@@ -60,7 +59,7 @@ def _environment(block_limit: int) -> Environment:
                       keep_trailing_newline=True)
     env.filters.update(md=md_inline, h=html_inline, points=fmt_points,
                        pre=lambda text: md_pre(text, block_limit))
-    env.globals.update(icon=STATUS_ICON, comparison_rows=comparison_rows, overridden=is_override)
+    env.globals.update(icon=STATUS_ICON, comparison_rows=comparison_rows)
     return env
 
 

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..manual_scores import ta_grade
+from .ta_points import ta_grade
 from ..result import CellError, CheckResult, ResultLike, as_result
 from ..scoring import RunStatus
 from .cell_errors import ErrorView, views

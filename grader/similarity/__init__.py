@@ -4,9 +4,9 @@ each time the batch finishes (so a regraded student's pairs follow its new gradi
 
 Evidence, each kind in its own module:
 - code.py: the notebooks' code cells compared by copydetect, the starter's code as boilerplate;
-- models.py: from what the trusted side measured only (fingerprint.py, recorded by the
-  measuring process and kept in OUT/<student>/similarity.json): near-identical weights, holdout
-  predictions that agree far more than independent trainings do, a rare design two students
+- models.py: from what the trusted side measured only (grader/measure/fingerprint.py, recorded
+  by the measuring process and kept in OUT/<student>/similarity.json): near-identical weights,
+  holdout predictions that agree far more than independent trainings do, a rare design two students
   share;
 - training_code.py: the code that trains a model (a slice of the notebook), whose sameness
   explains the same weights honestly;
@@ -14,7 +14,6 @@ Evidence, each kind in its own module:
 - report.py: similarity.html and similarity.csv.
 
 It never changes a score, and nothing of it is in a student's result.json, report or feedback.
-This module stays light: the measuring process imports fingerprint.py through it.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ def code_text(nb: Any) -> str:
 
 def read_code(path: Path) -> str | None:
     """A notebook file's code text, or None when it cannot be read as a notebook."""
-    from .. import notebook
+    from ..submission import notebook
 
     loaded = notebook.load(path)
     if loaded.error or loaded.node is None:

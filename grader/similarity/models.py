@@ -1,5 +1,5 @@
 """Model similarity between two students, from what the trusted side measured only: the
-weight fingerprints and holdout labels in OUT/<student>/similarity.json (grader/similarity/
+weight fingerprints and holdout labels in OUT/<student>/similarity.json (grader/measure/
 fingerprint.py) and the architectures and compile settings in result.json's `models` (the
 measuring process's description; the kernel's own descriptions are refused before scoring).
 
@@ -26,7 +26,7 @@ import numpy as np
 from ..checks import architecture
 from ..result import GradeResult
 from ..scoring import ModelStatus
-from .fingerprint import labels_of
+from ..measure.fingerprint import labels_of
 
 
 @dataclass

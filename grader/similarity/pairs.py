@@ -18,7 +18,7 @@ import numpy as np
 
 from ..result import GradeResult
 from . import Thresholds, code as code_mod, models, training_code
-from .fingerprint import labels_of
+from ..measure.fingerprint import labels_of
 
 
 @dataclass

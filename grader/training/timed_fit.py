@@ -21,7 +21,7 @@ from . import initial, learnable
 
 SPARSE_LOSSES = {"sparse_categorical_crossentropy", "SparseCategoricalCrossentropy"}
 # Part of the key under which a reference design's accuracy here is remembered
-# (grader/baselines.py): a different loop trains to different numbers.
+# (grader/training/baselines.py): a different loop trains to different numbers.
 LOOP_VERSION = "tape-1"
 CAP_NAME = "[training] max_cpu_seconds"
 PREDICT_GRACE = 30.0  # CPU seconds past the cap that predicting the holdout may still take

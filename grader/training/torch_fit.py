@@ -4,8 +4,9 @@ The design is rebuilt as a `torch.nn.Sequential` only from torch.nn classes on a
 from the description the trusted side read out of the ONNX export (grader/measure/onnx_model.py):
 nothing of the student's is unpickled or run. It is trained from fresh weights (torch's own
 initialisation, under `torch.manual_seed`) with the loss and optimizer the notebook's source
-names (grader/torch_source.py), by the grader's loop (timed_fit.run_epochs: the same shuffling,
-CPU cap and report as a Keras design's), and predicts the holdout the way a Keras design does.
+names (grader/cleanroom/torch_source.py), by the grader's loop (timed_fit.run_epochs: the same
+shuffling, CPU cap and report as a Keras design's), and predicts the holdout the way a Keras design
+does.
 
 torch is imported only inside these functions' bodies, so the Keras path never loads it.
 """

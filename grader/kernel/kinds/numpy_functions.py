@@ -2,7 +2,7 @@
 
 Only the student's claim, never scored: whether the session had a function by that name. The
 grader does not call the student's functions here any more (code in the session could replace
-anything the harvest uses); it runs their definitions, from the notebook's source, in its numpy
+anything the export uses); it runs their definitions, from the notebook's source, in its numpy
 clean room (grader/cleanroom/numpy_run.py), and scores only what that produced.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 
-def harvest(value: Any, obj: dict[str, Any], namespace: dict[str, Any], out: Path) -> dict[str, Any]:
+def export(value: Any, obj: dict[str, Any], namespace: dict[str, Any], out: Path) -> dict[str, Any]:
     cls = type(value)
     type_name = f"{cls.__module__}.{cls.__qualname__}"[:200]
     if not callable(value):

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import paths
+from .. import paths
 
 SOLUTION_BEGIN = re.compile(r"^(\s*)#+\s*BEGIN SOLUTION\s*$", re.MULTILINE)
 SOLUTION_END = re.compile(r"^\s*#+\s*END SOLUTION\s*$", re.MULTILINE)

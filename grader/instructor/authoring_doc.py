@@ -1,9 +1,9 @@
 """The keys of `assignment.toml`, written into docs/authoring.md from the spec's own models.
 
-    python3 -m grader.spec_reference           # rewrite the section of docs/authoring.md
-    python3 -m grader.spec_reference --check   # exit 1 when the committed section differs
+    python3 -m grader.instructor.authoring_doc           # rewrite the section of docs/authoring.md
+    python3 -m grader.instructor.authoring_doc --check   # exit 1 when the committed section differs
 
-The section between the two markers below is generated from grader/spec_format.py (tables,
+The section between the two markers below is generated from grader/spec/tables.py (tables,
 object kinds and check kinds, each key's type, default and description) and from the check
 registry (what each kind grades, which calibration file it compares with), so the guide cannot
 drift from what the grader accepts: a fast test runs `--check`.
@@ -19,12 +19,12 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from . import spec_format
-from .paths import PACKAGE_ROOT
+from ..spec import tables as spec_format
+from ..paths import PACKAGE_ROOT
 
 DOC = PACKAGE_ROOT / "docs" / "authoring.md"
-BEGIN = ("<!-- BEGIN GENERATED: spec keys, by `python3 -m grader.spec_reference` from "
-         "grader/spec_format.py; do not edit by hand -->")
+BEGIN = ("<!-- BEGIN GENERATED: spec keys, by `python3 -m grader.instructor.authoring_doc` from "
+         "grader/spec/tables.py; do not edit by hand -->")
 END = "<!-- END GENERATED: spec keys -->"
 
 # What each check kind grades, in a line (a test requires one for every registered kind).
@@ -145,7 +145,7 @@ def _first_line(fn: Any) -> str:
 
 
 def render() -> str:
-    from .checks import REGISTRY
+    from ..checks import REGISTRY
 
     model = spec_format.file_model()
     out = [BEGIN, "", "### The file's top level", ""]
@@ -211,7 +211,7 @@ def replaced(text: str, section: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python3 -m grader.spec_reference",
+    parser = argparse.ArgumentParser(prog="python3 -m grader.instructor.authoring_doc",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 when docs/authoring.md is not current")
@@ -220,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     new = replaced(text, render())
     if args.check:
         if new != text:
-            print(f"{DOC} is not current: run python3 -m grader.spec_reference", file=sys.stderr)
+            print(f"{DOC} is not current: run python3 -m grader.instructor.authoring_doc",
+                  file=sys.stderr)
             return 1
         return 0
     if new != text:

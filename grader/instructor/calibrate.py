@@ -6,12 +6,12 @@ its accepted alternatives, measured exactly as a student's are), reference/<id>/
 (the bars, with every run they came from), reference/<id>/designs.json (the designs the grader
 retrains, whose accuracy on each machine sets the timed-training bar there) and
 reference/<id>/constraints.txt (the Python and package versions they were measured with,
-grader/constraints.py, which the Gradescope bundle and the Action install). All are small,
-reviewed and committed.
+grader/instructor/constraints.py, which the Gradescope bundle and the Action install). All are
+small, reviewed and committed.
 
 Correct runs: the reference, `runs` times (kernel and training seeds 0, 1, ...), each correct
-variant of reference/<id>/variants/ (grader/variants.py), and each accepted alternative of
-`[[reference_variants]]` for the models it trains. The bars:
+variant of reference/<id>/variants/ (grader/instructor/variants.py), and each accepted alternative
+of `[[reference_variants]]` for the models it trains. The bars:
 
 - accuracy (the student's own trained model) and timed accuracy (the grader's training of the
   design): the lowest correct run less a margin, max(tolerance, 2 × the spread of the reference's
@@ -39,15 +39,15 @@ from pathlib import Path
 from typing import Any
 
 from . import variants as variants_mod
-from .checks.autoencoder_checks import (code_accuracy_bar, code_size, mean_image_error,
-                                        reconstruction_bar, reconstruction_errors)
-from .checks.keras_checks import best_accuracy
+from ..checks.autoencoder_checks import (code_accuracy_bar, code_size, mean_image_error,
+                                         reconstruction_bar, reconstruction_errors)
+from ..checks.keras_checks import best_accuracy
 from . import constraints
-from .errors import GraderError
-from . import paths
-from .pipeline import Harvest, Options, execute_and_harvest, score_harvest
-from .scoring import CheckStatus, RunStatus, TimedStatus, write_atomic
-from .spec import Assignment, CheckSpec
+from ..errors import GraderError
+from .. import paths
+from ..pipeline import Harvest, Options, execute_and_harvest, score_harvest
+from ..scoring import CheckStatus, RunStatus, TimedStatus, write_atomic
+from ..spec import Assignment, CheckSpec
 
 DEFAULT_TOLERANCE = 0.03  # accuracy: the least margin below the lowest correct run
 # Metrics calibration derives a bar for, by check kind; the others' bars are fixed in the spec.
@@ -106,8 +106,8 @@ def calibrate(assignment: Assignment, options: Options, runs: int = 3,
     """Run every correct run, write the files, then grade every variant against them; raises
     CalibrationError naming each run whose verdict is not the one it must get."""
     all_variants = variants_mod.load_all(assignment)  # invalid metadata stops us before any run
-    # A variant with checks the grader cannot score yet (grader/variants.py, `pending`) is no
-    # calibration run: its bars and its verdict wait until the grader scores all of it.
+    # A variant with checks the grader cannot score yet (grader/instructor/variants.py, `pending`)
+    # is no calibration run: its bars and its verdict wait until the grader scores all of it.
     left_out = [f"{v.name!r} ({v.label}): the grader cannot score {', '.join(v.meta.pending)} "
                 "for it yet" for v in all_variants if v.meta.pending]
     all_variants = [v for v in all_variants if not v.meta.pending]

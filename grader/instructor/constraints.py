@@ -24,8 +24,8 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from .scoring import write_atomic
-from .spec import Assignment
+from ..scoring import write_atomic
+from ..spec import Assignment
 
 DISTRIBUTION = "dl-grader"
 _PYTHON = re.compile(r"^#\s*python\s+(\d+\.\d+(?:\.\d+)?)\s*$", re.M)

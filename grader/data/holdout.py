@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import environment
+from .. import environment
 
 SECRET_VAR = "GRADER_HOLDOUT_SECRET"
 PERTURBATION_SD = 3.0  # grey levels, of 255

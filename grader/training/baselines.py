@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from . import environment
-from .spec import Assignment
-from .training.timed_fit import LOOP_VERSION
+from .. import environment
+from ..spec import Assignment
+from .timed_fit import LOOP_VERSION
 
 
 @functools.cache  # per process: the CPU does not change under a grading

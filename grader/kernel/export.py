@@ -1,6 +1,6 @@
 """UNTRUSTED SIDE. The grader's code inside the student's kernel, run once after the student's cells.
 
-Called as `grader.kernel.harvest.harvest(get_ipython().user_ns, REQUEST_JSON)`; writes
+Called as `grader.kernel.export.export(get_ipython().user_ns, REQUEST_JSON)`; writes
 `manifest.json` into request["out"]. Its only job for a Keras model is to export it, without
 pickle or code, for the trusted side (grader/measure) to load, describe and measure: anything this
 code reported about a model could be forged by the student's code running in the same process.
@@ -37,14 +37,14 @@ TORCH_LAYOUTS = ((784,), (1, 28, 28), (28, 28))
 ONNX_OPSET = 17
 
 
-def harvest(namespace: dict[str, Any], request_json: str) -> None:
+def export(namespace: dict[str, Any], request_json: str) -> None:
     request = json.loads(request_json)
     out = Path(request["out"])
     out.mkdir(parents=True, exist_ok=True)
     manifest: dict[str, Any] = {"objects": {}}
     for obj in request["objects"]:
         try:
-            entry = _harvest_one(namespace, obj, out)
+            entry = _export_one(namespace, obj, out)
         except BaseException as exc:  # noqa: BLE001 - includes SystemExit from student code
             entry = {"status": "error", "message": f"{type(exc).__name__}: {exc}"[:500],
                      "traceback": traceback.format_exc()[-2000:]}
@@ -59,20 +59,20 @@ def _type_name(value: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _harvest_one(namespace: dict[str, Any], obj: dict[str, Any], out: Path) -> dict[str, Any]:
+def _export_one(namespace: dict[str, Any], obj: dict[str, Any], out: Path) -> dict[str, Any]:
     name = obj["name"]
     if name not in namespace:
         return {"status": "missing"}
     value = namespace[name]
     if obj["kind"] == "keras":
-        return _harvest_keras(value, obj, out)
+        return _export_keras(value, obj, out)
     import importlib
 
     module = importlib.import_module(f"grader.kernel.kinds.{obj['kind']}")
-    return module.harvest(value, obj, namespace, out)
+    return module.export(value, obj, namespace, out)
 
 
-def _harvest_keras(model: Any, obj: dict[str, Any], out: Path) -> dict[str, Any]:
+def _export_keras(model: Any, obj: dict[str, Any], out: Path) -> dict[str, Any]:
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(model, torch.nn.Module):
         return _export_onnx(torch, model, obj, out / f"{obj['name']}.onnx")

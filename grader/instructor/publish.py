@@ -20,15 +20,16 @@ from pathlib import Path
 
 import nbformat
 
-from . import starter as starter_mod
-from .paths import PACKAGE_ROOT
-from .spec import Assignment
+from ..submission import starter as starter_mod
+from ..paths import PACKAGE_ROOT
+from ..spec import Assignment
 
 # This grader's own checkout (its source, pyproject.toml, action files), wherever GRADER_HOME
 # points the assignments.
 SOURCE_ROOT = PACKAGE_ROOT
 
-# What grading reads from reference/<id>/ (grader/spec.py, baselines.py, gradescope setup.sh).
+# What grading reads from reference/<id>/ (grader/spec/__init__.py, grader/training/baselines.py,
+# gradescope setup.sh).
 CALIBRATION_FILES = ("expected.json", "thresholds.json", "designs.json", "constraints.txt")
 # Besides grader/: what installing and running the grader (and the action) needs.
 PROJECT_FILES = ("pyproject.toml", "README.md")
@@ -38,10 +39,11 @@ MARKER = ".grader-publish.json"  # a folder `grader publish` wrote, safe to rewr
 # Grader source that holds an answer no file comparison finds: numpy-backprop's checks compute
 # the expected values with the grader's own forward and backward pass.
 SOLUTION_BEARING_SOURCE = {
-    "grader/checks/numpy_reference.py": "numpy-backprop (Homework 4, Part 1): the grader's own "
-                                        "forward and backward pass, which its checks compare with"}
+    "grader/cleanroom/numpy_reference.py": "numpy-backprop (Homework 4, Part 1): the grader's "
+                                           "own forward and backward pass, which its checks "
+                                           "compare with"}
 # Source that only those assignments' grading imports: left out of bundles without them.
-ANSWER_SOURCE = {"grader/checks/numpy_reference.py": {"numpy-backprop"},
+ANSWER_SOURCE = {"grader/cleanroom/numpy_reference.py": {"numpy-backprop"},
                  "grader/checks/backprop_checks.py": {"numpy-backprop"},
                  "grader/cleanroom/numpy_run.py": {"numpy-backprop"}}
 MIN_SOLUTION_LINE = 12  # characters: shorter lines (`H = sigmoid(Z1)`) are anyone's code

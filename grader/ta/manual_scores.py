@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .csv_input import open_with_header, raise_problems
-from .result import TA_KEYS, CheckResult, GradeResult, TAPoints, score_of
-from .scoring import CheckStatus
+from ..result import TA_KEYS, CheckResult, GradeResult, TAPoints, score_of
+from ..scoring import CheckStatus
 
 REQUIRED = ("student", "check", "points")
 
@@ -171,33 +171,6 @@ def _status_of(points: float, max_points: float) -> CheckStatus:
     if points >= max_points - 1e-9:
         return CheckStatus.PASSED
     return CheckStatus.FAILED if points <= 0 else CheckStatus.PARTIAL
-
-
-def is_override(check: CheckResult) -> bool:
-    """An automatic check whose points a TA set (a manual check's TA points are its grade)."""
-    return check.overridden
-
-
-@dataclass(frozen=True)
-class TAGrade:
-    """What every report shows of a TA's points on a check (None when the TA gave none)."""
-
-    points: float
-    max_points: float
-    comment: str
-    override: bool  # an automatic check's points replaced; the grader's are below
-    auto_points: float | None = None
-    auto_status: str | None = None
-    auto_message: str | None = None
-
-
-def ta_grade(check: CheckResult) -> TAGrade | None:
-    ta = check.ta
-    if ta is None:
-        return None
-    return TAGrade(ta.ta_points, check.max_points, ta.ta_comment, ta.ta_override,
-                   *((float(ta.auto_points or 0), str(ta.auto_status or ""),
-                      str(ta.auto_message or "")) if ta.ta_override else ()))
 
 
 def apply(result: GradeResult, scores: Iterable[ManualScore], *,

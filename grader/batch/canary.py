@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 
-from . import environment
-from .errors import GraderError
-from .pipeline import Options, grade
-from .scoring import CheckStatus
-from .spec import Assignment
+from .. import environment
+from ..errors import GraderError
+from ..pipeline import Options, grade
+from ..scoring import CheckStatus
+from ..spec import Assignment
 
 
 def _stamp(assignment: Assignment, options: Options):

@@ -4,8 +4,8 @@ Gradescope unpacks the zip into /autograder/source, runs `setup.sh` once when it
 image (network available), then `run_autograder` per submission (the files in
 /autograder/submission), and reads /autograder/results/results.json. The bundle carries this
 grader's source with the one assignment's starter, spec and calibration files (never a reference
-notebook: grader/publish.py selects and checks them), so the image needs nothing from this
-repository at run time.
+notebook: grader/instructor/publish.py selects and checks them), so the image needs nothing from
+this repository at run time.
 
 The image's own python3 (3.10 on Gradescope's Ubuntu 22.04 images) is not used: setup.sh
 installs the exact Python that calibration ran with (the `# python` line of
@@ -20,7 +20,7 @@ import zipfile
 from pathlib import Path
 
 from . import constraints, publish
-from .spec import Assignment
+from ..spec import Assignment
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope image set-up (Ubuntu, as root, with network): the Python and package versions the

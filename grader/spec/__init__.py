@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import paths, spec_format
-from .scoring import DataMode
+from .. import paths
+from . import tables as spec_format
+from ..scoring import DataMode
 
 
 class SpecError(Exception):
@@ -92,7 +93,7 @@ class Assignment:
         cap cut a correct mnist-cnn design short on the full data and called it too slow)."""
         if DataMode(mode) is not DataMode.FULL or self.training is None or self.data is None:
             return self.training
-        from .data.sources import DATASETS
+        from ..data.sources import DATASETS
 
         whole = DATASETS[self.data.dataset].train_per_class - self.data.holdout_per_class
         return self.training.scaled(whole / self.data.train_per_class)
@@ -123,7 +124,7 @@ class Assignment:
     @property
     def designs_path(self) -> Path:
         """The reference's designs (Keras config and compile settings) the grader retrains to
-        set the timed-training bar on each machine (grader/baselines.py)."""
+        set the timed-training bar on each machine (grader/training/baselines.py)."""
         return self.reference_dir / "designs.json"
 
     def designs(self) -> dict[str, Any]:
@@ -155,7 +156,8 @@ def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-# Check kinds whose bar `grader calibrate` records in thresholds.json (grader/calibrate.py).
+# Check kinds whose bar `grader calibrate` records in thresholds.json
+# (grader/instructor/calibrate.py).
 CALIBRATED_KINDS = ("accuracy", "timed_training", "reconstruction", "code_accuracy")
 
 MAX_LISTED_PROBLEMS = 12  # a file broken everywhere: the first few say enough

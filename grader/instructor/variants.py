@@ -28,9 +28,9 @@ from pathlib import Path
 import nbformat
 from pydantic import BaseModel, ConfigDict, Field
 
-from .result import GradeResult
-from .scoring import CheckStatus
-from .spec import Assignment
+from ..result import GradeResult
+from ..scoring import CheckStatus
+from ..spec import Assignment
 
 FOLDER = "variants"
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-from .cleanroom.source import parsed_cells
+from .source import parsed_cells
 
 # Calls that are cross-entropy on logits (the softmax is the loss's first step).
 CROSS_ENTROPY = {"CrossEntropyLoss", "cross_entropy"}
