@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from the action's checkout
     sys.path.insert(0, str(ROOT))
 
-from grader import __version__, spec  # noqa: E402
+from grader import __version__, assignment as spec  # noqa: E402
 from grader.submission import notebook as notebook_mod  # noqa: E402
 from grader.reports import write_all  # noqa: E402
 from grader.result import CheckResult, Execution, GradeResult  # noqa: E402

@@ -28,7 +28,7 @@ import nbformat
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from grader import spec  # noqa: E402
+from grader import assignment as spec  # noqa: E402
 
 
 def generate(folder: Path, assignment_id: str, count: int, epochs: int | None, mix: str) -> None:

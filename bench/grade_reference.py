@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from grader import pipeline, spec  # noqa: E402
+from grader import pipeline, assignment as spec  # noqa: E402
 from grader.scoring import DataMode  # noqa: E402
 
 STAGES = ("kernel_start", "execute", "harvest", "measure", "timed_training", "grade", "total")

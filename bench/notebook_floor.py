@@ -35,7 +35,7 @@ from nbclient import NotebookClient
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from grader import pipeline, spec  # noqa: E402
+from grader import pipeline, assignment as spec  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 # The numeric settings of the grader's kernel (grader/execution/runner.py kernel_env).

@@ -24,7 +24,7 @@ from nbclient import NotebookClient
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from grader import spec  # noqa: E402
+from grader import assignment as spec  # noqa: E402
 
 BACKENDS = ("Agg", "module://matplotlib_inline.backend_inline")
 FAKE_DATA = ("import numpy as np\nrng = np.random.default_rng(0)\n"

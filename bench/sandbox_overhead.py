@@ -27,7 +27,7 @@ import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from grader import pipeline, spec  # noqa: E402
+from grader import pipeline, assignment as spec  # noqa: E402
 from grader.execution import cgroups, sandbox, uids  # noqa: E402
 
 SETUPS = ("bwrap + limits", "bwrap, no cgroup or uid", "none + limits", "none, no cgroup")

@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from grader import spec  # noqa: E402
+from grader import assignment as spec  # noqa: E402
 from grader.similarity.build import write  # noqa: E402
 from similarity_class import (REFERENCE_LAYERS, holdout_predictions,  # noqa: E402
                               honest_cells, notebook, renamed_and_reordered, trained_weights,

@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from grader.submission import notebook  # noqa: E402
-from grader import paths, pipeline, spec  # noqa: E402
+from grader import paths, pipeline, assignment as spec  # noqa: E402
 from grader.instructor import variants  # noqa: E402
 from grader.result import GradeResult  # noqa: E402
 from grader.scoring import DataMode  # noqa: E402

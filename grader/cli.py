@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from . import __version__, environment, paths, spec
+from . import __version__, environment, paths, assignment as spec
 from .submission import notebook
 from .data.sources import DATASETS
 from .errors import GraderError

@@ -28,7 +28,7 @@ from .progress import Phase, Progress, notify
 from .result import CellError, CheckResult, Data, Execution, GradeResult, score_of
 from .result import Limits as LimitsReport
 from .scoring import CELL_ERROR_NOTE, DataMode, RunStatus, TimedStatus, write_atomic
-from .spec import Assignment
+from .assignment import Assignment
 from .submission import notebook, starter
 from .training import baselines
 

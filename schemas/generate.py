@@ -1,7 +1,7 @@
 """Write the JSON Schemas of schemas/: `python3 schemas/generate.py` (from the repository root).
 
 - assignment.schema.json: assignments/<id>/assignment.toml read as TOML, generated from the
-  typed models that grader/spec/__init__.py validates specs with (grader/spec/tables.py).
+  typed models that grader/assignment/__init__.py validates specs with (grader/assignment/tables.py).
 - result.schema.json: result.json (schema_version 1), generated from the result model every
   part of the grader builds and reads (grader/result.py). Later versions of schema_version 1
   may add fields, so objects accept fields beyond the ones listed.
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from grader import result  # noqa: E402  (the checkout beside this script)
-from grader.spec import tables as spec_format  # noqa: E402  (the checkout beside this script)
+from grader.assignment import tables as spec_format  # noqa: E402  (the checkout beside this script)
 
 SCHEMAS = ROOT / "schemas"
 RESULT_ID = "https://dl-grader.invalid/schemas/result.schema.json"

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 import notebook_factory as nf
-from grader import pipeline, spec
+from grader import pipeline, assignment as spec
 from grader.instructor import variants
 from grader.cli import DATA_DIR_VARIABLE
 from grader.data import sources

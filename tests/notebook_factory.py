@@ -16,7 +16,7 @@ import nbformat
 if __name__ == "__main__":  # run as a script: this checkout's grader, not an installed one
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from grader import spec  # noqa: E402
+from grader import assignment as spec  # noqa: E402
 
 
 def reference_notebook(assignment_id: str) -> nbformat.NotebookNode:

@@ -30,7 +30,7 @@ from rich.console import Console
 
 import notebook_factory as nf
 from grader.submission import notebook
-from grader import pipeline, spec
+from grader import pipeline, assignment as spec
 from grader.execution import runner, sandbox
 from grader.execution.scratch import Scratch
 from grader.reports import terminal

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from grader.spec import tables as spec_format
+from grader.assignment import tables as spec_format
 from grader.instructor import authoring_doc as spec_reference
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,7 +48,7 @@ def test_every_kind_is_documented():
 
 def test_the_example_spec_in_the_guide_is_valid(tmp_path):
     """The guide's assignment.toml is what `grader list` accepts."""
-    from grader import spec
+    from grader import assignment as spec
 
     text = DOC.read_text(encoding="utf-8")
     start = text.index("```toml\n") + len("```toml\n")

@@ -24,7 +24,7 @@ import pytest
 from rich.console import Console
 
 import notebook_factory as nf
-from grader import batch, spec
+from grader import batch, assignment as spec
 from grader.ta import manual_scores
 from grader.batch import discovery, local, preflight, store
 from grader.execution.runner import KERNEL_TOKEN_VAR

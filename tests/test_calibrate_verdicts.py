@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from grader.instructor import calibrate as calibrate_mod, variants
-from grader import cli, paths, spec
+from grader import cli, paths, assignment as spec
 from grader.result import GradeResult
 from result_factory import result_json
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import cli, spec
+from grader import cli, assignment as spec
 from grader.submission import notebook
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import cli, paths, pipeline, spec
+from grader import cli, paths, pipeline, assignment as spec
 
 REPO = Path(__file__).resolve().parent.parent
 # Every command that reads an assignment's spec or reference material.

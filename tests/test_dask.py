@@ -23,7 +23,7 @@ import nbformat
 import pytest
 
 import notebook_factory as nf
-from grader import spec
+from grader import assignment as spec
 from test_batch import cli_env, grade_cli, read_grades, results, short_tmp
 
 pytest.importorskip("distributed")

@@ -20,7 +20,7 @@ import pytest
 from rich.console import Console
 
 from grader.ta import manual_scores
-from grader import spec
+from grader import assignment as spec
 from grader.submission import starter
 from grader.reports import render
 from grader.reports.cell_errors import views

@@ -10,7 +10,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from grader import data, pipeline, spec
+from grader import data, pipeline, assignment as spec
 from grader.data import holdout
 from grader import paths
 REFERENCE_DIR = paths.reference_dir()

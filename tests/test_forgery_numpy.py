@@ -14,7 +14,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from grader import pipeline, spec
+from grader import pipeline, assignment as spec
 from grader.cleanroom import numpy_run
 from grader.execution import sandbox
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import cli, environment, pipeline, spec
+from grader import cli, environment, pipeline, assignment as spec
 from grader.errors import GraderError
 from grader.execution import runner
 from grader import paths

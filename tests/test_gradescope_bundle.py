@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import spec
+from grader import assignment as spec
 from grader.cli import main as cli_main
 
 ASSIGNMENT = "numpy-backprop"

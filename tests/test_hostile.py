@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import pipeline, spec
+from grader import pipeline, assignment as spec
 from grader.execution import sandbox
 from grader import paths
 REFERENCE_DIR = paths.reference_dir()

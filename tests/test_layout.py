@@ -144,7 +144,7 @@ STAGES = (
      "grader.kernel"},
     {"grader.result", "grader.environment", "grader.submission"},  # submission: the notebook file
     {"grader.data"},
-    {"grader.spec", "grader.execution"},  # the assignment; the student's notebook run, confined
+    {"grader.assignment", "grader.execution"},  # the assignment; the student's notebook run, confined
     {"grader.harvest", "grader.training"},  # read what the kernel exported; the grader's training
     {"grader.measure"},  # the trusted measuring process
     {"grader.cleanroom"},  # student source re-run apart from the kernel

@@ -21,7 +21,7 @@ import pytest
 
 import notebook_factory as nf
 
-from grader import cli, pipeline, spec
+from grader import cli, pipeline, assignment as spec
 from grader.execution import cgroups, confine, processes, sandbox, uids
 
 pytestmark = [pytest.mark.hostile, pytest.mark.slow]  # each case runs a kernel

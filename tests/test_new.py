@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import cli, paths, spec
+from grader import cli, paths, assignment as spec
 from grader.instructor import new
 
 MARKDOWN = "# MNIST: an MLP with dropout\n\nFlatten → Dense 256 relu → Dropout 0.3 → Dense 10."

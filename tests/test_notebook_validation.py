@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from grader.submission import notebook
-from grader import pipeline, spec
+from grader import pipeline, assignment as spec
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from grader import checks, pipeline, spec
+from grader import checks, pipeline, assignment as spec
 from grader.checks import backprop_checks
 from grader.cleanroom import numpy_reference as ref
 from grader.checks.context import GradingContext

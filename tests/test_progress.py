@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from grader import pipeline, spec
+from grader import pipeline, assignment as spec
 from grader.progress import Phase, TerminalProgress, describe, notify
 from grader.scoring import DataMode
 

@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from grader.instructor import publish
-from grader import spec
+from grader import assignment as spec
 from grader.submission import starter
 from grader.cli import main as cli_main
 

@@ -181,7 +181,7 @@ def test_unsupported_operators_are_described_but_not_run(tmp_path):
 def test_an_answer_the_grader_cannot_run_yet_is_not_scored_on_accuracy(tmp_path):
     """An operator not on the allow-list: its accuracy is the grader's to measure later
     (status error), never a zero."""
-    from grader import spec as spec_mod
+    from grader import assignment as spec_mod
     from grader.checks import keras_checks
     from grader.checks.context import GradingContext
     from grader.execution.runner import ExecutionRecord
@@ -224,7 +224,7 @@ def test_a_missing_optional_framework_is_the_graders_error_naming_the_install(mo
 
 
 def test_fashion_mlp_allows_torch():
-    from grader import spec
+    from grader import assignment as spec
 
     assignment = spec.load(ASSIGNMENT)
     assert "torch" in assignment.optional_packages
@@ -336,7 +336,7 @@ def test_the_measuring_process_runs_the_export_without_torch(tmp_path):
 # The loss and optimizer checks, from the source's reading ----------------------------------------
 
 def _check_result(kind: str, description: dict, source: dict):
-    from grader import spec as spec_mod
+    from grader import assignment as spec_mod
     from grader.checks import keras_checks
     from grader.checks.context import GradingContext
     from grader.execution.runner import ExecutionRecord
@@ -498,7 +498,7 @@ def test_log_softmax_into_nll_loss_is_the_softmax_output(tmp_path, loss_call, fu
     """LogSoftmax then NLLLoss is cross-entropy on a softmax output, as a TA reads it: the
     architecture checks accept it as the reference's softmax; with any other loss a LogSoftmax
     output is not a softmax one."""
-    from grader import spec as spec_mod
+    from grader import assignment as spec_mod
     from grader.checks import keras_checks
     from grader.checks.context import GradingContext
     from grader.execution.runner import ExecutionRecord

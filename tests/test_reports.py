@@ -347,7 +347,7 @@ def sample_class() -> tuple[dict, list[dict]]:
     """A fabricated fashion-mlp class for summary.html: full marks, partial credit, a TA
     override, an unchanged starter, cell errors, a timeout, a grader error, no notebook."""
     from grader.ta import manual_scores
-    from grader import spec
+    from grader import assignment as spec
 
     assignment = spec.load("fashion-mlp")
     info = {"id": assignment.id, "title": assignment.title, "version": "1+3f2a9c1b7d0e",

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import notebook_factory as nf
-from grader import pipeline, spec
+from grader import pipeline, assignment as spec
 from grader.execution import sandbox
 from grader import paths
 

@@ -13,7 +13,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from grader import spec
+from grader import assignment as spec
 from grader.result import GradeResult
 from result_factory import result_json
 from grader.similarity import Thresholds, code as code_mod, models

@@ -14,9 +14,9 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from grader import batch, pipeline, spec
+from grader import batch, pipeline, assignment as spec
 from grader.submission import notebook
-from grader.spec import tables as spec_format
+from grader.assignment import tables as spec_format
 from grader.checks import REGISTRY
 from grader.scoring import DataMode
 
@@ -95,7 +95,7 @@ def test_every_registered_check_kind_has_typed_options():
 
 
 def test_validating_specs_imports_no_tensorflow():
-    code = ("import sys; from grader import spec\n"
+    code = ("import sys; from grader import assignment as spec\n"
             "[spec.load(a) for a in spec.available()]\n"
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,

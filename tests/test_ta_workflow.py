@@ -19,7 +19,7 @@ import pytest
 from rich.console import Console
 
 import notebook_factory as nf
-from grader import spec
+from grader import assignment as spec
 from grader.batch import feedback, gradebook, roster as roster_mod, store
 from grader.cli import main
 from grader.execution import runner

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import notebook_factory as nf
-from grader import cli, pipeline, spec
+from grader import cli, pipeline, assignment as spec
 from grader.execution.time_limits import Origin, Scope, TimeLimit, TimeLimits
 
 SLEEP = "import time\ntime.sleep(60)"

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 
 from grader.training import baselines
-from grader import spec
+from grader import assignment as spec
 from grader.checks import keras_checks
 from grader.checks.context import GradingContext
 from grader.execution.runner import ExecutionRecord
 from grader.harvest.artifacts import HarvestedObject
-from grader.spec import CheckSpec
+from grader.assignment import CheckSpec
 
 CHECK = CheckSpec(id="t", title="timed", kind="timed_training", points=2.0, object="model")
 THRESHOLDS = {"objects": {"model": {"timed_accuracy": {"threshold": 0.82,

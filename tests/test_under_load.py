@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 import notebook_factory as nf
-from grader import pipeline, spec
+from grader import pipeline, assignment as spec
 from grader.checks import keras_checks
 from grader.checks.context import GradingContext
 from grader.execution.runner import ExecutionRecord
 from grader.harvest.artifacts import HarvestedObject
-from grader.spec import CheckSpec
+from grader.assignment import CheckSpec
 
 CHECK = CheckSpec(id="t", title="timed", kind="timed_training", points=2.0, object="model")
 

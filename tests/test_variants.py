@@ -7,7 +7,7 @@ import nbformat
 import pytest
 
 import notebook_factory as nf
-from grader import spec
+from grader import assignment as spec
 from grader.instructor import variants
 from grader.checks.autoencoder_checks import code_accuracy_bar, reconstruction_bar
 

@@ -14,7 +14,7 @@ from .. import environment
 from ..errors import GraderError
 from ..pipeline import Options, grade
 from ..scoring import CheckStatus
-from ..spec import Assignment
+from ..assignment import Assignment
 
 
 def _stamp(assignment: Assignment, options: Options):

@@ -20,7 +20,7 @@ from ..errors import GraderError
 from ..pipeline import Options
 from ..result import GradeResult
 from ..scoring import RunStatus
-from ..spec import Assignment
+from ..assignment import Assignment
 
 # How an engine says a request was not graded; every other outcome carries a result.
 FAILURES = (RunStatus.WORKER_FAILED, RunStatus.WORKER_TIMEOUT, RunStatus.GRADER_ERROR)

@@ -25,7 +25,7 @@ from rich.console import Console
 
 from ..result import GradeResult
 from ..scoring import RETRIED, write_atomic
-from ..spec import Assignment
+from ..assignment import Assignment
 from .discovery import Skipped
 from .roster import RosterMatch
 from .store import read_result, result_path, status_of

@@ -13,7 +13,7 @@ import fcntl
 from pathlib import Path
 
 from ..pipeline import Options
-from ..spec import Assignment
+from ..assignment import Assignment
 
 
 def check(assignment: Assignment, grading: Options) -> None:
@@ -37,7 +37,7 @@ def on_this_machine(assignment_id: str, version: str, grading: Options) -> str |
     own: the same assignment version, and a --data-dir (a path on this machine) that holds the
     dataset. None when all is well, else why not. Workers of one machine take turns, so the
     reference is graded once per machine (the canary remembers it), not once per worker."""
-    from .. import environment, spec
+    from .. import environment, assignment as spec
 
     try:
         assignment = spec.load(assignment_id)

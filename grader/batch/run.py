@@ -25,7 +25,7 @@ from ..pipeline import Options
 from ..result import GradeResult
 from ..scoring import RunStatus
 from ..similarity import Thresholds
-from ..spec import Assignment
+from ..assignment import Assignment
 from .discovery import Skipped, Submission, scan
 from .executor import (BatchConfig, BatchError, BatchGraderError, Executor, GradingRequest,
                        Outcome, WorkerSettings)

@@ -25,7 +25,7 @@ from ..ta import manual_scores
 from ..result import BatchInfo, CheckResult, Execution, GradeResult, read_result, total
 from ..scoring import NOT_GRADED, RETRIED, DataMode, RunStatus, write_atomic
 from ..similarity import EVIDENCE_FILE
-from ..spec import Assignment
+from ..assignment import Assignment
 from . import feedback
 from .discovery import Submission, shown_name
 

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     if request.get("parent_pid"):
         _die_with_parent(int(request["parent_pid"]))
 
-    from .. import spec
+    from .. import assignment as spec
     from ..pipeline import Options, grade
     from ..scoring import write_atomic
 

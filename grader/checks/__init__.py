@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..result import CheckResult
-from ..spec import CheckSpec
+from ..assignment import CheckSpec
 from .context import GradingContext
 from . import autoencoder_checks, keras_checks, manual
 

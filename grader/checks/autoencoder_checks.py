@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..result import CheckResult
-from ..spec import CheckSpec
+from ..assignment import CheckSpec
 from .architecture import normalise
 from .context import GradingContext, guarded
 from .keras_checks import _SCALING_WORDS, _against_threshold, _found, best_accuracy

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..result import CheckResult
-from ..spec import CheckSpec
+from ..assignment import CheckSpec
 from .context import GradingContext, Unavailable, guarded
 from ..cleanroom.numpy_reference import (FD_CASE, FD_EPS, FORWARD_OUTPUTS, PARAMS, SHAPES, Case,
                                          ProbeStatus, backward, forward, make_cases, make_probe,

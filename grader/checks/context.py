@@ -10,7 +10,7 @@ import numpy as np
 
 from ..harvest.artifacts import HarvestedObject
 from ..result import CheckResult
-from ..spec import CheckSpec
+from ..assignment import CheckSpec
 
 if TYPE_CHECKING:  # only a type here: importing the runner loads nbclient into every check
     from ..execution.runner import ExecutionRecord

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..result import CheckResult
 from ..scoring import TimedStatus
-from ..spec import CheckSpec
+from ..assignment import CheckSpec
 from . import pytorch_training
 from .architecture import Layer, align, distance, normalise
 from .context import GradingContext, Unavailable, guarded

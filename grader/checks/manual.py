@@ -6,7 +6,7 @@ import re
 
 from ..result import CheckResult
 from ..scoring import CheckStatus
-from ..spec import CheckSpec
+from ..assignment import CheckSpec
 from .context import GradingContext
 
 MAX_ANSWER_CHARS = 5000

@@ -14,7 +14,7 @@ import dataclasses
 from typing import Any
 
 from ..result import CheckResult
-from ..spec import CheckSpec
+from ..assignment import CheckSpec
 from .architecture import WEIGHTED, Layer, normalise
 
 # What each loss takes as the model's output, and the output it is cross-entropy with.

@@ -36,7 +36,7 @@ from ..errors import GraderError
 from ..execution import confine, sandbox as sandbox_mod
 from ..execution.limits import Limits
 from ..harvest.artifacts import HarvestedObject, load_numeric_arrays
-from ..spec.tables import ObjectOptions
+from ..assignment.tables import ObjectOptions
 from .. import paths
 from ..paths import PACKAGE_ROOT
 from . import source as source_mod

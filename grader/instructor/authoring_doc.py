@@ -3,7 +3,7 @@
     python3 -m grader.instructor.authoring_doc           # rewrite the section of docs/authoring.md
     python3 -m grader.instructor.authoring_doc --check   # exit 1 when the committed section differs
 
-The section between the two markers below is generated from grader/spec/tables.py (tables,
+The section between the two markers below is generated from grader/assignment/tables.py (tables,
 object kinds and check kinds, each key's type, default and description) and from the check
 registry (what each kind grades, which calibration file it compares with), so the guide cannot
 drift from what the grader accepts: a fast test runs `--check`.
@@ -19,12 +19,12 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from ..spec import tables as spec_format
+from ..assignment import tables as spec_format
 from ..paths import PACKAGE_ROOT
 
 DOC = PACKAGE_ROOT / "docs" / "authoring.md"
 BEGIN = ("<!-- BEGIN GENERATED: spec keys, by `python3 -m grader.instructor.authoring_doc` from "
-         "grader/spec/tables.py; do not edit by hand -->")
+         "grader/assignment/tables.py; do not edit by hand -->")
 END = "<!-- END GENERATED: spec keys -->"
 
 # What each check kind grades, in a line (a test requires one for every registered kind).

@@ -47,7 +47,7 @@ from ..errors import GraderError
 from .. import paths
 from ..pipeline import Harvest, Options, execute_and_harvest, score_harvest
 from ..scoring import CheckStatus, RunStatus, TimedStatus, write_atomic
-from ..spec import Assignment, CheckSpec
+from ..assignment import Assignment, CheckSpec
 
 DEFAULT_TOLERANCE = 0.03  # accuracy: the least margin below the lowest correct run
 # Metrics calibration derives a bar for, by check kind; the others' bars are fixed in the spec.

@@ -25,7 +25,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from ..scoring import write_atomic
-from ..spec import Assignment
+from ..assignment import Assignment
 
 DISTRIBUTION = "dl-grader"
 _PYTHON = re.compile(r"^#\s*python\s+(\d+\.\d+(?:\.\d+)?)\s*$", re.M)

@@ -20,7 +20,7 @@ import zipfile
 from pathlib import Path
 
 from . import constraints, publish
-from ..spec import Assignment
+from ..assignment import Assignment
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope image set-up (Ubuntu, as root, with network): the Python and package versions the

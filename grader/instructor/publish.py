@@ -22,13 +22,13 @@ import nbformat
 
 from ..submission import starter as starter_mod
 from ..paths import PACKAGE_ROOT
-from ..spec import Assignment
+from ..assignment import Assignment
 
 # This grader's own checkout (its source, pyproject.toml, action files), wherever GRADER_HOME
 # points the assignments.
 SOURCE_ROOT = PACKAGE_ROOT
 
-# What grading reads from reference/<id>/ (grader/spec/__init__.py, grader/training/baselines.py,
+# What grading reads from reference/<id>/ (grader/assignment/__init__.py, grader/training/baselines.py,
 # gradescope setup.sh).
 CALIBRATION_FILES = ("expected.json", "thresholds.json", "designs.json", "constraints.txt")
 # Besides grader/: what installing and running the grader (and the action) needs.

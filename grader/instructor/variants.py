@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..result import GradeResult
 from ..scoring import CheckStatus
-from ..spec import Assignment
+from ..assignment import Assignment
 
 FOLDER = "variants"
 

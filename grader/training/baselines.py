@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .. import environment
-from ..spec import Assignment
+from ..assignment import Assignment
 from .timed_fit import LOOP_VERSION
 
 

@@ -1,7 +1,7 @@
 """Assignment specs: `assignments/<id>/assignment.toml`, validated and read into an Assignment.
 
 The file's format (typed tables that reject unknown keys, with every default) is in
-spec_format.py; here a file becomes the Assignment the rest of the grader uses (its tables are
+tables.py; here a file becomes the Assignment the rest of the grader uses (its tables are
 the validated, frozen models themselves), and every problem in it becomes a
 SpecError naming the file, the line and the field:
 
@@ -35,7 +35,7 @@ class SpecError(Exception):
 
 
 # The tables of the file are the grader's settings themselves (frozen pydantic models, defaults
-# in spec_format.py); these names are what the rest of the grader imports.
+# in tables.py); these names are what the rest of the grader imports.
 ExecutionLimits = spec_format.ExecutionTable
 DataSpec = spec_format.DataTable
 TrainingSpec = spec_format.TrainingTable
