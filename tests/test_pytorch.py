@@ -407,6 +407,24 @@ def test_what_the_source_cannot_tell_is_not_scored(tmp_path):
     assert _check_result("optimizer", description, source).points == 0
 
 
+def test_a_model_the_notebook_only_builds_loses_its_loss_optimizer_and_timed_training(
+        tmp_path, budget):
+    """As a Keras model never compiled: a zero on each, not a check the grader cannot score."""
+    from grader.measure import torch_design
+
+    source = _read("import torch\nfrom torch import nn\ndef fit(net):\n"
+                   "    opt = torch.optim.Adam(net.parameters())\n"
+                   "    nn.CrossEntropyLoss()(net(x), y).backward()\n    opt.step()",
+                   "other = nn.Linear(784, 10)\nfit(other)\nmodel = nn.Linear(784, 10)")
+    description = _description(tmp_path, _sequential(), True)
+    for kind in ("loss", "optimizer"):
+        result = _check_result(kind, description, source)
+        assert result.status == "failed" and "`model` is never trained" in result.message
+    timed = torch_design.train(SimpleNamespace(), source, budget["images"], budget,
+                               (budget["images"], budget["labels"]), tmp_path / "timed.npz")
+    assert timed["status"] == "error" and "`model` is never trained" in timed["message"]
+
+
 @pytest.mark.parametrize("call, fraction, message", [
     ("torch.optim.Adam(model.parameters(), lr=1e-3)", 1.0, "Adam, learning rate 0.001"),
     ("torch.optim.Adam(model.parameters())", 1.0, "Adam, PyTorch's default learning rate"),

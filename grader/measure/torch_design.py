@@ -39,6 +39,9 @@ def refusal(view: Any, source: dict[str, Any]) -> str | None:
 def train(view: Any, source: dict[str, Any], images: np.ndarray, budget: dict[str, Any],
           data: tuple[np.ndarray, np.ndarray], path: Path) -> dict[str, Any]:
     """The timed-training entry for the design: trained and predicted, or why not."""
+    if source.get("untrained"):  # the student's: as a Keras model never compiled
+        return {"status": TimedStatus.ERROR, "message": f"{source['untrained']}, so the grader "
+                "does not know which loss and optimizer to train it with"}
     why = refusal(view, source)
     if why:
         return {"status": TimedStatus.GRADER_FAILED, "message": "the grader cannot retrain "
