@@ -3,7 +3,8 @@ kernel's ONNX exports and graded by the assignment's own checks.
 
 The fast tests take the three models' sources from the committed variants, build them here, export
 them with the kernel's own function and grade the architecture checks against the reference's
-expected.json; the slow ones grade two variants end to end (one correct, one wrong).
+expected.json, and rebuild the convolutional designs the grader trains itself; the slow ones grade
+two variants end to end (one correct, one wrong), the grader's timed training included.
 """
 
 from __future__ import annotations
@@ -216,10 +217,14 @@ def test_what_a_conv_design_cannot_be_rebuilt_from_is_named(tmp_path):
 def test_pytorch_module_lenet5_gets_every_scored_check(grade_variant):
     variant, result = grade_variant("pytorch-module")
     assert result.cell_errors == [], [(e.ename, e.evalue) for e in result.cell_errors]
-    # Its pending checks (loss, optimizer, timed training) are `error`, never a zero.
+    assert variant.meta.pending == ()
     assert variants.verdict_problems(variant, result) == []
     passed = {c.id for c in result.checks if c.status == "passed"}
-    assert {f"{PREFIX[m]}-{k}" for m in MODELS for k in (*ARCHITECTURE, "accuracy")} <= passed
+    assert {f"{PREFIX[m]}-{k}" for m in MODELS
+            for k in (*ARCHITECTURE, "accuracy", "loss", "optimizer", "timed-training")} <= passed
+    # The grader trained each design itself, rebuilt from torch.nn, against the calibrated bar.
+    timed = [c.message for c in result.checks if c.id.endswith("timed-training")]
+    assert all("of the grader's training" in m for m in timed), timed
     print("pytorch-module:", [(c.id, c.status, c.message[:80]) for c in result.checks],
           result.timings)
 
@@ -231,5 +236,9 @@ def test_pytorch_wrong_layers_lose_what_they_got_wrong(grade_variant):
     checks = {c.id: c for c in result.checks}
     assert "found Conv2d(6 → 16, 5×5, padding=same) + ReLU" in checks["cnn-layers"].message
     assert checks["cnn-accuracy"].status == "passed", checks["cnn-accuracy"].message
+    # Its own design, trained by the grader; the models it only built are never trained.
+    assert "of the grader's training" in checks["cnn-timed-training"].message
+    assert "`cnn_dropout` is never trained" in checks["dropout-timed-training"].message
+    assert "`cnn_batch_norm` is never trained" in checks["batch-norm-optimizer"].message
     print("pytorch-wrong-layers:", {c.id: (c.status, c.points, c.message[:100])
                                     for c in result.checks}, result.timings)
