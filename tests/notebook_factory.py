@@ -788,12 +788,6 @@ def _meta(label: str, verdict: str, about: str = "", loses: tuple[str, ...] = ()
     return meta
 
 
-# What the grader cannot score for a PyTorch lenet5 answer yet (issue 25): its own timed
-# training of a convolutional design (grader/measure/torch_design.py rebuilds no Conv2d).
-LENET5_PYTORCH_PENDING = tuple(f"{model}-timed-training" for model in ("cnn", "dropout",
-                                                                        "batch-norm"))
-
-
 VARIANTS = {
     "fashion-mlp": {
         "five-epochs": (mlp_five_epochs, _meta(
@@ -851,20 +845,20 @@ VARIANTS = {
         "pytorch-sequential": (lenet5_pytorch_sequential, _meta(
             "PyTorch: the three models as nn.Sequential (Conv2d, MaxPool2d, Dropout, "
             "BatchNorm2d/1d), CrossEntropyLoss on the logits, Adam, the homework's epochs",
-            "correct", "Homework 4 allows PyTorch; images channels first (N, 1, 28, 28)",
-            pending=LENET5_PYTORCH_PENDING)),
+            "correct", "Homework 4 allows PyTorch; images channels first (N, 1, 28, 28)")),
         "pytorch-module": (lenet5_pytorch_module, _meta(
             "PyTorch: one nn.Module class with dropout and batch-norm switches, F.relu and "
-            "F.max_pool2d in forward()", "correct", pending=LENET5_PYTORCH_PENDING)),
+            "F.max_pool2d in forward()", "correct")),
         "pytorch-wrong-layers": (lenet5_pytorch_wrong_layers, _meta(
             "PyTorch: second Conv2d with padding=2, Dropout(0.25), no BatchNorm1d after "
             "Linear(120 → 84); the variants only built", "wrong",
+            # The two models it only builds are never trained (grader/torch_source.py), as the
+            # Keras twin's are never compiled: no loss, no optimizer, nothing the grader trains.
             loses=("cnn-layers", "cnn-shapes", "cnn-params", "dropout-layers",
-                   "batch-norm-layers", "batch-norm-params"),
-            keeps=("cnn-activations", "batch-norm-activations"),
-            # The two models no loop trains: the source ties the notebook's one optimizer to
-            # fit()'s `model` only where fit() is called with them, so theirs is not read.
-            pending=(*LENET5_PYTORCH_PENDING, "dropout-optimizer", "batch-norm-optimizer"))),
+                   "batch-norm-layers", "batch-norm-params", "dropout-loss", "batch-norm-loss",
+                   "dropout-optimizer", "batch-norm-optimizer", "dropout-timed-training",
+                   "batch-norm-timed-training"),
+            keeps=("cnn-activations", "batch-norm-activations"))),
         "wrong-layers": (lenet5_wrong_layers, _meta(
             "second convolution padded 'same', Dropout(0.25), no BatchNormalization after "
             "Dense(84); the variants only built", "wrong",

@@ -410,6 +410,24 @@ def test_what_the_source_cannot_tell_is_not_scored(tmp_path):
     assert _check_result("optimizer", description, source).points == 0
 
 
+def test_a_model_the_notebook_only_builds_loses_its_loss_optimizer_and_timed_training(
+        tmp_path, budget):
+    """As a Keras model never compiled: a zero on each, not a check the grader cannot score."""
+    from grader.measure import torch_design
+
+    source = _read("import torch\nfrom torch import nn\ndef fit(net):\n"
+                   "    opt = torch.optim.Adam(net.parameters())\n"
+                   "    nn.CrossEntropyLoss()(net(x), y).backward()\n    opt.step()",
+                   "other = nn.Linear(784, 10)\nfit(other)\nmodel = nn.Linear(784, 10)")
+    description = _description(tmp_path, _sequential(), True)
+    for kind in ("loss", "optimizer"):
+        result = _check_result(kind, description, source)
+        assert result.status == "failed" and "`model` is never trained" in result.message
+    timed = torch_design.train(SimpleNamespace(), source, budget["images"], budget,
+                               (budget["images"], budget["labels"]), tmp_path / "timed.npz")
+    assert timed["status"] == "error" and "`model` is never trained" in timed["message"]
+
+
 @pytest.mark.parametrize("call, fraction, message", [
     ("torch.optim.Adam(model.parameters(), lr=1e-3)", 1.0, "Adam, learning rate 0.001"),
     ("torch.optim.Adam(model.parameters())", 1.0, "Adam, PyTorch's default learning rate"),
@@ -453,14 +471,31 @@ def _retrain(tmp_path, model, budget, *cells):
                               worker._training_data(budget), tmp_path / "timed.npz")
 
 
-def test_the_design_is_retrained_from_fresh_weights_with_a_fixed_seed(tmp_path, budget):
-    first = _retrain(tmp_path / "a", _sequential(), budget)
+class _SmallCnn(torch.nn.Module):
+    """Flat rows viewed as NCHW images, through Conv2d (stride, padding), BatchNorm2d/1d,
+    AvgPool2d and MaxPool2d with ceil_mode: each rebuilt with the export's settings."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        nn = torch.nn
+        self.layers = nn.Sequential(
+            nn.Conv2d(1, 4, 3, stride=(1, 2), padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+            nn.AvgPool2d((2, 1)), nn.MaxPool2d((1, 3), ceil_mode=True), nn.Flatten(),
+            nn.Linear(14 * 5 * 4, 32), nn.BatchNorm1d(32), nn.Tanh(), nn.Linear(32, 10))
+
+    def forward(self, x):
+        return self.layers(x.view(-1, 1, 28, 28))
+
+
+@pytest.mark.parametrize("build", [_sequential, _SmallCnn])
+def test_the_design_is_retrained_from_fresh_weights_with_a_fixed_seed(tmp_path, budget, build):
+    first = _retrain(tmp_path / "a", build(), budget)
     assert first["status"] == "trained", first.get("message")
     assert first["epochs_run"] == 2 and first["where"] == "grader"
     predictions = np.load(tmp_path / "a" / "timed.npz")["predictions"]
     assert predictions.shape == (100, 10)
     assert np.mean(predictions.argmax(1) == budget["labels"]) > 0.9  # it learned
-    again = _retrain(tmp_path / "b", _sequential(), budget)  # other trained weights, same start
+    again = _retrain(tmp_path / "b", build(), budget)  # other trained weights, same start
     assert again["loss"] == first["loss"]
     np.testing.assert_array_equal(np.load(tmp_path / "b" / "timed.npz")["predictions"],
                                   predictions)
@@ -479,8 +514,8 @@ class _Skip(torch.nn.Module):
 
 @pytest.mark.parametrize("build, cells, words", [
     (_Skip, (), "computes more than its layers in order"),
-    (lambda: torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(),
-                                 torch.nn.Linear(2 * 26 * 26, 10)), (), "Conv"),
+    (lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10),
+                                 torch.nn.ELU()), (), "its ELU layer is not one"),
     (_sequential, ("import torch\nfrom torch import nn\nloss_fn = nn.CrossEntropyLoss()\n"
                    "a = torch.optim.Adam(model.parameters())\nb = torch.optim.SGD("
                    "model.parameters(), lr=0.1)",), "2 different optimizers"),

@@ -3,7 +3,8 @@ kernel's ONNX exports and graded by the assignment's own checks.
 
 The fast tests take the three models' sources from the committed variants, build them here, export
 them with the kernel's own function and grade the architecture checks against the reference's
-expected.json; the slow ones grade two variants end to end (one correct, one wrong).
+expected.json, and rebuild the convolutional designs the grader trains itself; the slow ones grade
+two variants end to end (one correct, one wrong), the grader's timed training included.
 """
 
 from __future__ import annotations
@@ -156,16 +157,74 @@ def test_a_training_graph_that_is_not_the_inference_graph_earns_no_dropout(tmp_p
     assert view.serve_training is None and "not the inference graph" in view.description["note"]
 
 
+# The grader's own training of a convolutional design: rebuilt from torch.nn, as exported --------
+
+def test_conv_designs_are_rebuilt_as_their_exports_compute(tmp_path):
+    """The class with switches, F.relu, F.max_pool2d and x.view is rebuilt as a chain of torch.nn
+    layers with the export's settings (padding=2, BatchNorm2d then BatchNorm1d, torch's momentum),
+    which, given the export's own weights, computes what the export computes."""
+    from grader.measure import torch_design
+    from grader.training import torch_fit
+
+    views = _views(tmp_path, _models("pytorch-module"))
+    plans = {name: torch_fit.blueprint(view.description["layers"])
+             for name, view in views.items()}
+    assert plans["cnn"][0] == ("Conv2d", {"in_channels": 1, "out_channels": 6,
+                                          "kernel_size": (5, 5), "stride": (1, 1),
+                                          "padding": (2, 2), "groups": 1, "dilation": (1, 1),
+                                          "bias": True})
+    assert [n for n, _ in plans["cnn"]] == ["Conv2d", "ReLU", "MaxPool2d"] * 2 + [
+        "Conv2d", "ReLU", "Flatten", "Linear", "ReLU", "Linear"]
+    assert [n for n, _ in plans["cnn_dropout"]].count("Dropout") == 4
+    norms = [(n, a["num_features"], round(a["momentum"], 4)) for n, a in plans["cnn_batch_norm"]
+             if n.startswith("BatchNorm")]
+    assert norms == [("BatchNorm2d", 6, 0.1), ("BatchNorm2d", 16, 0.1), ("BatchNorm2d", 120, 0.1),
+                     ("BatchNorm1d", 84, 0.1)]
+    for name, view in views.items():
+        assert torch_design._not_the_export(plans[name], view) is None, name
+
+
+class _Residual(torch.nn.Module):
+    """A skip around a convolution: its layers in order are not what it computes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.fc = torch.nn.Conv2d(1, 1, 3, padding=1), torch.nn.Linear(784, 10)
+
+    def forward(self, x):
+        return self.fc((self.conv(x) + x).flatten(1))
+
+
+def test_what_a_conv_design_cannot_be_rebuilt_from_is_named(tmp_path):
+    from grader.measure import torch_design
+    from grader.training import torch_fit
+
+    view = _views(tmp_path, {"cnn": _Residual()})["cnn"]
+    plan = torch_fit.blueprint(view.description["layers"])
+    assert "computes more than its layers in order" in torch_design._not_the_export(plan, view)
+    conv = next(l for l in _views(tmp_path / "b", _models("pytorch-sequential"))["cnn"]
+                .description["layers"] if l["class"] == "Conv2D")
+    lopsided = {**conv, "config": {**conv["config"], "pads": [0, 0, 1, 1]}}
+    with pytest.raises(torch_fit.CannotRebuild, match="pads"):
+        torch_fit.blueprint([lopsided])
+    with pytest.raises(torch_fit.CannotRebuild, match="its Conv3d layer is not one"):
+        torch_fit.blueprint([{**conv, "class": "Conv3D", "torch_class": "Conv3d"}])
+
+
 # End to end: a kernel, the measuring process, the checks ----------------------------------------
 
 @pytest.mark.slow
 def test_pytorch_module_lenet5_gets_every_scored_check(grade_variant):
     variant, result = grade_variant("pytorch-module")
     assert result.cell_errors == [], [(e.ename, e.evalue) for e in result.cell_errors]
-    # Its pending checks (loss, optimizer, timed training) are `error`, never a zero.
+    assert variant.meta.pending == ()
     assert variants.verdict_problems(variant, result) == []
     passed = {c.id for c in result.checks if c.status == "passed"}
-    assert {f"{PREFIX[m]}-{k}" for m in MODELS for k in (*ARCHITECTURE, "accuracy")} <= passed
+    assert {f"{PREFIX[m]}-{k}" for m in MODELS
+            for k in (*ARCHITECTURE, "accuracy", "loss", "optimizer", "timed-training")} <= passed
+    # The grader trained each design itself, rebuilt from torch.nn, against the calibrated bar.
+    timed = [c.message for c in result.checks if c.id.endswith("timed-training")]
+    assert all("of the grader's training" in m for m in timed), timed
     print("pytorch-module:", [(c.id, c.status, c.message[:80]) for c in result.checks],
           result.timings)
 
@@ -177,5 +236,9 @@ def test_pytorch_wrong_layers_lose_what_they_got_wrong(grade_variant):
     checks = {c.id: c for c in result.checks}
     assert "found Conv2d(6 → 16, 5×5, padding=same) + ReLU" in checks["cnn-layers"].message
     assert checks["cnn-accuracy"].status == "passed", checks["cnn-accuracy"].message
+    # Its own design, trained by the grader; the models it only built are never trained.
+    assert "of the grader's training" in checks["cnn-timed-training"].message
+    assert "`cnn_dropout` is never trained" in checks["dropout-timed-training"].message
+    assert "`cnn_batch_norm` is never trained" in checks["batch-norm-optimizer"].message
     print("pytorch-wrong-layers:", {c.id: (c.status, c.points, c.message[:100])
                                     for c in result.checks}, result.timings)

@@ -124,3 +124,23 @@ def test_an_optimizer_built_in_a_training_function_is_tied_through_its_call():
     assert read["optimizer"]["name"] == "SGD"
     read = _read(function, "fit(other, loader, 5)")  # never given the graded model
     assert read["optimizer"] is None and "trains `net`, not `model`" in read["optimizer_unknown"]
+
+
+def test_a_model_only_built_is_never_trained():
+    """Built, printed and run, but handed to no function or optimizer: the notebook never
+    trains it, as a Keras model never compiled; handed to anything else, the source cannot
+    tell, and says so."""
+    function = ("import torch\n"
+                "def fit(net, epochs):\n"
+                "    opt = torch.optim.Adam(net.parameters())\n"
+                "    loss = torch.nn.functional.cross_entropy(net(x), y)\n"
+                "    loss.backward()\n    opt.step()\n")
+    built = "model = torch.nn.Linear(784, 10)\nprint(model)\nmodel.eval()\nmodel(x)"
+    read = _read(function, "fit(other, 5)", built)
+    assert read["optimizer"] is None and read["optimizer_unknown"] is None
+    assert read["untrained"].startswith("`model` is never trained: the notebook's only "
+                                        "optimizer, torch.optim.Adam(net.parameters()), trains")
+    for handed in ("for m in [other, model]:\n    fit(m, 5)", "train_all(model)",
+                   "params = list(model.parameters())"):
+        read = _read(function, "fit(other, 5)", built, handed)
+        assert read["untrained"] is None and "not `model`" in read["optimizer_unknown"], handed

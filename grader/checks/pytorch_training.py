@@ -30,6 +30,8 @@ def source_of(model: dict[str, Any]) -> dict[str, Any]:
 
 def loss(spec: CheckSpec, model: dict[str, Any]) -> CheckResult:
     source = source_of(model)
+    if source.get("untrained"):  # only built, as a Keras model never compiled
+        return CheckResult.scored(spec, 0.0, source["untrained"])
     if source.get("loss_unknown"):
         return CheckResult.error(spec, f"not scored: {source['loss_unknown']}")
     found = source.get("loss")
@@ -96,6 +98,8 @@ def as_compared(found: list[Layer], model: dict[str, Any]) -> list[Layer]:
 def optimizer(spec: CheckSpec, model: dict[str, Any], accepted: list[str]) -> CheckResult:
     source = source_of(model)
     want = " or ".join(map(str, accepted))
+    if source.get("untrained"):
+        return CheckResult.scored(spec, 0.0, f"{source['untrained']} (expected {want})")
     if source.get("optimizer_unknown"):
         return CheckResult.error(spec, f"not scored: {source['optimizer_unknown']}")
     found = source.get("optimizer")

@@ -67,8 +67,14 @@ def training(nb: Any, model: str) -> dict[str, Any]:
     source = _Source(trees)
     loss, loss_unknown = source.loss()
     optimizer, optimizer_unknown, variable = source.optimizer(model)
+    untrained = None
+    if optimizer_unknown and source.only_built(model):  # as a Keras model never compiled
+        untrained = f"`{model}` is never trained: {optimizer_unknown}, and `{model}` is " \
+            "given to no function or optimizer"
+        optimizer_unknown = None
     return {"loss": loss, "loss_unknown": loss_unknown, "optimizer": optimizer,
-            "optimizer_unknown": optimizer_unknown, "backward": source.calls_method("backward"),
+            "optimizer_unknown": optimizer_unknown, "untrained": untrained,
+            "backward": source.calls_method("backward"),
             "step": source.calls_method("step", variable),
             "step_call": f"{variable or 'optimizer'}.step()"}
 
@@ -201,6 +207,30 @@ class _Source:
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             return _UNBOUND
         return list(value) if isinstance(value, tuple) else value
+
+    def only_built(self, model: str) -> bool:
+        """`model` is only built, printed and run: assigned, printed, called or a method's
+        receiver (not `.parameters()`), never handed to anything else that could train it."""
+        names, built = _linked_names(self.nodes, model), False
+        for node in self.nodes:
+            if not (isinstance(node, ast.Name) and node.id in names):
+                continue
+            if isinstance(node.ctx, ast.Store):
+                built = built or isinstance(self.parent.get(id(node)), ast.Assign)
+                continue
+            parent = self.parent.get(id(node))
+            if isinstance(parent, ast.Call) and parent.func is node:
+                continue  # model(x)
+            if isinstance(parent, ast.Attribute) and parent.attr not in (
+                    "parameters", "named_parameters", "load_state_dict"):
+                continue  # model.eval(), model.summary
+            if isinstance(parent, ast.Call) and _dotted(parent.func) == "print":
+                continue
+            if isinstance(parent, ast.Assign) and all(isinstance(t, ast.Name)
+                                                      for t in parent.targets):
+                continue  # other = model: a linked name, itself checked
+            return False
+        return built  # a model the source never assigns is made some way it cannot follow
 
     def calls_method(self, method: str, receiver: str | None = None) -> bool:
         """The source calls `<anything>.method()` (or `<receiver>.method()`)."""

@@ -108,7 +108,7 @@ def open_export(path: Path, claim: dict[str, Any], cross_entropy_loss: bool,
                 training_path: Path | None = None) -> OnnxView:
     model = _load(path)
     graph = model.graph
-    initializers = _initializers(graph)
+    initializers = named_initializers(graph)
     inputs = [i for i in graph.input if i.name not in initializers]
     if not inputs:  # what the trace recorded never read the image: a constant, or a lookup
         raise ExportError("the model's output does not depend on the image it is given (its "
@@ -167,7 +167,7 @@ def _load(path: Path) -> Any:
     return model
 
 
-def _initializers(graph: Any) -> dict[str, Any]:
+def named_initializers(graph: Any) -> dict[str, Any]:
     """The graph's initializers by name, and under the names of Identity nodes that only pass
     one on (the exporter writes those for parameters it meets twice, such as batch norm's)."""
     found = {t.name: t for t in graph.initializer}
@@ -187,7 +187,7 @@ def _with_dropout(layers: list[dict[str, Any]], initializers: dict[str, Any],
         return None, None
     try:
         model = _load(training_path)
-        other_inits = _initializers(model.graph)
+        other_inits = named_initializers(model.graph)
         train_layers, _ = _layers(model.graph, other_inits, _inferred_shapes(model))
     except ExportError:
         return None, "the training-mode export could not be read, so no dropout is counted"
@@ -392,6 +392,15 @@ def _padding(node: Any, kernel: list[int], strides: list[int]) -> str:
     return f"pads {tuple(pads)}"
 
 
+def _pads(node: Any, kernel: list[int]) -> list[int] | None:
+    """ONNX's explicit pads (the starts of each axis, then the ends), which the grader's
+    retraining rebuilds the layer from; None where auto_pad computes them."""
+    auto = _attr(node, "auto_pad", b"NOTSET")
+    if (auto.decode() if isinstance(auto, bytes) else str(auto)) not in ("NOTSET", "VALID"):
+        return None
+    return [int(p) for p in _attr(node, "pads", [0] * 2 * len(kernel))]
+
+
 def _conv(node: Any, initializers: dict[str, Any], shapes: dict[str, list[int | None]]
           ) -> dict[str, Any]:
     """`Conv2d(in, out, k)`: ONNX Conv, its weight (out, in, kh, kw) given in Keras's order
@@ -403,6 +412,7 @@ def _conv(node: Any, initializers: dict[str, Any], shapes: dict[str, list[int | 
     strides = [int(d) for d in _attr(node, "strides", [1] * len(size))]
     padding = _padding(node, size, strides)
     groups = int(_attr(node, "group", 1))
+    dilations = [int(d) for d in _attr(node, "dilations", [1] * len(size))]
     weights = [{"name": node.input[1],
                 "shape": [*map(int, kernel.shape[2:]), int(kernel.shape[1]), int(kernel.shape[0])]}]
     if len(node.input) > 2 and node.input[2] in initializers:
@@ -421,7 +431,8 @@ def _conv(node: Any, initializers: dict[str, Any], shapes: dict[str, list[int | 
             "output_shapes": [shape] if shape else [], "params": params,
             "trainable_params": params, "non_trainable_params": 0, "activation": None,
             "config": {"filters": filters, "kernel_size": size, "strides": strides,
-                       "padding": padding, "groups": groups, "use_bias": len(weights) > 1},
+                       "padding": padding, "groups": groups, "use_bias": len(weights) > 1,
+                       "dilations": dilations, "pads": _pads(node, size)},
             "weights": weights}
 
 
@@ -433,7 +444,10 @@ def _pool(node: Any, shapes: dict[str, list[int | None]]) -> dict[str, Any]:
     dims = len(size)
     layer = _plain(node, f"{keras_name}{dims}D", f"{torch_name}{dims}d", shapes,
                    config={"pool_size": size, "strides": strides,
-                           "padding": _padding(node, size, strides)})
+                           "padding": _padding(node, size, strides), "pads": _pads(node, size),
+                           "dilations": [int(d) for d in _attr(node, "dilations", [1] * dims)],
+                           "ceil_mode": bool(_attr(node, "ceil_mode", 0)),
+                           "count_include_pad": bool(_attr(node, "count_include_pad", 0))})
     layer["torch_label"] = f"{torch_name}{dims}d({'×'.join(map(str, size))})"
     return layer
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..scoring import TimedStatus
 from ..training import torch_fit
+from . import onnx_model
 
 SAME_OUTPUT = {"rtol": 1e-3, "atol": 1e-4}
 
@@ -38,6 +39,9 @@ def refusal(view: Any, source: dict[str, Any]) -> str | None:
 def train(view: Any, source: dict[str, Any], images: np.ndarray, budget: dict[str, Any],
           data: tuple[np.ndarray, np.ndarray], path: Path) -> dict[str, Any]:
     """The timed-training entry for the design: trained and predicted, or why not."""
+    if source.get("untrained"):  # the student's: as a Keras model never compiled
+        return {"status": TimedStatus.ERROR, "message": f"{source['untrained']}, so the grader "
+                "does not know which loss and optimizer to train it with"}
     why = refusal(view, source)
     if why:
         return {"status": TimedStatus.GRADER_FAILED, "message": "the grader cannot retrain "
@@ -81,8 +85,11 @@ def _not_the_export(plan: list[tuple[str, dict[str, Any]]], view: Any) -> str | 
     except torch_fit.CannotRebuild as exc:
         return str(exc)
     x = np.random.default_rng(0).random((16, *view.layout), dtype=np.float32)
-    with torch.no_grad():
-        rebuilt = model(torch.from_numpy(x)).numpy()
+    try:
+        with torch.no_grad():
+            rebuilt = model(torch.from_numpy(x)).numpy()
+    except RuntimeError as exc:  # the rebuilt layers do not even chain on the export's input
+        return f"its layers rebuilt from torch.nn do not run on its input: {exc}"[:300]
     exported = view.serve(x)
     if rebuilt.shape != exported.shape or not np.allclose(rebuilt, exported, **SAME_OUTPUT):
         return ("its forward() computes more than its layers in order (the layers rebuilt "
@@ -91,13 +98,13 @@ def _not_the_export(plan: list[tuple[str, dict[str, Any]]], view: Any) -> str | 
 
 
 def export_weights(path: Path, layers: list[dict[str, Any]]) -> list[np.ndarray]:
-    """Each Linear layer's weight (out, in) and bias, from the export's initializers, in the
-    order of the description's layers."""
+    """Each layer's arrays from the export's initializers, in the order of the description's
+    layers and in torch's layout (a Linear's weight (out, in), a Conv2d's (out, in, kh, kw))."""
     import onnx
     from onnx import helper, numpy_helper
 
     graph = onnx.load(str(path), load_external_data=False).graph
-    arrays = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    tensors = onnx_model.named_initializers(graph)  # batch norm's may be reached through Identity
     # Gemm(x, W, transB=1) holds W as torch does; MatMul(x, W) and plain Gemm hold it (in, out).
     torch_layout = {n.input[1] for n in graph.node if n.op_type == "Gemm" and len(n.input) > 1
                     and any(a.name == "transB" and helper.get_attribute_value(a)
@@ -105,6 +112,7 @@ def export_weights(path: Path, layers: list[dict[str, Any]]) -> list[np.ndarray]
     out = []
     for layer in layers:
         for i, weight in enumerate(layer.get("weights") or []):
-            array = arrays[weight["name"]]
-            out.append(array if i or weight["name"] in torch_layout else array.T)
+            array = numpy_helper.to_array(tensors[weight["name"]])
+            transposed = layer["class"] == "Dense" and not i and weight["name"] not in torch_layout
+            out.append(array.T if transposed else array)
     return out

@@ -29,6 +29,7 @@ OPTIMIZER_SETTINGS = {"lr", "momentum", "dampening", "weight_decay", "nesterov",
                       "amsgrad", "alpha", "centered", "rho", "lr_decay",
                       "initial_accumulator_value", "maximize"}
 # Losses the loop trains with, and how it gives them the labels.
+POOLING = {"MaxPooling2D": "MaxPool2d", "AveragePooling2D": "AvgPool2d"}
 LOSSES = {"CrossEntropyLoss": "indices", "NLLLoss": "indices", "MSELoss": "one-hot"}
 LOSS_SETTINGS = {"CrossEntropyLoss": {"label_smoothing", "reduction"},
                  "NLLLoss": {"reduction"}, "MSELoss": {"reduction"}}
@@ -40,32 +41,101 @@ class CannotRebuild(ValueError):
 
 def blueprint(layers: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
     """(torch.nn class, its arguments) for each layer of the description, in order."""
-    plan: list[tuple[str, dict[str, Any]]] = []
-    for layer in layers:
-        kind, config = layer.get("class"), layer.get("config") or {}
-        if kind == "Dense":
-            shape = (layer.get("weights") or [{}])[0].get("shape") or []
-            if len(shape) != 2:
-                raise CannotRebuild(f"a Linear layer whose weight is shaped {shape}")
-            if layer.get("activation") and not layer.get("activation_from"):
-                raise CannotRebuild(f"a Linear layer with a {layer['activation']} inside it")
-            plan.append(("Linear", {"in_features": int(shape[0]), "out_features": int(shape[1]),
-                                    "bias": bool(config.get("use_bias", True))}))
-        elif kind == "Activation" and layer.get("activation") in ACTIVATIONS:
-            name = ACTIVATIONS[layer["activation"]]
-            plan.append((name, {"dim": 1} if "Softmax" in name else {}))
-        elif kind in ("Flatten", "Reshape") and len(layer.get("output_shape") or []) == 2:
-            plan.append(("Flatten", {}))  # nn.Flatten or x.view(-1, 784): rows stay rows
-        elif kind == "Dropout":
-            plan.append(("Dropout", {"p": float(config.get("rate", 0.5))}))
-        else:
-            what = layer.get("torch_class") or kind
-            raise CannotRebuild(f"its {what} layer is not one the grader rebuilds from torch.nn "
-                                f"(it rebuilds Linear, {', '.join(ACTIVATIONS.values())}, "
-                                "Flatten and Dropout)")
-    if not any(name == "Linear" for name, _ in plan):
-        raise CannotRebuild("it has no Linear layer")
+    plan = [step for layer in layers for step in _rebuilt(layer)]
+    if not any(name in ("Linear", "Conv2d") for name, _ in plan):
+        raise CannotRebuild("it has no Linear or Conv2d layer")
     return plan
+
+
+def _rebuilt(layer: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    kind, shape = layer.get("class"), layer.get("output_shape") or []
+    if kind in ("Flatten", "Reshape") and len(shape) == 2:
+        return [("Flatten", {})]  # nn.Flatten or x.view(-1, 784): rows stay rows, NCHW kept
+    if kind == "Reshape" and len(shape) == 4 and all(shape[1:]):
+        # x.view(-1, 1, 28, 28): the row-major reshape is a Flatten, then an Unflatten to
+        # torch's (C, H, W) (the description gives shapes channels last, as Keras does).
+        return [("Flatten", {}), ("Unflatten", {"dim": 1, "unflattened_size": (
+            int(shape[3]), int(shape[1]), int(shape[2]))})]
+    return [_one(layer)]
+
+
+def _one(layer: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    kind, config = layer.get("class"), layer.get("config") or {}
+    if kind in ("Dense", "Conv2D") and layer.get("activation") \
+            and not layer.get("activation_from"):
+        raise CannotRebuild(f"a {layer.get('torch_class') or kind} layer with a "
+                            f"{layer['activation']} inside it")
+    if kind == "Dense":
+        return _linear(layer, config)
+    if kind == "Conv2D":
+        return _conv2d(layer, config)
+    if kind in POOLING:
+        return _pool2d(POOLING[kind], config)
+    if kind == "BatchNormalization" and layer.get("torch_class") in ("BatchNorm1d", "BatchNorm2d"):
+        return _batch_norm(layer, config)
+    if kind == "Activation" and layer.get("activation") in ACTIVATIONS:
+        name = ACTIVATIONS[layer["activation"]]
+        return name, {"dim": 1} if "Softmax" in name else {}
+    if kind == "Dropout":
+        return "Dropout", {"p": float(config.get("rate", 0.5))}
+    what = layer.get("torch_class") or kind
+    raise CannotRebuild(f"its {what} layer is not one the grader rebuilds from torch.nn (it "
+                        f"rebuilds Linear, Conv2d, MaxPool2d, AvgPool2d, BatchNorm1d/2d, "
+                        f"{', '.join(ACTIVATIONS.values())}, Flatten, view and Dropout)")
+
+
+def _weight_shape(layer: dict[str, Any], axes: int) -> list[int]:
+    shape = (layer.get("weights") or [{}])[0].get("shape") or []
+    if len(shape) != axes:
+        raise CannotRebuild(f"a {layer.get('torch_class') or layer.get('class')} layer whose "
+                            f"weight is shaped {shape}")
+    return [int(d) for d in shape]
+
+
+def _linear(layer: dict[str, Any], config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    n_in, n_out = _weight_shape(layer, 2)  # Keras's order: (in, out)
+    return "Linear", {"in_features": n_in, "out_features": n_out,
+                      "bias": bool(config.get("use_bias", True))}
+
+
+def _conv2d(layer: dict[str, Any], config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    kh, kw, per_group, filters = _weight_shape(layer, 4)  # Keras's order: (kh, kw, in, out)
+    groups = int(config.get("groups", 1))
+    return "Conv2d", {"in_channels": per_group * groups, "out_channels": filters,
+                      "kernel_size": (kh, kw), "stride": tuple(config.get("strides") or (1, 1)),
+                      "padding": _symmetric(config), "groups": groups,
+                      "dilation": tuple(config.get("dilations") or (1, 1)),
+                      "bias": bool(config.get("use_bias", True))}
+
+
+def _pool2d(name: str, config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    size = config.get("pool_size") or []
+    if len(size) != 2:
+        raise CannotRebuild(f"a {name} over {len(size)} axes")
+    args = {"kernel_size": tuple(size), "stride": tuple(config.get("strides") or size),
+            "padding": _symmetric(config), "ceil_mode": bool(config.get("ceil_mode"))}
+    if name == "MaxPool2d":
+        args["dilation"] = tuple(config.get("dilations") or (1, 1))
+    else:
+        args["count_include_pad"] = bool(config.get("count_include_pad"))
+    return name, args
+
+
+def _symmetric(config: dict[str, Any]) -> tuple[int, int]:
+    """torch.nn pads each side of an axis alike: ONNX's starts must equal its ends."""
+    pads = config.get("pads")
+    if pads is None or len(pads) != 4 or pads[:2] != pads[2:]:
+        raise CannotRebuild(f"a layer padded {config.get('padding')!r} with pads {pads}, "
+                            "which torch.nn's padding does not express")
+    return int(pads[0]), int(pads[1])
+
+
+def _batch_norm(layer: dict[str, Any], config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    shape = _weight_shape(layer, 1)
+    # ONNX keeps the share of the old statistics (Keras's momentum); torch the new one's.
+    return layer["torch_class"], {"num_features": shape[0],
+                                  "eps": float(config.get("epsilon", 1e-5)),
+                                  "momentum": round(1.0 - float(config.get("momentum", 0.9)), 6)}
 
 
 def build(plan: list[tuple[str, dict[str, Any]]]) -> Any:
@@ -158,14 +228,15 @@ def timed_fit(plan: list[tuple[str, dict[str, Any]]], *, loss: tuple[str, dict[s
 
 
 def load_weights(model: Any, weights: list[np.ndarray]) -> None:
-    """The export's own weights into the rebuilt design, in torch's layout (Linear: (out, in),
-    then bias), so the grader can check the rebuilt design computes what the export does."""
+    """The export's own weights into the rebuilt design, in torch's layout and order (Linear:
+    (out, in), then bias; Conv2d: (out, in, kh, kw), then bias; BatchNorm: scale, shift, moving
+    mean and variance), so the grader can check the rebuilt design computes what the export
+    does."""
     import torch
 
-    params = list(model.parameters())
-    if len(params) != len(weights) or any(tuple(p.shape) != w.shape
-                                          for p, w in zip(params, weights)):
+    state = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    if len(state) != len(weights) or any(tuple(v.shape) != w.shape
+                                         for v, w in zip(state.values(), weights)):
         raise CannotRebuild("the rebuilt design's weights do not fit the export's")
-    with torch.no_grad():
-        for p, w in zip(params, weights):
-            p.copy_(torch.from_numpy(np.array(w, dtype="float32")))  # a writable copy
+    loaded = {k: torch.from_numpy(np.array(w, dtype="float32")) for k, w in zip(state, weights)}
+    model.load_state_dict(loaded, strict=False)  # strict=False: num_batches_tracked stays
