@@ -141,6 +141,7 @@ def test_a_model_only_built_is_never_trained():
     assert read["untrained"].startswith("`model` is never trained: the notebook's only "
                                         "optimizer, torch.optim.Adam(net.parameters()), trains")
     for handed in ("for m in [other, model]:\n    fit(m, 5)", "train_all(model)",
-                   "params = list(model.parameters())"):
+                   "params = list(model.parameters())", "model.fit(loader, epochs=5)",
+                   "model.fc.weight.data.zero_()"):
         read = _read(function, "fit(other, 5)", built, handed)
         assert read["untrained"] is None and "not `model`" in read["optimizer_unknown"], handed

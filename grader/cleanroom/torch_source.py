@@ -79,6 +79,13 @@ def training(nb: Any, model: str) -> dict[str, Any]:
             "step_call": f"{variable or 'optimizer'}.step()"}
 
 
+# Methods of torch.nn.Module that only switch modes, move, copy or show the module: a model
+# whose only uses are these (and calls and prints) is built and never trained.
+_INERT_METHODS = frozenset({"eval", "train", "to", "cpu", "cuda", "float", "double", "half",
+                            "forward", "state_dict", "modules", "named_modules", "children",
+                            "named_children", "requires_grad_", "zero_grad", "extra_repr"})
+
+
 class _Source:
     def __init__(self, trees: list[ast.AST]) -> None:
         self.nodes = [node for tree in trees for node in ast.walk(tree)]
@@ -209,8 +216,9 @@ class _Source:
         return list(value) if isinstance(value, tuple) else value
 
     def only_built(self, model: str) -> bool:
-        """`model` is only built, printed and run: assigned, printed, called or a method's
-        receiver (not `.parameters()`), never handed to anything else that could train it."""
+        """`model` is only built, printed and run: assigned, printed, called, or the receiver of
+        a method that trains nothing, never handed to anything else that could train it (its
+        own `fit()` or `train_model()` could: a Keras habit that a module class may keep)."""
         names, built = _linked_names(self.nodes, model), False
         for node in self.nodes:
             if not (isinstance(node, ast.Name) and node.id in names):
@@ -221,9 +229,8 @@ class _Source:
             parent = self.parent.get(id(node))
             if isinstance(parent, ast.Call) and parent.func is node:
                 continue  # model(x)
-            if isinstance(parent, ast.Attribute) and parent.attr not in (
-                    "parameters", "named_parameters", "load_state_dict"):
-                continue  # model.eval(), model.summary
+            if isinstance(parent, ast.Attribute) and parent.attr in _INERT_METHODS:
+                continue  # model.eval(), model.to(device): they train nothing
             if isinstance(parent, ast.Call) and _dotted(parent.func) == "print":
                 continue
             if isinstance(parent, ast.Assign) and all(isinstance(t, ast.Name)
