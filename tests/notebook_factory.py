@@ -442,6 +442,26 @@ def mlp_pytorch_sigmoid_32() -> nbformat.NotebookNode:
     return _torch_mlp((128, 32), second_activation="Sigmoid")
 
 
+def mlp_pytorch_module() -> nbformat.NotebookNode:
+    """The same network as one nn.Module class, the way PyTorch's tutorials write it: layers
+    in __init__, x.view(-1, 784) and F.relu in forward()."""
+    nb = _torch_mlp((128, 64))
+    return replace_cells(
+        nb, model=("import torch\nfrom torch import nn\nimport torch.nn.functional as F\n\n\n"
+                   "class MLP(nn.Module):\n"
+                   "    def __init__(self):\n"
+                   "        super().__init__()\n"
+                   "        self.fc1 = nn.Linear(784, 128)\n"
+                   "        self.fc2 = nn.Linear(128, 64)\n"
+                   "        self.fc3 = nn.Linear(64, 10)\n\n"
+                   "    def forward(self, x):\n"
+                   "        x = x.view(-1, 784)\n"
+                   "        x = F.relu(self.fc1(x))\n"
+                   "        x = F.relu(self.fc2(x))\n"
+                   "        return self.fc3(x)  # logits: CrossEntropyLoss applies softmax\n\n\n"
+                   "model = MLP()\nprint(model)"))
+
+
 def _lenet5_train(var: str, history: str, epochs: int, labels: str = "shaped") -> str:
     y = {"shaped": ("y_train_shaped", "y_val_shaped"), "flat": ("y_train", "y_val")}[labels]
     loss = "categorical_crossentropy" if labels == "shaped" else "sparse_categorical_crossentropy"
@@ -821,6 +841,10 @@ VARIANTS = {
             "Homework 4 allows PyTorch; the data is loaded with tensorflow.keras.datasets as "
             "the homework does; its loss and optimizer are read from the source, and the grader "
             "retrains its design in PyTorch")),
+        "pytorch-module": (mlp_pytorch_module, _meta(
+            "PyTorch: one nn.Module class, x.view(-1, 784) and F.relu in forward(), "
+            "CrossEntropyLoss on the logits, Adam (lr 1e-3)", "correct",
+            "the style of PyTorch's own tutorials")),
         "pytorch-sigmoid-32": (mlp_pytorch_sigmoid_32, _meta(
             "PyTorch: Linear(128 → 32) + Sigmoid instead of Linear(128 → 64) + ReLU", "wrong",
             loses=("model-layers", "model-activations", "model-shapes", "model-params"),
