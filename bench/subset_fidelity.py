@@ -116,7 +116,7 @@ def grade(assignment: spec.Assignment, variant: variants.Variant, mode: str,
             return _graded(variant, cached)
     full = mode == "full"
     if full:  # a whole 15-epoch fit on 48,000 images exceeds the spec's per-cell limit here
-        limits = dataclasses.replace(assignment.limits, cell_timeout=args.full_timeout)
+        limits = assignment.limits.model_copy(update={"cell_timeout": args.full_timeout})
         assignment = dataclasses.replace(assignment, limits=limits)
     options = pipeline.Options(data_dir=args.data_dir, mode=DataMode(mode),
                                timeout=args.full_timeout if full else None)
