@@ -25,6 +25,12 @@ PIP_NAMES = {"sklearn": "scikit-learn", "PIL": "pillow", "cv2": "opencv-python",
              "yaml": "pyyaml", "skimage": "scikit-image"}
 # Import names an installation may lack, and the grader's extra that installs them.
 EXTRAS = {"torch": "torch", "onnx": "torch", "onnxruntime": "torch"}
+# Import names installed by a pip command of their own. torchvision's Linux wheel on PyPI is
+# built against CUDA torch and cannot load its operators beside the extra's CPU torch, so it is
+# not in the extra: its CPU build comes from PyTorch's index, at the release that pairs with the
+# extra's torch==2.13.0.
+OWN_INSTALLS = {"torchvision": "torchvision==0.28.0 --index-url "
+                               "https://download.pytorch.org/whl/cpu"}
 _NO_MODULE = re.compile(r"No module named '([^']+)'")
 IMPORT_TIMEOUT = 180.0  # TensorFlow imports in ~6 s warm, ~13 s cold; a hang is a grader error
 
@@ -136,7 +142,7 @@ def install_command(name: str) -> str:
     extra = EXTRAS.get(name)
     if extra:
         return f"{sys.executable} -m pip install -e '{PACKAGE_ROOT}[{extra}]'"
-    return f"{sys.executable} -m pip install {PIP_NAMES.get(name, name)}"
+    return f"{sys.executable} -m pip install {OWN_INSTALLS.get(name) or PIP_NAMES.get(name, name)}"
 
 
 def missing_optional(cell_errors: Iterable[Any], optional: Iterable[str],

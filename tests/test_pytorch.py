@@ -218,16 +218,23 @@ def test_a_missing_optional_framework_is_the_graders_error_naming_the_install(mo
     assert message and "pip install -e" in message and "[torch]" in message
     # Not an allowed framework: the student's import, the student's cell error.
     assert environment.missing_optional([error], []) is None
+    # torchvision, allowed for its transforms: PyTorch's CPU build, paired with the extra's torch.
+    vision = SimpleNamespace(ename="ModuleNotFoundError",
+                             evalue="No module named 'torchvision.transforms'")
+    message = environment.missing_optional([vision], ["torch", "torchvision"])
+    assert message and "pip install torchvision==0.28.0 --index-url " \
+        "https://download.pytorch.org/whl/cpu" in message
     # Installed after all: a notebook raising the error itself gains nothing by it.
     monkeypatch.setattr(environment, "missing_packages", lambda names, python=None: {})
     assert environment.missing_optional([error], ["torch"]) is None
 
 
-def test_fashion_mlp_allows_torch():
+@pytest.mark.parametrize("assignment_id", ["fashion-mlp", "lenet5"])
+def test_the_homeworks_that_allow_pytorch_declare_it(assignment_id):
     from grader import assignment as spec
 
-    assignment = spec.load(ASSIGNMENT)
-    assert "torch" in assignment.optional_packages
+    assignment = spec.load(assignment_id)
+    assert {"torch", "torchvision"} <= set(assignment.optional_packages)
     assert "torch" not in assignment.packages  # not required of a Keras-only installation
 
 
