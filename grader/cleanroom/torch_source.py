@@ -223,10 +223,10 @@ class _Source:
         for node in self.nodes:
             if not (isinstance(node, ast.Name) and node.id in names):
                 continue
-            if isinstance(node.ctx, ast.Store):
-                built = built or isinstance(self.parent.get(id(node)), ast.Assign)
-                continue
             parent = self.parent.get(id(node))
+            if isinstance(node.ctx, ast.Store):
+                built = built or isinstance(parent, ast.Assign)
+                continue
             if isinstance(parent, ast.Call) and parent.func is node:
                 continue  # model(x)
             if isinstance(parent, ast.Attribute) and parent.attr in _INERT_METHODS:

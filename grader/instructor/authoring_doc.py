@@ -1,7 +1,7 @@
 """The keys of `assignment.toml`, written into docs/authoring.md from the spec's own models.
 
-    python3 -m grader.instructor.authoring_doc           # rewrite the section of docs/authoring.md
-    python3 -m grader.instructor.authoring_doc --check   # exit 1 when the committed section differs
+    python3 -m grader.instructor.authoring_doc          # rewrite that section of docs/authoring.md
+    python3 -m grader.instructor.authoring_doc --check  # exit 1 when the committed one differs
 
 The section between the two markers below is generated from grader/assignment/tables.py (tables,
 object kinds and check kinds, each key's type, default and description) and from the check

@@ -28,8 +28,8 @@ from ..assignment import Assignment
 # points the assignments.
 SOURCE_ROOT = PACKAGE_ROOT
 
-# What grading reads from reference/<id>/ (grader/assignment/__init__.py, grader/training/baselines.py,
-# gradescope setup.sh).
+# What grading reads from reference/<id>/ (grader/assignment/__init__.py,
+# grader/training/baselines.py, gradescope setup.sh).
 CALIBRATION_FILES = ("expected.json", "thresholds.json", "designs.json", "constraints.txt")
 # Besides grader/: what installing and running the grader (and the action) needs.
 PROJECT_FILES = ("pyproject.toml", "README.md")

@@ -61,7 +61,8 @@ def students_of(out: Path, notebooks: dict[str, Path | None]) -> list[Student]:
 
 def write(out: Path, assignment: Any, notebooks: dict[str, Path | None],
           thresholds: Thresholds | None = None) -> Written:
-    """`assignment` a grader.assignment.Assignment; `notebooks` each student's notebook (None: none)."""
+    """`assignment` an Assignment (grader/assignment/); `notebooks` each student's notebook
+    (None: none)."""
     from .report import render_html, similarity_csv
 
     started = time.monotonic()
