@@ -172,11 +172,12 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
         inputs_seed = run_seed(loaded.sha256, assignment)
         mounts = sandbox_mounts(options, prepared, harvest_dir) if mode == "bwrap" else None
         limits = assignment.limits
-        kernel = runner.KernelConfig(memory_mb=limits.memory_mb, seed=kernel_seed,
-                                     datasets=prepared.student_npz)
         room = _start_keras_room(assignment, loaded.node, work, mode, options)
         worker = _start_measuring(assignment, prepared, images_path, harvest_dir, work, mounts,
                                   room)
+        kernel = runner.KernelConfig(
+            memory_mb=limits.memory_mb, seed=kernel_seed, datasets=prepared.student_npz,
+            head_start=_head_start(worker, assignment, prepared, images_path, harvest_dir, seed))
         times = TimeLimits.of(limits.cell_timeout, limits.notebook_timeout,
                               assignment.folder / "assignment.toml", options.timeout)
         record = runner.execute(
@@ -324,6 +325,33 @@ def _retrain_one(room, worker, nb, name, obj, prepared, images, seed, budget, en
     return measured.timed
 
 
+def training_budget(assignment: Assignment, prepared: PreparedData, seed: int
+                    ) -> dict[str, Any] | None:
+    """How the measuring process trains a design: the assignment's budget, on the student's
+    training split, from the grader's seed."""
+    budget = assignment.training_for(prepared.mode)
+    train_npz = next(iter(prepared.student_npz.values()), None)
+    if not budget or not train_npz or prepared.holdout_labels is None:
+        return None
+    return {"train_npz": train_npz, "epochs": budget.epochs, "batch_size": budget.batch_size,
+            "max_cpu_seconds": budget.max_cpu_seconds, "seed": seed,
+            "max_params": budget.max_params, "n_classes": int(prepared.holdout_labels.max()) + 1}
+
+
+def _head_start(worker: measure.Worker | None, assignment: Assignment, prepared: PreparedData,
+                images: Path | None, harvest_dir: Path, seed: int) -> dict[str, Any] | None:
+    """The kernel's side of training designs while the notebook runs (grader/measure/
+    head_start.py): where it exports them and which names; None when nothing would use it."""
+    keras_objects = {o.name: o.input_shape for o in assignment.objects if o.kind == "keras"}
+    names = sorted(timed_objects(assignment) & set(keras_objects))
+    training = training_budget(assignment, prepared, seed)
+    if worker is None or images is None or not names or training is None:
+        return None
+    folder = harvest_dir / "head-start"
+    worker.watch(folder, {n: keras_objects[n] for n in names}, training, images)
+    return {"out": str(folder), "names": names}
+
+
 def measure_models(worker: measure.Worker, names: list[str],
                    objects: dict[str, artifacts.HarvestedObject], assignment: Assignment,
                    prepared: PreparedData, images: Path, seed: int, notebook_node: Any = None
@@ -346,13 +374,7 @@ def measure_models(worker: measure.Worker, names: list[str],
     # An encoder is loaded before the classifier of its codes.
     names = sorted(names, key=lambda n: bool(getattr(specs[n].options, "encoder", None)))
     budget = assignment.training_for(prepared.mode)
-    train_npz = next(iter(prepared.student_npz.values()), None)
-    training = None
-    if budget and train_npz:
-        training = {"train_npz": train_npz, "epochs": budget.epochs,
-                    "batch_size": budget.batch_size, "max_cpu_seconds": budget.max_cpu_seconds,
-                    "seed": seed, "max_params": budget.max_params,
-                    "n_classes": int(prepared.holdout_labels.max()) + 1}
+    training = training_budget(assignment, prepared, seed)
     timed = [n for n in names if n in wanted]
     data_key = f"{prepared.mode}-{prepared.holdout_id}"
     have = baselines.known(assignment, timed, data_key, seed) if training else {}

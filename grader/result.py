@@ -151,6 +151,9 @@ class TimedTraining(_Sparse):
     train_accuracy: list[float | None] | None = None
     where: str | None = Field(None, description="\"grader\" or \"clean room\": which process "
                               "trained it")
+    head_start: bool | None = Field(None, description="trained while the notebook still ran, "
+                                    "from the design its fit() started with, which the final "
+                                    "model has too")
     seconds: NonNegativeFloat | None = None
 
 

@@ -203,6 +203,7 @@ def test_the_models_other_measurements_stand_when_the_graders_training_fails(tmp
     describes and predicts the model; only its timed training says it failed."""
     import keras
 
+    from grader.measure.head_start import Designs
     from grader.measure.worker import _measure
 
     model = mlp(keras)
@@ -213,7 +214,7 @@ def test_the_models_other_measurements_stand_when_the_graders_training_fails(tmp
     entry = _measure({"name": "model", "export": str(tmp_path / "model.keras"),
                       "input_shape": None, "timed": True},
                      {"training": budget, "max_params": 10**6},
-                     np.zeros((8, 28, 28), "uint8"), {}, tmp_path)
+                     np.zeros((8, 28, 28), "uint8"), {}, tmp_path, Designs())
     assert entry["status"] == "found" and entry["model"]["total_params"] == 25_450
     assert entry["predictions"] and not entry["predict_errors"]
     assert entry["timed"]["status"] == "error" and "missing.npz" in entry["timed"]["message"]

@@ -71,6 +71,9 @@ class KernelConfig:
     seed: int = 0
     datasets: dict[str, str] = field(default_factory=dict)
     submission: str = ""  # the submission's folder, copied into the kernel's working folder
+    # where and for which names the kernel exports a design as its fit() starts
+    # (grader/kernel/head_start.py)
+    head_start: dict[str, Any] | None = None
 
 
 @dataclass

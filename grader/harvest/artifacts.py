@@ -184,6 +184,8 @@ def read_timed(timed: dict[str, Any], out_dir: Path, rows: int | None) -> dict[s
                                   "seconds_per_epoch", "cpu_seconds", "cpu_cap",
                                   "stopped_by_time", "loss", "train_accuracy", "where", "seconds",
                                   "seed", "cap_name") if k in timed}
+    if timed.get("head_start") is True:
+        keep["head_start"] = True
     if timed.get("scaling") in SCALINGS:  # the pixels the grader's training fed the design
         keep["scaling"] = timed["scaling"]
     notes = timed.get("notes")

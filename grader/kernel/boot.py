@@ -69,6 +69,10 @@ def main(argv: list[str]) -> None:
         from grader.kernel import datasets
 
         datasets.install({name: Path(p) for name, p in served.items()})
+    if config.get("head_start"):
+        from grader.kernel import head_start
+
+        head_start.install(**config["head_start"])
     # In bubblewrap's pid namespace our parent is its init, not the grader: ipykernel would take
     # that for the grader's death and quit. bwrap --die-with-parent covers that case instead.
     parent = os.environ.get("JPY_PARENT_PID", "")

@@ -79,12 +79,12 @@ def _export_keras(model: Any, obj: dict[str, Any], out: Path) -> dict[str, Any]:
     keras = sys.modules.get("keras")
     if keras is None or not isinstance(model, keras.Model):
         return {"status": "wrong_type", "type": _type_name(model)}
-    if not _is_subclassed(keras, model):
+    if not is_subclassed(keras, model):
         return _save_archive(model, out / f"{obj['name']}.keras")
     return _export_savedmodel(keras, model, obj, out / f"{obj['name']}.savedmodel")
 
 
-def _is_subclassed(keras: Any, model: Any) -> bool:
+def is_subclassed(keras: Any, model: Any) -> bool:
     return not (isinstance(model, keras.Sequential) or getattr(model, "_is_graph_network", False)
                 or type(model) is keras.Model or type(model).__name__ == "Functional")
 
