@@ -85,9 +85,13 @@ def cells_alone(notebook: Path, assignment: spec.Assignment, data_dir: Path | No
         with client.setup_kernel(env={**os.environ, **KERNEL_SETTINGS}, cwd=tmp,
                                  stderr=subprocess.DEVNULL):
             pid = client.km.provisioner.process.pid
-            client.execute_cell(serve, -1)
+            # A cell of the notebook's own: nbclient writes a cell's outputs (and more) to
+            # nb.cells[index], so index -1 made this cell replace the notebook's last one,
+            # which then never ran (the autoassociator's CNN training, measured as 0 s).
+            nb.cells.insert(0, serve)
+            client.execute_cell(serve, 0)
             cpu, started = process_cpu(pid), time.monotonic()
-            for index, cell in enumerate(nb.cells):
+            for index, cell in enumerate(nb.cells[1:], start=1):
                 client.execute_cell(cell, index)
             wall, cpu = time.monotonic() - started, process_cpu(pid) - cpu
     errors = sum(1 for c in nb.cells if c.cell_type == "code"
