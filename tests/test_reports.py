@@ -480,3 +480,21 @@ def test_html_names_where_a_pytorch_models_loss_and_optimizer_came_from():
     unknown = {**model, "compile": {**compile_info, "optimizer": None, "learning_rate": None}}
     page = render_html(result_json(models={"model": unknown}))
     assert "optimizer not known from the source" in page
+
+
+def test_compiled_templates_are_kept_in_the_graders_cache_and_render_the_same(
+        tmp_path, monkeypatch):
+    """Compiling the templates cost a fraction of a second of every grading: the grader's cache
+    folder keeps them, and a report rendered from the kept ones is the same report."""
+    from grader.reports import template_cache
+
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
+    template_cache.bytecode_cache.cache_clear()
+    try:
+        first = render_html(sample_result()), render_markdown(sample_result())
+        kept = sorted((tmp_path / "templates").iterdir())
+        assert len(kept) >= 2 and all(p.stat().st_size > 0 for p in kept)
+        template_cache.bytecode_cache.cache_clear()  # a new process: loads what was kept
+        assert (render_html(sample_result()), render_markdown(sample_result())) == first
+    finally:
+        template_cache.bytecode_cache.cache_clear()

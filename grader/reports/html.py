@@ -18,6 +18,7 @@ from ..result import CheckResult, GradeResult, ModelResult, ResultLike, as_resul
 from ..scoring import CheckStatus
 from .cell_errors import views
 from .text import HTML_ICON, STATUS_ICON, clean, comparison_rows, fmt_points, fmt_shape
+from .template_cache import bytecode_cache
 
 def _numbers(values: Any) -> list[float]:
     if not isinstance(values, list):
@@ -184,6 +185,7 @@ def charts_for(view: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _environment() -> Environment:
     env = Environment(loader=PackageLoader("grader.reports", "templates"),
+                      bytecode_cache=bytecode_cache(),
                       autoescape=select_autoescape(["html", "j2"], default=True),
                       # A result from an older grader may lack a field: render it empty.
                       undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True)

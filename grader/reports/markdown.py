@@ -17,6 +17,7 @@ from ..result import ResultLike, as_result
 from ..scoring import CheckStatus
 from .cell_errors import views
 from .text import STATUS_ICON, clean, comparison_rows, fmt_points
+from .template_cache import bytecode_cache
 
 MAX_CELL = 300  # the reason column shows a first line; full text is in the details below
 MAX_BLOCK = 4000  # characters of one message, traceback or answer
@@ -55,6 +56,7 @@ def md_pre(text: Any, limit: int = MAX_BLOCK) -> str:
 def _environment(block_limit: int) -> Environment:
     # Autoescape off: this is Markdown, and each value goes through md_inline or md_pre instead.
     env = Environment(loader=PackageLoader("grader.reports", "templates"), autoescape=False,
+                      bytecode_cache=bytecode_cache(),
                       undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True,
                       keep_trailing_newline=True)
     env.filters.update(md=md_inline, h=html_inline, points=fmt_points,

@@ -27,6 +27,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from ..result import GradeResult, as_result
 from ..scoring import (GRADER_FAILED, NO_SUBMISSION, NOT_GRADED, PROCESS_FAILED, CheckStatus,
                        RunStatus)
+from .template_cache import bytecode_cache
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 CHECK_STATUSES = tuple(CheckStatus)
@@ -184,7 +185,7 @@ def sort_keys(rows: list[dict[str, Any]], n_checks: int) -> list[str]:
 
 
 def _environment() -> Environment:
-    env = Environment(loader=FileSystemLoader(str(TEMPLATES)),
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), bytecode_cache=bytecode_cache(),
                       autoescape=select_autoescape(["html", "j2"], default=True),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["points"] = lambda v: f"{_f(v):g}"
