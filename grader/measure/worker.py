@@ -77,8 +77,13 @@ def main(out_dir: str, memory_mb: str) -> int:
     designs = head_start.Designs()
     watch: head_start.Watch | None = None
     number = 0
-    for line in _lines(lambda: watch is not None and watch.step(
-            lambda name, path, w: _train_early(name, path, w, designs, out.root))):
+
+    def train_early(name: str, path: Path, w: head_start.Watch) -> None:
+        # Named like a request's object: a crash here is put down to that model, as there.
+        out.progress(ready=True, done=number, object=name)
+        _train_early(name, path, w, designs, out.root)
+
+    for line in _lines(lambda: watch is not None and watch.step(train_early)):
         request = json.loads(line)
         if "watch" in request:
             watch = head_start.Watch(request["watch"])
