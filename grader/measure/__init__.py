@@ -97,13 +97,8 @@ class Worker:
               images: Path) -> None:
         """Train the designs the kernel exports into `folder` as their fit() starts, while
         waiting for requests (grader/measure/head_start.py). Not a request: nothing answers."""
-        line = {"watch": {"dir": str(folder), "objects": objects, "training": training,
-                          "images": str(images)}}
-        try:
-            self.proc.stdin.write(json.dumps(line).encode() + b"\n")
-            self.proc.stdin.flush()
-        except OSError:
-            pass  # it died while starting: the first request says so
+        self._send({"watch": {"dir": str(folder), "objects": objects, "training": training,
+                              "images": str(images)}})
 
     def measure(self, request: Request, rows: int) -> Measured:
         payload = {"images": str(request.images), "objects": request.objects,
@@ -111,13 +106,16 @@ class Worker:
                    "baselines": request.baselines}
         started = time.monotonic()
         self.sent += 1
-        try:
-            self.proc.stdin.write(json.dumps(payload).encode() + b"\n")
-            self.proc.stdin.flush()
-        except OSError:
-            pass  # it died while starting: progress.json says so below
+        self._send(payload)
         crashed, tail = self._wait(self.sent, request.timeout)
         return self._read(request, rows, crashed, tail, started)
+
+    def _send(self, line: dict[str, Any]) -> None:
+        try:
+            self.proc.stdin.write(json.dumps(line).encode() + b"\n")
+            self.proc.stdin.flush()
+        except OSError:
+            pass  # it died while starting: progress.json says so to the next request
 
     def _wait(self, number: int, timeout: float) -> tuple[bool, str]:
         """Until request `number` is answered (False), or the process ends or runs past the
