@@ -5,6 +5,7 @@ early result only for the very same design, and the student's own training is un
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -191,3 +192,44 @@ def test_the_measuring_process_gives_the_early_result_to_the_same_design_only(tm
                                       alone[name].timed["predictions"])
     assert watched["model"].timed.get("head_start") is True
     assert "head_start" not in watched["other"].timed and "head_start" not in alone["model"].timed
+
+
+@pytest.mark.slow
+def test_a_crash_while_training_early_costs_a_restart_not_the_final_model(tmp_path, keras):
+    """The process dies training an early export (as a replaced design that exhausted its memory
+    would): the grader starts a fresh one, without the head start, for the final request."""
+    dies_early = tmp_path / "dies_early.py"
+    dies_early.write_text("import os, sys\nfrom grader.measure import worker\n"
+                          "worker._train_early = lambda *a: os._exit(9)\n"
+                          "sys.exit(worker.main(*sys.argv[1:]))\n")
+
+    class DiesEarly(measure.Worker):
+        def program(self) -> list[str]:
+            return [sys.executable, str(dies_early)]
+
+    x, y = _data(256)
+    early = tmp_path / "early"
+    early.mkdir()
+    train_npz, images = tmp_path / "train.npz", tmp_path / "images.npy"
+    np.savez(train_npz, x_train=(x * 255).astype("uint8").reshape((-1, 28, 28)), y_train=y)
+    np.save(images, (x[:40] * 255).astype("uint8").reshape((-1, 28, 28)), allow_pickle=False)
+    _mlp(keras).save(tmp_path / "model.keras")
+    training = {"train_npz": str(train_npz), "epochs": 1, "batch_size": 32,
+                "max_cpu_seconds": 120.0, "seed": 0, "max_params": 10**6, "n_classes": 10}
+    request = measure.Request(images=images, training=training, objects=[
+        {"name": "model", "export": str(tmp_path / "model.keras"), "input_shape": None,
+         "timed": True}])
+    worker = DiesEarly(tmp_path / "watching", [tmp_path], 4096, mounts=None)
+    try:
+        worker.watch(early, {"model": None}, training, images)
+        _mlp(keras, 24).save(early / "model-0.keras")  # a design the student then replaced
+        deadline = time.monotonic() + 120
+        while worker.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert worker.proc.returncode == 9
+        measured = worker.measure(request, rows=40).objects["model"]
+    finally:
+        worker.close()
+    assert worker.restarted
+    assert measured.status == "found" and measured.timed["status"] == "trained"
+    assert "head_start" not in measured.timed

@@ -67,27 +67,35 @@ class Worker:
         """`mounts` None: no sandbox (the limits still hold); `limits` an int: memory_mb."""
         limits = Limits(memory_mb=limits) if isinstance(limits, int) else limits
         self.folder, self.out = folder, folder / "out"
-        home = folder / "home"
-        for path in (home, self.out):
+        self._home = folder / "home"
+        for path in (self._home, self.out):
             path.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "grader.measure.worker", str(self.out),
-                   str(limits.memory_mb)]
-        extra = mounts or sandbox_mod.Mounts()
+        self._command = [*self.program(), str(self.out), str(limits.memory_mb)]
+        self._limits, self._inputs, self._mounts = limits, inputs, mounts
+        self._log = (folder / "worker.log").open("ab")
+        self._launch()
+        self.restarted = False
+
+    def program(self) -> list[str]:
+        return [sys.executable, "-m", "grader.measure.worker"]
+
+    def _launch(self) -> None:
+        extra = self._mounts or sandbox_mod.Mounts()
         # It reads files the student made: confined like the kernel, with the grader's
         # package but never reference/, and only the inputs it is given.
         self.confinement = confine.Confinement(
             sandbox_mod.Mounts(writable=[self.out, *extra.writable],
-                               readable=[*inputs, *extra.readable], hidden=list(extra.hidden),
-                               private=[home], view=sandbox_mod.View.TRUSTED),
-            folder, limits, sandboxed=mounts is not None, label="measure",
-            logs=(folder / "worker.log",))
+                               readable=[*self._inputs, *extra.readable],
+                               hidden=list(extra.hidden), private=[self._home],
+                               view=sandbox_mod.View.TRUSTED),
+            self.folder, self._limits, sandboxed=self._mounts is not None, label="measure",
+            logs=(self.folder / "worker.log",))
         # A file, not a pipe, for its output: a pipe held by a stray process never closes.
-        self._log = (folder / "worker.log").open("wb")
         try:
-            self.proc = subprocess.Popen(self.confinement.command(command),
+            self.proc = subprocess.Popen(self.confinement.command(self._command),
                                          stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                         stderr=self._log, env=worker_env(home), cwd=folder,
-                                         start_new_session=True)
+                                         stderr=self._log, env=worker_env(self._home),
+                                         cwd=self.folder, start_new_session=True)
         except BaseException:
             self.close()
             raise
@@ -108,7 +116,24 @@ class Worker:
         self.sent += 1
         self._send(payload)
         crashed, tail = self._wait(self.sent, request.timeout)
+        if crashed and self._early_crash():
+            # It died training a design early, perhaps one the student has since replaced:
+            # once, a fresh process without the head start measures what the request names.
+            self._restart()
+            self.sent += 1
+            self._send(payload)
+            crashed, tail = self._wait(self.sent, request.timeout)
         return self._read(request, rows, crashed, tail, started)
+
+    def _early_crash(self) -> bool:
+        return not self.restarted and self.proc.poll() is not None and \
+            bool(_read_json(self.out / "progress.json").get("early"))
+
+    def _restart(self) -> None:
+        self.close(log=False)
+        (self.out / "progress.json").unlink(missing_ok=True)
+        self.restarted = True
+        self._launch()
 
     def _send(self, line: dict[str, Any]) -> None:
         try:
@@ -133,7 +158,7 @@ class Worker:
                 return True, f"it ran past {timeout:.0f} s"
             time.sleep(0.05)
 
-    def close(self) -> None:
+    def close(self, log: bool = True) -> None:
         proc = getattr(self, "proc", None)
         if proc is not None and proc.poll() is None:
             try:
@@ -146,7 +171,7 @@ class Worker:
         if proc is not None:
             proc.wait()
         self.confinement.close()
-        if not self._log.closed:
+        if log and not self._log.closed:
             self._log.close()
 
     def _tail(self) -> str:
