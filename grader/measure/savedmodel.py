@@ -6,6 +6,7 @@ answers up (grader/measure/graph_layers.py lists them) is refused before anythin
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -186,7 +187,7 @@ def compile_settings(claim: dict[str, Any]) -> dict[str, Any]:
         info["loss_config"] = loss[:100]
     elif isinstance(loss, dict):
         try:
-            rebuilt = keras.losses.deserialize(loss)
+            rebuilt = keras.losses.deserialize(copy.deepcopy(loss))
             info["loss"] = getattr(rebuilt, "name", None) or type(rebuilt).__name__
             info["from_logits"] = bool(rebuilt.get_config().get("from_logits"))
             info["loss_config"] = loss
@@ -195,7 +196,8 @@ def compile_settings(claim: dict[str, Any]) -> dict[str, Any]:
     optimizer = claim.get("optimizer")
     if isinstance(optimizer, (dict, str)):
         try:
-            rebuilt = keras.optimizers.get(optimizer)
+            # A copy: Keras lower-cases a config's class_name in place as it reads it.
+            rebuilt = keras.optimizers.get(copy.deepcopy(optimizer))
             info["optimizer"] = type(rebuilt).__name__
             info["learning_rate"] = float(np.asarray(rebuilt.learning_rate))
             info["optimizer_config"] = optimizer
