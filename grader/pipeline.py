@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import secrets
@@ -16,9 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from . import __version__, checks, environment, measure, paths
 from .checks.context import GradingContext
-from .cleanroom import keras_run, torch_source
+from .cleanroom import keras_run, rooms, torch_source
 from .data import holdout
-from .data.model_inputs import SCALINGS, fed_scaling
 from .errors import GraderError
 from .execution import runner, sandbox as sandbox_mod, scratch as scratch_mod
 from .execution.limits import Limits
@@ -177,7 +177,8 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
                                   room)
         kernel = runner.KernelConfig(
             memory_mb=limits.memory_mb, seed=kernel_seed, datasets=prepared.student_npz,
-            head_start=_head_start(worker, assignment, prepared, images_path, harvest_dir, seed))
+            head_start=_head_start(worker, room, assignment, loaded.node, prepared, images_path,
+                                   harvest_dir, seed))
         times = TimeLimits.of(limits.cell_timeout, limits.notebook_timeout,
                               assignment.folder / "assignment.toml", options.timeout)
         record = runner.execute(
@@ -239,85 +240,74 @@ def _refuse_kernel_descriptions(objects: dict[str, artifacts.HarvestedObject]
 def _start_measuring(assignment: Assignment, prepared: PreparedData, images: Path | None,
                      harvest_dir: Path, work: scratch_mod.Scratch,
                      kernel_mounts: sandbox_mod.Mounts | None,
-                     room: keras_run.Room | None) -> measure.Worker | None:
+                     room: rooms.Rooms | None) -> measure.Worker | None:
     """The trusted measuring process, started now so that it has imported TensorFlow when the
     notebook is done; only for assignments that grade Keras models."""
     if images is None or not any(o.kind == "keras" for o in assignment.objects):
         return None
     inputs = [images, harvest_dir, *(Path(p) for p in prepared.student_npz.values())]
     if room is not None:
-        inputs.append(room.out)
+        inputs.append(room.folder)
     mounts = None if kernel_mounts is None else \
         sandbox_mod.Mounts(writable=[], readable=[], hidden=kernel_mounts.hidden)
     return measure.Worker(work.private / "measure", inputs, Limits.of(assignment.limits), mounts)
 
 
 def _start_keras_room(assignment: Assignment, nb: Any, work: scratch_mod.Scratch, mode: str,
-                      options: Options) -> keras_run.Room | None:
+                      options: Options) -> rooms.Rooms | None:
     """The Keras clean room, started with the kernel, for an assignment whose grader trains a
     design itself, when the notebook defines a class (a subclassed model only its class builds)."""
     timed = timed_objects(assignment)
     if not timed or assignment.training is None or not keras_run.wanted(nb):
         return None
-    return keras_run.Room(work.private / "keras-room", mode, tuple(options.hidden))
+    return rooms.Rooms(work.private / "keras-room", mode, tuple(options.hidden))
 
 
-def _retrain_subclassed(room: keras_run.Room, worker: measure.Worker, nb: Any,
+def _retrain_subclassed(room: rooms.Rooms, worker: measure.Worker, nb: Any,
                         objects: dict[str, artifacts.HarvestedObject], assignment: Assignment,
                         prepared: PreparedData, images: Path, seed: int) -> None:
     """The timed training of each subclassed model the trusted side measured: a fresh instance
-    of its class, trained in the clean room, then predicted by the measuring process."""
-    from .training.timed_fit import encode_labels
-
-    budget = assignment.training_for(prepared.mode)
+    of its class, trained in a clean room, then predicted by the measuring process."""
+    inputs = _room_inputs(assignment, prepared, seed)
     for name in sorted(timed_objects(assignment)):
         obj = objects.get(name)
         if obj is None or obj.status != "found" or not obj.model or \
                 obj.model.get("source") != "savedmodel":
             continue
-        obj.timed = _retrain_one(room, worker, nb, name, obj, prepared, images, seed, budget,
-                                 encode_labels)
+        obj.timed = _retrain_one(room, worker, nb, name, obj, inputs, images,
+                                 len(prepared.holdout_labels))
 
 
-def _retrain_one(room, worker, nb, name, obj, prepared, images, seed, budget, encode_labels
-                 ) -> dict[str, Any]:  # noqa: ANN001 - one step of _retrain_subclassed
-    claim = obj.data.get("claim") or {}
-    class_name = keras_run.class_name_of(nb, name, claim.get("class_name"))
-    if class_name is None:
-        return {"status": TimedStatus.GRADER_FAILED, "message": f"no class of the notebook "
-                f"builds `{name}` where the grader can see it, so it cannot create a fresh one "
-                "to train"}
-    arguments = keras_run.constructor_arguments(nb, name)
-    if arguments is None:
-        return {"status": TimedStatus.GRADER_FAILED, "message": f"`{name} = {class_name}(...)` "
-                "passes `*args` or `**kwargs`, so the grader cannot create a fresh one the "
-                "same way"}
-    info = obj.model.get("compile") or {}
-    if not info.get("loss_config") or not info.get("optimizer_config"):
-        return {"status": "error", "message": "the model was never compiled with a loss and an "
-                "optimizer the grader can rebuild, so it does not know how to train it"}
-    train_npz = next(iter(prepared.student_npz.values()))
-    with np.load(train_npz, allow_pickle=False) as data:
-        x_train, y_train = data["x_train"], data["y_train"]
-    layout = tuple(obj.input_layout or ())
-    output = (obj.model["layers"] or [{}])[-1].get("output_shape") or [None, 10]
+def _room_inputs(assignment: Assignment, prepared: PreparedData, seed: int) -> rooms.Inputs:
+    budget = assignment.training_for(prepared.mode)
     n_classes = int(prepared.holdout_labels.max()) + 1
-    scaling = fed_scaling(obj.model["layers"] or [])
-    arrays = {"x": SCALINGS[scaling](x_train).reshape((len(x_train), *layout)),
-              "y": encode_labels(y_train, info.get("loss"), tuple(output), n_classes)}
-    run = room.retrain(nb, class_name, arguments, info, layout, arrays,
-                       {"epochs": budget.epochs, "batch_size": budget.batch_size, "seed": seed,
-                        "max_cpu_seconds": budget.max_cpu_seconds, "n_classes": n_classes,
-                        "wall_seconds": budget.wall_seconds_per_model})
+    return rooms.Inputs(Path(next(iter(prepared.student_npz.values()))), n_classes, {
+        "epochs": budget.epochs, "batch_size": budget.batch_size, "seed": seed,
+        "max_cpu_seconds": budget.max_cpu_seconds, "n_classes": n_classes,
+        "wall_seconds": budget.wall_seconds_per_model})
+
+
+def _retrain_one(room: rooms.Rooms, worker: measure.Worker, nb: Any, name: str,
+                 obj: artifacts.HarvestedObject, inputs: rooms.Inputs, images: Path, rows: int
+                 ) -> dict[str, Any]:
+    claim = obj.data.get("claim") or {}
+    info = obj.model.get("compile") or {}
+    layers = obj.model["layers"] or []
+    output = (layers or [{}])[-1].get("output_shape") or [None, 10]
+    planned = rooms.design_plan(nb, name, claim.get("class_name"), info,
+                                tuple(obj.input_layout or ()), layers, tuple(output), inputs)
+    if not isinstance(planned, keras_run.Plan):
+        return planned
+    run = room.train(name, planned, inputs.budget["wall_seconds"])
     if run.report.get("cannot_learn"):  # the room's word can only cost the student points
         return {"status": TimedStatus.CANNOT_LEARN, "message": run.error}
     if run.export is None:
         return {"status": TimedStatus.GRADER_FAILED if run.rebuild_failed else TimedStatus.ERROR,
                 "message": run.error or "the clean room exported no model"}
     request = measure.Request(images=images, objects=[{
-        "name": name, "retrained": str(run.export), "expected_layers": obj.model["layers"],
-        "report": run.report, "seed": seed}], timeout=120.0)
-    measured = worker.measure(request, len(prepared.holdout_labels)).objects.get(name)
+        "name": name, "retrained": str(run.export), "expected_layers": layers,
+        "report": run.report, "seed": inputs.budget["seed"]}], timeout=120.0)
+    measured = worker.measure(request, rows).objects.get(name)
     if measured is None or measured.timed is None:
         return {"status": TimedStatus.GRADER_FAILED, "message": "the grader could not measure "
                 "the model its clean room trained"
@@ -338,10 +328,12 @@ def training_budget(assignment: Assignment, prepared: PreparedData, seed: int
             "max_params": budget.max_params, "n_classes": int(prepared.holdout_labels.max()) + 1}
 
 
-def _head_start(worker: measure.Worker | None, assignment: Assignment, prepared: PreparedData,
-                images: Path | None, harvest_dir: Path, seed: int) -> dict[str, Any] | None:
+def _head_start(worker: measure.Worker | None, room: rooms.Rooms | None,
+                assignment: Assignment, nb: Any, prepared: PreparedData, images: Path | None,
+                harvest_dir: Path, seed: int) -> dict[str, Any] | None:
     """The kernel's side of training designs while the notebook runs (grader/measure/
-    head_start.py): where it exports them and which names; None when nothing would use it."""
+    head_start.py, grader/cleanroom/rooms.py): where it exports them and which names; None when
+    nothing would use it."""
     keras_objects = {o.name: o.input_shape for o in assignment.objects if o.kind == "keras"}
     names = sorted(timed_objects(assignment) & set(keras_objects))
     training = training_budget(assignment, prepared, seed)
@@ -349,6 +341,11 @@ def _head_start(worker: measure.Worker | None, assignment: Assignment, prepared:
         return None
     folder = harvest_dir / "head-start"
     worker.watch(folder, {n: keras_objects[n] for n in names}, training, images)
+    if room is not None:
+        inputs = _room_inputs(assignment, prepared, seed)
+        source = copy.deepcopy(nb)  # the kernel fills `nb`'s outputs while the room plans
+        room.watch(folder, names,
+                   lambda name, claim: rooms.early_plan(source, name, claim, inputs))
     return {"out": str(folder), "names": names}
 
 

@@ -5,6 +5,7 @@ early result only for the very same design, and the student's own training is un
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -111,9 +112,15 @@ def test_the_kernel_exports_a_graded_design_once_as_its_fit_starts(tmp_path, ker
 
     sub = namespace["model"] = Subclassed()
     sub.compile(optimizer="adam", loss="mse")
-    sub(x[:2])
-    exporter.before_fit(keras, sub)  # only its class rebuilds it: the clean room's work
-    assert len(list(tmp_path.iterdir())) == 2
+    exporter.before_fit(keras, sub, x.reshape((-1, 28, 28)))  # unbuilt: the room builds it
+    exporter.before_fit(keras, sub, x.reshape((-1, 28, 28)))
+    # Only its class rebuilds it: what the clean room needs, no model.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "model-0.keras", "model-1.keras", "model-2.claim.json"]
+    claim = json.loads((tmp_path / "model-2.claim.json").read_text())
+    assert claim["class_name"] == "Subclassed" and claim["layout"] == [28, 28]
+    assert claim["compile"]["loss"] == "mse" and claim["compile"]["optimizer"]["class_name"] == \
+        "Adam" and "train_steps" not in claim["compile"]
 
 
 @pytest.mark.slow

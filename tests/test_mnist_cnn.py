@@ -69,6 +69,7 @@ def test_reference_scores_full_marks_and_collects_the_answers(grade, assignment)
     assert model.timed_training.status == "trained"
     # A fresh CustomizedCNN, built from the notebook's class definition in the clean room.
     assert model.timed_training.where == "clean room"
+    assert model.timed_training.head_start  # its room started as the notebook's fit() did
     assert model.timed_training.epochs_run == assignment.training.epochs
     # Written answers wait for a TA, with their text collected for the report.
     for cid, points in WRITTEN.items():

@@ -9,13 +9,15 @@ trusted side read it), the seed and the epoch budget; it hands back a SavedModel
 trusted measuring process loads and predicts with like any other export. The room never sees the
 holdout, images or labels, and nothing it reports is scored.
 
-The room is started while the notebook runs, so that TensorFlow is imported by the time the
-kernel's export is ready; it waits for "GO".
+The room is started while the notebook runs, so that TensorFlow is imported by the time it is
+needed; it waits for "GO" and trains once. Which room trains what, and when (a design may start
+while the notebook still runs): grader/cleanroom/rooms.py.
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import shutil
 import subprocess
@@ -55,6 +57,41 @@ class Retrained:
     # The room could not rebuild what the notebook's own session built (its definitions, the
     # constructor, the first call) or export it: the grader's shortfall, never the student's.
     rebuild_failed: bool = False
+    # False: it ran out of time or died, which load may cause; True: what the plan gives.
+    finished: bool = True
+
+
+@dataclass
+class Plan:
+    """One training for a room: the request and its data, everything the result depends on."""
+
+    request: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+
+    def digest(self) -> str:
+        """Equal for two plans that train the same model the same way."""
+        h = hashlib.sha256(json.dumps(self.request, sort_keys=True).encode())
+        for key in sorted(self.arrays):
+            array = np.ascontiguousarray(self.arrays[key])
+            h.update(f"{key}:{array.dtype.str}:{array.shape}".encode())
+            h.update(array.data)
+        return h.hexdigest()
+
+
+def plan(nb: Any, class_name: str, args: Arguments, compile_info: dict[str, Any],
+         layout: tuple[int, ...], data: dict[str, np.ndarray], budget: dict[str, Any]
+         ) -> Plan | str:
+    """The room's training of a fresh `class_name`, or why the notebook gives none."""
+    extracted = source_mod.extract(nb, [class_name, *args.names])
+    if class_name in extracted.missing:
+        return f"the notebook defines no class {class_name}"
+    return Plan({"source": [{"cell": c, "source": t} for c, t in extracted.chunks],
+                 "class_name": class_name, "args": args.args, "kwargs": args.kwargs,
+                 "loss": compile_info["loss_config"],
+                 "optimizer": compile_info["optimizer_config"], "layout": list(layout),
+                 "epochs": budget["epochs"], "batch_size": budget["batch_size"],
+                 "seed": budget["seed"], "max_cpu_seconds": budget["max_cpu_seconds"],
+                 "n_classes": budget.get("n_classes", 10)}, data)
 
 
 def class_name_of(nb: Any, object_name: str, claim: str | None) -> str | None:
@@ -116,6 +153,9 @@ def wanted(nb: Any) -> bool:
 class Room:
     """One clean room process: started early, given one model to train, then stopped."""
 
+    plan: Plan | None = None
+    closed = False
+
     def __init__(self, folder: Path, sandbox: str, hidden: tuple[Path, ...] = ()) -> None:
         self.folder = folder
         self.out = folder / "out"
@@ -134,21 +174,10 @@ class Room:
             raise
         self.reader = LineReader(self.proc)
 
-    def retrain(self, nb: Any, class_name: str, args: Arguments,
-                compile_info: dict[str, Any], layout: tuple[int, ...], data: dict[str, np.ndarray],
-                budget: dict[str, Any]) -> Retrained:
-        extracted = source_mod.extract(nb, [class_name, *args.names])
-        if class_name in extracted.missing:
-            return Retrained(None, error=f"the notebook defines no class {class_name}")
-        np.savez(self.folder / "data.npz", **data)
-        request = {"source": [{"cell": c, "source": t} for c, t in extracted.chunks],
-                   "class_name": class_name, "args": args.args, "kwargs": args.kwargs,
-                   "loss": compile_info["loss_config"],
-                   "optimizer": compile_info["optimizer_config"], "layout": list(layout),
-                   "epochs": budget["epochs"], "batch_size": budget["batch_size"],
-                   "seed": budget["seed"], "max_cpu_seconds": budget["max_cpu_seconds"],
-                   "n_classes": budget.get("n_classes", 10)}
-        (self.folder / "request.json").write_text(json.dumps(request))
+    def start(self, plan: Plan) -> None:
+        """Hand the room its one training and let it go; `finish` collects it."""
+        np.savez(self.folder / "data.npz", **plan.arrays)
+        (self.folder / "request.json").write_text(json.dumps(plan.request))
         if not self.reader.wait_for("STARTED", STARTUP_SECONDS):
             raise _grader_error(self, "did not start")
         if not self.reader.wait_for("READY", STARTUP_SECONDS):
@@ -158,15 +187,21 @@ class Room:
             self.proc.stdin.flush()
         except OSError:
             raise _grader_error(self, "stopped before training") from None
-        limit = budget["wall_seconds"]
-        started = time.monotonic()
+        self.plan = plan
+
+    def finish(self, limit: float) -> Retrained:
+        """What the training `start` began produced, waiting at most `limit` seconds more."""
+        class_name = self.plan.request["class_name"]
+        waiting = time.monotonic()
         done = self.reader.wait_for("DONE", limit)
-        seconds = round(time.monotonic() - started, 3)
+        # What the grading waited for, as for the measuring process's early training: a room
+        # that started while the notebook ran was waited for from its end only.
+        seconds = round(time.monotonic() - waiting, 3)
         report = read_json(self.out / "report.json") or {}
         if not done:
-            why = f"ran past {limit:.0f} s" if seconds >= limit else "stopped"
+            why = f"ran past {limit:.0f} s" if self.proc.poll() is None else "stopped"
             return Retrained(None, report, f"training a fresh {class_name} in the grader's clean "
-                             f"room {why}" + _tail(self.reader.stderr()))
+                             f"room {why}" + _tail(self.reader.stderr()), finished=False)
         if report.get("cannot_learn"):
             return Retrained(None, report, str(report["cannot_learn"])[:300])
         if report.get("error"):
@@ -184,7 +219,9 @@ class Room:
                          rebuild_failed=not export.is_dir())
 
     def close(self) -> None:
-        stop(self.proc, self.confinement)
+        if not self.closed:
+            self.closed = True
+            stop(self.proc, self.confinement)
 
 
 def _tail(stderr: str) -> str:

@@ -119,8 +119,8 @@ def _export_savedmodel(keras: Any, model: Any, obj: dict[str, Any], path: Path) 
     layout = _layout(model, obj.get("input_shape"))
     entry: dict[str, Any] = {"status": "found", "type": _type_name(model),
                              "class_name": type(model).__name__[:200],
-                             "compile": _compile_claim(keras, model),
-                             "layers": _layers_claim(keras, model)}
+                             "compile": compile_claim(keras, model),
+                             "layers": layers_claim(keras, model)}
     if layout is None:
         return {**entry, "status": "error", "message": "the model accepts none of the image "
                 "layouts " + ", ".join(str((None, *s)) for s in IMAGE_LAYOUTS)}
@@ -140,7 +140,7 @@ def _export_savedmodel(keras: Any, model: Any, obj: dict[str, Any], path: Path) 
     return {**entry, "export": path.name, "layout": list(layout)}
 
 
-def _layers_claim(keras: Any, model: Any) -> list[dict[str, str]]:
+def layers_claim(keras: Any, model: Any) -> list[dict[str, str]]:
     """The layers the model tracks (attributes included), for messages only: a layer without
     weights that call() never uses leaves no trace in the exported graph."""
     out: list[dict[str, str]] = []
@@ -159,7 +159,7 @@ def _layers_claim(keras: Any, model: Any) -> list[dict[str, str]]:
     return out
 
 
-def _compile_claim(keras: Any, model: Any) -> dict[str, Any]:
+def compile_claim(keras: Any, model: Any) -> dict[str, Any]:
     """How the model was compiled, as Keras serialises it: plain JSON the trusted side
     deserialises with Keras's own (code-free) deserialisers, or refuses."""
     loss, optimizer = getattr(model, "loss", None), getattr(model, "optimizer", None)

@@ -101,6 +101,9 @@ def _train(request, keras, tf, np, training):
 
 def main():
     _say("STARTED")
+    # Below the student's kernel, as the measuring process: a room may train while the notebook
+    # runs. Its training is capped in CPU seconds, so no result moves.
+    os.nice(10)
     import numpy as np
     import tensorflow as tf
     import keras

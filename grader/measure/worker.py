@@ -384,7 +384,7 @@ def _retrained(obj: dict[str, Any], images: np.ndarray, folder: Path) -> dict[st
     report = obj.get("report") or {}
     timed: dict[str, Any] = {k: report[k] for k in ("epochs_run", "epochs", "seconds_per_epoch",
                                                    "cpu_seconds", "cpu_cap", "stopped_by_time",
-                                                   "loss", "train_accuracy", "seconds")
+                                                   "loss", "train_accuracy", "seconds", "head_start")
                              if k in report}
     try:
         view = savedmodel.open_export(Path(obj["retrained"]), {})
