@@ -4,7 +4,8 @@ design, and when.
 A room trains once (grader/cleanroom/keras_run.py). One is started with the kernel. As a graded
 subclassed model's fit() starts, the kernel writes what a room needs to rebuild it (its class,
 how it was compiled, the layout fit() is fed: grader/kernel/head_start.py), and that room trains
-the design while the notebook's cells still run. At the end, each subclassed model's training is
+the design while the notebook's cells still run, on the CPU they leave idle (SCHED_IDLE). At the
+end, each subclassed model's training is
 planned again from what the trusted side measured; the early room's result is used only when
 that plan is the very one it ran (same source, class, arguments, loss, optimizer, layout, data,
 budget: the same training, from the same seed). Any other design gets a fresh room.
@@ -125,7 +126,7 @@ class Rooms:
             try:
                 planned = planner(*found)
                 if planned is not None and room is not None:
-                    room.start(planned)
+                    room.start(planned, idle=True)
                     self._early, self._spare = (found[0], room, planned.digest()), None
             except Exception:  # noqa: BLE001 - a head start lost; the end starts a fresh room
                 if room is not None and room.plan is None:
@@ -154,7 +155,9 @@ class Rooms:
             try:
                 if digest == planned.digest():
                     result = room.finish(limit)
-                    if result.finished:  # a run cut short by time or a crash is not reused
+                    # Cut short by time (starved of idle CPU by a busy machine) or a crash: the
+                    # same plan again, in a room at the usual priority.
+                    if result.finished:
                         result.report["head_start"] = True
                         return result
             finally:

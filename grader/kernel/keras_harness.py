@@ -7,7 +7,7 @@ is checked on the trusted side, which predicts the grader's images with the expo
 itself: nothing reported here is scored.
 
 Protocol: "STARTED" on stdout before anything else; "READY" once TensorFlow is imported; then it
-waits for "GO" on stdin, reads request.json (the notebook's definitions, the class, how it was
+waits for "GO" on stdin ("GO idle": train on idle CPU only, beside a running notebook), reads request.json (the notebook's definitions, the class, how it was
 compiled) and data.npz (the training subset, already shaped and encoded by the grader), builds
 the model, trains it with the grader's own loop (grader/training/, copied beside this file) from
 the grader's starting weights, exports it to out/model.savedmodel with a `serve` endpoint,
@@ -109,8 +109,16 @@ def main():
     import keras
 
     _say("READY")
-    if sys.stdin.readline().strip() != "GO":
+    word = sys.stdin.readline().split()
+    if word[:1] != ["GO"]:
         return 0
+    if "idle" in word[1:]:
+        # Trained while the notebook runs: only on what the kernel leaves idle. A process
+        # cannot take this back; a room that is then too slow is replaced by a fresh one.
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except (AttributeError, OSError):
+            pass
     with open("request.json") as fh:
         request = json.load(fh)
     try:
