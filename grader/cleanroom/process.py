@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import stat
 import subprocess
 import sys
 import time
@@ -84,10 +85,19 @@ class LineReader:
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
-    if not path.is_file() or path.stat().st_size > MAX_REPORT_BYTES:
+    """A JSON object an untrusted process wrote, perhaps still running: None unless `path` is a
+    small regular file. No link is followed, and a pipe swapped in never blocks the read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
         return None
     try:
-        loaded = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_REPORT_BYTES:
+            return None
+        loaded = json.loads(os.read(fd, MAX_REPORT_BYTES + 1))
+    except (OSError, ValueError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return None
+    finally:
+        os.close(fd)
     return loaded if isinstance(loaded, dict) else None

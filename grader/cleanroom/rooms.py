@@ -5,18 +5,16 @@ A room trains once (grader/cleanroom/keras_run.py). One is started with the kern
 subclassed model's fit() starts, the kernel writes what a room needs to rebuild it (its class,
 how it was compiled, the layout fit() is fed: grader/kernel/head_start.py), and that room trains
 the design while the notebook's cells still run, on the CPU they leave idle (SCHED_IDLE). At the
-end, each subclassed model's training is
-planned again from what the trusted side measured; the early room's result is used only when
-that plan is the very one it ran (same source, class, arguments, loss, optimizer, layout, data,
-budget: the same training, from the same seed). Any other design gets a fresh room.
+end, each subclassed model's training is planned again from what the trusted side measured; the
+early room's result is used only when that plan is the very one it ran (same source, class,
+arguments, loss, optimizer, layout, data, budget: the same training, from the same seed). Any
+other design gets a fresh room.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +26,9 @@ from ..data.model_inputs import SCALINGS, fed_scaling
 from ..scoring import TimedStatus
 from . import keras_run
 from .keras_run import Plan, Retrained, Room
+from .process import read_json
 
 POLL_SECONDS = 0.5
-MAX_CLAIM_BYTES = 2**20
 
 
 @dataclass(frozen=True)
@@ -181,8 +179,8 @@ class Rooms:
 
 
 def first_claim(folder: Path, names: list[str]) -> tuple[str, dict[str, Any]] | None:
-    """The kernel's first claim (`<name>-<n>.claim.json`) under one of `names`, read as plain
-    JSON within a size cap; a link is never followed."""
+    """The kernel's first claim (`<name>-<n>.claim.json`) under one of `names`, read as the
+    rooms' reports are (grader/cleanroom/process.py): the kernel is still running."""
     pattern = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)-(?P<n>\d+)\.claim\.json$")
     try:
         entries = list(os.scandir(folder))
@@ -191,23 +189,7 @@ def first_claim(folder: Path, names: list[str]) -> tuple[str, dict[str, Any]] | 
     found = sorted((int(m["n"]), m["name"], entry) for entry in entries
                    if (m := pattern.match(entry.name)) and m["name"] in names)
     for _, name, entry in found:
-        try:
-            claim = json.loads(_read_regular(Path(entry.path)))
-        except (OSError, ValueError):
-            continue
-        if isinstance(claim, dict):
+        claim = read_json(Path(entry.path))
+        if claim is not None:
             return name, claim
     return None
-
-
-def _read_regular(path: Path) -> bytes:
-    """A file the live kernel may swap for a link or a pipe: opened without following links or
-    blocking, read only if it is a small regular file."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_CLAIM_BYTES:
-            raise OSError(f"{path.name} is not a small regular file")
-        return os.read(fd, MAX_CLAIM_BYTES + 1)[:MAX_CLAIM_BYTES]
-    finally:
-        os.close(fd)
