@@ -255,12 +255,14 @@ def _start_measuring(assignment: Assignment, prepared: PreparedData, images: Pat
 
 def _start_keras_room(assignment: Assignment, nb: Any, work: scratch_mod.Scratch, mode: str,
                       options: Options) -> rooms.Rooms | None:
-    """The Keras clean room, started with the kernel, for an assignment whose grader trains a
-    design itself, when the notebook defines a class (a subclassed model only its class builds)."""
+    """The Keras clean rooms, for an assignment whose grader trains a design itself, when the
+    notebook defines a class (a subclassed model only its class builds); one starts with the
+    kernel when a class looks like a Keras model."""
     timed = timed_objects(assignment)
     if not timed or assignment.training is None or not keras_run.wanted(nb):
         return None
-    return rooms.Rooms(work.private / "keras-room", mode, tuple(options.hidden))
+    return rooms.Rooms(work.private / "keras-room", mode, tuple(options.hidden),
+                       spare=keras_run.likely_model(nb))
 
 
 def _retrain_subclassed(room: rooms.Rooms, worker: measure.Worker, nb: Any,

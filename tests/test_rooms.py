@@ -13,7 +13,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from grader.cleanroom.keras_run import Plan
+from grader.cleanroom.keras_run import Plan, likely_model
 from grader.cleanroom.rooms import Inputs, Rooms, design_plan, early_plan, first_claim
 
 TINY = '''import keras
@@ -84,6 +84,49 @@ def test_only_a_small_regular_claim_of_a_watched_name_is_read(tmp_path):
     (tmp_path / "model-9.claim.json").write_text(json.dumps({"class_name": "Nine"}))
     (tmp_path / "model-5.claim.json").write_text(json.dumps({"class_name": "Five"}))
     assert first_claim(tmp_path, ["model"]) == ("model", {"class_name": "Five"})
+
+
+def _cells(*sources: str):
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+
+
+@pytest.mark.parametrize("sources, model", [
+    ((TINY,), True),
+    (("import tensorflow as tf\nclass Net(tf.keras.models.Model):\n    pass",), True),
+    (("from keras import Sequential\nclass Stack(Sequential):\n    pass",), True),
+    # Through the notebook's own base class, in a later cell.
+    (("import keras\nclass Base(keras.Model):\n    pass", "class Net(Base):\n    pass"), True),
+    (("import keras\nclass Stop(keras.callbacks.Callback):\n    pass",), False),
+    (("import keras\nclass Scale(keras.layers.Layer):\n    pass",), False),
+    (("from torch import nn\nclass MLP(nn.Module):\n    pass",), False),
+    # The notebook's own `Model` is not Keras's.
+    (("from torch import nn\nclass Model(nn.Module):\n    pass", "class Net(Model):\n    pass"),
+     False),
+    (("model = keras.Sequential([])",), False),
+])
+def test_a_room_starts_with_the_kernel_only_for_a_class_that_looks_like_a_keras_model(
+        sources, model):
+    assert likely_model(_cells(*sources)) is model
+
+
+@pytest.mark.slow
+def test_without_a_spare_a_room_starts_when_the_claim_arrives(tmp_path, inputs):
+    claims = tmp_path / "head-start"
+    claims.mkdir()
+    rooms = Rooms(tmp_path / "rooms", "none", spare=False)
+    try:
+        assert rooms.folder.is_dir() and not any(rooms.folder.iterdir())  # nothing started
+        rooms.watch(claims, ["model"], lambda n, c: early_plan(NOTEBOOK, n, c, inputs))
+        (claims / "model-0.claim.json").write_text(json.dumps(CLAIM))
+        deadline = time.monotonic() + 120
+        while not rooms.started_early() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert rooms.started_early() == "model"
+        run = rooms.train("model", _final(inputs), 120)
+    finally:
+        rooms.close()
+    assert run.error is None and run.export is not None
+    assert run.report["head_start"] is True
 
 
 @pytest.mark.slow

@@ -146,8 +146,39 @@ def _constructor_call(nb: Any, object_name: str) -> ast.Call | None:
 
 
 def wanted(nb: Any) -> bool:
-    """Worth starting a room at all: the notebook defines a class."""
+    """Worth having rooms at all: the notebook defines a class."""
     return bool(_defined_classes(nb))
+
+
+# The last name of a base that makes a class a Keras model (`keras.Model`,
+# `tf.keras.models.Model`, `Sequential`).
+_MODEL_BASES = frozenset({"Model", "Sequential", "Functional"})
+
+
+def likely_model(nb: Any) -> bool:
+    """Worth a room started with the kernel: a class of the notebook derives, through its other
+    classes, from a Keras model. A callback, a layer, a dataset or a torch module alone is not;
+    a model whose base this misses still gets a room, started when its fit() begins."""
+    bases = {node.name: [_last_name(base) for base in node.bases]
+             for tree in source_mod.parsed_cells(nb) for node in tree.body
+             if isinstance(node, ast.ClassDef)}
+    models: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for name, names in bases.items():
+            # A base the notebook defines itself (its own `Model`) counts only as that class.
+            if name not in models and any(b in models or (b in _MODEL_BASES and b not in bases)
+                                          for b in names):
+                models.add(name)
+                changed = True
+    return bool(models)
+
+
+def _last_name(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    return node.attr if isinstance(node, ast.Attribute) else None
 
 
 class Room:

@@ -1,8 +1,10 @@
 """The Keras clean rooms of one grading (trusted side): which room trains which subclassed
 design, and when.
 
-A room trains once (grader/cleanroom/keras_run.py). One is started with the kernel. As a graded
-subclassed model's fit() starts, the kernel writes what a room needs to rebuild it (its class,
+A room trains once (grader/cleanroom/keras_run.py). One is started with the kernel when a class
+of the notebook looks like a Keras model (a TensorFlow import is not spent on a notebook whose
+only class is a callback); else one starts when a claim arrives. As a graded subclassed model's
+fit() starts, the kernel writes what a room needs to rebuild it (its class,
 how it was compiled, the layout fit() is fed: grader/kernel/head_start.py), and that room trains
 the design while the notebook's cells still run, on the CPU they leave idle (SCHED_IDLE). At the
 end, each subclassed model's training is planned again from what the trusted side measured; the
@@ -95,12 +97,17 @@ class Rooms:
     """One grading's rooms: the one started with the kernel, given the first claimed design
     early, and fresh ones for any design it did not train."""
 
-    def __init__(self, folder: Path, sandbox: str, hidden: tuple[Path, ...] = ()) -> None:
+    def __init__(self, folder: Path, sandbox: str, hidden: tuple[Path, ...] = (),
+                 spare: bool = True) -> None:
+        """`spare`: start a room now, so that it has imported TensorFlow when it is needed."""
         self.folder, self._sandbox, self._hidden = folder, sandbox, hidden
+        self.folder.mkdir(parents=True, exist_ok=True)
         self._made = 0
-        self._spare: Room | None = self._new()
+        self._spare: Room | None = self._new() if spare else None
         self._early: tuple[str, Room, str] | None = None  # name, room, its plan's digest
         self._stop = threading.Event()
+        self._watching = True  # under _lock: the watch may still take a claim
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def _new(self) -> Room:
@@ -109,7 +116,7 @@ class Rooms:
 
     def watch(self, folder: Path, names: list[str],
               planner: Callable[[str, dict[str, Any]], Plan | None]) -> None:
-        """Give the spare room the first design the kernel claims under one of `names`."""
+        """Give a room the first design the kernel claims under one of `names`."""
         self._thread = threading.Thread(target=self._watch, args=(folder, names, planner),
                                         name="keras-room-head-start", daemon=True)
         self._thread.start()
@@ -117,29 +124,44 @@ class Rooms:
     def _watch(self, folder: Path, names: list[str],
                planner: Callable[[str, dict[str, Any]], Plan | None]) -> None:
         while not self._stop.wait(POLL_SECONDS):
-            found = first_claim(folder, names)
-            if found is None:
-                continue
-            room = self._spare
-            try:
-                planned = planner(*found)
-                if planned is not None and room is not None:
-                    room.start(planned, idle=True)
-                    self._early, self._spare = (found[0], room, planned.digest()), None
-            except Exception:  # noqa: BLE001 - a head start lost; the end starts a fresh room
-                if room is not None and room.plan is None:
-                    room.close()
-                    self._spare = None
-            return
+            with self._lock:
+                if self._watching and self._take_claim(folder, names, planner):
+                    self._watching = False
+        # Not before: a room started here is killed when this thread ends (the launcher's
+        # PR_SET_PDEATHSIG follows the thread that forked it), so it lives as long as the rooms.
+
+    def _take_claim(self, folder: Path, names: list[str],
+                    planner: Callable[[str, dict[str, Any]], Plan | None]) -> bool:
+        found = first_claim(folder, names)
+        if found is None:
+            return False
+        try:
+            planned = planner(*found)
+        except Exception:  # noqa: BLE001 - no head start; the end plans from what it measured
+            planned = None
+        if planned is not None and not self._stop.is_set():
+            self._start_early(found[0], planned)
+        return True
+
+    def _start_early(self, name: str, planned: Plan) -> None:
+        room, self._spare = self._spare, None
+        try:
+            room = room or self._new()
+            self._early = (name, room, planned.digest())
+            room.start(planned, idle=True)
+        except Exception:  # noqa: BLE001 - a head start lost; the end starts a fresh room
+            self._early = None
+            if room is not None:
+                room.close()
 
     def started_early(self) -> str | None:
         """The name whose design a room is training early, if any."""
         return self._early[0] if self._early else None
 
     def _stop_watching(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        """No claim is taken from now on; one being taken is waited for."""
+        with self._lock:
+            self._watching = False
 
     def train(self, name: str, planned: Plan, limit: float) -> Retrained:
         """`planned`'s result: the early room's if it ran this very plan to its end, else a
@@ -171,11 +193,14 @@ class Rooms:
 
     def close(self) -> None:
         self._stop.set()
-        # Stopped before the watch is joined: one still waiting for its room to start ends now.
-        for room in (self._spare, self._early[1] if self._early else None):
-            if room is not None:
-                room.close()
-        self._stop_watching()
+        # Closed before the watch is joined, so that one waiting for its room to start ends
+        # now, and after, for a room the watch made meanwhile.
+        for _ in range(2):
+            for room in (self._spare, self._early[1] if self._early else None):
+                if room is not None:
+                    room.close()
+            if self._thread is not None:
+                self._thread.join()
 
 
 def first_claim(folder: Path, names: list[str]) -> tuple[str, dict[str, Any]] | None:
