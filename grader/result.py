@@ -154,7 +154,8 @@ class TimedTraining(_Sparse):
     head_start: bool | None = Field(None, description="trained while the notebook still ran, "
                                     "from the design its fit() started with, which the final "
                                     "model has too")
-    seconds: NonNegativeFloat | None = None
+    seconds: NonNegativeFloat | None = Field(None, description="what the grading waited for "
+                                             "this training after the notebook's last cell")
 
 
 class ModelResult(_Sparse):

@@ -40,7 +40,7 @@ def test_only_a_trained_design_is_remembered_and_recalled_with_its_predictions(t
     assert designs.recall("b", target) is None and not designs.knows("b")
     recalled = designs.recall("a", target)
     assert recalled == {"status": TimedStatus.TRAINED, "predictions_file": "model.timed.npz",
-                        "cpu_seconds": 1.5, "head_start": True}
+                        "cpu_seconds": 1.5, "head_start": True, "seconds": 0.0}
     assert target.read_bytes() == b"predictions"
 
 

@@ -375,7 +375,8 @@ def timed_training(spec: CheckSpec, ctx: GradingContext) -> CheckResult:
                                   f"image; expected one per class ({n_classes})")
     acc = float(np.mean(np.argmax(pred, axis=1) == labels))
     per_epoch = run.get("seconds_per_epoch") or [0]
-    what = (f"after {run.get('epochs_run')} epochs of the grader's training "
+    epochs = run.get("epochs_run")
+    what = (f"after {epochs} epoch{'' if epochs == 1 else 's'} of the grader's training "
             f"({sum(per_epoch) / len(per_epoch):.1f} s/epoch"
             + (f"; the reference design trained the same way here: {here:.3f})"
                if here is not None else ")"))

@@ -56,7 +56,8 @@ class Designs:
             shutil.copyfile(predictions, path)
         except OSError:
             return None
-        return {**timed, "predictions_file": path.name, "head_start": True}
+        # `seconds` is what the grading waited for the training once the notebook was done.
+        return {**timed, "predictions_file": path.name, "head_start": True, "seconds": 0.0}
 
 
 class Watch:
