@@ -178,3 +178,38 @@ def test_an_early_design_the_student_then_changed_is_trained_again(tmp_path, inp
     assert run.error is None and run.export is not None
     assert "head_start" not in run.report
     assert json.loads((run.export.parents[1] / "request.json").read_text())["optimizer"] == faster
+
+
+@pytest.mark.slow
+def test_an_early_room_starved_of_cpu_is_replaced_not_waited_for(tmp_path, inputs, monkeypatch):
+    """A room on idle CPU only gets none on a machine busy with other work; stopped here
+    (SIGSTOP), it gains no CPU at all, as starved. The end gives up on it within the window and
+    trains the same plan in a fresh room, long before the wall limit."""
+    import signal
+
+    from grader.cleanroom import keras_run
+    from grader.execution import processes
+
+    monkeypatch.setattr(keras_run, "STARVED_SECONDS", 4.0)
+    claims = tmp_path / "head-start"
+    claims.mkdir()
+    (claims / "model-0.claim.json").write_text(json.dumps(CLAIM))
+    rooms = Rooms(tmp_path / "rooms", "none")
+    try:
+        rooms.watch(claims, ["model"], lambda n, c: early_plan(NOTEBOOK, n, c, inputs))
+        deadline = time.monotonic() + 120
+        while not rooms.started_early() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        rooms._stop_watching()  # the room has its GO: it is training now
+        room = rooms._early[1]
+        processes.kill(processes.descendants(room.proc.pid), signal.SIGSTOP)
+        started = time.monotonic()
+        run = rooms.train("model", _final(inputs), 600)
+        waited = time.monotonic() - started
+    finally:
+        rooms.close()
+    assert run.error is None and run.export is not None
+    assert "head_start" not in run.report  # the fresh room's, at the usual priority
+    assert run.export.parents[1].name != room.folder.name
+    assert waited < 120, waited
+    assert room.closed and room.proc.poll() is not None  # the starved one is gone

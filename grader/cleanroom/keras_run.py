@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..execution import confine, sandbox as sandbox_mod
+from ..execution import confine, processes, sandbox as sandbox_mod
 from ..execution.limits import Limits
 from .. import paths
 from . import source as source_mod
@@ -44,6 +44,10 @@ STARTUP_SECONDS = 120  # bwrap, the interpreter and TensorFlow, before any stude
 # session already did, in the words a message uses; "train" is the design's own.
 REBUILD_STAGES = {"define": "run the definitions of", "construct": "create",
                   "build": "build", "export": "export"}
+# A room training on idle CPU only that gains less than this in STARVED_SECONDS is starved (a
+# training uses about two CPU seconds a second): the same plan goes to a room at the usual
+# priority instead. Checked every STARVED_STEP seconds.
+STARVED_SECONDS, STARVED_CPU_SECONDS, STARVED_STEP = 20.0, 1.0, 2.0
 LIMITS = Limits(memory_mb=6144, processes=256, disk_mb=1024, files=5000, file_mb=512)
 
 
@@ -221,17 +225,18 @@ class Room:
             raise _grader_error(self, "stopped before training") from None
         self.plan = plan
 
-    def finish(self, limit: float) -> Retrained:
-        """What the training `start` began produced, waiting at most `limit` seconds more."""
+    def finish(self, limit: float, starved_after: float | None = None) -> Retrained:
+        """What the training `start` began produced, waiting at most `limit` seconds more;
+        with `starved_after`, given up on sooner if the room gets almost no CPU for that long
+        (a room on idle CPU only, on a machine busy with other work)."""
         class_name = self.plan.request["class_name"]
         waiting = time.monotonic()
-        done = self.reader.wait_for("DONE", limit)
+        why = self._wait_done(limit, starved_after)
         # What the grading waited for, as for the measuring process's early training: a room
         # that started while the notebook ran was waited for from its end only.
         seconds = round(time.monotonic() - waiting, 3)
         report = read_json(self.out / "report.json") or {}
-        if not done:
-            why = f"ran past {limit:.0f} s" if self.proc.poll() is None else "stopped"
+        if why:
             return Retrained(None, report, f"training a fresh {class_name} in the grader's clean "
                              f"room {why}" + _tail(self.reader.stderr()), finished=False)
         if report.get("cannot_learn"):
@@ -249,6 +254,30 @@ class Room:
         return Retrained(export if export.is_dir() else None, report,
                          None if export.is_dir() else "the clean room exported no model",
                          rebuild_failed=not export.is_dir())
+
+    def _wait_done(self, limit: float, starved_after: float | None) -> str | None:
+        """None once the room says DONE; else why it will not."""
+        deadline = time.monotonic() + limit
+        samples: list[tuple[float, float]] = []  # (when, the room's CPU seconds)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return f"ran past {limit:.0f} s"
+            step = remaining if starved_after is None else min(remaining, STARVED_STEP)
+            if self.reader.wait_for("DONE", step):
+                return None
+            if self.proc.poll() is not None or not self.reader.selector.get_map():
+                return "stopped"
+            if starved_after is not None:
+                now = time.monotonic()
+                samples.append((now, self.cpu_seconds()))
+                old = [cpu for when, cpu in samples if now - when >= starved_after]
+                if old and samples[-1][1] - old[-1] < STARVED_CPU_SECONDS:
+                    return f"got almost no CPU for {starved_after:.0f} s beside other work"
+
+    def cpu_seconds(self) -> float:
+        """The CPU time of the room's processes, as the kernel counts it."""
+        return processes.cpu_seconds([self.proc.pid, *processes.descendants(self.proc.pid)])
 
     def close(self) -> None:
         if not self.closed:

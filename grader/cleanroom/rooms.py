@@ -174,8 +174,8 @@ class Rooms:
             _, room, digest = early
             try:
                 if digest == planned.digest():
-                    result = room.finish(limit)
-                    # Cut short by time (starved of idle CPU by a busy machine) or a crash: the
+                    result = room.finish(limit, starved_after=keras_run.STARVED_SECONDS)
+                    # Starved of idle CPU by a busy machine, cut short by time, or a crash: the
                     # same plan again, in a room at the usual priority.
                     if result.finished:
                         result.report["head_start"] = True

@@ -2,7 +2,7 @@
 
 Finding: by parent links (`descendants`), by uid (`with_uid`, `uids_running`,
 `count_with_real_uid`), by environment (`with_environ`), by cgroup (`in_cgroup`), one
-process's state (`is_zombie`, `alive`). Killing: `kill` (once), `kill_until_none` (again and again, for trees that fork while
+process's state (`is_zombie`, `alive`), the CPU time a set of them used (`cpu_seconds`). Killing: `kill` (once), `kill_until_none` (again and again, for trees that fork while
 being killed), `kill_tree`, `signal_group` (a process group).
 
 Standard library only, and no imports of the grader's: the launcher (launch.py, run as a
@@ -79,6 +79,17 @@ def descendants(root: int) -> list[int]:
         found.append(pid)
         queue.extend(children.get(pid, ()))
     return found
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """The user and system CPU time the live processes among `pids` used, with their reaped
+    children's: the kernel's accounting, whatever the processes say."""
+    ticks = 0
+    for pid in pids:
+        fields = _stat_fields(pid)
+        if fields is not None and len(fields) > 14:
+            ticks += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def with_uid(uid: int) -> list[int]:
