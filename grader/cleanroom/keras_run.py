@@ -32,7 +32,8 @@ from ..execution import confine, processes, sandbox as sandbox_mod
 from ..execution.limits import Limits
 from .. import paths
 from . import source as source_mod
-from .process import interpreter, LineReader, read_json, stop
+from ..harvest.untrusted_file import read_json
+from .process import interpreter, LineReader, stop
 
 HARNESS = Path(__file__).resolve().parents[1] / "kernel" / "keras_harness.py"
 # The grader's training (starting weights, checks, loop), copied beside the harness: the room

@@ -40,7 +40,8 @@ from ..assignment.tables import ObjectOptions
 from .. import paths
 from ..paths import PACKAGE_ROOT
 from . import source as source_mod
-from .process import interpreter, LineReader, read_json, stop
+from ..harvest.untrusted_file import read_json
+from .process import interpreter, LineReader, stop
 
 HARNESS = Path(__file__).resolve().parents[1] / "kernel" / "numpy_harness.py"
 # Frameworks that compute gradients (Part 1 allows numpy only), and the grader itself.

@@ -1,22 +1,17 @@
 """What both clean rooms (numpy_run.py, keras_run.py) do with the process they start: read its
-protocol lines with a deadline, read its small JSON reports, stop it whole."""
+protocol lines with a deadline, stop it whole. Its JSON reports are read as any file an untrusted
+process wrote (grader/harvest/untrusted_file.py)."""
 
 from __future__ import annotations
 
-import json
 import os
 import selectors
-import stat
 import subprocess
 import sys
 import time
-from pathlib import Path
-from typing import Any
 
 from ..execution import processes
 from ..execution.confine import Confinement
-
-MAX_REPORT_BYTES = 2**20
 
 
 def interpreter() -> str:
@@ -82,22 +77,3 @@ class LineReader:
         except (OSError, ValueError):
             pass
         return self.err.decode(errors="replace")[-2000:]
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON object an untrusted process wrote, perhaps still running: None unless `path` is a
-    small regular file. No link is followed, and a pipe swapped in never blocks the read."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_REPORT_BYTES:
-            return None
-        loaded = json.loads(os.read(fd, MAX_REPORT_BYTES + 1))
-    except (OSError, ValueError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        return None
-    finally:
-        os.close(fd)
-    return loaded if isinstance(loaded, dict) else None

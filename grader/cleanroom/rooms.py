@@ -28,7 +28,7 @@ from ..data.model_inputs import SCALINGS, fed_scaling
 from ..scoring import TimedStatus
 from . import keras_run
 from .keras_run import Plan, Retrained, Room
-from .process import read_json
+from ..harvest.untrusted_file import read_json
 
 POLL_SECONDS = 0.5
 
@@ -205,7 +205,7 @@ class Rooms:
 
 def first_claim(folder: Path, names: list[str]) -> tuple[str, dict[str, Any]] | None:
     """The kernel's first claim (`<name>-<n>.claim.json`) under one of `names`, read as the
-    rooms' reports are (grader/cleanroom/process.py): the kernel is still running."""
+    rooms' reports are (grader/harvest/untrusted_file.py): the kernel is still running."""
     pattern = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)-(?P<n>\d+)\.claim\.json$")
     try:
         entries = list(os.scandir(folder))

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 
 from ..data.model_inputs import SCALINGS, fed_scaling, find_layout, layouts_text
+from ..harvest import untrusted_file
+from ..harvest.artifacts import MAX_EXPORT_BYTES
 from ..scoring import TimedStatus
 from . import head_start
 
@@ -119,8 +121,14 @@ def _train_early(name: str, path: Path, watch: head_start.Watch, designs: head_s
     Nothing here reaches a grade unless the final export has the same key."""
     from . import introspect
 
+    folder, own = root / "early", root / "early" / path.name
     try:
-        model, _ = load(path)
+        folder.mkdir(exist_ok=True)
+        # The kernel still runs and may swap the file for a link or a pipe: Keras opens a copy
+        # made through a descriptor checked as a regular file.
+        if not untrusted_file.copy(path, own, MAX_EXPORT_BYTES):
+            return
+        model, _ = load(own)
         layout = find_layout(model, watch.objects.get(name))
         if layout is None:
             return
@@ -129,13 +137,13 @@ def _train_early(name: str, path: Path, watch: head_start.Watch, designs: head_s
         key = head_start.design_key(design, layout, scaling)
         if designs.knows(key):
             return
-        folder = root / "early"
-        folder.mkdir(exist_ok=True)
         images = np.load(watch.images, allow_pickle=False)
         designs.remember(key, _timed(design, layout, images, watch.training,
                                      folder / f"{path.stem}.timed.npz", scaling), folder)
     except Exception:  # noqa: BLE001 - a head start lost; the final measurement trains it
         return
+    finally:
+        own.unlink(missing_ok=True)
 
 
 NICENESS = 10
