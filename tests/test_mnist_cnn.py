@@ -71,6 +71,7 @@ def test_reference_scores_full_marks_and_collects_the_answers(grade, assignment)
     assert model.timed_training.where == "clean room"
     assert model.timed_training.head_start  # its room started as the notebook's fit() did
     assert model.timed_training.epochs_run == assignment.training.epochs
+    assert f"after {assignment.training.epochs} epoch" in checks["timed-training"].message
     # Written answers wait for a TA, with their text collected for the report.
     for cid, points in WRITTEN.items():
         assert checks[cid].status == "manual" and checks[cid].points == 0
