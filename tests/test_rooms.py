@@ -86,6 +86,19 @@ def test_only_a_small_regular_claim_of_a_watched_name_is_read(tmp_path):
     assert first_claim(tmp_path, ["model"]) == ("model", {"class_name": "Five"})
 
 
+def _until_early(rooms: Rooms, claims: Path, inputs: Inputs, names=("model",),
+                 claim_now: bool = False) -> None:
+    """Watch `claims` for `names` (writing the claim only now, with `claim_now`) and wait until
+    a room trains the claimed design early."""
+    rooms.watch(claims, list(names), lambda n, c: early_plan(NOTEBOOK, n, c, inputs))
+    if claim_now:
+        (claims / "model-0.claim.json").write_text(json.dumps(CLAIM))
+    deadline = time.monotonic() + 120
+    while not rooms.started_early() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert rooms.started_early() == "model"
+
+
 def _cells(*sources: str):
     return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
 
@@ -116,12 +129,7 @@ def test_without_a_spare_a_room_starts_when_the_claim_arrives(tmp_path, inputs):
     rooms = Rooms(tmp_path / "rooms", "none", spare=False)
     try:
         assert rooms.folder.is_dir() and not any(rooms.folder.iterdir())  # nothing started
-        rooms.watch(claims, ["model"], lambda n, c: early_plan(NOTEBOOK, n, c, inputs))
-        (claims / "model-0.claim.json").write_text(json.dumps(CLAIM))
-        deadline = time.monotonic() + 120
-        while not rooms.started_early() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert rooms.started_early() == "model"
+        _until_early(rooms, claims, inputs, claim_now=True)
         run = rooms.train("model", _final(inputs), 120)
     finally:
         rooms.close()
@@ -137,12 +145,7 @@ def test_the_early_room_is_used_for_its_own_plan_and_every_other_model_gets_a_fr
     (claims / "model-0.claim.json").write_text(json.dumps(CLAIM))
     rooms = Rooms(tmp_path / "rooms", "none")
     try:
-        rooms.watch(claims, ["model", "other"],
-                    lambda name, claim: early_plan(NOTEBOOK, name, claim, inputs))
-        deadline = time.monotonic() + 120
-        while not rooms.started_early() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert rooms.started_early() == "model"
+        _until_early(rooms, claims, inputs, names=("model", "other"))
         early = rooms.train("model", _final(inputs), 120)
         other = rooms.train("other", _final(inputs, name="other"), 120)
     finally:
@@ -168,10 +171,7 @@ def test_an_early_design_the_student_then_changed_is_trained_again(tmp_path, inp
     faster = {**ADAM, "config": {**ADAM["config"], "learning_rate": 0.01}}
     rooms = Rooms(tmp_path / "rooms", "none")
     try:
-        rooms.watch(claims, ["model"], lambda n, c: early_plan(NOTEBOOK, n, c, inputs))
-        deadline = time.monotonic() + 120
-        while not rooms.started_early() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        _until_early(rooms, claims, inputs)
         run = rooms.train("model", _final(inputs, optimizer=faster), 120)
     finally:
         rooms.close()
@@ -196,10 +196,7 @@ def test_an_early_room_starved_of_cpu_is_replaced_not_waited_for(tmp_path, input
     (claims / "model-0.claim.json").write_text(json.dumps(CLAIM))
     rooms = Rooms(tmp_path / "rooms", "none")
     try:
-        rooms.watch(claims, ["model"], lambda n, c: early_plan(NOTEBOOK, n, c, inputs))
-        deadline = time.monotonic() + 120
-        while not rooms.started_early() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        _until_early(rooms, claims, inputs)
         rooms._stop_watching()  # the room has its GO: it is training now
         room = rooms._early[1]
         processes.kill(processes.descendants(room.proc.pid), signal.SIGSTOP)
