@@ -2,8 +2,9 @@
 
 Finding: by parent links (`descendants`), by uid (`with_uid`, `uids_running`,
 `count_with_real_uid`), by environment (`with_environ`), by cgroup (`in_cgroup`), one
-process's state (`is_zombie`, `alive`), the CPU time a set of them used (`cpu_seconds`). Killing: `kill` (once), `kill_until_none` (again and again, for trees that fork while
-being killed), `kill_tree`, `signal_group` (a process group).
+process's state (`is_zombie`, `alive`), the CPU time a set of them used (`cpu_seconds`).
+Killing: `kill` (once), `kill_until_none` (again and again, for trees that fork while being
+killed), `kill_tree`, `signal_group` (a process group).
 
 Standard library only, and no imports of the grader's: the launcher (launch.py, run as a
 script with `python -I -S`) loads this file by its path.
