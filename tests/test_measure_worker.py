@@ -75,3 +75,42 @@ def test_the_packages_it_leaves_out_are_there_for_the_notebooks():
 
     missing = [name for name in PACKAGE_FOLDERS if importlib.util.find_spec(name) is None]
     assert missing == [], f"not installed here: {missing}"
+
+
+def _small_cnn():  # noqa: ANN202 - a Keras model
+    import keras
+
+    keras.utils.set_random_seed(1)
+    return keras.Sequential([
+        keras.Input((28, 28, 1)), keras.layers.Conv2D(4, 3, activation="relu"),
+        keras.layers.MaxPooling2D(), keras.layers.Flatten(), keras.layers.Dense(16),
+        keras.layers.BatchNormalization(), keras.layers.Activation("relu"),
+        keras.layers.Dense(10, activation="softmax")])
+
+
+def test_one_call_predicts_each_scaling_as_a_call_of_its_own(tmp_path):
+    """The three scalings go through one predict(); 257 images are not whole batches, so a batch
+    holds the end of one scaling and the start of the next: each image's numbers are still its
+    own, to float rounding."""
+    from grader.data.model_inputs import SCALINGS
+    from grader.measure.worker import _predict_keras
+
+    model = _small_cnn()
+    images = np.random.default_rng(2).integers(0, 256, (257, 28, 28), dtype="uint8")
+    entry = _predict_keras(model, images, (28, 28, 1), tmp_path / "p.npz")
+    assert entry == {"predictions": "p.npz", "predict_errors": {}}
+    with np.load(tmp_path / "p.npz") as saved:
+        assert sorted(saved.files) == sorted(SCALINGS)
+        for scaling, transform in SCALINGS.items():
+            alone = model.predict(transform(images).reshape((257, 28, 28, 1)), batch_size=256,
+                                  verbose=0)
+            np.testing.assert_allclose(saved[scaling], alone, rtol=1e-5, atol=1e-7)
+
+
+def test_a_model_that_cannot_predict_is_reported_per_scaling(tmp_path):
+    from grader.measure.worker import _predict_keras
+
+    images = np.zeros((5, 28, 28), dtype="uint8")
+    entry = _predict_keras(_small_cnn(), images, (784,), tmp_path / "p.npz")
+    assert entry["predictions"] is None and not (tmp_path / "p.npz").exists()
+    assert sorted(entry["predict_errors"]) == ["raw", "standardized", "unit"]
