@@ -281,12 +281,13 @@ def _retrain_subclassed(room: rooms.Rooms, worker: measure.Worker, nb: Any,
 
 
 def _room_inputs(assignment: Assignment, prepared: PreparedData, seed: int) -> rooms.Inputs:
-    budget = assignment.training_for(prepared.mode)
-    n_classes = int(prepared.holdout_labels.max()) + 1
-    return rooms.Inputs(Path(next(iter(prepared.student_npz.values()))), n_classes, {
-        "epochs": budget.epochs, "batch_size": budget.batch_size, "seed": seed,
-        "max_cpu_seconds": budget.max_cpu_seconds, "n_classes": n_classes,
-        "wall_seconds": budget.wall_seconds_per_model})
+    """The measuring process's budget (`training_budget`), with the room's wall limit."""
+    training = training_budget(assignment, prepared, seed)
+    if training is None:  # a room starts only for an assignment whose grader trains
+        raise GraderError("the Keras clean room has no training budget for this assignment")
+    wall = assignment.training_for(prepared.mode).wall_seconds_per_model
+    return rooms.Inputs(Path(training["train_npz"]), training["n_classes"],
+                        {**training, "wall_seconds": wall})
 
 
 def _retrain_one(room: rooms.Rooms, worker: measure.Worker, nb: Any, name: str,

@@ -39,7 +39,7 @@ class Inputs:
 
     train_npz: Path
     n_classes: int
-    budget: dict[str, Any]  # epochs, batch_size, seed, max_cpu_seconds, n_classes
+    budget: dict[str, Any]  # pipeline.training_budget()'s, with wall_seconds
 
 
 def design_plan(nb: Any, name: str, claimed_class: str | None, info: dict[str, Any],

@@ -7,11 +7,12 @@ is checked on the trusted side, which predicts the grader's images with the expo
 itself: nothing reported here is scored.
 
 Protocol: "STARTED" on stdout before anything else; "READY" once TensorFlow is imported; then it
-waits for "GO" on stdin ("GO idle": train on idle CPU only, beside a running notebook), reads request.json (the notebook's definitions, the class, how it was
-compiled) and data.npz (the training subset, already shaped and encoded by the grader), builds
-the model, trains it with the grader's own loop (grader/training/, copied beside this file) from
-the grader's starting weights, exports it to out/model.savedmodel with a `serve` endpoint,
-writes out/report.json and says "DONE".
+waits for "GO" on stdin ("GO idle": train on idle CPU only, beside a running notebook), reads
+request.json (the notebook's definitions, the class, how it was compiled) and data.npz (the
+training subset, already shaped and encoded by the grader), builds the model, trains it with the
+grader's own loop (grader/training/, copied beside this file) from the grader's starting
+weights, exports it to out/model.savedmodel with a `serve` endpoint, writes out/report.json and
+says "DONE".
 """
 
 import json
