@@ -1,8 +1,11 @@
 """How much two independent trainings of the reference's design agree on the holdout:
-`python3 bench/similarity_calibrate.py [-a fashion-mlp] [--seeds 0 1 2] [--data-dir DIR]`.
+`python3 bench/similarity_calibrate.py [-a fashion-mlp] [--seeds 0 1 2] [--epochs N]
+[--data-dir DIR]`.
 
 Trains the reference design (reference/<id>/designs.json) with the grader's own training loop
-and budget (`[training]` of assignment.toml), once per seed, from the grader's subset, and
+and budget (`[training]` of assignment.toml; `--epochs` trains longer, closer to the homework's
+own training, since that budget is sized for the timed check), once per seed, from the grader's
+subset, and
 prints each run's holdout accuracy and every pair's agreement (the share of holdout images both
 label the same). The similarity report's --similar-prediction-agreement must sit well above
 the highest of these: two students' models that agree more are very likely one model.
@@ -35,18 +38,20 @@ def main() -> None:
     parser.add_argument("-a", "--assignment", default="fashion-mlp")
     parser.add_argument("--object", default="model")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, help="default: the assignment's [training] epochs")
     parser.add_argument("--data-dir", type=Path, default=os.environ.get("GRADER_DATA_DIR"))
     args = parser.parse_args()
     assignment = spec.load(args.assignment)
     design = assignment.designs()["objects"][args.object]
     budget = assignment.training_for(False)
+    epochs = args.epochs or budget.epochs
     labels = {}
     with tempfile.TemporaryDirectory() as tmp:
         prepared = pipeline.prepare_data(assignment, pipeline.Options(
             data_dir=Path(args.data_dir) if args.data_dir else None), Path(tmp))
         train_npz = next(iter(prepared.student_npz.values()))
         for seed in args.seeds:
-            training = {"train_npz": train_npz, "epochs": budget.epochs,
+            training = {"train_npz": train_npz, "epochs": epochs,
                         "batch_size": budget.batch_size,
                         "max_cpu_seconds": budget.max_cpu_seconds, "seed": seed,
                         "max_params": budget.max_params,
@@ -58,7 +63,7 @@ def main() -> None:
                 raise SystemExit(f"seed {seed}: {run}")
             labels[seed] = np.argmax(np.load(path)["predictions"], axis=1)
             accuracy = float(np.mean(labels[seed] == prepared.holdout_labels))
-            print(f"seed {seed}: holdout accuracy {accuracy:.4f} ({budget.epochs} epochs, "
+            print(f"seed {seed}: holdout accuracy {accuracy:.4f} ({epochs} epochs, "
                   f"batch {budget.batch_size})", flush=True)
     agreements = []
     for a, b in itertools.combinations(args.seeds, 2):
