@@ -30,6 +30,7 @@ for name, value in (("OMP_NUM_THREADS", "2"), ("TF_NUM_INTRAOP_THREADS", "2"),
     os.environ.setdefault(name, value)
 
 from grader import pipeline, assignment as spec  # noqa: E402
+from grader.scoring import DataMode  # noqa: E402
 from grader.measure.worker import _train_design  # noqa: E402  (the trusted side's training)
 
 
@@ -43,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     assignment = spec.load(args.assignment)
     design = assignment.designs()["objects"][args.object]
-    budget = assignment.training_for(False)
+    budget = assignment.training_for(DataMode.SUBSET)
     epochs = args.epochs or budget.epochs
     labels = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -58,7 +59,7 @@ def main() -> None:
                         "n_classes": int(prepared.holdout_labels.max()) + 1}
             path = Path(tmp) / f"seed{seed}.npz"
             run = _train_design(design["design"], tuple(design["layout"]),
-                                prepared.holdout_images, training, path)
+                                prepared.holdout_images, training, path, "unit")
             if run.get("status") != "trained":
                 raise SystemExit(f"seed {seed}: {run}")
             labels[seed] = np.argmax(np.load(path)["predictions"], axis=1)
