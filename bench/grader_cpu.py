@@ -10,7 +10,9 @@ command line: the student's kernel, the trusted measuring process, a Keras or nu
 a batch's per-student worker, the CLI, the confinement's launcher and bubblewrap. It prints each
 role's CPU seconds (per run with --runs), the wall time, and the CPU the whole machine spent
 meanwhile (/proc/stat) with its share of the cores: the difference from the roles' sum is
-what ran between two samples or outside the command. Run it on an otherwise idle machine.
+what ran between two samples or outside the command. The sampling itself costs CPU (its own
+line says how much), which slows the command a little: compare runs of this bench with each
+other, and take wall times from the benchmark tool. Run it on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import collections
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -64,12 +67,18 @@ def machine_cpu() -> tuple[float, float]:
     return busy / TICKS, sum(values[:8]) / TICKS
 
 
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measure(command: list[str]) -> tuple[float, dict[str, float], float, float]:
-    """Wall seconds, CPU seconds per role, and the machine's busy and total CPU seconds."""
+    """Wall seconds, CPU seconds per role (this sampling's own included), and the machine's busy
+    and total CPU seconds."""
     before = {pid: started for pid, (_, _, started) in _processes().items()}
     busy0, total0 = machine_cpu()
     seen: dict[int, tuple[float, str]] = {}
-    started = time.monotonic()
+    own, started = _own_cpu(), time.monotonic()
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while proc.poll() is None:
         for pid, (cpu, line, start) in _processes().items():
@@ -83,6 +92,7 @@ def measure(command: list[str]) -> tuple[float, dict[str, float], float, float]:
     roles: dict[str, float] = collections.defaultdict(float)
     for cpu, line in seen.values():
         roles[role(line)] += cpu
+    roles["(this sampling)"] = _own_cpu() - own
     return wall, dict(roles), busy1 - busy0, total1 - total0
 
 
