@@ -5,8 +5,7 @@
 Trains the reference design (reference/<id>/designs.json) with the grader's own training loop
 and budget (`[training]` of assignment.toml; `--epochs` trains longer, closer to the homework's
 own training, since that budget is sized for the timed check), once per seed, from the grader's
-subset, and
-prints each run's holdout accuracy and every pair's agreement (the share of holdout images both
+subset, and prints each run's holdout accuracy and every pair's agreement (the share of holdout images both
 label the same). The similarity report's --similar-prediction-agreement must sit well above
 the highest of these: two students' models that agree more are very likely one model.
 """
@@ -50,13 +49,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         prepared = pipeline.prepare_data(assignment, pipeline.Options(
             data_dir=Path(args.data_dir) if args.data_dir else None), Path(tmp))
-        train_npz = next(iter(prepared.student_npz.values()))
         for seed in args.seeds:
-            training = {"train_npz": train_npz, "epochs": epochs,
-                        "batch_size": budget.batch_size,
-                        "max_cpu_seconds": budget.max_cpu_seconds, "seed": seed,
-                        "max_params": budget.max_params,
-                        "n_classes": int(prepared.holdout_labels.max()) + 1}
+            training = {**pipeline.training_budget(assignment, prepared, seed),
+                        "epochs": epochs}
             path = Path(tmp) / f"seed{seed}.npz"
             run = _train_design(design["design"], tuple(design["layout"]),
                                 prepared.holdout_images, training, path, "unit")
