@@ -29,6 +29,7 @@ from test_batch import cli_env, grade_cli, read_grades, results, short_tmp
 pytest.importorskip("distributed")
 
 ASSIGNMENT = "numpy-backprop"
+SLOW_SECONDS = 8  # the slow student's sleep: a window no load can close
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
@@ -123,8 +124,11 @@ def with_first_cell(nb, source: str):
 
 
 def build_class(root: Path) -> None:
-    """Cheap notebooks, both layouts; one reads a file beside it in its folder."""
+    """Cheap notebooks, both layouts; one reads a file beside it in its folder, and one takes
+    long enough for a worker to be killed while it grades it, however loaded the machine."""
     nf.write(reference(), root / "ref.ipynb")
+    nf.write(with_first_cell(reference(), f"import time; time.sleep({SLOW_SECONDS})"),
+             root / "slow.ipynb")
     nf.write(nbformat.read(spec.load(ASSIGNMENT).starter, as_version=4), root / "starter.ipynb")
     b2_bug = "np.dot(H, weights['W2'] + weights['b2'])"
     nb = reference()
@@ -162,7 +166,7 @@ def grading_processes(tmp: Path) -> list[tuple[int, int]]:
 def kill_a_worker_while_it_grades(tmp: Path, killed: list[int], stop: threading.Event) -> None:
     while not stop.is_set():
         for pair in grading_processes(tmp):
-            time.sleep(1)  # well into the notebook
+            time.sleep(1)  # well into the notebook; the slow student's lasts SLOW_SECONDS
             if pair not in grading_processes(tmp):
                 continue  # finished meanwhile: not mid-task any more
             os.kill(pair[1], signal.SIGKILL)
@@ -194,7 +198,7 @@ def test_a_class_on_dask_grades_as_the_local_pool_even_when_a_worker_dies(cluste
     assert proc.returncode == 0, proc.stdout + proc.stderr + cluster.logs()
     assert killed, "no worker was seen grading, so none was killed"
     assert "on the Dask cluster at" in proc.stdout
-    for student in ("ref", "starter", "b2bug", "broken", "raiser", "dana"):
+    for student in ("ref", "slow", "starter", "b2bug", "broken", "raiser", "dana"):
         assert any(line.startswith(student + " ") for line in proc.stdout.splitlines()), student
     assert read_grades(out) == read_grades(tmp_path / "local")
     r = results(out)
@@ -212,7 +216,7 @@ def test_a_class_on_dask_grades_as_the_local_pool_even_when_a_worker_dies(cluste
     again = grade_cli([subs, "-a", ASSIGNMENT, "--out", out, "--data-dir", data_dir,
                        "--scheduler", cluster.address], cluster.tmp, timeout=300)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "0 graded, 6 skipped" in again.stdout, again.stdout
+    assert "0 graded, 7 skipped" in again.stdout, again.stdout
     cluster.wait_for_workers()  # the killed worker's nanny brought it back
 
 
