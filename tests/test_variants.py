@@ -3,11 +3,14 @@ notebook: what the variants are, and what the thresholds say about the runs they
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import nbformat
 import pytest
 
 import notebook_factory as nf
-from grader import assignment as spec
+from grader import assignment as spec, paths
 from grader.instructor import variants
 from grader.checks.autoencoder_checks import code_accuracy_bar, reconstruction_bar
 
@@ -51,6 +54,28 @@ def test_a_variant_without_metadata_or_naming_unknown_checks_is_refused(tmp_path
     nf.write(nb, path)
     with pytest.raises(variants.VariantError, match="verdict"):
         variants.read_meta(path)
+
+
+def test_a_wrong_variant_silent_on_the_graders_training_is_refused(tmp_path, monkeypatch):
+    """How far a wrong design gets in the grader's training depends on its budget: without a
+    verdict there, a cut budget could move the grade with calibration none the wiser."""
+    root = tmp_path / "course"
+    for part in ("assignments", "reference"):
+        shutil.copytree(Path(nf.__file__).parents[1] / part / "fashion-mlp",
+                        root / part / "fashion-mlp")
+    monkeypatch.setenv(paths.COURSE_VARIABLE, str(root))
+    assignment = spec.load("fashion-mlp")
+    assert [v.name for v in variants.load_all(assignment)]  # the committed ones all say it
+    path = root / "reference" / "fashion-mlp" / "variants" / "untrained.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata["grader"]["variant"]["keeps"].remove("model-timed-training")
+    nf.write(nb, path)
+    with pytest.raises(variants.VariantError, match=r"untrained\.ipynb: a wrong variant must say "
+                       r"whether it loses or keeps .* \(model-timed-training\)"):
+        variants.load_all(assignment)
+    nb.metadata["grader"]["variant"]["pending"] = ["model-timed-training"]
+    nf.write(nb, path)
+    assert "untrained" in [v.name for v in variants.load_all(assignment)]
 
 
 @pytest.mark.parametrize("assignment_id", ASSIGNMENTS)

@@ -11,7 +11,10 @@ A correct variant is one the homework allows (its epochs and batch sizes, fewer 
 full data still reaches the homework's figure, raw pixels, the functional API, sparse labels,
 ...): `grader calibrate` files thresholds every correct run clears, and it must get full marks
 in subset mode and with `--full`. A wrong variant must lose the checks it names (`loses`) in both
-modes, and keep the ones it names (`keeps`): one mistake costs points once.
+modes, and keep the ones it names (`keeps`): one mistake costs points once. A wrong variant
+names each check of the grader's own training (`timed_training`) in one or the other: how far a
+wrong design gets there depends on how long the grader trains it, so without a verdict a cut in
+that budget could move its grade unseen.
 
 `pending` names checks the grader cannot score for a variant yet (its own limitation, such as a
 PyTorch answer's loss before the grader reads it): they must come out as `error`, never passed
@@ -80,6 +83,7 @@ def load_all(assignment: Assignment) -> list[Variant]:
     """The assignment's variants, sorted by name; an invalid one raises VariantError."""
     found = []
     ids = {c.id for c in assignment.checks}
+    timed = [c.id for c in assignment.checks if c.kind == "timed_training"]
     for path in sorted(folder(assignment).glob("*.ipynb")):
         meta = read_meta(path)
         unknown = sorted((set(meta.loses) | set(meta.keeps) | set(meta.pending)) - ids)
@@ -88,6 +92,14 @@ def load_all(assignment: Assignment) -> list[Variant]:
                                f"{', '.join(unknown)}")
         if meta.verdict is Verdict.WRONG and not meta.loses:
             raise VariantError(f"{path}: a wrong variant must name the checks it loses")
+        silent = [cid for cid in timed if meta.verdict is Verdict.WRONG and
+                  cid not in {*meta.loses, *meta.keeps, *meta.pending}]
+        if silent:
+            raise VariantError(
+                f"{path}: a wrong variant must say whether it loses or keeps each check of the "
+                f"grader's own training ({', '.join(silent)}), in `loses` or `keeps`: a wrong "
+                "design's result there depends on the training budget, and calibration holds a "
+                "budget to the verdicts it is given")
         if set(meta.pending) & (set(meta.loses) | set(meta.keeps)):
             raise VariantError(f"{path}: a pending check can be neither lost nor kept")
         found.append(Variant(path.stem, path, meta))
