@@ -15,17 +15,23 @@ assignment this prints, per run and as medians:
 and from the medians, the shortest time a class of --class-size such notebooks can take on
 --cores cores (default: the cores usable here) when every core is busy all the time, for the
 cells alone and for `grader check` as it is.
+
+With --side-by-side N it also runs, once per run, N kernels at a time each running the same
+cells, as a batch at -j N does, and prints each kernel's wall and CPU seconds: the class figure
+above assumes a kernel's CPU is the same beside another as alone, which this measures.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -99,6 +105,17 @@ def cells_alone(notebook: Path, assignment: spec.Assignment, data_dir: Path | No
     return wall, cpu, errors
 
 
+def _cells_of(name: str, notebook: Path, data_dir: Path | None) -> tuple[float, float, int]:
+    return cells_alone(notebook, spec.load(name), data_dir)
+
+
+def cells_side_by_side(name: str, notebook: Path, data_dir: Path | None, count: int
+                       ) -> list[tuple[float, float, int]]:
+    """`count` kernels at once, each running the notebook's cells: wall, CPU and errors of each."""
+    with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(_cells_of, *zip(*[(name, notebook, data_dir)] * count)))
+
+
 def grader_check(notebook: Path, assignment: spec.Assignment, data_dir: Path | None
                  ) -> tuple[float, float]:
     """Wall seconds of `grader check` and the machine's busy CPU seconds meanwhile."""
@@ -125,7 +142,7 @@ def peers_submission(folder: Path) -> Path:
 
 def report(name: str, notebook: Path, args: argparse.Namespace) -> None:
     assignment = spec.load(name)
-    starts, cells, checks = [], [], []
+    starts, cells, checks, side = [], [], [], []
     for run in range(1, args.runs + 1):
         starts.append(bare_kernel_start())
         cells.append(cells_alone(notebook, assignment, args.data_dir))
@@ -134,6 +151,12 @@ def report(name: str, notebook: Path, args: argparse.Namespace) -> None:
         print(f"{name} run {run}: bare kernel start {starts[-1]:.2f} s; cells alone "
               f"{wall:.2f} s, {cpu:.2f} CPU s ({errors} errors); grader check "
               f"{check_wall:.2f} s, {check_cpu:.2f} CPU s of the machine", flush=True)
+        if args.side_by_side > 1:
+            together = cells_side_by_side(name, notebook, args.data_dir, args.side_by_side)
+            side.extend(cpu for _, cpu, _ in together)
+            print(f"{name} run {run}: {args.side_by_side} kernels side by side: " + "; ".join(
+                f"cells {w:.2f} s, {c:.2f} CPU s ({e} errors)" for w, c, e in together),
+                flush=True)
     start = statistics.median(starts)
     wall, cpu = (statistics.median(c[i] for c in cells) for i in (0, 1))
     check_wall, check_cpu = (statistics.median(c[i] for c in checks) for i in (0, 1))
@@ -144,6 +167,11 @@ def report(name: str, notebook: Path, args: argparse.Namespace) -> None:
           f"  {n} notebooks on {cores} cores, every core busy: the cells alone "
           f"{n * cpu / cores / 60:.1f} min, grader check as it is "
           f"{n * check_cpu / cores / 60:.1f} min", flush=True)
+    if side:
+        print(f"  side by side, {args.side_by_side} at a time: a kernel's cells took "
+              f"{statistics.median(side):.2f} CPU s (median of {len(side)}), against {cpu:.2f} "
+              f"alone; the class's cells at that cost {n * statistics.median(side) / cores / 60:.1f}"
+              " min", flush=True)
 
 
 def main() -> None:
@@ -155,6 +183,8 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--class-size", type=int, default=100)
+    parser.add_argument("--side-by-side", type=int, default=0, metavar="N",
+                        help="also run N kernels at a time on the cells, as a batch at -j N")
     args = parser.parse_args()
     names = args.assignment or ["fashion-mlp"]
     if args.peers_submission and names != ["fashion-mlp"]:
