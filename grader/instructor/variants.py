@@ -5,7 +5,7 @@ label says, with `metadata.grader.variant` saying what it is and which verdict i
 
     {"label": "5 epochs instead of 20", "about": "...", "verdict": "correct"}
     {"label": "labels shuffled", "verdict": "wrong", "loses": ["model-accuracy"],
-     "keeps": ["model-layers"]}
+     "keeps": ["model-layers", "model-timed-training"]}
 
 A correct variant is one the homework allows (its epochs and batch sizes, fewer epochs where the
 full data still reaches the homework's figure, raw pixels, the functional API, sparse labels,
@@ -97,9 +97,9 @@ def load_all(assignment: Assignment) -> list[Variant]:
         if silent:
             raise VariantError(
                 f"{path}: a wrong variant must say whether it loses or keeps each check of the "
-                f"grader's own training ({', '.join(silent)}), in `loses` or `keeps`: a wrong "
-                "design's result there depends on the training budget, and calibration holds a "
-                "budget to the verdicts it is given")
+                f"grader's own training ({', '.join(silent)}): a wrong design's result there "
+                "depends on the training budget, and calibration holds a budget to the verdicts "
+                "it is given")
         if set(meta.pending) & (set(meta.loses) | set(meta.keeps)):
             raise VariantError(f"{path}: a pending check can be neither lost nor kept")
         found.append(Variant(path.stem, path, meta))
