@@ -214,6 +214,12 @@ def test_a_new_homework_from_grader_new_to_a_graded_class(tmp_path, mnist_dir):
     nb.metadata["grader"]["variant"]["loses"] = ["model-accuracy", "model-layers"]
     nb.metadata["grader"]["variant"]["keeps"] = []
     nbformat.write(nb, untrained)
+    silent = run("calibrate", "-a", "mnist-mlp", "--runs", "1", "--data-dir", str(mnist_dir))
+    assert silent.returncode == 2  # refused before any run: no verdict on the timed check
+    assert ("untrained.ipynb: a wrong variant must say whether it loses or keeps each check of "
+            "the grader's own training (model-timed-training)") in " ".join(silent.stderr.split())
+    nb.metadata["grader"]["variant"]["keeps"] = ["model-timed-training"]
+    nbformat.write(nb, untrained)
     wrong = run("calibrate", "-a", "mnist-mlp", "--runs", "1", "--data-dir", str(mnist_dir))
     assert wrong.returncode == 3
     assert ("the wrong variant 'untrained' (compiled, never trained): model-layers passed, "
