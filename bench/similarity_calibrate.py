@@ -5,9 +5,10 @@
 Trains the reference design (reference/<id>/designs.json) with the grader's own training loop
 and budget (`[training]` of assignment.toml; `--epochs` trains longer, closer to the homework's
 own training, since that budget is sized for the timed check), once per seed, from the grader's
-subset, and prints each run's holdout accuracy and every pair's agreement (the share of holdout images both
-label the same). The similarity report's --similar-prediction-agreement must sit well above
-the highest of these: two students' models that agree more are very likely one model.
+subset, and prints each run's holdout accuracy and every pair's agreement (the share of holdout
+images both label the same). The similarity report's --similar-prediction-agreement must sit
+well above the highest of these: two students' models that agree more are very likely one
+model.
 """
 
 from __future__ import annotations

@@ -92,8 +92,9 @@ def load_all(assignment: Assignment) -> list[Variant]:
                                f"{', '.join(unknown)}")
         if meta.verdict is Verdict.WRONG and not meta.loses:
             raise VariantError(f"{path}: a wrong variant must name the checks it loses")
-        silent = [cid for cid in timed if meta.verdict is Verdict.WRONG and
-                  cid not in {*meta.loses, *meta.keeps, *meta.pending}]
+        stated = {*meta.loses, *meta.keeps, *meta.pending}
+        silent = [cid for cid in timed if cid not in stated] \
+            if meta.verdict is Verdict.WRONG else []
         if silent:
             raise VariantError(
                 f"{path}: a wrong variant must say whether it loses or keeps each check of the "
