@@ -30,7 +30,6 @@ for name, value in (("OMP_NUM_THREADS", "2"), ("TF_NUM_INTRAOP_THREADS", "2"),
     os.environ.setdefault(name, value)
 
 from grader import pipeline, assignment as spec  # noqa: E402
-from grader.scoring import DataMode  # noqa: E402
 from grader.measure.worker import _train_design  # noqa: E402  (the trusted side's training)
 
 
@@ -44,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     assignment = spec.load(args.assignment)
     design = assignment.designs()["objects"][args.object]
-    budget = assignment.training_for(DataMode.SUBSET)
+    budget = assignment.training
     epochs = args.epochs or budget.epochs
     labels = {}
     with tempfile.TemporaryDirectory() as tmp:

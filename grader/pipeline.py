@@ -59,6 +59,9 @@ class PreparedData:
     summary: dict[str, Any]
     sources: tuple[Path, ...] = ()  # where the full dataset (with holdout labels) lives
     mode: DataMode = DataMode.SUBSET
+    # What the grader trains designs on itself: the subset's training images in either mode
+    # (grader/data/split.py); the student's file in subset mode.
+    training_npz: str | None = None
 
     @property
     def holdout_id(self) -> str:
@@ -84,6 +87,10 @@ def prepare_data(assignment: Assignment, options: Options, folder: Path) -> Prep
                             holdout_secret=secret.value)
     path = folder / f"{spec.dataset}.npz"
     split.write_student_npz(path)
+    training = path
+    if DataMode(options.mode) is DataMode.FULL:
+        training = folder / f"{spec.dataset}-graders-training.npz"
+        split.write_graders_training_npz(training)
     summary = {"dataset": spec.dataset, "mode": options.mode,
                "seed": spec.seed, "train": int(len(split.train[1])),
                "test": int(len(split.test[1])), "holdout": int(len(split.holdout[1])),
@@ -93,7 +100,7 @@ def prepare_data(assignment: Assignment, options: Options, folder: Path) -> Prep
                "source": str(dataset.location.where)}
     images = holdout.perturb(split.holdout[0], secret.value)
     return PreparedData({spec.dataset: str(path)}, images, split.holdout[1], summary,
-                        (Path(dataset.location.where),), options.mode)
+                        (Path(dataset.location.where),), options.mode, str(training))
 
 
 def sandbox_mounts(options: Options, prepared: PreparedData, harvest_dir: Path
@@ -197,7 +204,7 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
         exported = [name for name, obj in objects.items() if obj.export is not None]
         if exported and worker is not None:
             t0 = time.monotonic()
-            _announce_measuring(options.progress, assignment, exported, options.mode)
+            _announce_measuring(options.progress, assignment, exported)
             measured, timed_bars, timed_costs = measure_models(
                 worker, exported, objects, assignment, prepared, images_path, seed,
                 notebook_node=loaded.node)
@@ -217,9 +224,9 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
 
 
 def _announce_measuring(progress: Progress | None, assignment: Assignment,
-                        exported: list[str], mode: DataMode) -> None:
+                        exported: list[str]) -> None:
     timed = sorted(timed_objects(assignment) & set(exported))
-    budget = assignment.training_for(mode)
+    budget = assignment.training
     if timed and budget:
         notify(progress, Phase.TRAINING, objects=timed, max_cpu_seconds=budget.max_cpu_seconds)
     else:
@@ -245,7 +252,8 @@ def _start_measuring(assignment: Assignment, prepared: PreparedData, images: Pat
     notebook is done; only for assignments that grade Keras models."""
     if images is None or not any(o.kind == "keras" for o in assignment.objects):
         return None
-    inputs = [images, harvest_dir, *(Path(p) for p in prepared.student_npz.values())]
+    inputs = [images, harvest_dir, *(Path(p) for p in prepared.student_npz.values()),
+              *([Path(prepared.training_npz)] if prepared.training_npz else [])]
     if room is not None:
         inputs.append(room.folder)
     mounts = None if kernel_mounts is None else \
@@ -285,7 +293,7 @@ def _room_inputs(assignment: Assignment, prepared: PreparedData, seed: int) -> r
     training = training_budget(assignment, prepared, seed)
     if training is None:  # a room starts only for an assignment whose grader trains
         raise GraderError("the Keras clean room has no training budget for this assignment")
-    wall = assignment.training_for(prepared.mode).wall_seconds_per_model
+    wall = assignment.training.wall_seconds_per_model
     return rooms.Inputs(Path(training["train_npz"]), training["n_classes"],
                         {**training, "wall_seconds": wall})
 
@@ -320,10 +328,11 @@ def _retrain_one(room: rooms.Rooms, worker: measure.Worker, nb: Any, name: str,
 
 def training_budget(assignment: Assignment, prepared: PreparedData, seed: int
                     ) -> dict[str, Any] | None:
-    """How the measuring process trains a design: the assignment's budget, on the student's
-    training split, from the grader's seed."""
-    budget = assignment.training_for(prepared.mode)
-    train_npz = next(iter(prepared.student_npz.values()), None)
+    """How the measuring process trains a design: the assignment's budget, on the subset's
+    training images in either data mode (its bars were calibrated there), from the grader's
+    seed."""
+    budget = assignment.training
+    train_npz = prepared.training_npz
     if not budget or not train_npz or prepared.holdout_labels is None:
         return None
     return {"train_npz": train_npz, "epochs": budget.epochs, "batch_size": budget.batch_size,
@@ -373,10 +382,11 @@ def measure_models(worker: measure.Worker, names: list[str],
                               f"them with: {environment.install_command('onnx')}")
     # An encoder is loaded before the classifier of its codes.
     names = sorted(names, key=lambda n: bool(getattr(specs[n].options, "encoder", None)))
-    budget = assignment.training_for(prepared.mode)
+    budget = assignment.training
     training = training_budget(assignment, prepared, seed)
     timed = [n for n in names if n in wanted]
-    data_key = f"{prepared.mode}-{prepared.holdout_id}"
+    # The reference design trains on the subset's images in either mode: one bar for both.
+    data_key = f"{DataMode.SUBSET}-{prepared.holdout_id}"
     have = baselines.known(assignment, timed, data_key, seed) if training else {}
     missing = baselines.requests(assignment, [n for n in timed if n not in have], {}) \
         if training else []

@@ -96,6 +96,37 @@ def test_full_mode_gives_everything_but_the_holdout(fashion):
     subset = data.make_split(fashion, **args)
     assert len(full.train[1]) == 58000 and len(full.test[1]) == 10000
     assert np.array_equal(full.holdout[0], subset.holdout[0])
+    # The grader's own training uses the subset's images in both modes.
+    for split in (full, subset):
+        assert np.array_equal(split.graders_training[0], subset.train[0])
+        assert np.array_equal(split.graders_training[1], subset.train[1])
+
+
+def test_the_graders_training_file_is_the_subset_in_full_mode(fashion, tmp_path, monkeypatch):
+    """Its bars were calibrated on the subset: with --full the notebook gets the whole split,
+    the grader's training still the subset's images, with the same budget."""
+    from grader import assignment as spec, pipeline
+
+    monkeypatch.setattr(data, "load", lambda name, data_dir=None: fashion)
+    assignment = spec.load("fashion-mlp")
+    prepared = {}
+    for mode in DataMode:
+        (tmp_path / mode).mkdir()
+        prepared[mode] = pipeline.prepare_data(assignment, pipeline.Options(mode=mode),
+                                               tmp_path / mode)
+    budgets = {mode: pipeline.training_budget(assignment, prepared[mode], 0) for mode in DataMode}
+    assert budgets[DataMode.SUBSET]["train_npz"] == prepared[DataMode.SUBSET].student_npz[
+        "fashion-mnist"]
+    with np.load(budgets[DataMode.FULL]["train_npz"], allow_pickle=False) as graders, \
+            np.load(budgets[DataMode.SUBSET]["train_npz"], allow_pickle=False) as subset, \
+            np.load(prepared[DataMode.FULL].student_npz["fashion-mnist"]) as student:
+        assert sorted(graders.files) == ["x_train", "y_train"]
+        assert np.array_equal(graders["x_train"], subset["x_train"])
+        assert np.array_equal(graders["y_train"], subset["y_train"])
+        assert len(student["y_train"]) == 58000
+    assert {k: v for k, v in budgets[DataMode.FULL].items() if k != "train_npz"} == \
+        {k: v for k, v in budgets[DataMode.SUBSET].items() if k != "train_npz"}
+    assert budgets[DataMode.FULL]["max_cpu_seconds"] == assignment.training.max_cpu_seconds
 
 
 def test_student_file_holds_no_holdout(fashion, tmp_path):

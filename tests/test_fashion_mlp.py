@@ -183,6 +183,13 @@ def test_grading_twice_gives_identical_scores(grade, assignment, data_dir, tmp_p
         first.models["model"].timed_training.loss
 
 
+MLP_CELL = ("from tensorflow import keras\n"
+            "model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(128, 'relu'),\n"
+            "                          keras.layers.Dense(64, 'relu'),\n"
+            "                          keras.layers.Dense(10, 'softmax')])\n"
+            "model.compile(optimizer='adam', loss='categorical_crossentropy')")
+
+
 def test_full_mode_serves_the_whole_training_split_minus_the_holdout(tmp_path, data_dir,
                                                                      assignment):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
@@ -190,18 +197,23 @@ def test_full_mode_serves_the_whole_training_split_minus_the_holdout(tmp_path, d
         "(xdev, ydev), (xtest, ytest) = fashion_mnist.load_data()\n"
         "assert xdev.shape == (58000, 28, 28) and xtest.shape == (10000, 28, 28), xdev.shape"),
         # Compiled, never fitted: the grader's own training of the design is what runs here.
-        nbformat.v4.new_code_cell(
-            "from tensorflow import keras\n"
-            "model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(128, 'relu'),\n"
-            "                          keras.layers.Dense(64, 'relu'),\n"
-            "                          keras.layers.Dense(10, 'softmax')])\n"
-            "model.compile(optimizer='adam', loss='categorical_crossentropy')")])
+        nbformat.v4.new_code_cell(MLP_CELL)])
     path = nf.write(nb, tmp_path / "full.ipynb")
     result = pipeline.grade(path, assignment, pipeline.Options(data_dir=data_dir, mode=DataMode.FULL))
     assert result.cell_errors == []
     assert result.data.mode == "full" and result.data.train == 58000
     assert result.data.holdout == 2000
-    # Its CPU cap is the subset's per training image: ~10 times as many images, ~10 times the cap.
+    # The grader's own training is the subset's in either mode, where its bar was calibrated:
+    # the same budget, the same images, so the very same result as in subset mode.
     timed = result.models["model"].timed_training
     assert timed.epochs_run == assignment.training.epochs and not timed.stopped_by_time
-    assert timed.cpu_cap == pytest.approx(assignment.training.max_cpu_seconds * 58000 / 6000)
+    assert timed.cpu_cap == assignment.training.max_cpu_seconds
+    subset_nb = nf.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(MLP_CELL)]),
+                         tmp_path / "subset.ipynb")
+    subset = pipeline.grade(subset_nb, assignment, pipeline.Options(data_dir=data_dir))
+    assert subset.data.mode == "subset"
+    assert subset.models["model"].timed_training.loss == timed.loss
+    full_check, subset_check = ({c.id: c for c in r.checks}["model-timed-training"]
+                                for r in (result, subset))
+    assert subset_check.details["accuracy"] == full_check.details["accuracy"]
+    assert subset_check.points == full_check.points == full_check.max_points

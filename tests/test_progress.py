@@ -24,7 +24,6 @@ from rich.console import Console
 
 from grader import pipeline, assignment as spec
 from grader.progress import Phase, TerminalProgress, describe, notify
-from grader.scoring import DataMode
 
 REPO = Path(__file__).resolve().parents[1]
 STARTER = REPO / "assignments" / "numpy-backprop" / "numpy-backprop.ipynb"
@@ -169,17 +168,12 @@ def test_piped_and_json_output_stay_clean(tmp_path):
 def test_the_graders_own_training_is_announced_with_its_budget():
     heard = []
     assignment = spec.load("fashion-mlp")
-    for mode in DataMode:  # with --full, the cap of the whole split's training
-        heard.clear()
-        pipeline._announce_measuring(lambda p, info: heard.append((p, info)), assignment,
-                                     ["model"], mode)
-        assert heard == [(Phase.TRAINING, {"objects": ["model"], "max_cpu_seconds":
-                                           assignment.training_for(mode).max_cpu_seconds})]
-    assert assignment.training_for(DataMode.FULL).max_cpu_seconds > \
-        assignment.training.max_cpu_seconds
+    pipeline._announce_measuring(lambda p, info: heard.append((p, info)), assignment, ["model"])
+    assert heard == [(Phase.TRAINING, {"objects": ["model"], "max_cpu_seconds":
+                                       assignment.training.max_cpu_seconds})]
     heard.clear()
     pipeline._announce_measuring(lambda p, info: heard.append((p, info)),
-                                 spec.load("autoassociator"), ["aanetwork"], DataMode.SUBSET)
+                                 spec.load("autoassociator"), ["aanetwork"])
     assert heard[0][0] in (Phase.MEASURE, Phase.TRAINING)
 
 

@@ -21,7 +21,6 @@ from typing import Any, NoReturn
 
 from .. import paths
 from . import tables as spec_format
-from ..scoring import DataMode
 
 
 class SpecError(Exception):
@@ -86,17 +85,6 @@ class Assignment:
     packages: tuple[str, ...] = ()
     # [environment] optional: packages they may import that an installation may lack (torch).
     optional_packages: tuple[str, ...] = ()
-
-    def training_for(self, mode: DataMode) -> TrainingSpec | None:
-        """The grader's training budget in a data mode. max_cpu_seconds is set for the subset;
-        with --full each epoch has the whole training split, and the cap grows with it (a fixed
-        cap cut a correct mnist-cnn design short on the full data and called it too slow)."""
-        if DataMode(mode) is not DataMode.FULL or self.training is None or self.data is None:
-            return self.training
-        from ..data.sources import DATASETS
-
-        whole = DATASETS[self.data.dataset].train_per_class - self.data.holdout_per_class
-        return self.training.scaled(whole / self.data.train_per_class)
 
     @property
     def max_score(self) -> float:

@@ -100,14 +100,11 @@ class TrainingTable(Table):
     # CPU seconds of the training process, not wall-clock: a busy machine must not change a
     # grade. A safety net far above any sound design's cost; training stops after the epoch
     # that passes it.
-    max_cpu_seconds: PositiveFloat = Field(600.0, description="CPU-seconds cap per model on the subset (a safety net: the budget is `epochs`); with --full it grows with the training images")
+    max_cpu_seconds: PositiveFloat = Field(
+        600.0, description="CPU-seconds cap per model (a safety net: the budget is `epochs`); "
+                           "the grader trains on the subset's images, with --full too")
     seed: NonNegativeInt = Field(0, description="the seed of the grader's starting weights")
     max_params: PositiveInt = Field(20_000_000, description="above this the grader declines")
-
-    def scaled(self, factor: float) -> TrainingTable:
-        """The same budget for `factor` times as many training images per epoch."""
-        return self.model_copy(update={
-            "max_cpu_seconds": self.max_cpu_seconds * max(1.0, factor)})
 
     @property
     def wall_seconds_per_model(self) -> float:

@@ -97,7 +97,7 @@ def worker_timeout(assignment: Assignment, grading: Options) -> float:
     kernel start, harvest, and the grader's timed training of each model."""
     notebook = grading.timeout or assignment.limits.notebook_timeout
     timed = sum(1 for c in assignment.checks if c.kind == "timed_training")
-    budget = assignment.training_for(grading.mode)
+    budget = assignment.training
     training = budget.wall_seconds_per_model * timed if budget else 0
     return notebook + 120 + 330 + training + 120
 

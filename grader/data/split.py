@@ -3,7 +3,8 @@
 Subset mode: `train_per_class` training and `test_per_class` test images per class. The holdout
 is `holdout_per_class` images per class from the *training* split, disjoint from what the
 notebook gets. Full mode gives the notebook everything except the holdout, so the holdout stays
-private either way.
+private either way. The grader's own training of a design uses the subset's training images in
+both modes (`graders_training`): its bars were calibrated there, and the check says so.
 
 The seed in assignment.toml, which students receive, fixes what the notebook gets. Which images
 form the holdout is fixed by a second, instructor-side secret (`holdout_secret`, from
@@ -30,11 +31,16 @@ class Split:
     train: Pair
     test: Pair
     holdout: Pair
+    graders_training: Pair  # the subset's training images, whatever the notebook gets
 
     def write_student_npz(self, path: Path) -> None:
         """What the notebook's load_data() returns; the holdout never goes in it."""
         np.savez(path, x_train=self.train[0], y_train=self.train[1],
                  x_test=self.test[0], y_test=self.test[1])
+
+    def write_graders_training_npz(self, path: Path) -> None:
+        """What the grader trains designs on itself (grader/training), in load_data()'s keys."""
+        np.savez(path, x_train=self.graders_training[0], y_train=self.graders_training[1])
 
 
 class SplitError(ValueError):
@@ -77,6 +83,7 @@ def make_split(dataset: Dataset, *, seed: int, train_per_class: int, test_per_cl
     holdout_idx, train_idx = _per_class(y_train, rng, [holdout_per_class, train_per_class])
     if holdout_secret:
         holdout_idx = _secret_holdout(y_train, train_idx, holdout_per_class, holdout_secret)
+    graders = (x_train[train_idx], y_train[train_idx])
     if DataMode(mode) is DataMode.FULL:
         train_idx = np.setdiff1d(np.arange(len(y_train)), holdout_idx)
         test_idx = np.arange(len(y_test))
@@ -84,4 +91,4 @@ def make_split(dataset: Dataset, *, seed: int, train_per_class: int, test_per_cl
         (test_idx,) = _per_class(y_test, rng, [test_per_class])
     return Split(train=(x_train[train_idx], y_train[train_idx]),
                  test=(x_test[test_idx], y_test[test_idx]),
-                 holdout=(x_train[holdout_idx], y_train[holdout_idx]))
+                 holdout=(x_train[holdout_idx], y_train[holdout_idx]), graders_training=graders)
