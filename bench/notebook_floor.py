@@ -1,7 +1,7 @@
 """Benchmark: the floor under any grader's time, against what `grader check` takes.
 
 Run by hand:  python3 bench/notebook_floor.py [--assignment fashion-mlp] [--runs 2]
-              [--peers-submission] [--data-dir DIR] [--cores N] [--class-size 100]
+              [--peers-submission] [--full] [--data-dir DIR] [--cores N] [--class-size 100]
 
 A notebook graded as written runs its own cells; no grader can take less than that. For each
 assignment this prints, per run and as medians:
@@ -9,7 +9,8 @@ assignment this prints, per run and as medians:
 - the reference solution's cells (with --peers-submission: the fashion-mlp submission that
   bench/peers.py grades with every tool) in such a kernel, served the grader's subset by the
   grader's own load_data() and with the grader's thread settings, nothing measured: wall seconds
-  and CPU seconds of the kernel process;
+  and CPU seconds of the kernel process (with --full: the whole dataset, as `grader check
+  --full` serves it);
 - `grader check` of the same notebook through the CLI: wall seconds and the CPU seconds the
   whole machine spent meanwhile (/proc/stat), so run it on an otherwise idle machine;
 and from the medians, the shortest time a class of --class-size such notebooks can take on
@@ -42,6 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from grader import pipeline, assignment as spec  # noqa: E402
+from grader.scoring import DataMode  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 # The numeric settings of the grader's kernel (grader/execution/runner.py kernel_env).
@@ -74,12 +76,13 @@ def bare_kernel_start() -> float:
     return seconds
 
 
-def cells_alone(notebook: Path, assignment: spec.Assignment, data_dir: Path | None
-                ) -> tuple[float, float, int]:
+def cells_alone(notebook: Path, assignment: spec.Assignment, data_dir: Path | None,
+                full: bool = False) -> tuple[float, float, int]:
     """Wall and CPU seconds of the notebook's cells, and how many raised an error."""
     with tempfile.TemporaryDirectory(prefix="grader-floor-") as tmp:
         folder = Path(tmp)
-        served = pipeline.prepare_data(assignment, pipeline.Options(data_dir=data_dir),
+        mode = DataMode.FULL if full else DataMode.SUBSET
+        served = pipeline.prepare_data(assignment, pipeline.Options(data_dir=data_dir, mode=mode),
                                        folder).student_npz
         nb = nbformat.read(notebook, as_version=4)
         serve = nbformat.v4.new_code_cell(
@@ -105,22 +108,23 @@ def cells_alone(notebook: Path, assignment: spec.Assignment, data_dir: Path | No
     return wall, cpu, errors
 
 
-def _cells_of(name: str, notebook: Path, data_dir: Path | None) -> tuple[float, float, int]:
-    return cells_alone(notebook, spec.load(name), data_dir)
+def _cells_of(name: str, notebook: Path, data_dir: Path | None, full: bool
+              ) -> tuple[float, float, int]:
+    return cells_alone(notebook, spec.load(name), data_dir, full)
 
 
-def cells_side_by_side(name: str, notebook: Path, data_dir: Path | None, count: int
+def cells_side_by_side(name: str, notebook: Path, data_dir: Path | None, count: int, full: bool
                        ) -> list[tuple[float, float, int]]:
     """`count` kernels at once, each running the notebook's cells: wall, CPU and errors of each."""
     with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(_cells_of, *zip(*[(name, notebook, data_dir)] * count)))
+        return list(pool.map(_cells_of, *zip(*[(name, notebook, data_dir, full)] * count)))
 
 
-def grader_check(notebook: Path, assignment: spec.Assignment, data_dir: Path | None
-                 ) -> tuple[float, float]:
+def grader_check(notebook: Path, assignment: spec.Assignment, data_dir: Path | None,
+                 full: bool = False) -> tuple[float, float]:
     """Wall seconds of `grader check` and the machine's busy CPU seconds meanwhile."""
     command = [sys.executable, "-m", "grader.cli", "check", str(notebook),
-               "--assignment", assignment.id]
+               "--assignment", assignment.id, *(["--full"] if full else [])]
     if data_dir:
         command += ["--data-dir", str(data_dir)]
     with tempfile.TemporaryDirectory(prefix="grader-floor-") as out:
@@ -145,14 +149,15 @@ def report(name: str, notebook: Path, args: argparse.Namespace) -> None:
     starts, cells, checks, side = [], [], [], []
     for run in range(1, args.runs + 1):
         starts.append(bare_kernel_start())
-        cells.append(cells_alone(notebook, assignment, args.data_dir))
-        checks.append(grader_check(notebook, assignment, args.data_dir))
+        cells.append(cells_alone(notebook, assignment, args.data_dir, args.full))
+        checks.append(grader_check(notebook, assignment, args.data_dir, args.full))
         (wall, cpu, errors), (check_wall, check_cpu) = cells[-1], checks[-1]
         print(f"{name} run {run}: bare kernel start {starts[-1]:.2f} s; cells alone "
               f"{wall:.2f} s, {cpu:.2f} CPU s ({errors} errors); grader check "
               f"{check_wall:.2f} s, {check_cpu:.2f} CPU s of the machine", flush=True)
         if args.side_by_side > 1:
-            together = cells_side_by_side(name, notebook, args.data_dir, args.side_by_side)
+            together = cells_side_by_side(name, notebook, args.data_dir, args.side_by_side,
+                                          args.full)
             side.extend(cpu for _, cpu, _ in together)
             print(f"{name} run {run}: {args.side_by_side} kernels side by side: " + "; ".join(
                 f"cells {w:.2f} s, {c:.2f} CPU s ({e} errors)" for w, c, e in together),
@@ -181,6 +186,8 @@ def main() -> None:
     parser.add_argument("--peers-submission", action="store_true",
                         help="bench/peers.py's fashion-mlp submission instead of the reference")
     parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--full", action="store_true",
+                        help="serve the whole dataset and run `grader check --full`")
     parser.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--class-size", type=int, default=100)
     parser.add_argument("--side-by-side", type=int, default=0, metavar="N",
