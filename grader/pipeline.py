@@ -252,8 +252,10 @@ def _start_measuring(assignment: Assignment, prepared: PreparedData, images: Pat
     notebook is done; only for assignments that grade Keras models."""
     if images is None or not any(o.kind == "keras" for o in assignment.objects):
         return None
-    inputs = [images, harvest_dir, *(Path(p) for p in prepared.student_npz.values()),
-              *([Path(prepared.training_npz)] if prepared.training_npz else [])]
+    inputs = [images, harvest_dir, *(Path(p) for p in prepared.student_npz.values())]
+    # In subset mode the grader's training file is the student's, already there.
+    if prepared.training_npz and Path(prepared.training_npz) not in inputs:
+        inputs.append(Path(prepared.training_npz))
     if room is not None:
         inputs.append(room.folder)
     mounts = None if kernel_mounts is None else \

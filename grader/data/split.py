@@ -83,12 +83,11 @@ def make_split(dataset: Dataset, *, seed: int, train_per_class: int, test_per_cl
     holdout_idx, train_idx = _per_class(y_train, rng, [holdout_per_class, train_per_class])
     if holdout_secret:
         holdout_idx = _secret_holdout(y_train, train_idx, holdout_per_class, holdout_secret)
-    graders = (x_train[train_idx], y_train[train_idx])
+    subset = (x_train[train_idx], y_train[train_idx])
     if DataMode(mode) is DataMode.FULL:
-        train_idx = np.setdiff1d(np.arange(len(y_train)), holdout_idx)
-        test_idx = np.arange(len(y_test))
+        whole = np.setdiff1d(np.arange(len(y_train)), holdout_idx)
+        train, test_idx = (x_train[whole], y_train[whole]), np.arange(len(y_test))
     else:
-        (test_idx,) = _per_class(y_test, rng, [test_per_class])
-    return Split(train=(x_train[train_idx], y_train[train_idx]),
-                 test=(x_test[test_idx], y_test[test_idx]),
-                 holdout=(x_train[holdout_idx], y_train[holdout_idx]), graders_training=graders)
+        train, (test_idx,) = subset, _per_class(y_test, rng, [test_per_class])
+    return Split(train=train, test=(x_test[test_idx], y_test[test_idx]),
+                 holdout=(x_train[holdout_idx], y_train[holdout_idx]), graders_training=subset)
