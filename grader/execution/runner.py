@@ -478,6 +478,10 @@ async def _kill(km: AsyncKernelManager, token: str) -> None:
     pgid = getattr(km.provisioner, "pgid", None) if km.provisioner else None
     try:
         if km.has_kernel:
+            # The tree is already killed. jupyter_client interrupts before it kills: by message,
+            # that is one more message the dead kernel never reads, and closing the sockets
+            # then waits out their 100 ms linger for it. A signal to a dead group costs nothing.
+            km.kernel_spec.interrupt_mode = "signal"
             await km.shutdown_kernel(now=True)
     except Exception:
         pass
