@@ -89,7 +89,7 @@ def _small_cnn():  # noqa: ANN202 - a Keras model
 
 
 def test_one_call_predicts_each_scaling_as_a_call_of_its_own(tmp_path):
-    """The three scalings go through one predict(); 257 images are not whole batches, so a batch
+    """The three scalings go through one pass; 257 images are not whole batches, so a batch
     holds the end of one scaling and the start of the next: each image's numbers are still its
     own, to float rounding."""
     from grader.data.model_inputs import SCALINGS
@@ -105,6 +105,29 @@ def test_one_call_predicts_each_scaling_as_a_call_of_its_own(tmp_path):
             alone = model.predict(transform(images).reshape((257, 28, 28, 1)), batch_size=256,
                                   verbose=0)
             np.testing.assert_allclose(saved[scaling], alone, rtol=1e-5, atol=1e-7)
+
+
+def test_predicting_batch_by_batch_is_predict_to_the_bit():
+    """The measuring process skips predict()'s tf.data pipeline; what it computes must not move
+    by a bit, or every calibrated bar and expected figure would: a CNN with dropout and batch
+    normalisation, a compiled one, and a last batch that is not whole."""
+    import keras
+
+    from grader.measure.worker import BATCH_ROWS, in_batches
+
+    keras.utils.set_random_seed(3)
+    cnn = keras.Sequential([
+        keras.Input((28, 28, 1)), keras.layers.Conv2D(4, 3, activation="relu"),
+        keras.layers.MaxPooling2D(), keras.layers.Dropout(0.3), keras.layers.Flatten(),
+        keras.layers.Dense(16), keras.layers.BatchNormalization(),
+        keras.layers.Activation("relu"), keras.layers.Dense(10, activation="softmax")])
+    images = np.random.default_rng(4).random((2 * BATCH_ROWS + 37, 28, 28, 1), dtype="float32")
+    for model in (cnn, _small_cnn()):
+        for compiled in (False, True):
+            if compiled:
+                model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+            expected = model.predict(images, batch_size=BATCH_ROWS, verbose=0)
+            np.testing.assert_array_equal(in_batches(model.predict_on_batch, images), expected)
 
 
 def test_a_model_that_cannot_predict_is_reported_per_scaling(tmp_path):
