@@ -110,10 +110,10 @@ def run_warm(assignment_id: str, children: int) -> None:
         print(json.dumps({**figures, "cpu": child_cpu(usage), "status": status}), flush=True)
 
 
-def measuring_env() -> dict[str, str]:
+def measuring_env(home: Path) -> dict[str, str]:
     from grader.measure import worker_env
 
-    env = worker_env(Path(tempfile.mkdtemp(prefix="warm-fork-home-")))
+    env = worker_env(home)
     env["PYTHONPATH"] = str(ROOT)
     return env
 
@@ -121,9 +121,10 @@ def measuring_env() -> dict[str, str]:
 def launch(mode: str, assignment_id: str, children: int) -> tuple[list[dict], float]:
     """A child of this script in `mode`; the JSON lines it printed and the CPU it took."""
     before = child_cpu(resource.getrusage(resource.RUSAGE_CHILDREN))
-    done = subprocess.run([sys.executable, __file__, "--role", mode, "--assignment",
-                           assignment_id, "--children", str(children)], env=measuring_env(),
-                          capture_output=True, text=True)
+    with tempfile.TemporaryDirectory(prefix="warm-fork-home-") as home:
+        done = subprocess.run([sys.executable, __file__, "--role", mode, "--assignment",
+                               assignment_id, "--children", str(children)],
+                              env=measuring_env(Path(home)), capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"the {mode} child failed (exit {done.returncode}): "
                  + "\n".join(done.stderr.strip().splitlines()[-5:]))
