@@ -93,6 +93,8 @@ def _add_grading_options(p: argparse.ArgumentParser) -> None:
     _add_data_dir(p)
     p.add_argument("--full", action="store_true", help="run on the whole dataset, not the subset")
     p.add_argument("--timeout", type=_seconds, help="whole-notebook time limit in seconds")
+    p.add_argument("--cell-timeout", type=_seconds, help="time limit in seconds for any one "
+                   "cell (a long fit in --full mode)")
     p.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
                    help="run the kernel in bubblewrap (auto: when available)")
 
@@ -101,7 +103,8 @@ def _grading_options(args: argparse.Namespace, **extra: Any) -> Options:
     """The options _add_grading_options declared, as the one typed value a grading carries:
     `--full` becomes the data mode here and stays that enum down to the measuring process."""
     return Options(data_dir=args.data_dir, mode=DataMode.FULL if args.full else DataMode.SUBSET,
-                   timeout=args.timeout, sandbox=args.sandbox, **extra)
+                   timeout=args.timeout, cell_timeout=args.cell_timeout,
+                   sandbox=args.sandbox, **extra)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -42,6 +42,7 @@ class Options(BaseModel):
     data_dir: Path | None = None
     mode: DataMode = DataMode.SUBSET
     timeout: float | None = None  # overrides the spec's whole-notebook timeout
+    cell_timeout: float | None = None  # overrides the spec's per-cell timeout
     sandbox: Literal["auto", "bwrap", "none"] = "auto"
     hidden: tuple[Path, ...] = ()  # more paths the kernel must not see (e.g. a batch's reports)
     # Hears of each phase (kernel start, each cell, harvest, measuring, scoring) to display it;
@@ -187,7 +188,8 @@ def execute_and_harvest(path: Path, assignment: Assignment, options: Options,
             head_start=_head_start(worker, room, assignment, loaded.node, prepared, images_path,
                                    harvest_dir, seed))
         times = TimeLimits.of(limits.cell_timeout, limits.notebook_timeout,
-                              assignment.folder / "assignment.toml", options.timeout)
+                              assignment.folder / "assignment.toml", options.timeout,
+                              options.cell_timeout)
         record = runner.execute(
             loaded.node, work, times=times, kernel=kernel,
             harvest_code=harvest_code(assignment, harvest_dir), mounts=mounts,

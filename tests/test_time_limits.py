@@ -48,6 +48,23 @@ def test_the_notebooks_limit_from_timeout_is_named_not_the_cells(tmp_path):
 
 
 @pytest.mark.slow
+def test_cell_timeout_sets_the_cells_limit_and_is_named(tmp_path):
+    """--cell-timeout replaces the spec's per-cell limit (60 s here): the sleeping cell stops
+    at 3 s, the message names the option, and the next cell still runs."""
+    path = notebook(tmp_path / "nb" / "a.ipynb", "x = 1", SLEEP, "y = 2")
+    out = tmp_path / "report"
+    code = cli.main(["check", str(path), "--out", str(out), "--cell-timeout", "3"])
+    assert code != 3  # not a grader error
+    result = json.loads((out / "result.json").read_text())
+    assert result["execution"]["status"] == "completed"
+    [error] = timeout_errors(result)
+    assert error["cell"] == 1
+    assert error["evalue"] == "cell In [2] ran past its 3 s per-cell limit (--cell-timeout 3)"
+    assert result["execution"]["time_limit"] == {"scope": "cell", "seconds": 3.0,
+                                                 "origin": "option", "source": "--cell-timeout 3"}
+
+
+@pytest.mark.slow
 def test_the_cells_limit_from_the_spec_is_named_and_the_rest_runs(tmp_path):
     base = spec.load("numpy-backprop")
     assignment = dataclasses.replace(base, limits=base.limits.model_copy(
@@ -79,3 +96,25 @@ def test_timeout_replaces_only_the_notebooks_limit():
     assert times.notebook.describe() == "its 120 s limit (--timeout 120)"
     spec_only = TimeLimits.of(300, 900, Path(TOML)).notebook
     assert spec_only.describe() == f"its 900 s limit ({TOML} [execution] notebook_timeout)"
+
+
+def test_cell_timeout_replaces_only_the_cells_limit():
+    """Above the spec's per-cell limit too: with --full, one 10-epoch fit on the whole dataset
+    outlasts any per-cell limit set for the subset, and --timeout alone cannot lift it."""
+    times = TimeLimits.of(600, 900, Path(TOML), option=3600, cell_option=3000)
+    assert times.cell == TimeLimit(Scope.CELL, 3000, Origin.OPTION, "--cell-timeout 3000")
+    assert times.notebook == TimeLimit(Scope.NOTEBOOK, 3600, Origin.OPTION, "--timeout 3600")
+    assert times.binding(3600).scope is Scope.CELL and times.binding(2000).scope is Scope.NOTEBOOK
+    assert times.cell.describe() == "its 3000 s per-cell limit (--cell-timeout 3000)"
+    assert TimeLimits.of(600, 900, Path(TOML), option=3600).cell.seconds == 600
+
+
+def test_the_cli_carries_both_time_limits_into_the_grading_options():
+    args = cli.build_parser().parse_args(
+        ["check", "a.ipynb", "--timeout", "3600", "--cell-timeout", "3000"])
+    options = cli._grading_options(args)
+    assert (options.timeout, options.cell_timeout) == (3600, 3000)
+    # A batch worker gets the options as JSON: the cell's limit must survive the trip.
+    assert pipeline.Options.model_validate_json(options.model_dump_json()).cell_timeout == 3000
+    grade = cli.build_parser().parse_args(["grade", "subs", "-a", "lenet5", "--cell-timeout", "9"])
+    assert cli._grading_options(grade).cell_timeout == 9

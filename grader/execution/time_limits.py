@@ -37,9 +37,10 @@ class TimeLimit:
     source: str  # where to change it: "--timeout 120", "assignments/x/assignment.toml …"
 
     @classmethod
-    def from_option(cls, seconds: float) -> TimeLimit:
-        """--timeout: the only option that sets a time limit, always the whole notebook's."""
-        return cls(Scope.NOTEBOOK, seconds, Origin.OPTION, f"--timeout {seconds:g}")
+    def from_option(cls, seconds: float, scope: Scope = Scope.NOTEBOOK) -> TimeLimit:
+        """--timeout (the whole notebook's) or --cell-timeout (any one cell's)."""
+        flag = "--timeout" if scope is Scope.NOTEBOOK else "--cell-timeout"
+        return cls(scope, seconds, Origin.OPTION, f"{flag} {seconds:g}")
 
     @classmethod
     def from_spec(cls, scope: Scope, seconds: float, toml: Path) -> TimeLimit:
@@ -63,11 +64,15 @@ class TimeLimits:
 
     @classmethod
     def of(cls, cell_seconds: float, notebook_seconds: float, toml: Path,
-           option: float | None = None) -> TimeLimits:
-        """The spec's two limits, the whole notebook's replaced by --timeout when given."""
+           option: float | None = None, cell_option: float | None = None) -> TimeLimits:
+        """The spec's two limits, each replaced by its option when given: --timeout alone
+        cannot let one long cell run (a 10-epoch fit on the full dataset), so the cell's
+        limit has an option of its own."""
         notebook = TimeLimit.from_option(option) if option else \
             TimeLimit.from_spec(Scope.NOTEBOOK, notebook_seconds, toml)
-        return cls(TimeLimit.from_spec(Scope.CELL, cell_seconds, toml), notebook)
+        cell = TimeLimit.from_option(cell_option, Scope.CELL) if cell_option else \
+            TimeLimit.from_spec(Scope.CELL, cell_seconds, toml)
+        return cls(cell, notebook)
 
     def binding(self, remaining: float) -> TimeLimit:
         """The limit that stops the next cell: the notebook's once less of it remains than a
