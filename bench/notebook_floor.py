@@ -25,6 +25,7 @@ above assumes a kernel's CPU is the same beside another as alone, which this mea
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import statistics
@@ -120,18 +121,28 @@ def cells_side_by_side(name: str, notebook: Path, data_dir: Path | None, count: 
         return list(pool.map(_cells_of, *zip(*[(name, notebook, data_dir, full)] * count)))
 
 
+# The cells alone run without a time limit; so does `grader check` here, or a fit longer than
+# the spec's per-cell limit (mnist-cnn's with --full on 2 cores) would be cut short and look fast.
+NO_LIMIT = ["--timeout", "86400", "--cell-timeout", "86400"]
+
+
 def grader_check(notebook: Path, assignment: spec.Assignment, data_dir: Path | None,
                  full: bool = False) -> tuple[float, float]:
-    """Wall seconds of `grader check` and the machine's busy CPU seconds meanwhile."""
+    """Wall seconds of `grader check` and the machine's busy CPU seconds meanwhile; exits if
+    the notebook did not run to its end, since such a time is no grader's cost."""
     command = [sys.executable, "-m", "grader.cli", "check", str(notebook),
-               "--assignment", assignment.id, *(["--full"] if full else [])]
+               "--assignment", assignment.id, *NO_LIMIT, *(["--full"] if full else [])]
     if data_dir:
         command += ["--data-dir", str(data_dir)]
     with tempfile.TemporaryDirectory(prefix="grader-floor-") as out:
         busy, started = machine_busy(), time.monotonic()
         subprocess.run([*command, "--out", out], cwd=REPO, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        return time.monotonic() - started, machine_busy() - busy
+        seconds, cpu = time.monotonic() - started, machine_busy() - busy
+        execution = json.loads((Path(out) / "result.json").read_text())["execution"]
+    if execution.get("status") != "completed":
+        sys.exit(f"grader check did not run {notebook.name} to its end: {execution}")
+    return seconds, cpu
 
 
 def peers_submission(folder: Path) -> Path:
