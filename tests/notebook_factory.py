@@ -848,11 +848,14 @@ VARIANTS = {
             "the style of PyTorch's own tutorials")),
         "pytorch-sigmoid-32": (mlp_pytorch_sigmoid_32, _meta(
             "PyTorch: Linear(128 → 32) + Sigmoid instead of Linear(128 → 64) + ReLU", "wrong",
-            loses=("model-layers", "model-activations", "model-shapes", "model-params"),
-            # Its design learns, more slowly than the reference's: after 5 epochs it clears the
-            # timed bar by a hair (0.783 against 0.782 here), after 2 it does not.
-            keeps=("model-accuracy", "model-loss", "model-optimizer",
-                   "model-timed-training"))),
+            # Its design learns, more slowly than the reference's, and the grader's PyTorch
+            # training of it sits at the timed bar, on either side by CPU: after 5 epochs it
+            # cleared the bar by a hair on the machine this was first recorded on (0.783
+            # against 0.782), and falls short here, an AMD EPYC (0.770 against 0.783, the Keras
+            # reference trained to 0.831): partial credit. The verdict is this machine's.
+            loses=("model-layers", "model-activations", "model-shapes", "model-params",
+                   "model-timed-training"),
+            keeps=("model-accuracy", "model-loss", "model-optimizer"))),
         "lecture-mlp-300-100": (mlp_300_100_10, _meta(
             "the lecture's 300-100-10 network instead of 128-64-10", "wrong",
             loses=("model-layers", "model-shapes", "model-params"),

@@ -280,7 +280,8 @@ def test_pytorch_sigmoid_32_loses_the_layer_checks(grade_variant):
     assert "layer 2 (Linear(128 → 32)): expected relu, found sigmoid" in \
         checks["model-activations"].message
     assert "expected 109,386 parameters, found 104,938" in checks["model-params"].message
-    assert checks["model-timed-training"].status in ("passed", "failed")  # scored either way
+    # Scored, whichever side of the bar: never the grader's own failure to train the design.
+    assert checks["model-timed-training"].status in ("passed", "partial", "failed")
     print("pytorch-sigmoid-32:", {c.id: (c.status, c.points, c.message[:120])
                                   for c in result.checks}, result.timings)
 
